@@ -1,0 +1,290 @@
+"""Grammar-aware masking: which tokens may come next, so every sampled sequence decodes.
+
+The grammar is a small state machine over the sequence layout of ``engine.tokenizer``::
+
+    BOS cond*6 (Track_Start Program Register (Bar TimeSig (Position (Pitch Duration)+)*)+
+    Track_End){voices} EOS
+
+with these extra rules, all checked by ``tests/test_grammar.py`` on real corpus windows:
+
+- conditions come in fixed order, each from its own category (or forced to a given value);
+- positions strictly increase inside a bar and stay inside the bar of the current meter
+  (a pitch may sound twice at one position with different durations: piano music does);
+- every track after the first has exactly as many bars as the first, with the same time
+  signature bar by bar; the number of tracks equals the ``Voices`` condition;
+- a plan (``TrackPlan``) can force whole parts of tracks: a program, a register, bars to
+  copy before and after the freely generated ones, and how many bars to generate.
+
+``allowed()`` returns a boolean mask over the vocabulary; ``feed(token)`` advances.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.tokenizer import CONDITION_ORDER, CONDITION_PREFIX, ScoreTokenizer
+
+
+class GrammarError(ValueError):
+    """A token sequence that breaks the grammar (a bug, or a bad prompt)."""
+
+
+@dataclass
+class TrackPlan:
+    """What is fixed about one track before generation.
+
+    ``prefix`` / ``suffix`` are bars (lists of token ids, each starting with Bar) copied
+    verbatim before / after ``free_bars`` generated bars.  ``free_bars=None`` lets the model
+    decide how many bars (first track only; later tracks follow the first).
+    """
+
+    program: int | None = None
+    register: int | None = None
+    prefix: list[list[int]] = field(default_factory=list)
+    free_bars: int | None = None
+    suffix: list[list[int]] = field(default_factory=list)
+    pitch_range: tuple[int, int] | None = None  # inclusive MIDI range for generated notes
+
+
+class ScoreGrammar:
+    """Incremental validity mask for one sequence."""
+
+    def __init__(
+        self,
+        tokenizer: ScoreTokenizer,
+        *,
+        conditions: dict[str, str] | None = None,
+        plans: Sequence[TrackPlan] | None = None,
+        meter: str | None = None,
+        max_bars: int = 512,
+    ):
+        self.tok = tok = tokenizer
+        self.V = len(tok)
+        self.forced_conditions = {
+            c: tok.condition_id(c, v) for c, v in (conditions or {}).items() if v is not None
+        }
+        self.plans = list(plans or [])
+        # A requested meter holds for every bar (corpus pieces may change meter).
+        meter = meter or (conditions or {}).get("meter")
+        self.meter_id = tok.timesig_id(meter) if meter else None
+        self.max_bars = max_bars
+        k = tok.ids_of_kind
+        self.cond_ids = {c: k(CONDITION_PREFIX[c]) for c in CONDITION_ORDER}
+        self.program_ids = k("Program")
+        self.register_ids = k("Register")
+        self.timesig_ids = k("TimeSig")
+        self.position_ids = k("Position")
+        self.pitch_ids = k("Pitch")
+        self.duration_ids = k("Duration")
+        self.position_value = {int(i): int(tok.value(i)) for i in self.position_ids}
+        self.pitch_value = {int(i): int(tok.value(i)) for i in self.pitch_ids}
+        self.voices_value = {int(i): int(tok.value(i)) for i in self.cond_ids["voices"]}
+        # state
+        self.tokens: list[int] = []
+        self.state = "bos"
+        self.cond_index = 0
+        self.voices: int | None = None
+        self.track = -1
+        self.bar_meters: list[int] = []  # TimeSig id of each bar of the first track
+        self.bars_in_track = 0
+        self.bar_len = 0
+        self.position = -1
+        self.forced: list[int] = []  # queued tokens that must come next
+        self.sealed = False  # the current bar was copied from the plan: no notes may be added
+        self.done = False
+
+    # ---- plan helpers -----------------------------------------------------------------------
+    def _plan(self) -> TrackPlan:
+        return self.plans[self.track] if 0 <= self.track < len(self.plans) else TrackPlan()
+
+    def _target_bars(self) -> int | None:
+        """Total bars this track must have, or None if the model decides (first track)."""
+        if self.track > 0 and self.bar_meters:
+            return len(self.bar_meters)
+        p = self._plan()
+        if p.free_bars is None:
+            return None
+        return len(p.prefix) + p.free_bars + len(p.suffix)
+
+    def _free_end(self) -> int | None:
+        """Bar count after which the plan's suffix starts (None: no fixed end)."""
+        p = self._plan()
+        target = self._target_bars()
+        if target is None:
+            return None
+        return target - len(p.suffix)
+
+    # ---- the mask ---------------------------------------------------------------------------
+    def _mask(self, ids) -> np.ndarray:
+        m = np.zeros(self.V, dtype=bool)
+        m[ids] = True
+        return m
+
+    def allowed(self) -> np.ndarray:
+        """Boolean mask [V] of the tokens that may come next."""
+        tok = self.tok
+        if self.done:
+            raise GrammarError("the sequence is complete")
+        if self.forced:
+            return self._mask([self.forced[0]])
+        s = self.state
+        if s == "bos":
+            return self._mask([tok.bos_id])
+        if s == "cond":
+            cat = CONDITION_ORDER[self.cond_index]
+            if cat in self.forced_conditions:
+                return self._mask([self.forced_conditions[cat]])
+            ids = self.cond_ids[cat]
+            if cat == "voices" and self.plans:
+                ids = [i for i in ids if self.voices_value[int(i)] >= len(self.plans)]
+            return self._mask(ids)
+        if s == "track_start":
+            if self.voices is not None and self.track + 1 >= self.voices:
+                return self._mask([tok.eos_id])
+            return self._mask([tok.track_start_id])
+        if s == "program":
+            p = self._plan().program
+            return self._mask([tok.program_id(p)] if p is not None else self.program_ids)
+        if s == "register":
+            r = self._plan().register
+            return self._mask([tok.register_id(r)] if r is not None else self.register_ids)
+        if s == "first_bar":
+            return self._mask([tok.bar_id])
+        if s == "timesig":
+            if self.track > 0 and self.bars_in_track <= len(self.bar_meters):
+                return self._mask([self.bar_meters[self.bars_in_track - 1]])
+            if self.meter_id is not None:
+                return self._mask([self.meter_id])
+            return self._mask(self.timesig_ids)
+        if s == "pitch":
+            ids = list(self.pitch_ids)
+            pr = self._plan().pitch_range
+            if pr is not None:
+                inside = [i for i in ids if pr[0] <= self.pitch_value[int(i)] <= pr[1]]
+                ids = inside or ids
+            return self._mask(ids)
+        if s == "duration":
+            return self._mask(self.duration_ids)
+        if s == "event":  # after TimeSig or Duration: more notes, next bar, or end of track
+            if self.sealed:
+                return self._mask(self._boundary_tokens())
+            m = np.zeros(self.V, dtype=bool)
+            if self.position >= 0:  # another note at the same position
+                m |= self.allowed_pitch_mask()
+            m[
+                [
+                    i
+                    for i in self.position_ids
+                    if self.position < self.position_value[int(i)] < self.bar_len
+                ]
+            ] = True
+            m[self._boundary_tokens()] = True
+            return m
+        raise GrammarError(f"unknown grammar state {s!r}")
+
+    def allowed_pitch_mask(self) -> np.ndarray:
+        saved = self.state
+        self.state = "pitch"
+        try:
+            return self.allowed()
+        finally:
+            self.state = saved
+
+    def _boundary_tokens(self) -> list[int]:
+        """Tokens that may close the current bar: next Bar, the plan's suffix, Track_End."""
+        tok = self.tok
+        free_end = self._free_end()
+        target = self._target_bars()
+        n = self.bars_in_track
+        if free_end is not None and n == free_end:
+            suffix = self._plan().suffix
+            return [suffix[0][0]] if suffix else [tok.track_end_id]
+        out = []
+        if target is None:
+            if n < self.max_bars:
+                out.append(tok.bar_id)
+            out.append(tok.track_end_id)
+        elif n < target:
+            out.append(tok.bar_id)
+        else:
+            out.append(tok.track_end_id)
+        return out
+
+    # ---- advancing --------------------------------------------------------------------------
+    def feed(self, token: int) -> None:
+        """Advance by one token; raise GrammarError if it was not allowed."""
+        token = int(token)
+        if not self.allowed()[token]:
+            raise GrammarError(
+                f"token {self.tok.tokens[token]!r} not allowed here (state {self.state})"
+            )
+        self.tokens.append(token)
+        was_forced = bool(self.forced)
+        if was_forced:
+            self.forced.pop(0)
+        self._advance(token)
+        if was_forced and not self.forced:
+            self.sealed = True
+
+    def _advance(self, token: int) -> None:
+        tok = self.tok
+        kind = tok.kind(token)
+        s = self.state
+        if s == "bos":
+            self.state = "cond"
+        elif s == "cond":
+            if kind == "Voices":
+                self.voices = self.voices_value[token]
+            self.cond_index += 1
+            if self.cond_index == len(CONDITION_ORDER):
+                self.state = "track_start"
+        elif s == "track_start":
+            if token == tok.eos_id:
+                self.done = True
+            else:
+                self.track += 1
+                self.bars_in_track = 0
+                self.state = "program"
+        elif s == "program":
+            self.state = "register"
+        elif s == "register":
+            prefix = self._plan().prefix
+            if prefix:
+                self.forced = [t for bar in prefix for t in bar]
+            self.state = "first_bar"
+        elif kind == "Bar":
+            self._start_bar()
+        elif s == "timesig":
+            self.bar_len = tok.bar_positions(token)
+            if self.track == 0 and len(self.bar_meters) < self.bars_in_track:
+                self.bar_meters.append(token)
+            self.state = "event"
+        elif kind == "Position":
+            self.position = self.position_value[token]
+            self.state = "pitch"
+        elif kind == "Pitch":
+            self.state = "duration"
+        elif kind == "Duration":
+            self.state = "event"
+        elif token == tok.track_end_id:
+            self.state = "track_start"
+        else:
+            raise GrammarError(f"unexpected token {tok.tokens[token]!r}")
+
+    def _start_bar(self) -> None:
+        self.sealed = False
+        self.bars_in_track += 1
+        self.position = -1
+        self.state = "timesig"
+        free_end = self._free_end()
+        suffix = self._plan().suffix
+        if suffix and free_end is not None and self.bars_in_track == free_end + 1:
+            # The model closed the generated bars with the suffix's first Bar: copy the rest.
+            self.forced = [t for t in suffix[0][1:]] + [t for bar in suffix[1:] for t in bar]
+
+    def feed_all(self, tokens: Sequence[int]) -> None:
+        for t in tokens:
+            self.feed(t)

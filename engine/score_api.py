@@ -1,0 +1,621 @@
+"""Python API of the symbolic score model.
+
+>>> from engine.score_api import load
+>>> model = load("score-base")                      # ships inside the package
+>>> piece = model.generate(style="chorale", key="G", mode="major", bars=8, seed=1)
+>>> piece.save_midi("chorale.mid")
+>>> satb = model.add_tracks("melody.mid", parts=["alto", "tenor", "bass"], style="chorale")
+>>> longer = model.continue_score("sketch.mid", bars=4)
+>>> varied = model.regenerate_bars("piece.mid", start_bar=4, end_bar=5)
+
+Every call takes keyword-only parameters with named defaults and returns a
+:class:`GeneratedScore` (a symusic score plus the tokens and settings that made it).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from symusic import KeySignature, Score
+
+from engine.grammar import GrammarError, ScoreGrammar, TrackPlan
+from engine.tokenizer import (
+    CONDITION_VALUES,
+    MAX_VOICES,
+    METERS,
+    REGISTER_NAMES,
+    STYLES,
+    TEMPO_BAND_DEFAULT_BPM,
+    TONICS,
+    ScoreTokenizer,
+    TokenizerError,
+    Track,
+    register_of,
+    tempo_band,
+    tonic_index,
+)
+
+MODELS_DIR = Path(__file__).parent / "assets" / "models"
+DEFAULT_MODEL = "score-base"
+DEFAULT_TEMPERATURE = 0.9
+DEFAULT_TOP_K = 0
+DEFAULT_TOP_P = 0.95
+DEFAULT_BARS = 8
+DEFAULT_SEED = 0
+MAX_BARS = 64
+MIN_TEMPO_BPM = 20.0
+MAX_TEMPO_BPM = 300.0
+VOCAL_PROGRAMS = (52, 53, 54)
+# Part names accepted by add_tracks → register index (see engine.tokenizer.REGISTER_NAMES).
+PART_REGISTERS = {
+    "soprano": 4,
+    "melody": 4,
+    "alto": 3,
+    "tenor": 2,
+    "bass": 1,
+    "bassline": 1,
+    "high": 5,
+    "low": 0,
+}
+
+ProgressFn = Callable[[int, int], None]
+
+
+class ScoreModelError(ValueError):
+    """A user-facing problem: a bad parameter, file or model name."""
+
+
+@dataclass
+class GeneratedScore:
+    """The result of a generation call."""
+
+    score: Score
+    tokens: list[int]
+    conditions: dict[str, str]
+    finish_reason: str
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def num_tracks(self) -> int:
+        return len(self.score.tracks)
+
+    def to_midi_bytes(self) -> bytes:
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / "out.mid"
+            self.score.dump_midi(path)
+            return path.read_bytes()
+
+    def save_midi(self, path: str | Path) -> Path:
+        """Write a standard MIDI file atomically; return its path."""
+        path = Path(path)
+        data = self.to_midi_bytes()
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+
+def available_models() -> list[str]:
+    if not MODELS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in MODELS_DIR.iterdir() if (p / "config.json").is_file())
+
+
+def resolve_model_path(name_or_path: str | Path) -> Path:
+    p = Path(name_or_path)
+    if (p / "config.json").is_file():
+        return p
+    if (MODELS_DIR / str(name_or_path) / "config.json").is_file():
+        return MODELS_DIR / str(name_or_path)
+    known = available_models()
+    import difflib
+
+    near = difflib.get_close_matches(str(name_or_path), known, n=3)
+    hint = (
+        f"; did you mean {', '.join(near)}?" if near else f"; known: {', '.join(known) or 'none'}"
+    )
+    raise ScoreModelError(f"unknown score model {str(name_or_path)!r}{hint}")
+
+
+def load(name_or_path: str | Path = DEFAULT_MODEL) -> ScoreModel:
+    """Load a score model by name (``"score-base"``) or from a model folder."""
+    return ScoreModel.load(name_or_path)
+
+
+def read_midi(source: str | Path | Score | bytes) -> Score:
+    """A symusic Score from a path, MIDI bytes or a Score; clear errors for bad files."""
+    if isinstance(source, Score):
+        return source
+    try:
+        if isinstance(source, bytes):
+            score = Score.from_midi(source)
+        else:
+            path = Path(source)
+            if not path.is_file():
+                raise ScoreModelError(f"{path}: no such file")
+            if path.stat().st_size == 0:
+                raise ScoreModelError(f"{path}: the file is empty")
+            head = path.read_bytes()[:4]
+            if head != b"MThd":
+                raise ScoreModelError(f"{path}: not a MIDI file (it does not start with MThd)")
+            score = Score(path)
+    except ScoreModelError:
+        raise
+    except Exception as e:  # symusic raises RuntimeError/ValueError on corrupt data
+        raise ScoreModelError(
+            f"{source if not isinstance(source, bytes) else 'MIDI data'}: corrupt MIDI file ({e})"
+        ) from None
+    if score.note_num() == 0:
+        raise ScoreModelError("the MIDI file has no notes")
+    return score
+
+
+class ScoreModel:
+    """A loaded score model: MLX weights plus its tokenizer."""
+
+    def __init__(self, model, config: dict, tokenizer: ScoreTokenizer, path: Path | None = None):
+        self.model = model
+        self.config = config
+        self.tokenizer = tokenizer
+        self.path = path
+        self.context = int(config.get("max_position_embeddings", 1024))
+
+    @classmethod
+    def load(cls, name_or_path: str | Path = DEFAULT_MODEL) -> ScoreModel:
+        from engine.models import load_model
+
+        path = resolve_model_path(name_or_path)
+        model, config = load_model(path)
+        return cls(model, config, ScoreTokenizer.load(path / "tokenizer"), path)
+
+    # ---- public calls ------------------------------------------------------------------------
+    def generate(
+        self,
+        *,
+        style: str | None = None,
+        key: str | None = None,
+        mode: str | None = None,
+        meter: str | None = None,
+        tempo_bpm: float | None = None,
+        voices: int | None = None,
+        programs: Sequence[int] | None = None,
+        bars: int = DEFAULT_BARS,
+        temperature: float = DEFAULT_TEMPERATURE,
+        top_k: int = DEFAULT_TOP_K,
+        top_p: float = DEFAULT_TOP_P,
+        seed: int = DEFAULT_SEED,
+        progress: ProgressFn | None = None,
+    ) -> GeneratedScore:
+        """A new piece from condition tokens alone. Unset conditions are chosen by the model."""
+        _check_bars(bars)
+        if programs is not None:
+            if voices is not None and voices != len(programs):
+                raise ScoreModelError(
+                    f"{voices} voices but {len(programs)} programs; give one program per voice"
+                )
+            voices = len(programs)
+        conditions = self._conditions(style, key, mode, meter, tempo_bpm, voices)
+        n = int(conditions["voices"]) if "voices" in conditions else MAX_VOICES
+        plans = [
+            TrackPlan(program=(programs[i] if programs else None), free_bars=bars) for i in range(n)
+        ]
+        if "voices" not in conditions:
+            plans = [TrackPlan(program=None, free_bars=bars)]
+        result = self._run(
+            conditions,
+            plans,
+            meter,
+            tempo_bpm,
+            self._sampling(temperature, top_k, top_p, seed),
+            progress,
+        )
+        _sort_tracks_by_pitch(result.score)
+        return result
+
+    def continue_score(
+        self,
+        prefix: str | Path | Score | bytes,
+        *,
+        bars: int = 4,
+        style: str | None = None,
+        temperature: float = DEFAULT_TEMPERATURE,
+        top_k: int = DEFAULT_TOP_K,
+        top_p: float = DEFAULT_TOP_P,
+        seed: int = DEFAULT_SEED,
+        progress: ProgressFn | None = None,
+    ) -> GeneratedScore:
+        """The given music followed by ``bars`` new bars in every track (same key, meter)."""
+        _check_bars(bars)
+        score = read_midi(prefix)
+        piece_tracks, info = self._encode_input(score)
+        keep = self._bars_that_fit(piece_tracks, extra_bars=bars)
+        plans = [
+            TrackPlan(
+                program=t.program,
+                register=self.tokenizer.track_register(t.bars),
+                prefix=t.bars[-keep:],
+                free_bars=bars,
+            )
+            for t in piece_tracks
+        ]
+        conditions = self._conditions(
+            style, info["key"], info["mode"], info["meter"], info["tempo_bpm"], len(piece_tracks)
+        )
+        result = self._run(
+            conditions,
+            plans,
+            None,
+            info["tempo_bpm"],
+            self._sampling(temperature, top_k, top_p, seed),
+            progress,
+        )
+        result.settings.update(prefix_bars_used=keep, prefix_bars=len(piece_tracks[0].bars))
+        if keep < len(piece_tracks[0].bars):
+            result.score = _join_prefix(score, result.score, len(piece_tracks[0].bars) - keep)
+        _copy_names(score, result.score)
+        return result
+
+    def add_tracks(
+        self,
+        existing: str | Path | Score | bytes,
+        *,
+        parts: Sequence[str] = ("alto", "tenor", "bass"),
+        programs: Sequence[int] | None = None,
+        style: str | None = None,
+        temperature: float = DEFAULT_TEMPERATURE,
+        top_k: int = DEFAULT_TOP_K,
+        top_p: float = DEFAULT_TOP_P,
+        seed: int = DEFAULT_SEED,
+        progress: ProgressFn | None = None,
+    ) -> GeneratedScore:
+        """New tracks written against the given ones (e.g. alto, tenor, bass under a soprano).
+
+        ``parts`` names the register of each new track (soprano, alto, tenor, bass, melody,
+        bassline, high, low); ``programs`` their General MIDI programs (default: the program
+        of the first given track).  The given tracks are kept note for note.
+        """
+        if not parts:
+            raise ScoreModelError("add_tracks needs at least one part to add")
+        unknown = [p for p in parts if p not in PART_REGISTERS]
+        if unknown:
+            raise ScoreModelError(
+                f"unknown part {unknown[0]!r}; use one of {', '.join(PART_REGISTERS)}"
+            )
+        if programs is not None and len(programs) != len(parts):
+            raise ScoreModelError(f"{len(parts)} parts but {len(programs)} programs")
+        score = read_midi(existing)
+        given, info = self._encode_input(score)
+        if len(given) + len(parts) > MAX_VOICES:
+            raise ScoreModelError(
+                f"{len(given)} given + {len(parts)} new tracks is more than {MAX_VOICES} voices"
+            )
+        nbars = len(given[0].bars)
+        plans = [
+            TrackPlan(
+                program=t.program,
+                register=self.tokenizer.track_register(t.bars),
+                prefix=t.bars,
+                free_bars=0,
+            )
+            for t in given
+        ]
+        for i, part in enumerate(parts):
+            prog = programs[i] if programs is not None else given[0].program
+            plans.append(TrackPlan(program=prog, register=PART_REGISTERS[part], free_bars=nbars))
+        conditions = self._conditions(
+            style, info["key"], info["mode"], info["meter"], info["tempo_bpm"], len(plans)
+        )
+        self._check_fits(given, len(parts))
+        result = self._run(
+            conditions,
+            plans,
+            None,
+            info["tempo_bpm"],
+            self._sampling(temperature, top_k, top_p, seed),
+            progress,
+        )
+        _copy_names(score, result.score)
+        _sort_tracks_by_pitch(result.score)
+        return result
+
+    def regenerate_bars(
+        self,
+        source: str | Path | Score | bytes,
+        *,
+        start_bar: int,
+        end_bar: int,
+        tracks: Sequence[int] | None = None,
+        style: str | None = None,
+        temperature: float = DEFAULT_TEMPERATURE,
+        top_k: int = DEFAULT_TOP_K,
+        top_p: float = DEFAULT_TOP_P,
+        seed: int = DEFAULT_SEED,
+        progress: ProgressFn | None = None,
+    ) -> GeneratedScore:
+        """Rewrite bars ``start_bar..end_bar`` (0-based, inclusive) of some tracks; keep the rest.
+
+        Each regenerated track is written after all kept tracks, so it hears them in full,
+        including the bars after ``end_bar``; its own later bars are copied back unchanged.
+        """
+        score = read_midi(source)
+        given, info = self._encode_input(score)
+        nbars = len(given[0].bars)
+        if not 0 <= start_bar <= end_bar < nbars:
+            raise ScoreModelError(
+                f"bars {start_bar}..{end_bar} are outside the piece (bars 0..{nbars - 1})"
+            )
+        chosen = list(range(len(given))) if tracks is None else list(tracks)
+        bad = [t for t in chosen if not 0 <= t < len(given)]
+        if bad or not chosen:
+            raise ScoreModelError(
+                f"track {bad[0] if bad else '(none)'} does not exist; the "
+                f"piece has tracks 0..{len(given) - 1}"
+            )
+        order = [i for i in range(len(given)) if i not in chosen] + chosen
+        plans = []
+        for i in order:
+            t = given[i]
+            plan = TrackPlan(program=t.program, register=self.tokenizer.track_register(t.bars))
+            if i in chosen:
+                plan.prefix = t.bars[:start_bar]
+                plan.free_bars = end_bar - start_bar + 1
+                plan.suffix = t.bars[end_bar + 1 :]
+            else:
+                plan.prefix, plan.free_bars = t.bars, 0
+            plans.append(plan)
+        self._check_fits(given, 0)
+        conditions = self._conditions(
+            style, info["key"], info["mode"], info["meter"], info["tempo_bpm"], len(given)
+        )
+        result = self._run(
+            conditions,
+            plans,
+            None,
+            info["tempo_bpm"],
+            self._sampling(temperature, top_k, top_p, seed),
+            progress,
+        )
+        inverse = [order.index(i) for i in range(len(given))]
+        result.score.tracks = [result.score.tracks[j] for j in inverse]
+        _copy_names(score, result.score)
+        result.settings.update(start_bar=start_bar, end_bar=end_bar, tracks=chosen)
+        return result
+
+    # ---- internals ---------------------------------------------------------------------------
+    def _sampling(self, temperature: float, top_k: int, top_p: float, seed: int) -> dict:
+        if not 0 <= temperature <= 5:
+            raise ScoreModelError(f"temperature {temperature} is outside 0..5")
+        if top_k < 0 or top_k > len(self.tokenizer):
+            raise ScoreModelError(f"top_k {top_k} is outside 0..{len(self.tokenizer)}")
+        if not 0 < top_p <= 1:
+            raise ScoreModelError(f"top_p {top_p} is outside (0, 1]")
+        if not isinstance(seed, int) or seed < 0:
+            raise ScoreModelError(f"seed {seed!r} must be a non-negative integer")
+        return {"temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}
+
+    def _conditions(self, style, key, mode, meter, tempo_bpm, voices) -> dict[str, str]:
+        c: dict[str, str] = {}
+        if style is not None:
+            if style not in STYLES:
+                import difflib
+
+                near = difflib.get_close_matches(style, STYLES, n=2)
+                hint = f"did you mean {' or '.join(near)}? " if near else ""
+                raise ScoreModelError(
+                    f"unknown style {style!r}; {hint}known styles: {', '.join(STYLES)}"
+                )
+            c["style"] = style
+        if key is not None:
+            try:
+                c["key"] = TONICS[tonic_index(key)]
+            except TokenizerError as e:
+                raise ScoreModelError(str(e)) from None
+        if mode is not None:
+            if mode not in CONDITION_VALUES["mode"]:
+                raise ScoreModelError(f"unknown mode {mode!r}; use major or minor")
+            c["mode"] = mode
+        if meter is not None:
+            if meter not in METERS:
+                raise ScoreModelError(
+                    f"unsupported meter {meter!r}; use one of {', '.join(METERS)}"
+                )
+            c["meter"] = meter
+        if tempo_bpm is not None:
+            if not MIN_TEMPO_BPM <= float(tempo_bpm) <= MAX_TEMPO_BPM:
+                raise ScoreModelError(
+                    f"tempo {tempo_bpm} BPM is outside {MIN_TEMPO_BPM:g}..{MAX_TEMPO_BPM:g}"
+                )
+            c["tempo"] = tempo_band(float(tempo_bpm))
+        if voices is not None:
+            if not 1 <= int(voices) <= MAX_VOICES:
+                raise ScoreModelError(f"voices must be 1..{MAX_VOICES}, not {voices}")
+            c["voices"] = str(int(voices))
+        return c
+
+    def _encode_input(self, score: Score) -> tuple[list[Track], dict]:
+        from engine.quality import analyze_key
+
+        tok = self.tokenizer
+        try:
+            piece = tok.encode_score(score)
+        except TokenizerError as e:
+            raise ScoreModelError(str(e)) from None
+        if len(piece.tracks) > MAX_VOICES:
+            raise ScoreModelError(
+                f"the MIDI file has {len(piece.tracks)} tracks; the model writes at most "
+                f"{MAX_VOICES}"
+            )
+        tonic, mode = analyze_key(score)
+        ts = piece.tracks[0].bars[0][1]
+        bpm = float(score.tempos[0].qpm) if len(score.tempos) else 96.0
+        bpm = min(max(bpm, MIN_TEMPO_BPM), MAX_TEMPO_BPM)
+        return piece.tracks, {
+            "key": TONICS[tonic],
+            "mode": mode,
+            "meter": tok.value(ts),
+            "tempo_bpm": bpm,
+        }
+
+    def _bars_that_fit(self, tracks: list[Track], extra_bars: int) -> int:
+        """How many of the last bars of a prefix fit the context with room for new bars."""
+        n = len(tracks[0].bars)
+        per_bar = [sum(len(t.bars[b]) for t in tracks) for b in range(n)]
+        avg = max(8.0, float(np.mean(per_bar)))
+        budget = self.context - 16 - 4 * len(tracks) - int(avg * extra_bars * 1.5)
+        if budget <= avg:
+            raise ScoreModelError(
+                f"{extra_bars} new bars of {len(tracks)} tracks do not fit the model's "
+                f"{self.context}-token window; ask for fewer bars"
+            )
+        keep, used = 0, 0
+        for b in range(n - 1, -1, -1):
+            if used + per_bar[b] > budget:
+                break
+            used += per_bar[b]
+            keep += 1
+        return max(keep, 1)
+
+    def _check_fits(self, tracks: list[Track], new_tracks: int) -> None:
+        n_tok = sum(len(bar) for t in tracks for bar in t.bars)
+        per_track = n_tok / max(1, len(tracks))
+        if n_tok + per_track * new_tracks + 16 > self.context:
+            raise ScoreModelError(
+                f"the input is too long for the model's {self.context}-token window "
+                f"({len(tracks[0].bars)} bars, about {int(n_tok)} tokens); "
+                "split it into shorter sections"
+            )
+
+    def _run(self, conditions, plans, meter, tempo_bpm, sampling, progress) -> GeneratedScore:
+        from engine.generate import generate_step
+        from engine.sample import make_sampler
+
+        tok = self.tokenizer
+        grammar = ScoreGrammar(tok, conditions=conditions, plans=plans, meter=meter)
+        # The longest run of forced tokens is the prompt (prefilled in one pass).
+        prompt: list[int] = []
+        while not grammar.done:
+            allowed = grammar.allowed()
+            if allowed.sum() != 1:
+                break
+            t = int(np.flatnonzero(allowed)[0])
+            grammar.feed(t)
+            prompt.append(t)
+        if len(prompt) >= self.context - 1:
+            raise ScoreModelError(
+                f"the request needs more than the model's {self.context}-token window; "
+                "ask for fewer bars or tracks"
+            )
+        seen = [len(prompt)]
+
+        def allowed_fn(tokens: list[int]) -> np.ndarray:
+            for t in tokens[seen[0] :]:
+                grammar.feed(t)
+            seen[0] = len(tokens)
+            return grammar.allowed()
+
+        sampler = make_sampler(sampling["temperature"], sampling["top_k"], sampling["top_p"])
+        tokens = list(prompt)
+        reason = "stop"
+        budget = self.context - len(prompt)
+        if not grammar.done:
+            for r in generate_step(
+                self.model,
+                prompt,
+                sampler=sampler,
+                max_tokens=budget,
+                seed=sampling["seed"],
+                eos_id=tok.eos_id,
+                allowed_fn=allowed_fn,
+            ):
+                tokens.append(r.token)
+                if progress is not None:
+                    progress(len(tokens), self.context)
+                if r.finish_reason is not None:
+                    reason = r.finish_reason
+        try:
+            for t in tokens[seen[0] :]:
+                grammar.feed(t)
+        except GrammarError as e:  # internal bug: the mask was not honoured
+            raise RuntimeError(f"sampled sequence broke the grammar: {e}") from e
+        cond, _ = tok.split(tokens)
+        bpm = (
+            float(tempo_bpm)
+            if tempo_bpm is not None
+            else TEMPO_BAND_DEFAULT_BPM.get(cond.get("tempo", ""), 96.0)
+        )
+        score = tok.decode(tokens, tempo_bpm=bpm)
+        _name_tracks(score)
+        if "key" in cond and "mode" in cond:
+            score.key_signatures = [
+                KeySignature(
+                    0, _key_sharps(cond["key"], cond["mode"]), 0 if cond["mode"] == "major" else 1
+                )
+            ]
+        settings = {**sampling, "requested_conditions": conditions, "tempo_bpm": bpm}
+        return GeneratedScore(score, tokens, cond, reason, settings)
+
+
+def _check_bars(bars: int) -> None:
+    if not isinstance(bars, int) or not 1 <= bars <= MAX_BARS:
+        raise ScoreModelError(f"bars must be a whole number 1..{MAX_BARS}, not {bars!r}")
+
+
+def _key_sharps(tonic: str, mode: str) -> int:
+    """Number of sharps (negative: flats) of a key signature."""
+    pc = TONICS.index(tonic)
+    if mode == "minor":
+        pc = (pc + 3) % 12  # relative major
+    fifths = (pc * 7) % 12  # C=0, G=1, D=2 ...
+    return fifths - 12 if fifths > 6 else fifths
+
+
+def _name_tracks(score: Score) -> None:
+    from miditok.constants import MIDI_INSTRUMENTS
+
+    for t in score.tracks:
+        if len(t.notes) and t.program in VOCAL_PROGRAMS:
+            med = float(np.median([n.pitch for n in t.notes]))
+            t.name = REGISTER_NAMES[register_of(med)].capitalize()
+        else:
+            t.name = MIDI_INSTRUMENTS[t.program]["name"]
+
+
+def _median_pitch(track) -> float:
+    return float(np.median([n.pitch for n in track.notes])) if len(track.notes) else -1.0
+
+
+def _sort_tracks_by_pitch(score: Score) -> None:
+    """Score order: highest voice first."""
+    score.tracks = sorted(score.tracks, key=_median_pitch, reverse=True)
+
+
+def _copy_names(source: Score, target: Score) -> None:
+    names = [t.name for t in source.tracks if not t.is_drum and t.note_num() > 0]
+    for name, t in zip(names, target.tracks, strict=False):
+        if name:
+            t.name = name
+
+
+def _join_prefix(original: Score, generated: Score, dropped_bars: int) -> Score:
+    """Put back the first bars of a long prefix that did not fit the model's window."""
+    out = original.resample(generated.ticks_per_quarter)
+    ts = generated.time_signatures[0]
+    shift = dropped_bars * generated.ticks_per_quarter * 4 * ts.numerator // ts.denominator
+    tracks = [t for t in out.tracks if not t.is_drum and t.note_num() > 0]
+    for t_orig, t_gen in zip(tracks, generated.tracks, strict=False):
+        t_gen.shift_time(shift, inplace=True)
+        for n in t_orig.notes:
+            if n.time < shift:
+                t_gen.notes.append(n)
+        t_gen.notes.sort(inplace=True)
+    return generated

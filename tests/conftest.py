@@ -1,0 +1,53 @@
+"""Shared fixtures: a small real corpus (music21 files) and a tiny trained score model."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+import engine  # noqa: F401  (loads OpenBLAS before mlx)
+
+# Real public-domain pieces from music21's corpus, at least one per style.
+SMALL_CORPUS = [
+    "bach/bwv66.6.mxl",
+    "bach/bwv10.7.mxl",
+    "bach/bwv1.6.mxl",
+    "bach/bwv101.7.mxl",
+    "bach/bwv102.7.mxl",
+    "bach/bwv103.6.mxl",
+    "palestrina/Agnus_01.krn",
+    "palestrina/Agnus_02.krn",
+    "monteverdi/madrigal.3.1.mxl",
+    "ciconia/quod_jactatur.xml",
+    "luca/gloria.xml",
+    "ryansMammoth/7thRegimentReel.abc",
+    "ryansMammoth/42dHighlandRegimentStrathspey.abc",
+    "essenFolksong/testd.abc",
+    "essenFolksong/teste.abc",
+    "schumann_clara/polonaise_op1n1.mxl",
+]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_music21():
+    warnings.filterwarnings("ignore", module="music21")
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory):
+    from engine.data.corpus import build_corpus
+
+    out = tmp_path_factory.mktemp("corpus") / "music21"
+    build_corpus(out, paths=SMALL_CORPUS, workers=2)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(small_corpus, tmp_path_factory):
+    """A tiny score model trained for a few steps on the small corpus (a model folder)."""
+    from engine.train_score import train_score
+
+    out = tmp_path_factory.mktemp("train")
+    train_score(small_corpus, out, preset="tiny", quiet=True)
+    return out / "model"
