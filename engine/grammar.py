@@ -60,6 +60,7 @@ class ScoreGrammar:
         plans: Sequence[TrackPlan] | None = None,
         meter: str | None = None,
         max_bars: int = 512,
+        strict_meter: bool = True,
     ):
         self.tok = tok = tokenizer
         self.V = len(tok)
@@ -70,6 +71,10 @@ class ScoreGrammar:
         # A requested meter holds for every bar (corpus pieces may change meter).
         meter = meter or (conditions or {}).get("meter")
         self.meter_id = tok.timesig_id(meter) if meter else None
+        # strict_meter: the first generated bar takes the Meter condition (given or sampled)
+        # and later bars keep the previous bar's meter.  Off only to check corpus data,
+        # where meters change.
+        self.strict_meter = strict_meter
         self.max_bars = max_bars
         k = tok.ids_of_kind
         self.cond_ids = {c: k(CONDITION_PREFIX[c]) for c in CONDITION_ORDER}
@@ -156,8 +161,10 @@ class ScoreGrammar:
         if s == "timesig":
             if self.track > 0 and self.bars_in_track <= len(self.bar_meters):
                 return self._mask([self.bar_meters[self.bars_in_track - 1]])
-            if self.meter_id is not None:
+            if self.meter_id is not None and not (self.strict_meter and self.bar_meters):
                 return self._mask([self.meter_id])
+            if self.strict_meter and self.bar_meters:
+                return self._mask([self.bar_meters[-1]])
             return self._mask(self.timesig_ids)
         if s == "pitch":
             ids = list(self.pitch_ids)
@@ -238,6 +245,8 @@ class ScoreGrammar:
         elif s == "cond":
             if kind == "Voices":
                 self.voices = self.voices_value[token]
+            elif kind == "Meter" and self.strict_meter and self.meter_id is None:
+                self.meter_id = tok.timesig_id(tok.value(token))
             self.cond_index += 1
             if self.cond_index == len(CONDITION_ORDER):
                 self.state = "track_start"

@@ -50,9 +50,7 @@ def _grid(score, tpq_out):
     for t in score.tracks:
         if not len(t.notes):
             continue
-        notes = {
-            (round(n.time / step), n.pitch, max(1, round(n.duration / step))) for n in t.notes
-        }
+        notes = {(round(n.time / step), n.pitch, max(1, round(n.duration / step))) for n in t.notes}
         out.append(sorted(notes))
     return out
 
