@@ -1,0 +1,950 @@
+"""``disco-musica``: the command line of Disco-Musica.
+
+    disco-musica generate --style chorale --key G --bars 8 --out chorale.mid
+    disco-musica continue sketch.mid --bars 4
+    disco-musica add-tracks melody.mid --parts alto,tenor,bass
+    disco-musica regenerate piece.mid --bars 4-5
+    disco-musica corpus build
+    disco-musica train score --corpus music21 --preset base
+    disco-musica models
+
+Every music command writes a MIDI file and, beside it, a JSON sidecar that records how to
+make the same file again (command, seed, model hash, versions).  Problems a user can fix
+are printed as one ``error: ...`` line with exit status 2; nothing is left half-written.
+Heavy imports (MLX, MidiTok, music21) happen inside the commands so ``--help`` is quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import inspect
+import json
+import math
+import os
+import platform
+import random
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+PROG = "disco-musica"
+DEFAULT_CORPUS_DIR = Path("data") / "music21"
+CORPUS_MUSIC21 = "music21"
+DEFAULT_RUNS_DIR = Path("runs")
+# Shown in --help without importing the tokenizer; tests/test_cli.py checks it against STYLES.
+STYLE_NAMES = "chorale, renaissance, madrigal, medieval, celtic, folk, classical"
+MIDI_SUFFIXES = (".mid", ".midi")
+SIDECAR_SUFFIX = ".json"
+MAX_SEED = 2**32 - 1
+RANDOM_SEED_LIMIT = 100_000  # seeds picked for the user stay short enough for file names
+MAX_TEMPERATURE = 5.0
+MAX_PROGRAM = 127
+STOP_REASONS = {
+    "max_steps": "step limit reached",
+    "early_stop": "validation loss stopped improving",
+    "time_budget": "time limit reached",
+    "data_exhausted": "no more training data",
+}
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+# Options that say where and how to write, not what to make: left out of the recipe.
+NOT_RECORDED = {"out", "force", "json", "help", "handler", "parser", "words"}
+# User-facing exception classes, looked up in sys.modules: a module never imported cannot
+# have raised one, and `--help` stays free of heavy imports.
+USER_ERRORS = (
+    ("engine.score_api", "ScoreModelError"),
+    ("engine.tokenizer", "TokenizerError"),
+    ("engine.data.corpus", "CorpusError"),
+    ("engine.data.dataset", "DatasetError"),
+    ("engine.train_score", "TrainingError"),
+)
+
+
+class CliError(Exception):
+    """A problem with the command line's own input (ranges, paths), shown in one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors, like every other error of the command."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"error: {message}; see `{self.prog} --help`\n")
+
+
+# ---- entry point ---------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 2 user error, 130 interrupted)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version and usage errors (already printed)
+        return e.code if isinstance(e.code, int) else EXIT_USER_ERROR
+    try:
+        return args.handler(args) or 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        if not isinstance(e, _user_error_types()):
+            raise
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    types: list[type[BaseException]] = [CliError, OSError]
+    for module, name in USER_ERRORS:
+        if module in sys.modules:
+            types.append(getattr(sys.modules[module], name))
+    return tuple(types)
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        text = f"{e.filename}: {e.strerror.lower()}"
+    else:
+        text = str(e) or type(e).__name__
+    return " ".join(text.split())
+
+
+# ---- argument parsing ----------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Disco-Musica: make music on your own computer. Offline, no account, no GPU.",
+        epilog=f"Run `{PROG} COMMAND --help` for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = _command(sub, "generate", _cmd_generate, "make a new piece", ("generate",))
+    p.add_argument("--style", help=f"{STYLE_NAMES} (default: the model chooses)")
+    p.add_argument("--key", help="tonic: C, C#, Db, D, ... B (default: the model chooses)")
+    p.add_argument("--mode", choices=("major", "minor"), help="major or minor (default: any)")
+    p.add_argument("--meter", help="time signature such as 4/4, 3/4, 6/8 (default: any)")
+    p.add_argument(
+        "--tempo", type=float, metavar="BPM", help="beats per minute, 20..300 (default: any)"
+    )
+    p.add_argument("--voices", type=int, metavar="N", help="number of parts, 1..8 (default: any)")
+    p.add_argument(
+        "--programs",
+        metavar="P,P,...",
+        help="General MIDI program (0..127) of each part, e.g. 52,52,52,52 for a choir",
+    )
+    p.add_argument("--bars", type=int, metavar="N", help="length in bars, 1..64 (default 8)")
+    _sampling_options(p)
+
+    p = _command(
+        sub, "continue", _cmd_continue, "add new bars at the end of a MIDI file", ("continue",)
+    )
+    p.add_argument("input", metavar="INPUT.mid", help="the MIDI file to continue")
+    p.add_argument("--bars", type=int, metavar="N", help="new bars to add, 1..64 (default 4)")
+    p.add_argument("--style", help=f"{STYLE_NAMES} (default: the model chooses)")
+    _sampling_options(p)
+
+    p = _command(
+        sub,
+        "add-tracks",
+        _cmd_add_tracks,
+        "write new parts against the parts of a MIDI file",
+        ("add-tracks",),
+    )
+    p.add_argument("input", metavar="INPUT.mid", help="the MIDI file to add parts to")
+    p.add_argument(
+        "--parts",
+        metavar="PART,...",
+        help="register of each new part: soprano, alto, tenor, bass, melody, bassline, high, "
+        "low (default alto,tenor,bass)",
+    )
+    p.add_argument(
+        "--programs",
+        metavar="P,P,...",
+        help="General MIDI program (0..127) of each new part (default: the first given part's)",
+    )
+    p.add_argument("--style", help=f"{STYLE_NAMES} (default: the model chooses)")
+    _sampling_options(p)
+
+    p = _command(
+        sub,
+        "regenerate",
+        _cmd_regenerate,
+        "rewrite some bars of a MIDI file and keep the rest",
+        ("regenerate",),
+    )
+    p.add_argument("input", metavar="INPUT.mid", help="the MIDI file to change")
+    p.add_argument(
+        "--bars",
+        required=True,
+        metavar="A-B",
+        help="bars to rewrite, counted from 1, both ends included (4-5, or 4 for one bar)",
+    )
+    p.add_argument(
+        "--tracks",
+        metavar="T,...",
+        help="tracks to rewrite, counted from 1 in file order (default: all)",
+    )
+    p.add_argument("--style", help=f"{STYLE_NAMES} (default: the model chooses)")
+    _sampling_options(p)
+
+    corpus = sub.add_parser("corpus", help="training data").add_subparsers(
+        dest="corpus_command", required=True, metavar="COMMAND"
+    )
+    p = _command(
+        corpus,
+        "build",
+        _cmd_corpus_build,
+        "tokenize the music21 corpus (public-domain scores) for training",
+        ("corpus", "build"),
+    )
+    p.add_argument(
+        "--out",
+        default=str(DEFAULT_CORPUS_DIR),
+        metavar="DIR",
+        help=f"where to write the corpus (default {DEFAULT_CORPUS_DIR})",
+    )
+    p.add_argument("--styles", metavar="S,...", help="only these styles (default: all)")
+    p.add_argument("--limit", type=int, metavar="N", help="only N files, taken across styles")
+    p.add_argument("--workers", type=int, metavar="N", help="parallel processes (default: CPUs)")
+    p.add_argument("--force", action="store_true", help="replace a corpus already in DIR")
+
+    train = sub.add_parser("train", help="train models").add_subparsers(
+        dest="train_command", required=True, metavar="MODEL"
+    )
+    p = _command(
+        train, "score", _cmd_train_score, "train the symbolic score model", ("train", "score")
+    )
+    p.add_argument(
+        "--corpus",
+        required=True,
+        metavar="music21|DIR",
+        help=f"a built corpus folder, or music21 for {DEFAULT_CORPUS_DIR} (built if missing)",
+    )
+    p.add_argument("--preset", default="base", help="model size and schedule (default base)")
+    p.add_argument("--out", metavar="DIR", help="run folder (default runs/score-PRESET)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--max-steps", type=int, metavar="N", help="stop after N steps")
+    p.add_argument("--max-minutes", type=float, metavar="M", help="stop after M minutes")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+
+    _command(sub, "models", _cmd_models, "list the installed score models", ("models",))
+    return parser
+
+
+def _command(sub, name: str, handler: Callable, help_text: str, words: tuple[str, ...]):
+    p = sub.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:])
+    p.set_defaults(handler=handler, parser=p, words=words)
+    return p
+
+
+def _sampling_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--temperature", type=float, metavar="T", help="randomness, 0..5 (default 0.9)")
+    p.add_argument(
+        "--top-k",
+        type=int,
+        metavar="K",
+        help="sample from the K likeliest tokens only (default 0: no limit)",
+    )
+    p.add_argument(
+        "--top-p",
+        type=float,
+        metavar="P",
+        help="sample from the likeliest tokens covering P of the chance, 0 < P <= 1 (default 0.95)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="0..4294967295; the same seed makes the same music (default: a new random seed, "
+        "written to the sidecar)",
+    )
+    p.add_argument(
+        "--model", metavar="NAME|DIR", help="score model name or model folder (default score-base)"
+    )
+    p.add_argument(
+        "--out",
+        metavar="FILE.mid",
+        help="MIDI file to write; its sidecar is FILE.json (default: a new file here)",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite FILE.mid and FILE.json")
+    p.add_argument("--json", action="store_true", help="print the result as a JSON object")
+
+
+# ---- music commands --------------------------------------------------------------------------
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from engine import score_api as api
+    from engine.tokenizer import MAX_VOICES
+
+    _fill_defaults(args, bars=api.DEFAULT_BARS)
+    _check_range("--bars", args.bars, 1, api.MAX_BARS)
+    if args.voices is not None:
+        _check_range("--voices", args.voices, 1, MAX_VOICES)
+    if args.tempo is not None:
+        _check_range("--tempo", args.tempo, api.MIN_TEMPO_BPM, api.MAX_TEMPO_BPM)
+    programs = _parse_programs(args.programs)
+    out = _check_out(args.out, args.force)
+    model = _load_model(args.model)
+    with _TokenProgress("Generating") as progress:
+        piece = model.generate(
+            style=args.style,
+            key=args.key,
+            mode=args.mode,
+            meter=args.meter,
+            tempo_bpm=args.tempo,
+            voices=args.voices,
+            programs=programs,
+            bars=args.bars,
+            **_sampling(args),
+            progress=progress,
+        )
+    stem = f"{PROG}-{piece.conditions.get('style', 'piece')}-{args.seed}"
+    return _finish(args, piece, model, out, stem)
+
+
+def _cmd_continue(args: argparse.Namespace) -> int:
+    from engine import score_api as api
+
+    _fill_defaults(args, bars=_default_of(api.ScoreModel.continue_score, "bars"))
+    _check_range("--bars", args.bars, 1, api.MAX_BARS)
+    score = api.read_midi(args.input)
+    out = _check_out(args.out, args.force)
+    model = _load_model(args.model)
+    with _TokenProgress("Continuing") as progress:
+        piece = model.continue_score(
+            score, bars=args.bars, style=args.style, **_sampling(args), progress=progress
+        )
+    stem = f"{Path(args.input).stem}-continued-{args.seed}"
+    return _finish(args, piece, model, out, stem, source=Path(args.input))
+
+
+def _cmd_add_tracks(args: argparse.Namespace) -> int:
+    from engine import score_api as api
+
+    _fill_defaults(args, parts=_default_of(api.ScoreModel.add_tracks, "parts"))
+    parts = _split(args.parts) if isinstance(args.parts, str) else list(args.parts)
+    args.parts = ",".join(parts)
+    programs = _parse_programs(args.programs)
+    score = api.read_midi(args.input)
+    out = _check_out(args.out, args.force)
+    model = _load_model(args.model)
+    with _TokenProgress("Writing parts") as progress:
+        piece = model.add_tracks(
+            score,
+            parts=parts,
+            programs=programs,
+            style=args.style,
+            **_sampling(args),
+            progress=progress,
+        )
+    stem = f"{Path(args.input).stem}-with-{'-'.join(parts)}-{args.seed}"
+    return _finish(args, piece, model, out, stem, source=Path(args.input))
+
+
+def _cmd_regenerate(args: argparse.Namespace) -> int:
+    from engine import score_api as api
+
+    _fill_defaults(args)
+    first, last = _parse_bar_range(args.bars)
+    track_numbers = None if args.tracks is None else _parse_ints("--tracks", args.tracks)
+    score = api.read_midi(args.input)
+    out = _check_out(args.out, args.force)
+    model = _load_model(args.model)
+    given = model.tokenizer.encode_score(score)
+    if last > given.num_bars:
+        raise CliError(f"--bars {args.bars} is outside the piece: it has bars 1-{given.num_bars}")
+    tracks = None
+    if track_numbers is not None:
+        for t in track_numbers:
+            _check_range("--tracks", t, 1, len(given.tracks), what="track")
+        tracks = sorted({t - 1 for t in track_numbers})
+    with _TokenProgress("Regenerating") as progress:
+        piece = model.regenerate_bars(
+            score,
+            start_bar=first - 1,
+            end_bar=last - 1,
+            tracks=tracks,
+            style=args.style,
+            **_sampling(args),
+            progress=progress,
+        )
+    stem = f"{Path(args.input).stem}-bars{first}-{last}-{args.seed}"
+    return _finish(args, piece, model, out, stem, source=Path(args.input))
+
+
+def _fill_defaults(args: argparse.Namespace, **command_defaults) -> None:
+    """Unset options take the API's defaults (one source of truth); check sampling ranges."""
+    from engine import score_api as api
+
+    defaults = {
+        "temperature": api.DEFAULT_TEMPERATURE,
+        "top_k": api.DEFAULT_TOP_K,
+        "top_p": api.DEFAULT_TOP_P,
+        "model": api.DEFAULT_MODEL,
+        **command_defaults,
+    }
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(RANDOM_SEED_LIMIT)
+    _check_range("--temperature", args.temperature, 0.0, MAX_TEMPERATURE)
+    if args.top_k < 0:
+        raise CliError(f"--top-k must be 0 or more, not {args.top_k}")
+    if not 0 < args.top_p <= 1:
+        raise CliError(f"--top-p must be more than 0 and at most 1, not {args.top_p:g}")
+    _check_range("--seed", args.seed, 0, MAX_SEED)
+
+
+def _default_of(method: Callable, name: str):
+    """The default value of a keyword parameter of an API method."""
+    return inspect.signature(method).parameters[name].default
+
+
+def _sampling(args: argparse.Namespace) -> dict:
+    return {
+        "temperature": args.temperature,
+        "top_k": args.top_k,
+        "top_p": args.top_p,
+        "seed": args.seed,
+    }
+
+
+def _load_model(name_or_path: str):
+    from engine import score_api as api
+
+    with _status(f"Loading model {name_or_path}"):
+        return api.load(name_or_path)
+
+
+def _finish(args, piece, model, out: Path | None, stem: str, source: Path | None = None) -> int:
+    """Write the MIDI file and its sidecar; print where they are."""
+    if out is None:
+        out = _new_path(Path.cwd(), stem)
+    sidecar = out.with_suffix(SIDECAR_SUFFIX)
+    midi = piece.to_midi_bytes()
+    record = _recipe(args, piece, model, midi, out, source)
+    _write_files([(out, midi), (sidecar, (json.dumps(record, indent=1) + "\n").encode())])
+    if piece.finish_reason == "length":
+        print(
+            f"warning: the model's {model.context}-token window filled up before the end; the "
+            "last bars may be missing (ask for fewer bars or parts)",
+            file=sys.stderr,
+        )
+    if args.json:
+        shown = {**record, "midi": {**record["midi"], "path": str(out)}, "sidecar": str(sidecar)}
+        print(json.dumps(shown, indent=1))
+    else:
+        print(f"wrote {_shown(out)} ({_describe(piece)})")
+        print(f"recipe: {_shown(sidecar)} (seed {args.seed}; its command makes the piece again)")
+    return 0
+
+
+def _shown(path: Path) -> str:
+    """A path as the user would type it: relative when it is inside the current folder."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _recipe(args, piece, model, midi: bytes, out: Path, source: Path | None) -> dict:
+    """What the sidecar records: enough to make the same MIDI bytes again."""
+    from engine import __version__
+
+    words = _recorded_args(args)
+    record = {
+        "command": " ".join(_quote(w) for w in [PROG, *words]),
+        "args": words,
+        "operation": args.words[0],
+        "parameters": {
+            k: v
+            for k, v in sorted(vars(args).items())
+            if k not in NOT_RECORDED and k not in ("command", "input")
+        },
+        "seed": args.seed,
+        "conditions": piece.conditions,
+        "requested_conditions": piece.settings.get("requested_conditions", {}),
+        "tempo_bpm": piece.settings.get("tempo_bpm"),
+        "finish_reason": piece.finish_reason,
+        "num_tokens": len(piece.tokens),
+        "model": {
+            "name": args.model,
+            "path": str(Path(model.path).resolve()),
+            "sha256": _sha256_file(Path(model.path) / "model.safetensors"),
+        },
+        "midi": {"file": out.name, "sha256": hashlib.sha256(midi).hexdigest()},
+        "disco_musica_version": __version__,
+        "mlx_version": _package_version("mlx"),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    if source is not None:
+        record["input"] = {"path": str(source.resolve()), "sha256": _sha256_file(source)}
+    return record
+
+
+def _recorded_args(args: argparse.Namespace) -> list[str]:
+    """The command's arguments with every value spelled out (seed and defaults included)."""
+    words = list(args.words)
+    for action in args.parser._actions:
+        if action.dest in NOT_RECORDED:
+            continue
+        value = getattr(args, action.dest, None)
+        if value is None or value is False:
+            continue
+        if not action.option_strings:
+            words.append(str(value))
+        elif value is True:
+            words.append(action.option_strings[-1])
+        else:
+            words += [action.option_strings[-1], _format_value(value)]
+    return words
+
+
+def _format_value(value) -> str:
+    if isinstance(value, float):
+        return repr(value) if value != int(value) else str(int(value))
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _quote(word: str) -> str:
+    import shlex
+
+    return shlex.quote(word)
+
+
+def _describe(piece) -> str:
+    """'8 bars, 4 tracks: 1 Soprano, 2 Alto, ...; chorale, G major, 4/4, 96 BPM'."""
+    score = piece.score
+    tracks = ", ".join(f"{i} {t.name or 'Track'}" for i, t in enumerate(score.tracks, 1))
+    c = piece.conditions
+    facts = [c.get("style"), " ".join(x for x in (c.get("key"), c.get("mode")) if x)]
+    facts.append(c.get("meter"))
+    if piece.settings.get("tempo_bpm"):
+        facts.append(f"{piece.settings['tempo_bpm']:g} BPM")
+    head = f"{_plural(_num_bars(score), 'bar')}, {_plural(len(score.tracks), 'track')}: {tracks}"
+    return head + "; " + ", ".join(f for f in facts if f)
+
+
+def _num_bars(score) -> int:
+    """Bars up to the last note onset (a last long note may ring past the final bar line)."""
+    onsets = [n.time for t in score.tracks for n in t.notes]
+    if not onsets or not len(score.time_signatures):
+        return 0
+    ts = score.time_signatures[0]
+    bar_ticks = score.ticks_per_quarter * 4 * ts.numerator / ts.denominator
+    return int(max(onsets) // bar_ticks) + 1
+
+
+# ---- corpus, training, models ----------------------------------------------------------------
+def _cmd_corpus_build(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if (out / "pieces.jsonl").is_file() and not args.force:
+        raise CliError(f"{out} already holds a corpus; add --force to build it again")
+    if out.exists() and not (out / "pieces.jsonl").is_file():
+        if not out.is_dir() or any(out.iterdir()):
+            raise CliError(f"{out} exists and is not a corpus folder; choose another --out")
+    summary = _build_corpus(out, args.styles, args.limit, args.workers)
+    _print_corpus_summary(out, summary)
+    return 0
+
+
+def _build_corpus(out: Path, styles: str | None, limit: int | None, workers: int | None) -> dict:
+    from engine.data.corpus import build_corpus
+
+    style_list = _parse_styles(styles) if styles else None
+    if limit is not None:
+        _check_range("--limit", limit, 1, 10**9)
+    if workers is not None:
+        _check_range("--workers", workers, 1, 1024)
+    folder = out.absolute().parent
+    while not folder.exists():  # build_corpus makes the missing folders
+        folder = folder.parent
+    _check_writable_dir(folder)
+    with _FileProgress("Building corpus") as progress:
+        return build_corpus(out, styles=style_list, limit=limit, workers=workers, progress=progress)
+
+
+def _print_corpus_summary(out: Path, summary: dict) -> None:
+    styles = ", ".join(f"{s} {n}" for s, n in summary["by_style"].items())
+    print(
+        f"built {out}: {_plural(summary['pieces'], 'piece')} ({styles}), "
+        f"{summary['tokens']:,} tokens, {summary['val_pieces']} held out for validation"
+    )
+    print(f"{summary['failed']} failed; the list is in {out / 'failed.jsonl'}")
+
+
+def _parse_styles(text: str) -> list[str]:
+    import difflib
+
+    from engine.tokenizer import STYLES
+
+    styles = _split(text)
+    for s in styles:
+        if s not in STYLES:
+            near = difflib.get_close_matches(s, STYLES, n=1)
+            hint = f"did you mean {near[0]}? " if near else ""
+            raise CliError(f"unknown style {s!r}; {hint}known styles: {', '.join(STYLES)}")
+    return styles
+
+
+def _cmd_train_score(args: argparse.Namespace) -> int:
+    from engine.train import CHECKPOINT_DIR
+    from engine.train_score import PRESETS, train_score
+
+    if args.preset not in PRESETS:
+        raise CliError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
+    if args.max_steps is not None:
+        _check_range("--max-steps", args.max_steps, 1, 10**9)
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise CliError(f"--max-minutes must be more than 0, not {args.max_minutes:g}")
+    _check_range("--seed", args.seed, 0, MAX_SEED)
+    out = Path(args.out) if args.out else DEFAULT_RUNS_DIR / f"score-{args.preset}"
+    if args.resume and not (out / CHECKPOINT_DIR).is_dir():
+        raise CliError(f"{out} has no checkpoint to resume; leave out --resume to start a run")
+    if not args.resume and (out / CHECKPOINT_DIR).is_dir():
+        raise CliError(
+            f"{out} already holds a training run; add --resume to continue it or choose "
+            "another --out"
+        )
+    if args.corpus == CORPUS_MUSIC21:
+        corpus = DEFAULT_CORPUS_DIR
+        if not (corpus / "pieces.jsonl").is_file():
+            print(f"{corpus} is not built yet; building it first")
+            _print_corpus_summary(corpus, _build_corpus(corpus, None, None, None))
+    else:
+        corpus = Path(args.corpus)
+    with _Spinner(f"Training score model (preset {args.preset}) in {out}"):
+        record = train_score(
+            corpus,
+            out,
+            preset=args.preset,
+            max_steps=args.max_steps,
+            max_minutes=args.max_minutes,
+            resume=args.resume,
+            seed=args.seed,
+        )
+    s = record["summary"]
+    best = f"best validation loss {s['best_val']:.4f}, " if s["best_val"] is not None else ""
+    why = STOP_REASONS.get(s["stop_reason"], s["stop_reason"])
+    print(f"model: {out / 'model'} ({best}{s['step']} steps, stopped: {why})")
+    print(f"try it: {PROG} generate --model {_quote(str(out / 'model'))}")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from engine import score_api as api
+
+    names = api.available_models()
+    if not names:
+        print(f"no score models are installed in {api.MODELS_DIR}")
+        print(f"train one with `{PROG} train score --corpus music21` and use it with --model DIR")
+        return 0
+    for name in names:
+        print(f"{name}{' (default)' if name == api.DEFAULT_MODEL else ''}")
+        for line in _model_facts(api.MODELS_DIR / name):
+            print(f"  {line}")
+    return 0
+
+
+def _model_facts(path: Path) -> list[str]:
+    params = _safetensors_parameters(path / "model.safetensors")
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    lines = [f"{params / 1e6:.1f} M parameters, {size / 1e6:.1f} MB on disk, {path}"]
+    training = path / "training.json"
+    if training.is_file():
+        t = json.loads(training.read_text())
+        s, corpus = t.get("summary", {}), t.get("corpus", {})
+        facts = [f"preset {t.get('preset', '?')}", f"{s.get('step', '?')} steps"]
+        if s.get("elapsed_s") is not None:
+            facts.append(f"{s['elapsed_s'] / 60:.0f} min on {t.get('machine', 'unknown')}")
+        if s.get("best_val") is not None:
+            facts.append(f"validation loss {s['best_val']:.3f}")
+        if corpus.get("pieces"):
+            facts.append(f"{corpus['pieces']} pieces")
+        lines.append("trained: " + ", ".join(facts))
+    return lines
+
+
+def _safetensors_parameters(file: Path) -> int:
+    """Number of weights in a safetensors file, read from its JSON header alone."""
+    with open(file, "rb") as f:
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    return sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
+
+
+# ---- small helpers -------------------------------------------------------------------------
+def _check_range(name: str, value, lo, hi, what: str | None = None) -> None:
+    if not lo <= value <= hi:
+        if what:
+            raise CliError(f"{what} {_num(value)} does not exist ({name} allows {lo}..{hi})")
+        raise CliError(f"{name} must be {_num(lo)}..{_num(hi)}, not {_num(value)}")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
+def _num(x) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def _split(text: str) -> list[str]:
+    return [w.strip() for w in text.split(",") if w.strip()]
+
+
+def _parse_ints(name: str, text: str) -> list[int]:
+    try:
+        values = [int(w) for w in _split(text)]
+    except ValueError:
+        raise CliError(f"{name} takes whole numbers separated by commas, not {text!r}") from None
+    if not values:
+        raise CliError(f"{name} needs at least one number")
+    return values
+
+
+def _parse_programs(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    programs = _parse_ints("--programs", text)
+    for p in programs:
+        _check_range("--programs", p, 0, MAX_PROGRAM)
+    return programs
+
+
+def _parse_bar_range(text: str) -> tuple[int, int]:
+    """'4-5' → (4, 5); '4' → (4, 4). Bars count from 1; both ends are included."""
+    parts = text.replace(" ", "").split("-")
+    try:
+        if len(parts) not in (1, 2):
+            raise ValueError
+        first, last = int(parts[0]), int(parts[-1])
+    except ValueError:
+        raise CliError(f"--bars takes a bar or a range such as 4-5, not {text!r}") from None
+    if first < 1 or last < first:
+        raise CliError(f"--bars {text}: bars count from 1 and the range must go forward")
+    return first, last
+
+
+def _check_out(out: str | None, force: bool) -> Path | None:
+    """The output path, checked before any work: folder exists and is writable, no clobbering."""
+    if out is None:
+        _check_writable_dir(Path.cwd())
+        return None
+    path = Path(out)
+    if path.suffix.lower() not in MIDI_SUFFIXES:
+        raise CliError(f"--out {out}: give a file name ending in .mid")
+    if path.is_dir():
+        raise CliError(f"--out {out} is a folder; give a file name ending in .mid")
+    _check_writable_dir(path.parent)
+    if not force:
+        for p in (path, path.with_suffix(SIDECAR_SUFFIX)):
+            if p.exists():
+                raise CliError(f"{p} already exists; add --force to overwrite it")
+    return path
+
+
+def _check_writable_dir(folder: Path) -> None:
+    if not folder.is_dir():
+        raise CliError(f"cannot write to {folder}: no such folder; create it or change --out")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CliError(f"cannot write to {folder}: permission denied; change --out")
+
+
+def _new_path(folder: Path, stem: str) -> Path:
+    """folder/stem.mid, or stem-2.mid, stem-3.mid ... if it or its sidecar exists."""
+    n = 1
+    while True:
+        path = folder / (f"{stem}.mid" if n == 1 else f"{stem}-{n}.mid")
+        if not path.exists() and not path.with_suffix(SIDECAR_SUFFIX).exists():
+            return path
+        n += 1
+
+
+def _write_files(files: list[tuple[Path, bytes]]) -> None:
+    """Write every file to a temporary name first, then rename them all into place.
+
+    The MIDI file and its sidecar are written together so neither is left alone half-made.
+    """
+    tmps: list[str] = []
+    path = files[0][0]
+    try:
+        for path, data in files:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            tmps.append(tmp)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o644)
+        for tmp, (path, _) in zip(tmps, files, strict=True):
+            os.replace(tmp, path)
+    except OSError as e:
+        for tmp in tmps:
+            Path(tmp).unlink(missing_ok=True)
+        reason = (e.strerror or str(e)).lower()
+        raise CliError(f"cannot write {path}: {reason}; change --out") from None
+    except BaseException:
+        for tmp in tmps:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _package_version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def _version() -> str:
+    from engine import __version__
+
+    return __version__
+
+
+# ---- progress display ----------------------------------------------------------------------
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _status(text: str):
+    """A spinner while a short step runs (only on a terminal)."""
+    import contextlib
+
+    console = _console()
+    return console.status(text) if console.is_terminal else contextlib.nullcontext()
+
+
+class _TokenProgress:
+    """Spinner with the count of tokens written so far.
+
+    The model stops when the music is complete, usually well before its context window, so
+    a bar towards the window size would mislead; the count shows that work is going on.
+    The display starts with the first token, so errors found earlier print alone.
+    """
+
+    def __init__(self, label: str):
+        self.label = label
+        self.progress = None
+        self.task = None
+
+    def __enter__(self) -> _TokenProgress:
+        return self
+
+    def __call__(self, tokens: int, window: int) -> None:
+        if self.progress is None:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            console = _console()
+            self.progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TextColumn("{task.completed} tokens (window {task.total})"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+                disable=not console.is_terminal,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(self.label, total=window)
+        self.progress.update(self.task, completed=tokens)
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+class _FileProgress:
+    """A bar over corpus files; on a non-terminal, one plain line per tenth of the work."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.progress = None
+        self.task = None
+        self.console = _console()
+        self.last_tenth = -1
+
+    def __enter__(self) -> _FileProgress:
+        if self.console.is_terminal:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[current]}"),
+                console=self.console,
+                transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(self.label, total=None, current="")
+        return self
+
+    def __call__(self, done: int, total: int, current: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=done, total=total, current=current)
+            return
+        tenth = done * 10 // max(total, 1)
+        if tenth != self.last_tenth:
+            self.last_tenth = tenth
+            print(f"{self.label}: {done}/{total} files", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+class _Spinner:
+    """A spinner with elapsed time under lines printed by a long step (only on a terminal)."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.progress = None
+
+    def __enter__(self) -> _Spinner:
+        console = _console()
+        if console.is_terminal:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            )
+            self.progress.start()
+            self.progress.add_task(self.label, total=None)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

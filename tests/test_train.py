@@ -1,0 +1,197 @@
+import json
+from dataclasses import replace
+
+import engine  # noqa: F401  (loads OpenBLAS before the first mlx import)
+
+# isort: split
+import mlx.core as mx
+import numpy as np
+from mlx.utils import tree_flatten
+
+from engine.models import load_model
+from engine.models.score import Model, ModelArgs
+from engine.train import JsonlCallback, PrintCallback, TrainConfig, evaluate, train
+
+V, L, B = 16, 24, 8
+PAD = 0
+STYLES = {"up": 1, "skip": 3}
+
+
+def make_batch(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Rows ``2 + (start + i * stride) % 12`` of random length, padded with 0."""
+    inputs = np.full((n, L), PAD, dtype=np.int32)
+    lengths = rng.integers(L // 2, L + 1, size=n).astype(np.int32)
+    groups = [str(g) for g in rng.choice(list(STYLES), size=n)]
+    for b in range(n):
+        start = rng.integers(0, 12)
+        inputs[b, : lengths[b]] = 2 + (start + np.arange(lengths[b]) * STYLES[groups[b]]) % 12
+    return inputs, lengths, groups
+
+
+class Batches:
+    """Deterministic training batches with a resumable position."""
+
+    def __init__(self, seed: int = 0, limit: int | None = None):
+        self.seed, self.index, self.limit = seed, 0, limit
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.limit is not None and self.index >= self.limit:
+            raise StopIteration
+        inputs, lengths, _ = make_batch(np.random.default_rng([self.seed, self.index]), B)
+        self.index += 1
+        return inputs, lengths
+
+    def state_dict(self) -> dict:
+        return {"index": self.index}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.index = state["index"]
+
+
+VAL = [make_batch(np.random.default_rng([99, i]), 16) for i in range(2)]
+
+
+def val_batches():
+    return iter(VAL)
+
+
+def tiny_model(seed: int = 0) -> Model:
+    mx.random.seed(seed)
+    model = Model(
+        ModelArgs(
+            vocab_size=V,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=64,
+        )
+    )
+    mx.eval(model.parameters())
+    return model
+
+
+CONFIG = TrainConfig(
+    batch_size=B,
+    learning_rate=3e-3,
+    min_learning_rate=3e-4,
+    warmup_steps=10,
+    max_steps=100,
+    eval_every=25,
+    checkpoint_every=25,
+    report_every=10,
+    early_stop_patience=3,
+)
+
+
+class Recorder:
+    def __init__(self):
+        self.train, self.val = [], []
+
+    def on_train_report(self, info):
+        self.train.append(info)
+
+    def on_val_report(self, info):
+        self.val.append(info)
+
+
+def test_training_lowers_val_loss_and_writes_checkpoints(tmp_path):
+    model = tiny_model()
+    initial, _ = evaluate(model, val_batches())
+    rec = Recorder()
+    result = train(model, CONFIG, Batches(), val_batches, tmp_path, callback=rec)
+
+    assert result["step"] == 100 and result["stop_reason"] == "max_steps"
+    assert initial > 2.0 and result["best_val"] < 0.5 * initial
+    assert [r["iteration"] for r in rec.val] == [25, 50, 75, 100]
+    assert [r["iteration"] for r in rec.train] == list(range(10, 101, 10))
+    assert rec.train[-1]["train_loss"] < rec.train[0]["train_loss"]
+    assert rec.train[0]["learning_rate"] < rec.train[1]["learning_rate"]  # warmup
+    assert abs(rec.train[-1]["learning_rate"] - CONFIG.min_learning_rate) < 1e-4  # cosine end
+    assert rec.val[-1]["val_loss_by_group"].keys() == {"up", "skip"}
+    assert all(r["tokens_per_second"] > 0 and r["peak_memory"] > 0 for r in rec.train)
+
+    # Checkpoint and best model are complete, with no temporary leftovers.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best", "checkpoint"]
+    assert sorted(p.name for p in (tmp_path / "checkpoint").iterdir()) == [
+        "config.json",
+        "model.safetensors",
+        "optimizer.safetensors",
+        "trainer_state.json",
+    ]
+    state = json.loads((tmp_path / "checkpoint" / "trainer_state.json").read_text())
+    assert state["step"] == 100 and state["data_state"] == {"index": 100}
+    assert state["best_val"] == result["best_val"] and state["elapsed_s"] > 0
+    assert int(mx.load(str(tmp_path / "checkpoint" / "optimizer.safetensors"))["step"]) == 100
+    best, config = load_model(tmp_path / "best")
+    assert config["vocab_size"] == V
+    assert abs(evaluate(best, val_batches())[0] - result["best_val"]) < 1e-5
+
+
+def test_resume_continues_like_an_uninterrupted_run(tmp_path):
+    config = replace(CONFIG, max_steps=40, eval_every=10, checkpoint_every=10)
+    straight = tiny_model()
+    rec_a = Recorder()
+    train(straight, config, Batches(), val_batches, tmp_path / "a", callback=rec_a)
+
+    first = tiny_model()
+    result = train(first, config, Batches(limit=20), val_batches, tmp_path / "b")
+    assert result["step"] == 20 and result["stop_reason"] == "data_exhausted"
+
+    resumed = tiny_model(seed=123)  # weights come from the checkpoint, not this init
+    rec_b = Recorder()
+    result = train(
+        resumed, config, Batches(), val_batches, tmp_path / "b", callback=rec_b, resume=True
+    )
+    assert result["step"] == 40
+    assert [r["iteration"] for r in rec_b.train] == [30, 40]
+    assert [r["iteration"] for r in rec_b.val] == [30, 40]
+    for a, b in zip(rec_a.val[2:], rec_b.val, strict=True):
+        assert abs(a["val_loss"] - b["val_loss"]) < 1e-5
+    for a, b in zip(rec_a.train[2:], rec_b.train, strict=True):
+        assert abs(a["train_loss"] - b["train_loss"]) < 1e-5
+        assert abs(a["learning_rate"] - b["learning_rate"]) < 1e-9
+    wa, wb = dict(tree_flatten(straight.parameters())), dict(tree_flatten(resumed.parameters()))
+    for k in wa:
+        np.testing.assert_allclose(np.array(wa[k]), np.array(wb[k]), atol=1e-5)
+
+
+def test_early_stopping_and_time_budget(tmp_path):
+    frozen = replace(CONFIG, learning_rate=0.0, min_learning_rate=0.0, eval_every=5)
+    result = train(tiny_model(), frozen, Batches(), val_batches, tmp_path / "a")
+    # First evaluation sets the best; 3 more without improvement stop the run.
+    assert result["stop_reason"] == "early_stop" and result["step"] == 20
+
+    result = train(
+        tiny_model(), replace(CONFIG, max_minutes=0.0), Batches(), val_batches, tmp_path / "b"
+    )
+    assert result["stop_reason"] == "time_budget" and result["step"] == 1
+    assert (tmp_path / "b" / "checkpoint" / "trainer_state.json").exists()
+
+
+def test_callbacks(tmp_path, capsys):
+    config = replace(CONFIG, max_steps=10, eval_every=10, report_every=5)
+    log = tmp_path / "log.jsonl"
+
+    class Both:
+        def __init__(self):
+            self.cbs = [PrintCallback(), JsonlCallback(log)]
+
+        def on_train_report(self, info):
+            for cb in self.cbs:
+                cb.on_train_report(info)
+
+        def on_val_report(self, info):
+            for cb in self.cbs:
+                cb.on_val_report(info)
+
+    train(tiny_model(), config, Batches(), val_batches, tmp_path / "run", callback=Both())
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("iter 5: train loss")
+    assert "val loss" in lines[2] and "skip" in lines[2]
+    records = [json.loads(x) for x in log.read_text().splitlines()]
+    assert [r["kind"] for r in records] == ["train", "train", "val"]
+    assert records[2]["val_loss_by_group"].keys() == {"up", "skip"}
