@@ -229,6 +229,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-minutes", type=float, metavar="M", help="stop after M minutes")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
 
+    evaluate = sub.add_parser("eval", help="measure model quality").add_subparsers(
+        dest="eval_command", required=True, metavar="MODEL"
+    )
+    p = _command(
+        evaluate,
+        "score",
+        _cmd_eval_score,
+        "measure a score model: valid MIDI, key adherence, scale, entropy, NLL, parallels",
+        ("eval", "score"),
+    )
+    p.add_argument("--model", default=None, metavar="NAME|DIR", help="default score-base")
+    p.add_argument(
+        "--corpus",
+        default=str(DEFAULT_CORPUS_DIR),
+        metavar="DIR",
+        help=f"built corpus with the held-out split (default {DEFAULT_CORPUS_DIR})",
+    )
+    p.add_argument("--pieces-per-style", type=int, default=20, metavar="N", help="default 20")
+    p.add_argument("--bars", type=int, default=8, metavar="N", help="bars per piece (default 8)")
+    p.add_argument(
+        "--harmonizations", type=int, default=20, metavar="N", help="held-out chorales (20)"
+    )
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="first seed (default 0)")
+    p.add_argument(
+        "--out",
+        default="eval/score-base",
+        metavar="PATH",
+        help="report path without suffix: writes PATH.json and PATH.md (default eval/score-base)",
+    )
+
     _command(sub, "models", _cmd_models, "list the installed score models", ("models",))
     return parser
 
@@ -618,7 +648,18 @@ def _cmd_train_score(args: argparse.Namespace) -> int:
             _print_corpus_summary(corpus, _build_corpus(corpus, None, None, None))
     else:
         corpus = Path(args.corpus)
-    with _Spinner(f"Training score model (preset {args.preset}) in {out}"):
+    with _Spinner(f"Training score model (preset {args.preset}) in {out}") as spinner:
+
+        class _Progress:
+            def on_train_report(self, info: dict) -> None:
+                spinner.update(
+                    f"Training: step {info['iteration']}, loss {info['train_loss']:.3f}, "
+                    f"{info['tokens_per_second']:.0f} tok/s"
+                )
+
+            def on_val_report(self, info: dict) -> None:
+                pass
+
         record = train_score(
             corpus,
             out,
@@ -627,6 +668,7 @@ def _cmd_train_score(args: argparse.Namespace) -> int:
             max_minutes=args.max_minutes,
             resume=args.resume,
             seed=args.seed,
+            callback=_Progress(),
         )
     s = record["summary"]
     best = f"best validation loss {s['best_val']:.4f}, " if s["best_val"] is not None else ""
@@ -634,6 +676,49 @@ def _cmd_train_score(args: argparse.Namespace) -> int:
     print(f"model: {out / 'model'} ({best}{s['step']} steps, stopped: {why})")
     print(f"try it: {PROG} generate --model {_quote(str(out / 'model'))}")
     return 0
+
+
+def _cmd_eval_score(args: argparse.Namespace) -> int:
+    from engine import score_api as api
+    from engine.evaluate import evaluate_score_model, report_markdown, write_report
+
+    _check_range("--pieces-per-style", args.pieces_per_style, 1, 1000)
+    _check_range("--bars", args.bars, 1, api.MAX_BARS)
+    _check_range("--harmonizations", args.harmonizations, 0, 1000)
+    _check_range("--seed", args.seed, 0, MAX_SEED)
+    model = args.model or api.DEFAULT_MODEL
+    api.resolve_model_path(model)
+    corpus = Path(args.corpus)
+    if not (corpus / "pieces.jsonl").is_file():
+        raise CliError(f"{corpus} is not a built corpus; run `{PROG} corpus build` first")
+    with _Spinner("Evaluating") as spinner:
+
+        def progress(stage: str, i: int, n: int) -> None:
+            spinner.update(f"Evaluating: {stage} {i}/{n}")
+
+        report = evaluate_score_model(
+            model,
+            corpus,
+            pieces_per_style=args.pieces_per_style,
+            bars=args.bars,
+            harmonizations=args.harmonizations,
+            seed=args.seed,
+            progress=progress,
+        )
+    report["command"] = " ".join([PROG, "eval", "score", *_eval_args(args)])
+    js, md = write_report(report, args.out)
+    print(report_markdown(report))
+    print(f"report: {js} and {md}")
+    return 0
+
+
+def _eval_args(args: argparse.Namespace) -> list[str]:
+    out = []
+    for flag in ("model", "corpus", "pieces_per_style", "bars", "harmonizations", "seed"):
+        value = getattr(args, flag)
+        if value is not None:
+            out += [f"--{flag.replace('_', '-')}", str(value)]
+    return out
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -938,8 +1023,13 @@ class _Spinner:
                 transient=True,
             )
             self.progress.start()
-            self.progress.add_task(self.label, total=None)
+            self.task = self.progress.add_task(self.label, total=None)
         return self
+
+    def update(self, label: str) -> None:
+        """Change the text next to the spinner (no-op off a terminal)."""
+        if self.progress is not None:
+            self.progress.update(self.task, description=label)
 
     def __exit__(self, *exc) -> None:
         if self.progress is not None:

@@ -46,7 +46,9 @@ DEFAULT_TEMPERATURE = 0.9
 DEFAULT_TOP_K = 0
 DEFAULT_TOP_P = 0.95
 DEFAULT_BARS = 8
+DEFAULT_CONTINUE_BARS = 4
 DEFAULT_SEED = 0
+MAX_TEMPERATURE = 5.0
 MAX_BARS = 64
 MIN_TEMPO_BPM = 20.0
 MAX_TEMPO_BPM = 300.0
@@ -141,6 +143,8 @@ def read_midi(source: str | Path | Score | bytes) -> Score:
             score = Score.from_midi(source)
         else:
             path = Path(source)
+            if path.is_dir():
+                raise ScoreModelError(f"{path} is a folder, not a MIDI file")
             if not path.is_file():
                 raise ScoreModelError(f"{path}: no such file")
             if path.stat().st_size == 0:
@@ -226,7 +230,7 @@ class ScoreModel:
         self,
         prefix: str | Path | Score | bytes,
         *,
-        bars: int = 4,
+        bars: int = DEFAULT_CONTINUE_BARS,
         style: str | None = None,
         temperature: float = DEFAULT_TEMPERATURE,
         top_k: int = DEFAULT_TOP_K,
@@ -292,7 +296,10 @@ class ScoreModel:
                 f"unknown part {unknown[0]!r}; use one of {', '.join(PART_REGISTERS)}"
             )
         if programs is not None and len(programs) != len(parts):
-            raise ScoreModelError(f"{len(parts)} parts but {len(programs)} programs")
+            raise ScoreModelError(
+                f"{_plural(len(parts), 'part')} but {_plural(len(programs), 'program')}; "
+                "give one program per part"
+            )
         score = read_midi(existing)
         given, info = self._encode_input(score)
         if len(given) + len(parts) > MAX_VOICES:
@@ -393,8 +400,8 @@ class ScoreModel:
 
     # ---- internals ---------------------------------------------------------------------------
     def _sampling(self, temperature: float, top_k: int, top_p: float, seed: int) -> dict:
-        if not 0 <= temperature <= 5:
-            raise ScoreModelError(f"temperature {temperature} is outside 0..5")
+        if not 0 <= temperature <= MAX_TEMPERATURE:
+            raise ScoreModelError(f"temperature {temperature} is outside 0..{MAX_TEMPERATURE:g}")
         if top_k < 0 or top_k > len(self.tokenizer):
             raise ScoreModelError(f"top_k {top_k} is outside 0..{len(self.tokenizer)}")
         if not 0 < top_p <= 1:
@@ -474,7 +481,8 @@ class ScoreModel:
         budget = self.context - 16 - 4 * len(tracks) - int(avg * extra_bars * 1.5)
         if budget <= avg:
             raise ScoreModelError(
-                f"{extra_bars} new bars of {len(tracks)} tracks do not fit the model's "
+                f"{_plural(extra_bars, 'new bar')} of {_plural(len(tracks), 'track')} do not fit "
+                f"the model's "
                 f"{self.context}-token window; ask for fewer bars"
             )
         keep, used = 0, 0
@@ -563,6 +571,10 @@ class ScoreModel:
             ]
         settings = {**sampling, "requested_conditions": conditions, "tempo_bpm": bpm}
         return GeneratedScore(score, tokens, cond, reason, settings)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
 
 
 def _check_bars(bars: int) -> None:

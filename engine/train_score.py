@@ -41,7 +41,7 @@ PRESETS: dict[str, dict] = {
             "eval_every": 200,
             "checkpoint_every": 50,
             "early_stop_patience": 4,
-            "max_minutes": 80,
+            "max_minutes": 75,
         },
         "tokens_per_batch": 8192,
         "val_windows_per_style": 40,
@@ -84,10 +84,13 @@ def train_score(
     resume: bool = False,
     seed: int = 0,
     quiet: bool = False,
+    callback=None,
 ) -> dict:
     """Train a score model on ``corpus_dir``; write checkpoints and the final model folder.
 
     The final model goes to ``out_dir/model`` (best validation loss, float16 weights).
+    ``callback`` (optional) also receives the training and validation reports
+    (``on_train_report(dict)``, ``on_val_report(dict)``), e.g. to drive a progress display.
     """
     if preset not in PRESETS:
         raise TrainingError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -118,6 +121,8 @@ def train_score(
     callbacks = [JsonlCallback(out_dir / "log.jsonl")]
     if not quiet:
         callbacks.append(PrintCallback())
+    if callback is not None:
+        callbacks.append(callback)
     t0 = time.time()
     summary = train(model, cfg, stream, val, out_dir, callback=_Fanout(callbacks), resume=resume)
     wall = time.time() - t0

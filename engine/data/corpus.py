@@ -221,14 +221,13 @@ def _process_file(args: tuple[CorpusFile, str]) -> tuple[list[dict], list[dict]]
     return pieces, failed
 
 
-_TOKENIZER = None
+_TOKENIZERS: dict[str, object] = {}
 
 
 def _worker_tokenizer(directory, cls):
-    global _TOKENIZER
-    if _TOKENIZER is None:
-        _TOKENIZER = cls.load(directory)
-    return _TOKENIZER
+    if directory not in _TOKENIZERS:
+        _TOKENIZERS[directory] = cls.load(directory)
+    return _TOKENIZERS[directory]
 
 
 def build_corpus(
@@ -269,13 +268,21 @@ def build_corpus(
     pieces: list[dict] = []
     failed: list[dict] = []
     jobs = [(f, str(tmp / "tokenizer")) for f in files]
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, maxtasksperchild=50) as pool:
-        for n, (ps, fs) in enumerate(pool.imap_unordered(_process_file, jobs), 1):
+    if workers == 1:
+        results = map(_process_file, jobs)
+        pool = None
+    else:
+        pool = mp.get_context("spawn").Pool(workers, maxtasksperchild=50)
+        results = pool.imap_unordered(_process_file, jobs)
+    try:
+        for n, (ps, fs) in enumerate(results, 1):
             pieces += ps
             failed += fs
             if progress:
                 progress(n, len(files), ps[0]["id"] if ps else (fs[0]["id"] if fs else ""))
+    finally:
+        if pool is not None:
+            pool.terminate()
     pieces.sort(key=lambda p: p["id"])
     failed.sort(key=lambda f: f["id"])
     summary = _write_dataset(tmp, pieces, failed, val_fraction, seed)

@@ -20,8 +20,8 @@ class ModelArgs:
     model_type: str = "score"
     vocab_size: int = 520
     hidden_size: int = 256
-    num_hidden_layers: int = 6
-    num_attention_heads: int = 8
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
     intermediate_size: int = 768
     max_position_embeddings: int = 1024
     rope_theta: float = 10000.0
