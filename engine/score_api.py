@@ -49,6 +49,7 @@ DEFAULT_BARS = 8
 DEFAULT_CONTINUE_BARS = 4
 DEFAULT_SEED = 0
 MAX_TEMPERATURE = 5.0
+TOKENS_PER_BAR_ESTIMATE = 20  # one voice, one bar: a generous average over the corpus
 MAX_BARS = 64
 MIN_TEMPO_BPM = 20.0
 MAX_TEMPO_BPM = 300.0
@@ -209,22 +210,46 @@ class ScoreModel:
                 )
             voices = len(programs)
         conditions = self._conditions(style, key, mode, meter, tempo_bpm, voices)
-        n = int(conditions["voices"]) if "voices" in conditions else MAX_VOICES
+        sampling = self._sampling(temperature, top_k, top_p, seed)
+        n = int(conditions["voices"]) if "voices" in conditions else None
+        first = min(bars, self._section_bars(n or 4))
         plans = [
-            TrackPlan(program=(programs[i] if programs else None), free_bars=bars) for i in range(n)
+            TrackPlan(program=(programs[i] if programs else None), free_bars=first)
+            for i in range(n or 1)
         ]
-        if "voices" not in conditions:
-            plans = [TrackPlan(program=None, free_bars=bars)]
-        result = self._run(
-            conditions,
-            plans,
-            meter,
-            tempo_bpm,
-            self._sampling(temperature, top_k, top_p, seed),
-            progress,
-        )
+        result = self._run(conditions, plans, meter, tempo_bpm, sampling, progress)
+        done, section = first, 0
+        while done < bars and result.finish_reason == "stop":
+            # Longer than one window: continue section by section, all conditions now fixed.
+            section += 1
+            cond, tracks = self.tokenizer.split(result.tokens)
+            step = min(bars - done, self._section_bars(len(tracks)))
+            keep = self._bars_that_fit(tracks, extra_bars=step)
+            plans = [
+                TrackPlan(
+                    program=t.program,
+                    register=self.tokenizer.track_register(t.bars),
+                    prefix=t.bars[-keep:],
+                    free_bars=step,
+                )
+                for t in tracks
+            ]
+            nxt = self._run(
+                cond, plans, meter, tempo_bpm, {**sampling, "seed": seed + section}, progress
+            )
+            _, new_tracks = self.tokenizer.split(nxt.tokens)
+            for t, t_new in zip(tracks, new_tracks, strict=True):
+                t.bars = t.bars[: len(t.bars) - keep] + t_new.bars
+            tokens = self.tokenizer.build_sequence(cond, tracks)
+            result = self._result(tokens, conditions, tempo_bpm, sampling, nxt.finish_reason)
+            result.settings["sections"] = section + 1
+            done += step
         _sort_tracks_by_pitch(result.score)
         return result
+
+    def _section_bars(self, voices: int) -> int:
+        """Bars of ``voices`` tracks that safely fit 60 % of the window (20 tokens a bar)."""
+        return max(1, int(0.6 * self.context / (voices * TOKENS_PER_BAR_ESTIMATE)))
 
     def continue_score(
         self,
@@ -555,6 +580,11 @@ class ScoreModel:
                 grammar.feed(t)
         except GrammarError as e:  # internal bug: the mask was not honoured
             raise RuntimeError(f"sampled sequence broke the grammar: {e}") from e
+        return self._result(tokens, conditions, tempo_bpm, sampling, reason)
+
+    def _result(self, tokens, conditions, tempo_bpm, sampling, reason) -> GeneratedScore:
+        """Decode a finished token sequence into a named, key-signed score."""
+        tok = self.tokenizer
         cond, _ = tok.split(tokens)
         bpm = (
             float(tempo_bpm)

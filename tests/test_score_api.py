@@ -146,3 +146,13 @@ def test_bad_files(model, tmp_path):
 def test_unknown_model_name():
     with pytest.raises(ScoreModelError, match="unknown score model"):
         load("score-bsae")
+
+
+def test_long_pieces_are_generated_in_sections(model):
+    # The tiny model's window (512 tokens) holds about 3 bars of 4 voices per section.
+    g = model.generate(style="chorale", voices=4, meter="4/4", bars=8, seed=2)
+    assert g.settings["sections"] > 1
+    _, tracks = model.tokenizer.split(g.tokens)
+    assert [len(t.bars) for t in tracks] == [8, 8, 8, 8]
+    again = model.generate(style="chorale", voices=4, meter="4/4", bars=8, seed=2)
+    assert again.tokens == g.tokens
