@@ -134,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="P,P,...",
         help="General MIDI program (0..127) of each part, e.g. 52,52,52,52 for a choir",
     )
+    p.add_argument(
+        "--parts",
+        metavar="P,P,...",
+        help="register of each part: soprano, alto, tenor, bass, melody, bassline, high, low "
+        "(default: 2-4 voices are soprano..bass, more are left to the model)",
+    )
     p.add_argument("--bars", type=int, metavar="N", help="length in bars, 1..64 (default 8)")
     _sampling_options(p)
 
@@ -325,6 +331,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             tempo_bpm=args.tempo,
             voices=args.voices,
             programs=programs,
+            parts=_split(args.parts) if args.parts else None,
             bars=args.bars,
             **_sampling(args),
             progress=progress,

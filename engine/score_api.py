@@ -66,6 +66,13 @@ PART_REGISTERS = {
     "low": 0,
 }
 
+# Default layout of small ensembles (top to bottom), as in four-part writing.
+DEFAULT_PARTS = {
+    2: ("soprano", "bass"),
+    3: ("soprano", "alto", "bass"),
+    4: ("soprano", "alto", "tenor", "bass"),
+}
+
 ProgressFn = Callable[[int, int], None]
 
 
@@ -194,6 +201,7 @@ class ScoreModel:
         tempo_bpm: float | None = None,
         voices: int | None = None,
         programs: Sequence[int] | None = None,
+        parts: Sequence[str] | None = None,
         bars: int = DEFAULT_BARS,
         temperature: float = DEFAULT_TEMPERATURE,
         top_k: int = DEFAULT_TOP_K,
@@ -201,8 +209,18 @@ class ScoreModel:
         seed: int = DEFAULT_SEED,
         progress: ProgressFn | None = None,
     ) -> GeneratedScore:
-        """A new piece from condition tokens alone. Unset conditions are chosen by the model."""
+        """A new piece from condition tokens alone. Unset conditions are chosen by the model.
+
+        ``parts`` names the register of each track (soprano, alto, tenor, bass...; see
+        ``PART_REGISTERS``); by default 2 to 4 voices are laid out as soprano (alto, tenor)
+        and bass, more voices are left to the model.
+        """
         _check_bars(bars)
+        if parts is not None:
+            _check_parts(parts)
+            if voices is not None and voices != len(parts):
+                raise ScoreModelError(f"{voices} voices but {_plural(len(parts), 'part')}")
+            voices = len(parts)
         if programs is not None:
             if voices is not None and voices != len(programs):
                 raise ScoreModelError(
@@ -213,8 +231,14 @@ class ScoreModel:
         sampling = self._sampling(temperature, top_k, top_p, seed)
         n = int(conditions["voices"]) if "voices" in conditions else None
         first = min(bars, self._section_bars(n or 4))
+        if parts is None and n is not None:
+            parts = DEFAULT_PARTS.get(n)
         plans = [
-            TrackPlan(program=(programs[i] if programs else None), free_bars=first)
+            TrackPlan(
+                program=(programs[i] if programs else None),
+                register=PART_REGISTERS[parts[i]] if parts else None,
+                free_bars=first,
+            )
             for i in range(n or 1)
         ]
         result = self._run(conditions, plans, meter, tempo_bpm, sampling, progress)
@@ -315,11 +339,7 @@ class ScoreModel:
         """
         if not parts:
             raise ScoreModelError("add_tracks needs at least one part to add")
-        unknown = [p for p in parts if p not in PART_REGISTERS]
-        if unknown:
-            raise ScoreModelError(
-                f"unknown part {unknown[0]!r}; use one of {', '.join(PART_REGISTERS)}"
-            )
+        _check_parts(parts)
         if programs is not None and len(programs) != len(parts):
             raise ScoreModelError(
                 f"{_plural(len(parts), 'part')} but {_plural(len(programs), 'program')}; "
@@ -605,6 +625,14 @@ class ScoreModel:
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' * (n != 1)}"
+
+
+def _check_parts(parts: Sequence[str]) -> None:
+    unknown = [p for p in parts if p not in PART_REGISTERS]
+    if unknown:
+        raise ScoreModelError(
+            f"unknown part {unknown[0]!r}; use one of {', '.join(PART_REGISTERS)}"
+        )
 
 
 def _check_bars(bars: int) -> None:

@@ -156,3 +156,16 @@ def test_long_pieces_are_generated_in_sections(model):
     assert [len(t.bars) for t in tracks] == [8, 8, 8, 8]
     again = model.generate(style="chorale", voices=4, meter="4/4", bars=8, seed=2)
     assert again.tokens == g.tokens
+
+
+def test_default_and_requested_parts(model):
+    tok = model.tokenizer
+
+    def registers(g):
+        return [tok.value(i) for i in g.tokens if tok.kind(i) == "Register"]
+
+    assert registers(model.generate(voices=4, bars=2, seed=1)) == ["4", "3", "2", "1"]
+    g = model.generate(parts=["melody", "bassline"], bars=2, seed=1)
+    assert registers(g) == ["4", "1"] and g.conditions["voices"] == "2"
+    with pytest.raises(ScoreModelError, match="unknown part 'baritone'"):
+        model.generate(parts=["soprano", "baritone"], bars=2)
