@@ -66,6 +66,18 @@ PART_REGISTERS = {
     "low": 0,
 }
 
+# Pitch range (MIDI, inclusive) that generated notes of a named part keep to: the usual
+# choral ranges, a little widened; the grammar masks pitches outside.
+PART_RANGES = {
+    "soprano": (59, 84),
+    "melody": (55, 91),
+    "alto": (52, 77),
+    "tenor": (45, 70),
+    "bass": (36, 64),
+    "bassline": (28, 60),
+    "high": (67, 108),
+    "low": (21, 57),
+}
 # Default layout of small ensembles (top to bottom), as in four-part writing.
 DEFAULT_PARTS = {
     2: ("soprano", "bass"),
@@ -237,6 +249,7 @@ class ScoreModel:
             TrackPlan(
                 program=(programs[i] if programs else None),
                 register=PART_REGISTERS[parts[i]] if parts else None,
+                pitch_range=PART_RANGES[parts[i]] if parts else None,
                 free_bars=first,
             )
             for i in range(n or 1)
@@ -255,8 +268,9 @@ class ScoreModel:
                     register=self.tokenizer.track_register(t.bars),
                     prefix=t.bars[-keep:],
                     free_bars=step,
+                    pitch_range=PART_RANGES[parts[i]] if parts else None,
                 )
-                for t in tracks
+                for i, t in enumerate(tracks)
             ]
             nxt = self._run(
                 cond, plans, meter, tempo_bpm, {**sampling, "seed": seed + section}, progress
@@ -363,7 +377,14 @@ class ScoreModel:
         ]
         for i, part in enumerate(parts):
             prog = programs[i] if programs is not None else given[0].program
-            plans.append(TrackPlan(program=prog, register=PART_REGISTERS[part], free_bars=nbars))
+            plans.append(
+                TrackPlan(
+                    program=prog,
+                    register=PART_REGISTERS[part],
+                    pitch_range=PART_RANGES[part],
+                    free_bars=nbars,
+                )
+            )
         conditions = self._conditions(
             style, info["key"], info["mode"], info["meter"], info["tempo_bpm"], len(plans)
         )

@@ -169,3 +169,14 @@ def test_default_and_requested_parts(model):
     assert registers(g) == ["4", "1"] and g.conditions["voices"] == "2"
     with pytest.raises(ScoreModelError, match="unknown part 'baritone'"):
         model.generate(parts=["soprano", "baritone"], bars=2)
+
+
+def test_named_parts_keep_their_ranges(model):
+    from engine.score_api import PART_RANGES
+
+    g = model.generate(parts=["soprano", "alto", "tenor", "bass"], bars=4, seed=8)
+    _, tracks = model.tokenizer.split(g.tokens)
+    for part, t in zip(["soprano", "alto", "tenor", "bass"], tracks, strict=True):
+        lo, hi = PART_RANGES[part]
+        pitches = [model.tokenizer.pitch_of[i] for bar in t.bars for i in bar]
+        assert all(lo <= p <= hi for p in pitches if p >= 0)
