@@ -259,6 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, metavar="N", help="first seed (default 0)")
     p.add_argument(
+        "--key-strength",
+        type=float,
+        metavar="S",
+        help="scale bonus while generating (default: as generate; 0 = the model alone)",
+    )
+    p.add_argument(
+        "--no-nll", action="store_true", help="skip the validation NLL (it ignores sampling)"
+    )
+    p.add_argument(
         "--out",
         default="eval/score-base",
         metavar="PATH",
@@ -288,6 +297,13 @@ def _sampling_options(p: argparse.ArgumentParser) -> None:
         type=float,
         metavar="P",
         help="sample from the likeliest tokens covering P of the chance, 0 < P <= 1 (default 0.95)",
+    )
+    p.add_argument(
+        "--key-strength",
+        type=float,
+        metavar="S",
+        help="bonus for notes of the key's scale, 0..10; 0 leaves the key to the model alone "
+        "(default 1.5)",
     )
     p.add_argument(
         "--seed",
@@ -418,6 +434,7 @@ def _fill_defaults(args: argparse.Namespace, **command_defaults) -> None:
         "temperature": api.DEFAULT_TEMPERATURE,
         "top_k": api.DEFAULT_TOP_K,
         "top_p": api.DEFAULT_TOP_P,
+        "key_strength": api.DEFAULT_KEY_STRENGTH,
         "model": api.DEFAULT_MODEL,
         **command_defaults,
     }
@@ -431,6 +448,7 @@ def _fill_defaults(args: argparse.Namespace, **command_defaults) -> None:
         raise CliError(f"--top-k must be 0 or more, not {args.top_k}")
     if not 0 < args.top_p <= 1:
         raise CliError(f"--top-p must be more than 0 and at most 1, not {args.top_p:g}")
+    _check_range("--key-strength", args.key_strength, 0.0, api.MAX_KEY_STRENGTH)
     _check_range("--seed", args.seed, 0, MAX_SEED)
 
 
@@ -444,6 +462,7 @@ def _sampling(args: argparse.Namespace) -> dict:
         "temperature": args.temperature,
         "top_k": args.top_k,
         "top_p": args.top_p,
+        "key_strength": args.key_strength,
         "seed": args.seed,
     }
 
@@ -710,6 +729,8 @@ def _cmd_eval_score(args: argparse.Namespace) -> int:
             bars=args.bars,
             harmonizations=args.harmonizations,
             seed=args.seed,
+            key_strength=args.key_strength,
+            nll=not args.no_nll,
             progress=progress,
         )
     report["command"] = " ".join([PROG, "eval", "score", *_eval_args(args)])
@@ -721,11 +742,12 @@ def _cmd_eval_score(args: argparse.Namespace) -> int:
 
 def _eval_args(args: argparse.Namespace) -> list[str]:
     out = []
-    for flag in ("model", "corpus", "pieces_per_style", "bars", "harmonizations", "seed"):
+    flags = ("model", "corpus", "pieces_per_style", "bars", "harmonizations", "seed")
+    for flag in (*flags, "key_strength"):
         value = getattr(args, flag)
         if value is not None:
             out += [f"--{flag.replace('_', '-')}", str(value)]
-    return out
+    return out + (["--no-nll"] if args.no_nll else [])
 
 
 def _cmd_models(args: argparse.Namespace) -> int:

@@ -109,9 +109,15 @@ def evaluate_score_model(
     bars: int = DEFAULT_BARS,
     harmonizations: int = DEFAULT_HARMONIZATIONS,
     seed: int = 0,
+    key_strength: float | None = None,
+    nll: bool = True,
     progress: ProgressFn | None = None,
 ) -> dict:
-    """Run the whole evaluation; return the report as a dict."""
+    """Run the whole evaluation; return the report as a dict.
+
+    ``key_strength`` is passed to generation (None: the API default; 0: the model alone).
+    ``nll=False`` skips the validation NLL (it does not depend on sampling settings).
+    """
     from engine.data.dataset import ScoreDataset
     from engine.quality import (
         analyze_key,
@@ -119,13 +125,21 @@ def evaluate_score_model(
         pitch_class_entropy,
         pitch_in_scale_rate,
     )
-    from engine.score_api import load
+    from engine.score_api import DEFAULT_KEY_STRENGTH, load
+
+    if key_strength is None:
+        key_strength = DEFAULT_KEY_STRENGTH
 
     t0 = time.time()
     m = load(model_name)
     ds = ScoreDataset(corpus_dir, tokenizer=m.tokenizer)
     keys = [(t, mode) for mode in MODES for t in range(12)]
-    report: dict = {"model": str(model_name), "bars": bars, "styles": {}}
+    report: dict = {
+        "model": str(model_name),
+        "bars": bars,
+        "key_strength": key_strength,
+        "styles": {},
+    }
     for style in STYLES:
         rows = []
         for i in range(pieces_per_style):
@@ -137,6 +151,7 @@ def evaluate_score_model(
                 voices=STYLE_VOICES[style],
                 bars=bars,
                 seed=seed + i,
+                key_strength=key_strength,
             )
             score = g.score
             row = {"seed": seed + i, "tonic": tonic, "mode": mode, "valid": _valid_midi(score)}
@@ -162,15 +177,16 @@ def evaluate_score_model(
             "corpus": _corpus_reference(ds, style),
             "pieces": rows,
         }
-    report["validation_nll"] = validation_nll(m.model, ds)
+    if nll:
+        report["validation_nll"] = validation_nll(m.model, ds)
     report["harmonization"] = _harmonization(
-        m, ds, harmonizations, seed, progress, parallel_perfects_per_100_beats
+        m, ds, harmonizations, seed, key_strength, progress, parallel_perfects_per_100_beats
     )
     report["wall_time_s"] = time.time() - t0
     return report
 
 
-def _harmonization(m, ds, n: int, seed: int, progress, parallels) -> dict:
+def _harmonization(m, ds, n: int, seed: int, key_strength: float, progress, parallels) -> dict:
     """Soprano given, alto/tenor/bass generated, on held-out 4-voice chorales."""
     tok = ds.tokenizer
     chorales = [p for p in ds.val if p.style == "chorale" and len(p.tracks) == 4][:n]
@@ -186,7 +202,13 @@ def _harmonization(m, ds, n: int, seed: int, progress, parallels) -> dict:
             continue
         soprano = original.copy()
         soprano.tracks = [original.tracks[_soprano_index(original)]]
-        g = m.add_tracks(soprano, parts=["alto", "tenor", "bass"], style="chorale", seed=seed + i)
+        g = m.add_tracks(
+            soprano,
+            parts=["alto", "tenor", "bass"],
+            style="chorale",
+            seed=seed + i,
+            key_strength=key_strength,
+        )
         for counts, score in ((gen_counts, g.score), (bach_counts, original)):
             _, d = parallels(score)
             for k in counts:
@@ -212,7 +234,7 @@ def report_markdown(report: dict) -> str:
         "PC entropy bits (gen / corpus) | val NLL |",
         "|---|---|---|---|---|---|",
     ]
-    nll = report["validation_nll"]
+    nll = report.get("validation_nll", {})
     for style, r in report["styles"].items():
         c = r["corpus"]
         lines.append(
@@ -221,7 +243,9 @@ def report_markdown(report: dict) -> str:
             f"{c['pitch_in_scale_rate']:.3f} | {r['pitch_class_entropy']:.2f} / "
             f"{c['pitch_class_entropy']:.2f} | {nll.get(style, math.nan):.3f} |"
         )
-    lines.append(f"| **all** | | | | | {nll['all']:.3f} |")
+    if nll:
+        lines.append(f"| **all** | | | | | {nll['all']:.3f} |")
+    lines.insert(0, f"Key strength {report['key_strength']:g} (0 = the model alone).\n")
     h = report["harmonization"]
     lines += [
         "",

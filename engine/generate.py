@@ -51,7 +51,8 @@ def generate_step(
             ``mx.random.key(seed)``, so a seed fixes the output exactly.
         eos_id: stop after yielding this token (finish_reason "stop").
         allowed_fn: called with every token so far (prompt + generated); returns a bool mask
-            [V] of allowed next tokens (True = allowed) or None for no constraint.
+            [V] of allowed next tokens (True = allowed), a float array [V] added to the
+            logits (-inf = not allowed), or None for no constraint.
         use_cache: False recomputes the whole sequence each step (reference path).
 
     The last response has finish_reason "stop", "length" (``max_tokens`` reached) or
@@ -74,7 +75,10 @@ def generate_step(
         if allowed_fn is not None:
             allowed = allowed_fn(tokens)
             if allowed is not None:
-                logits = apply_mask(logits, allowed[None])
+                if allowed.dtype == np.bool_:
+                    logits = apply_mask(logits, allowed[None])
+                else:  # an additive bias; -inf marks disallowed tokens
+                    logits = logits + mx.array(allowed, dtype=logits.dtype)[None]
         y = sampler(logits, keys[step])
         if step + 1 < max_tokens and len(tokens) + 1 < context:
             # Queue the next forward pass on the lazy token before waiting for it, so the

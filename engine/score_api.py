@@ -48,6 +48,11 @@ DEFAULT_TOP_P = 0.95
 DEFAULT_BARS = 8
 DEFAULT_CONTINUE_BARS = 4
 DEFAULT_SEED = 0
+# Logit bonus for pitches of the requested key's scale (0 = the model alone). The model
+# follows its Key condition only partly; this documented nudge makes keys audible.
+DEFAULT_KEY_STRENGTH = 1.5
+MAX_KEY_STRENGTH = 10.0
+TRIAD_BONUS = 0.5  # extra share of key_strength for the tonic triad's pitch classes
 MAX_TEMPERATURE = 5.0
 TOKENS_PER_BAR_ESTIMATE = 20  # one voice, one bar: a generous average over the corpus
 MAX_BARS = 64
@@ -218,6 +223,7 @@ class ScoreModel:
         temperature: float = DEFAULT_TEMPERATURE,
         top_k: int = DEFAULT_TOP_K,
         top_p: float = DEFAULT_TOP_P,
+        key_strength: float = DEFAULT_KEY_STRENGTH,
         seed: int = DEFAULT_SEED,
         progress: ProgressFn | None = None,
     ) -> GeneratedScore:
@@ -240,7 +246,7 @@ class ScoreModel:
                 )
             voices = len(programs)
         conditions = self._conditions(style, key, mode, meter, tempo_bpm, voices)
-        sampling = self._sampling(temperature, top_k, top_p, seed)
+        sampling = self._sampling(temperature, top_k, top_p, seed, key_strength)
         n = int(conditions["voices"]) if "voices" in conditions else None
         first = min(bars, self._section_bars(n or 4))
         if parts is None and n is not None:
@@ -298,6 +304,7 @@ class ScoreModel:
         temperature: float = DEFAULT_TEMPERATURE,
         top_k: int = DEFAULT_TOP_K,
         top_p: float = DEFAULT_TOP_P,
+        key_strength: float = DEFAULT_KEY_STRENGTH,
         seed: int = DEFAULT_SEED,
         progress: ProgressFn | None = None,
     ) -> GeneratedScore:
@@ -323,7 +330,7 @@ class ScoreModel:
             plans,
             None,
             info["tempo_bpm"],
-            self._sampling(temperature, top_k, top_p, seed),
+            self._sampling(temperature, top_k, top_p, seed, key_strength),
             progress,
         )
         result.settings.update(prefix_bars_used=keep, prefix_bars=len(piece_tracks[0].bars))
@@ -342,6 +349,7 @@ class ScoreModel:
         temperature: float = DEFAULT_TEMPERATURE,
         top_k: int = DEFAULT_TOP_K,
         top_p: float = DEFAULT_TOP_P,
+        key_strength: float = DEFAULT_KEY_STRENGTH,
         seed: int = DEFAULT_SEED,
         progress: ProgressFn | None = None,
     ) -> GeneratedScore:
@@ -394,7 +402,7 @@ class ScoreModel:
             plans,
             None,
             info["tempo_bpm"],
-            self._sampling(temperature, top_k, top_p, seed),
+            self._sampling(temperature, top_k, top_p, seed, key_strength),
             progress,
         )
         _copy_names(score, result.score)
@@ -412,6 +420,7 @@ class ScoreModel:
         temperature: float = DEFAULT_TEMPERATURE,
         top_k: int = DEFAULT_TOP_K,
         top_p: float = DEFAULT_TOP_P,
+        key_strength: float = DEFAULT_KEY_STRENGTH,
         seed: int = DEFAULT_SEED,
         progress: ProgressFn | None = None,
     ) -> GeneratedScore:
@@ -455,7 +464,7 @@ class ScoreModel:
             plans,
             None,
             info["tempo_bpm"],
-            self._sampling(temperature, top_k, top_p, seed),
+            self._sampling(temperature, top_k, top_p, seed, key_strength),
             progress,
         )
         inverse = [order.index(i) for i in range(len(given))]
@@ -465,7 +474,9 @@ class ScoreModel:
         return result
 
     # ---- internals ---------------------------------------------------------------------------
-    def _sampling(self, temperature: float, top_k: int, top_p: float, seed: int) -> dict:
+    def _sampling(
+        self, temperature: float, top_k: int, top_p: float, seed: int, key_strength: float
+    ) -> dict:
         if not 0 <= temperature <= MAX_TEMPERATURE:
             raise ScoreModelError(f"temperature {temperature} is outside 0..{MAX_TEMPERATURE:g}")
         if top_k < 0 or top_k > len(self.tokenizer):
@@ -474,7 +485,15 @@ class ScoreModel:
             raise ScoreModelError(f"top_p {top_p} is outside (0, 1]")
         if not isinstance(seed, int) or seed < 0:
             raise ScoreModelError(f"seed {seed!r} must be a non-negative integer")
-        return {"temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}
+        if not 0 <= key_strength <= MAX_KEY_STRENGTH:
+            raise ScoreModelError(f"key_strength {key_strength} is outside 0..{MAX_KEY_STRENGTH:g}")
+        return {
+            "temperature": temperature,
+            "top_k": top_k,
+            "top_p": top_p,
+            "seed": seed,
+            "key_strength": key_strength,
+        }
 
     def _conditions(self, style, key, mode, meter, tempo_bpm, voices) -> dict[str, str]:
         c: dict[str, str] = {}
@@ -591,11 +610,21 @@ class ScoreModel:
             )
         seen = [len(prompt)]
 
+        strength = sampling["key_strength"]
+        key_bias: list[np.ndarray | None] = []  # computed once the key is known
+
         def allowed_fn(tokens: list[int]) -> np.ndarray:
             for t in tokens[seen[0] :]:
                 grammar.feed(t)
             seen[0] = len(tokens)
-            return grammar.allowed()
+            allowed = grammar.allowed()
+            if not strength or grammar.state not in ("pitch", "event"):
+                return allowed
+            if not key_bias:
+                key_bias.append(self._key_bias(grammar.tokens, strength))
+            if key_bias[0] is None:
+                return allowed
+            return np.where(allowed, key_bias[0], -np.inf).astype(np.float32)
 
         sampler = make_sampler(sampling["temperature"], sampling["top_k"], sampling["top_p"])
         tokens = list(prompt)
@@ -622,6 +651,24 @@ class ScoreModel:
         except GrammarError as e:  # internal bug: the mask was not honoured
             raise RuntimeError(f"sampled sequence broke the grammar: {e}") from e
         return self._result(tokens, conditions, tempo_bpm, sampling, reason)
+
+    def _key_bias(self, tokens: list[int], strength: float) -> np.ndarray | None:
+        """Bias [V]: ``strength`` on pitches of the scale named by the Key/Mode conditions."""
+        from engine.quality import scale_pitch_classes
+
+        cond, _ = self.tokenizer.split(tokens)
+        if not strength or "key" not in cond or "mode" not in cond:
+            return None
+        tonic = TONICS.index(cond["key"])
+        scale = scale_pitch_classes(tonic, cond["mode"])
+        third = 4 if cond["mode"] == "major" else 3
+        triad = [tonic, (tonic + third) % 12, (tonic + 7) % 12]
+        pitch = self.tokenizer.pitch_of
+        bias = np.zeros(len(self.tokenizer), dtype=np.float32)
+        bias[(pitch >= 0) & np.isin(pitch % 12, list(scale))] = strength
+        # The tonic triad a little more, so the tonic (not the relative key) is heard.
+        bias[(pitch >= 0) & np.isin(pitch % 12, triad)] += TRIAD_BONUS * strength
+        return bias
 
     def _result(self, tokens, conditions, tempo_bpm, sampling, reason) -> GeneratedScore:
         """Decode a finished token sequence into a named, key-signed score."""

@@ -118,6 +118,7 @@ def test_regenerate_bars_keeps_the_rest(model):
         ({"temperature": -1}, "temperature"),
         ({"top_p": 0}, "top_p"),
         ({"programs": [52, 999]}, "General MIDI"),
+        ({"key_strength": -1}, "key_strength"),
     ],
 )
 def test_bad_parameters(model, kwargs, message):
@@ -180,3 +181,14 @@ def test_named_parts_keep_their_ranges(model):
         lo, hi = PART_RANGES[part]
         pitches = [model.tokenizer.pitch_of[i] for bar in t.bars for i in bar]
         assert all(lo <= p <= hi for p in pitches if p >= 0)
+
+
+def test_key_strength_pulls_notes_into_the_scale(model):
+    from engine.quality import pitch_in_scale_rate
+
+    kw = {"style": "folk", "key": "Eb", "mode": "major", "voices": 1, "bars": 8, "seed": 4}
+    free = model.generate(key_strength=0, **kw)
+    strong = model.generate(key_strength=10, **kw)
+    assert free.settings["key_strength"] == 0 and strong.settings["key_strength"] == 10
+    assert pitch_in_scale_rate(strong.score, 3, "major") == 1.0
+    assert pitch_in_scale_rate(free.score, 3, "major") < 1.0
