@@ -14,7 +14,6 @@ Every call takes keyword-only parameters with named defaults and returns a
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from symusic import KeySignature, Score
 
+from engine.atomic import write_bytes_atomic
 from engine.grammar import GrammarError, ScoreGrammar, TrackPlan
 from engine.tokenizer import (
     CONDITION_VALUES,
@@ -119,17 +119,7 @@ class GeneratedScore:
 
     def save_midi(self, path: str | Path) -> Path:
         """Write a standard MIDI file atomically; return its path."""
-        path = Path(path)
-        data = self.to_midi_bytes()
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_bytes_atomic(path, self.to_midi_bytes())
 
 
 def available_models() -> list[str]:

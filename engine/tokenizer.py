@@ -16,8 +16,6 @@ stripped before decoding.  ``docs/tokenization.md`` explains the choice.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,8 @@ import numpy as np
 from miditok import MMM, TokenizerConfig, TokSequence
 from symusic import Score, Tempo, TimeSignature
 from symusic import Track as SymTrack
+
+from engine.atomic import write_text_atomic
 
 STYLES = ("chorale", "renaissance", "madrigal", "medieval", "celtic", "folk", "classical")
 STYLE_DESCRIPTIONS = {
@@ -330,7 +330,7 @@ class ScoreTokenizer:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.base.save(directory / TOKENIZER_FILE)
-        _atomic_write_text(directory / EXTRA_TOKENS_FILE, json.dumps({"extra": self.extra}))
+        write_text_atomic(directory / EXTRA_TOKENS_FILE, json.dumps({"extra": self.extra}))
 
     @classmethod
     def load(cls, directory: str | Path) -> ScoreTokenizer:
@@ -345,10 +345,3 @@ class ScoreTokenizer:
                 f"tokenizer in {directory} was made by another version of Disco-Musica"
             )
         return tok
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)

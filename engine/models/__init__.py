@@ -17,6 +17,8 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_map
 
+from engine.atomic import write_text_atomic  # noqa: F401  (re-exported)
+
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -80,19 +82,6 @@ def save_safetensors(
     os.close(fd)
     try:
         mx.save_safetensors(tmp, arrays, metadata=metadata or {})
-        os.replace(tmp, file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(file: str | Path, text: str) -> None:
-    """Write ``text`` to a temporary file in the same directory, then rename over ``file``."""
-    file = Path(file)
-    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
         os.replace(tmp, file)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
