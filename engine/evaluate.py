@@ -241,7 +241,7 @@ def report_markdown(report: dict) -> str:
             f"| {style} | {r['valid_midi_share']:.0%} ({r['generated']}) | "
             f"{r['key_adherence']:.0%} | {r['pitch_in_scale_rate']:.3f} / "
             f"{c['pitch_in_scale_rate']:.3f} | {r['pitch_class_entropy']:.2f} / "
-            f"{c['pitch_class_entropy']:.2f} | {nll.get(style, math.nan):.3f} |"
+            f"{c['pitch_class_entropy']:.2f} | {_fmt(nll.get(style))} |"
         )
     if nll:
         lines.append(f"| **all** | | | | | {nll['all']:.3f} |")
@@ -262,6 +262,10 @@ def report_markdown(report: dict) -> str:
             f"{x['per_100_beats']:.2f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3f}"
 
 
 def write_report(report: dict, out: str | Path) -> tuple[Path, Path]:
