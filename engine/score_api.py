@@ -278,7 +278,11 @@ class ScoreModel:
             result = self._result(tokens, conditions, tempo_bpm, sampling, nxt.finish_reason)
             result.settings["sections"] = section + 1
             done += step
-        _sort_tracks_by_pitch(result.score)
+        if parts:  # tracks in the requested order, named after their parts
+            for t, part in zip(result.score.tracks, parts, strict=True):
+                t.name = part.capitalize()
+        else:
+            _sort_tracks_by_pitch(result.score)
         return result
 
     def _section_bars(self, voices: int) -> int:
