@@ -258,16 +258,8 @@ class ScoreModel:
             cond, tracks = self.tokenizer.split(result.tokens)
             step = min(bars - done, self._section_bars(len(tracks)))
             keep = self._bars_that_fit(tracks, extra_bars=step)
-            plans = [
-                TrackPlan(
-                    program=t.program,
-                    register=self.tokenizer.track_register(t.bars),
-                    prefix=t.bars[-keep:],
-                    free_bars=step,
-                    pitch_range=PART_RANGES[parts[i]] if parts else None,
-                )
-                for i, t in enumerate(tracks)
-            ]
+            ranges = [PART_RANGES[p] for p in parts] if parts else None
+            plans = self._continuation_plans(tracks, keep, step, ranges)
             nxt = self._run(
                 cond, plans, meter, tempo_bpm, {**sampling, "seed": seed + section}, progress
             )
@@ -284,6 +276,25 @@ class ScoreModel:
         else:
             _sort_tracks_by_pitch(result.score)
         return result
+
+    def _continuation_plans(
+        self,
+        tracks: list[Track],
+        keep: int,
+        bars: int,
+        ranges: Sequence[tuple[int, int]] | None = None,
+    ) -> list[TrackPlan]:
+        """Plans that copy the last ``keep`` bars of every track and add ``bars`` new ones."""
+        return [
+            TrackPlan(
+                program=t.program,
+                register=self.tokenizer.track_register(t.bars),
+                prefix=t.bars[-keep:],
+                free_bars=bars,
+                pitch_range=ranges[i] if ranges else None,
+            )
+            for i, t in enumerate(tracks)
+        ]
 
     def _section_bars(self, voices: int) -> int:
         """Bars of ``voices`` tracks that safely fit 60 % of the window (20 tokens a bar)."""
@@ -307,15 +318,7 @@ class ScoreModel:
         score = read_midi(prefix)
         piece_tracks, info = self._encode_input(score)
         keep = self._bars_that_fit(piece_tracks, extra_bars=bars)
-        plans = [
-            TrackPlan(
-                program=t.program,
-                register=self.tokenizer.track_register(t.bars),
-                prefix=t.bars[-keep:],
-                free_bars=bars,
-            )
-            for t in piece_tracks
-        ]
+        plans = self._continuation_plans(piece_tracks, keep, bars)
         conditions = self._conditions(
             style, info["key"], info["mode"], info["meter"], info["tempo_bpm"], len(piece_tracks)
         )
