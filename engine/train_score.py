@@ -133,7 +133,7 @@ def train_score(
     save_model(tmp, best, best_cfg, dtype=mx.float16)
     tok.save(tmp / "tokenizer")
     record = {
-        "command": f"disco-musica train score --corpus {corpus_dir} --preset {preset}"
+        "command": f"disco-musica train score --corpus {_corpus_arg(corpus_dir)} --preset {preset}"
         + (f" --seed {seed}" if seed else ""),
         "preset": preset,
         "model_config": model_cfg,
@@ -152,6 +152,12 @@ def train_score(
         shutil.rmtree(final)
     tmp.rename(final)
     return record
+
+
+def _corpus_arg(corpus_dir: str | Path) -> str:
+    """How the CLI names this corpus: ``music21`` for the default folder, else its path."""
+    default = Path("data") / "music21"
+    return "music21" if Path(corpus_dir).resolve() == default.resolve() else str(corpus_dir)
 
 
 def _per_style(windows: list[tuple[str, list[int]]], n: int) -> list[tuple[str, list[int]]]:
