@@ -944,7 +944,17 @@ def _status(text: str):
     return console.status(text) if console.is_terminal else contextlib.nullcontext()
 
 
-class _TokenProgress:
+class _RichDisplay:
+    """Base of the progress displays: a rich Progress (terminal only), stopped on exit."""
+
+    progress = None
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+class _TokenProgress(_RichDisplay):
     """Spinner with the count of tokens written so far.
 
     The model stops when the music is complete, usually well before its context window, so
@@ -978,12 +988,8 @@ class _TokenProgress:
             self.task = self.progress.add_task(self.label, total=window)
         self.progress.update(self.task, completed=tokens)
 
-    def __exit__(self, *exc) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
-
-class _FileProgress:
+class _FileProgress(_RichDisplay):
     """A bar over corpus files; on a non-terminal, one plain line per tenth of the work."""
 
     def __init__(self, label: str):
@@ -1027,12 +1033,8 @@ class _FileProgress:
             self.last_tenth = tenth
             print(f"{self.label}: {done}/{total} files", file=sys.stderr, flush=True)
 
-    def __exit__(self, *exc) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
-
-class _Spinner:
+class _Spinner(_RichDisplay):
     """A spinner with elapsed time under lines printed by a long step (only on a terminal)."""
 
     def __init__(self, label: str):
@@ -1059,10 +1061,6 @@ class _Spinner:
         """Change the text next to the spinner (no-op off a terminal)."""
         if self.progress is not None:
             self.progress.update(self.task, description=label)
-
-    def __exit__(self, *exc) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
 
 if __name__ == "__main__":

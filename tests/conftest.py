@@ -51,3 +51,25 @@ def tiny_model_dir(small_corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("train")
     train_score(small_corpus, out, preset="tiny", quiet=True)
     return out / "model"
+
+
+TINY_MODEL_ARGS = dict(
+    vocab_size=37,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    max_position_embeddings=64,
+)
+
+
+def make_tiny_model(seed: int = 0, **overrides):
+    """A tiny random score model (2 layers, width 32) built from config alone."""
+    import mlx.core as mx
+
+    from engine.models.score import Model, ModelArgs
+
+    mx.random.seed(seed)
+    model = Model(ModelArgs(**{**TINY_MODEL_ARGS, **overrides}))
+    mx.eval(model.parameters())
+    return model

@@ -6,27 +6,16 @@ import numpy as np
 import pytest
 
 from engine.generate import GenerationResponse, generate, generate_step
-from engine.models.score import Model, ModelArgs
+from engine.models.score import Model
 from engine.sample import make_sampler
+from tests.conftest import make_tiny_model
 
 V = 41
 
 
 @pytest.fixture(scope="module")
 def model() -> Model:
-    mx.random.seed(3)
-    m = Model(
-        ModelArgs(
-            vocab_size=V,
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            intermediate_size=64,
-            max_position_embeddings=300,
-        )
-    )
-    mx.eval(m.parameters())
-    return m
+    return make_tiny_model(3, vocab_size=V, max_position_embeddings=300)
 
 
 PROMPT = [1, 5, 9, 2]

@@ -9,28 +9,15 @@ from mlx.utils import tree_flatten
 from engine.models import load_model, save_model
 from engine.models.score import (
     KVCache,
-    Model,
     ModelArgs,
     StaticKVCache,
     apply_rope,
     rope_tables,
 )
+from tests.conftest import TINY_MODEL_ARGS, make_tiny_model
 
-TINY = dict(
-    vocab_size=37,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=64,
-    max_position_embeddings=64,
-)
-
-
-def tiny_model(seed: int = 0, **overrides) -> Model:
-    mx.random.seed(seed)
-    model = Model(ModelArgs(**{**TINY, **overrides}))
-    mx.eval(model.parameters())
-    return model
+TINY = TINY_MODEL_ARGS
+tiny_model = make_tiny_model
 
 
 def test_from_dict_ignores_unknown_keys():

@@ -9,8 +9,9 @@ import numpy as np
 from mlx.utils import tree_flatten
 
 from engine.models import load_model
-from engine.models.score import Model, ModelArgs
+from engine.models.score import Model
 from engine.train import JsonlCallback, PrintCallback, TrainConfig, evaluate, train
+from tests.conftest import make_tiny_model
 
 V, L, B = 16, 24, 8
 PAD = 0
@@ -59,19 +60,7 @@ def val_batches():
 
 
 def tiny_model(seed: int = 0) -> Model:
-    mx.random.seed(seed)
-    model = Model(
-        ModelArgs(
-            vocab_size=V,
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            intermediate_size=64,
-            max_position_embeddings=64,
-        )
-    )
-    mx.eval(model.parameters())
-    return model
+    return make_tiny_model(seed, vocab_size=V)
 
 
 CONFIG = TrainConfig(
