@@ -24,6 +24,7 @@ from symusic import KeySignature, Score
 
 from engine.atomic import write_bytes_atomic
 from engine.grammar import GrammarError, ScoreGrammar, TrackPlan
+from engine.steer import Steering
 from engine.tokenizer import (
     CONDITION_VALUES,
     MAX_VOICES,
@@ -215,13 +216,20 @@ class ScoreModel:
         top_p: float = DEFAULT_TOP_P,
         key_strength: float = DEFAULT_KEY_STRENGTH,
         seed: int = DEFAULT_SEED,
+        pitch_ranges: Sequence[tuple[int, int]] | None = None,
+        registers: Sequence[int] | None = None,
+        steer: Steering | None = None,
         progress: ProgressFn | None = None,
     ) -> GeneratedScore:
         """A new piece from condition tokens alone. Unset conditions are chosen by the model.
 
         ``parts`` names the register of each track (soprano, alto, tenor, bass...; see
         ``PART_REGISTERS``); by default 2 to 4 voices are laid out as soprano (alto, tenor)
-        and bass, more voices are left to the model.
+        and bass, more voices are left to the model.  ``pitch_ranges`` (one (low, high) MIDI
+        pair per track) replaces the parts' ranges, e.g. with instruments' ranges, and
+        ``registers`` (0..5 per track, see ``REGISTER_NAMES``) their register tokens.
+        ``steer`` applies harmony, density, syncopation and contour controls while sampling
+        (`engine.steer.Steering`).
         """
         _check_bars(bars)
         if parts is not None:
@@ -241,16 +249,30 @@ class ScoreModel:
         first = min(bars, self._section_bars(n or 4))
         if parts is None and n is not None:
             parts = DEFAULT_PARTS.get(n)
+        if pitch_ranges is not None:
+            pitch_ranges = _check_ranges(pitch_ranges, n or 1)
+        elif parts:
+            pitch_ranges = [PART_RANGES[p] for p in parts]
+        if registers is not None:
+            registers = [int(r) for r in registers]
+            if len(registers) != (n or 1) or not all(
+                0 <= r < len(REGISTER_NAMES) for r in registers
+            ):
+                raise ScoreModelError(
+                    f"registers must be one of 0..{len(REGISTER_NAMES) - 1} for each track"
+                )
+        elif parts:
+            registers = [PART_REGISTERS[p] for p in parts]
         plans = [
             TrackPlan(
                 program=(programs[i] if programs else None),
-                register=PART_REGISTERS[parts[i]] if parts else None,
-                pitch_range=PART_RANGES[parts[i]] if parts else None,
+                register=registers[i] if registers else None,
+                pitch_range=pitch_ranges[i] if pitch_ranges else None,
                 free_bars=first,
             )
             for i in range(n or 1)
         ]
-        result = self._run(conditions, plans, meter, tempo_bpm, sampling, progress)
+        result = self._run(conditions, plans, meter, tempo_bpm, sampling, progress, steer)
         done, section = first, 0
         while done < bars and result.finish_reason == "stop":
             # Longer than one window: continue section by section, all conditions now fixed.
@@ -258,10 +280,16 @@ class ScoreModel:
             cond, tracks = self.tokenizer.split(result.tokens)
             step = min(bars - done, self._section_bars(len(tracks)))
             keep = self._bars_that_fit(tracks, extra_bars=step)
-            ranges = [PART_RANGES[p] for p in parts] if parts else None
-            plans = self._continuation_plans(tracks, keep, step, ranges)
+            plans = self._continuation_plans(tracks, keep, step, pitch_ranges)
             nxt = self._run(
-                cond, plans, meter, tempo_bpm, {**sampling, "seed": seed + section}, progress
+                cond,
+                plans,
+                meter,
+                tempo_bpm,
+                {**sampling, "seed": seed + section},
+                progress,
+                steer,
+                bar_offset=done - keep,
             )
             _, new_tracks = self.tokenizer.split(nxt.tokens)
             for t, t_new in zip(tracks, new_tracks, strict=True):
@@ -273,7 +301,8 @@ class ScoreModel:
         if parts:  # tracks in the requested order, named after their parts
             for t, part in zip(result.score.tracks, parts, strict=True):
                 t.name = part.capitalize()
-        else:
+        elif programs is None and pitch_ranges is None and registers is None:
+            # (with programs, ranges or registers per track the caller's order stands)
             _sort_tracks_by_pitch(result.score)
         return result
 
@@ -311,16 +340,32 @@ class ScoreModel:
         top_p: float = DEFAULT_TOP_P,
         key_strength: float = DEFAULT_KEY_STRENGTH,
         seed: int = DEFAULT_SEED,
+        key: str | None = None,
+        mode: str | None = None,
+        pitch_ranges: Sequence[tuple[int, int]] | None = None,
+        steer: Steering | None = None,
         progress: ProgressFn | None = None,
     ) -> GeneratedScore:
-        """The given music followed by ``bars`` new bars in every track (same key, meter)."""
+        """The given music followed by ``bars`` new bars in every track (same key, meter).
+
+        ``key``/``mode`` default to the key music21 hears in the input; ``pitch_ranges``
+        (one (low, high) per track) keeps new notes in range; ``steer`` as in `generate`,
+        with bars counted from the start of the input.
+        """
         _check_bars(bars)
         score = read_midi(prefix)
         piece_tracks, info = self._encode_input(score)
         keep = self._bars_that_fit(piece_tracks, extra_bars=bars)
-        plans = self._continuation_plans(piece_tracks, keep, bars)
+        if pitch_ranges is not None:
+            pitch_ranges = _check_ranges(pitch_ranges, len(piece_tracks))
+        plans = self._continuation_plans(piece_tracks, keep, bars, pitch_ranges)
         conditions = self._conditions(
-            style, info["key"], info["mode"], info["meter"], info["tempo_bpm"], len(piece_tracks)
+            style,
+            key or info["key"],
+            mode or info["mode"],
+            info["meter"],
+            info["tempo_bpm"],
+            len(piece_tracks),
         )
         result = self._run(
             conditions,
@@ -329,6 +374,8 @@ class ScoreModel:
             info["tempo_bpm"],
             self._sampling(temperature, top_k, top_p, seed, key_strength),
             progress,
+            steer,
+            bar_offset=len(piece_tracks[0].bars) - keep,
         )
         result.settings.update(prefix_bars_used=keep, prefix_bars=len(piece_tracks[0].bars))
         if keep < len(piece_tracks[0].bars):
@@ -585,7 +632,17 @@ class ScoreModel:
                 "split it into shorter sections"
             )
 
-    def _run(self, conditions, plans, meter, tempo_bpm, sampling, progress) -> GeneratedScore:
+    def _run(
+        self,
+        conditions,
+        plans,
+        meter,
+        tempo_bpm,
+        sampling,
+        progress,
+        steer: Steering | None = None,
+        bar_offset: int = 0,
+    ) -> GeneratedScore:
         from engine.generate import generate_step
         from engine.sample import make_sampler
 
@@ -609,19 +666,28 @@ class ScoreModel:
 
         strength = sampling["key_strength"]
         key_bias: list[np.ndarray | None] = []  # computed once the key is known
+        steering = steer.bind(tok) if steer is not None and steer.active else None
 
         def allowed_fn(tokens: list[int]) -> np.ndarray:
             for t in tokens[seen[0] :]:
                 grammar.feed(t)
             seen[0] = len(tokens)
             allowed = grammar.allowed()
-            if not strength or grammar.state not in ("pitch", "event"):
+            bias = None
+            if strength and grammar.state in ("pitch", "event"):
+                if not key_bias:
+                    key_bias.append(self._key_bias(grammar.tokens, strength))
+                bias = key_bias[0]
+            if steering is not None:
+                extra = steering(grammar, bar_offset)
+                if extra is not None:
+                    bias = extra if bias is None else bias + extra
+            if bias is None:
                 return allowed
-            if not key_bias:
-                key_bias.append(self._key_bias(grammar.tokens, strength))
-            if key_bias[0] is None:
-                return allowed
-            return np.where(allowed, key_bias[0], -np.inf).astype(np.float32)
+            biased = np.where(allowed, bias, -np.inf).astype(np.float32)
+            if not np.isfinite(biased).any():  # a hard constraint left nothing: drop it
+                biased = np.where(allowed, 0.0, -np.inf).astype(np.float32)
+            return biased
 
         sampler = make_sampler(sampling["temperature"], sampling["top_k"], sampling["top_p"])
         tokens = list(prompt)
@@ -698,6 +764,16 @@ def _check_parts(parts: Sequence[str]) -> None:
         raise ScoreModelError(
             f"unknown part {unknown[0]!r}; use one of {', '.join(PART_REGISTERS)}"
         )
+
+
+def _check_ranges(ranges: Sequence[tuple[int, int]], tracks: int) -> list[tuple[int, int]]:
+    ranges = [(int(lo), int(hi)) for lo, hi in ranges]
+    if len(ranges) != tracks:
+        raise ScoreModelError(f"{len(ranges)} pitch ranges for {_plural(tracks, 'track')}")
+    for lo, hi in ranges:
+        if not 0 <= lo <= hi <= 127:
+            raise ScoreModelError(f"pitch range {lo}-{hi} is not within MIDI pitches 0..127")
+    return ranges
 
 
 def _check_bars(bars: int) -> None:
