@@ -71,9 +71,45 @@ def generate_step(
 
     tic = time.perf_counter()
     logits = forward(mx.array([prompt], dtype=mx.int32), len(prompt))
-    for step in range(max_tokens):
+    step = 0
+
+    def respond(token: int) -> GenerationResponse:
+        if token == eos_id:
+            reason = "stop"
+        elif step + 1 == max_tokens:
+            reason = "length"
+        elif len(tokens) == context:
+            reason = "context"
+        else:
+            reason = None
+        return GenerationResponse(
+            token=token,
+            step=step,
+            tokens_per_second=(step + 1) / (time.perf_counter() - tic),
+            peak_memory_gb=mx.get_peak_memory() / 1e9,
+            finish_reason=reason,
+        )
+
+    pending: list = []  # the constraint for the current position, when already asked
+    while step < max_tokens:
         if allowed_fn is not None:
-            allowed = allowed_fn(tokens)
+            allowed = pending.pop() if pending else allowed_fn(tokens)
+            run = _forced_run(
+                allowed_fn, tokens, allowed, max_tokens - step, context, eos_id, pending
+            )
+            if run:
+                # Tokens the constraint forces need no sampling: feed them in one pass.
+                if step + len(run) < max_tokens and len(tokens) + len(run) < context:
+                    logits = forward(mx.array([run], dtype=mx.int32), len(tokens) + len(run))
+                    mx.async_eval(logits)
+                for token in run:
+                    tokens.append(token)
+                    r = respond(token)
+                    yield r
+                    if r.finish_reason is not None:
+                        return
+                    step += 1
+                continue
             if allowed is not None:
                 if allowed.dtype == np.bool_:
                     logits = apply_mask(logits, allowed[None])
@@ -87,23 +123,47 @@ def generate_step(
             mx.async_eval(logits)
         token = y.item()
         tokens.append(token)
-        if token == eos_id:
-            reason = "stop"
-        elif step + 1 == max_tokens:
-            reason = "length"
-        elif len(tokens) == context:
-            reason = "context"
-        else:
-            reason = None
-        yield GenerationResponse(
-            token=token,
-            step=step,
-            tokens_per_second=(step + 1) / (time.perf_counter() - tic),
-            peak_memory_gb=mx.get_peak_memory() / 1e9,
-            finish_reason=reason,
-        )
-        if reason is not None:
+        r = respond(token)
+        yield r
+        if r.finish_reason is not None:
             return
+        step += 1
+
+
+def _only_token(allowed: np.ndarray | None) -> int | None:
+    """The one token ``allowed`` permits (bool mask or additive bias), else None."""
+    if allowed is None:
+        return None
+    ok = allowed if allowed.dtype == np.bool_ else np.isfinite(allowed)
+    idx = np.flatnonzero(ok)
+    return int(idx[0]) if len(idx) == 1 else None
+
+
+def _forced_run(
+    allowed_fn: AllowedFn,
+    tokens: list[int],
+    allowed: np.ndarray | None,
+    budget: int,
+    context: int,
+    eos_id: int | None,
+    pending: list,
+) -> list[int]:
+    """The tokens forced from here on (each the only one allowed), up to ``budget``.
+
+    ``allowed_fn`` is asked once per position: the answer for the position after the run
+    is left in ``pending``.
+    """
+    run: list[int] = []
+    nxt = _only_token(allowed)
+    while nxt is not None:
+        run.append(nxt)
+        if nxt == eos_id or len(run) == budget or len(tokens) + len(run) >= context:
+            break
+        following = allowed_fn(tokens + run)
+        nxt = _only_token(following)
+        if nxt is None:
+            pending.append(following)
+    return run
 
 
 def generate(
