@@ -1,6 +1,9 @@
 """``disco-musica``: the command line of Disco-Musica.
 
-    disco-musica generate --style chorale --key G --bars 8 --out chorale.mid
+    disco-musica generate "a calm chorale in G major for choir, 30 seconds"
+    disco-musica replay disco-musica-output/a-calm-chorale-in-g-1234/generation.json
+    disco-musica prompt
+    disco-musica sketch --style chorale --key G --bars 8 --out chorale.mid
     disco-musica continue sketch.mid --bars 4
     disco-musica add-tracks melody.mid --parts alto,tenor,bass
     disco-musica regenerate piece.mid --bars 4-5
@@ -8,8 +11,10 @@
     disco-musica train score --corpus music21 --preset base
     disco-musica models
 
-Every music command writes a MIDI file and, beside it, a JSON sidecar that records how to
-make the same file again (command, seed, model hash, versions).  Problems a user can fix
+``generate`` writes a new folder per piece (audio, MIDI, MusicXML and generation.json, which
+``replay`` turns back into the same files); the MIDI commands (sketch, continue, add-tracks,
+regenerate) write a MIDI file and, beside it, a JSON sidecar that records how to make the
+same file again (command, seed, model hash, versions).  Problems a user can fix
 are printed as one ``error: ...`` line with exit status 2; nothing is left half-written.
 Heavy imports (MLX, MidiTok, music21) happen inside the commands so ``--help`` is quick.
 """
@@ -60,6 +65,11 @@ USER_ERRORS = (
     ("engine.data.corpus", "CorpusError"),
     ("engine.data.dataset", "DatasetError"),
     ("engine.train_score", "TrainingError"),
+    ("engine.compose", "ComposeError"),
+    ("engine.prompt", "PromptError"),
+    ("engine.render", "RenderError"),
+    ("engine.notation", "NotationError"),
+    ("engine.steer", "SteeringError"),
 )
 
 
@@ -120,7 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = _command(sub, "generate", _cmd_generate, "make a new piece", ("generate",))
+    from engine.cli_generate import add_commands
+
+    add_commands(sub, _command)
+
+    p = _command(
+        sub,
+        "sketch",
+        _cmd_generate,
+        "write a MIDI sketch from the score model's conditions alone",
+        ("sketch",),
+    )
     p.add_argument("--style", help=f"{STYLE_NAMES} (default: the model chooses)")
     p.add_argument("--key", help="tonic: C, C#, Db, D, ... B (default: the model chooses)")
     p.add_argument("--mode", choices=("major", "minor"), help="major or minor (default: any)")

@@ -263,41 +263,59 @@ class ScoreModel:
                 )
         elif parts:
             registers = [PART_REGISTERS[p] for p in parts]
-        plans = [
-            TrackPlan(
-                program=(programs[i] if programs else None),
-                register=registers[i] if registers else None,
-                pitch_range=pitch_ranges[i] if pitch_ranges else None,
-                free_bars=first,
-            )
-            for i in range(n or 1)
-        ]
-        result = self._run(conditions, plans, meter, tempo_bpm, sampling, progress, steer)
+
+        def first_plans(b: int) -> list[TrackPlan]:
+            return [
+                TrackPlan(
+                    program=(programs[i] if programs else None),
+                    register=registers[i] if registers else None,
+                    pitch_range=pitch_ranges[i] if pitch_ranges else None,
+                    free_bars=b,
+                )
+                for i in range(n or 1)
+            ]
+
+        result, first = _fitting(
+            first,
+            lambda b: self._run(
+                conditions, first_plans(b), meter, tempo_bpm, sampling, progress, steer
+            ),
+        )
         done, section = first, 0
         while done < bars and result.finish_reason == "stop":
             # Longer than one window: continue section by section, all conditions now fixed.
             section += 1
             cond, tracks = self.tokenizer.split(result.tokens)
+
+            def next_section(b: int, tracks=tracks, cond=cond, section=section, done=done):
+                keep = self._bars_that_fit(tracks, extra_bars=b)
+                plans = self._continuation_plans(tracks, keep, b, pitch_ranges)
+                r = self._run(
+                    cond,
+                    plans,
+                    meter,
+                    tempo_bpm,
+                    {**sampling, "seed": seed + section},
+                    progress,
+                    steer,
+                    bar_offset=done - keep,
+                )
+                r.settings["kept_bars"] = keep
+                return r
+
             step = min(bars - done, self._section_bars(len(tracks)))
-            keep = self._bars_that_fit(tracks, extra_bars=step)
-            plans = self._continuation_plans(tracks, keep, step, pitch_ranges)
-            nxt = self._run(
-                cond,
-                plans,
-                meter,
-                tempo_bpm,
-                {**sampling, "seed": seed + section},
-                progress,
-                steer,
-                bar_offset=done - keep,
-            )
+            nxt, step = _fitting(step, next_section)
+            keep = nxt.settings["kept_bars"]
             _, new_tracks = self.tokenizer.split(nxt.tokens)
+            _check_complete(new_tracks, len(tracks))
             for t, t_new in zip(tracks, new_tracks, strict=True):
                 t.bars = t.bars[: len(t.bars) - keep] + t_new.bars
             tokens = self.tokenizer.build_sequence(cond, tracks)
             result = self._result(tokens, conditions, tempo_bpm, sampling, nxt.finish_reason)
             result.settings["sections"] = section + 1
             done += step
+        if n is not None:
+            _check_complete(result.score.tracks, n)
         if parts:  # tracks in the requested order, named after their parts
             for t, part in zip(result.score.tracks, parts, strict=True):
                 t.name = part.capitalize()
@@ -763,6 +781,23 @@ def _check_parts(parts: Sequence[str]) -> None:
     if unknown:
         raise ScoreModelError(
             f"unknown part {unknown[0]!r}; use one of {', '.join(PART_REGISTERS)}"
+        )
+
+
+def _fitting(bars: int, run: Callable[[int], GeneratedScore]) -> tuple[GeneratedScore, int]:
+    """``run(bars)``, halving ``bars`` while the model's window fills up before the end."""
+    while True:
+        result = run(bars)
+        if result.finish_reason != "length" or bars == 1:
+            return result, bars
+        bars = max(1, bars // 2)
+
+
+def _check_complete(tracks, expected: int) -> None:
+    if len(tracks) < expected:
+        raise ScoreModelError(
+            f"the model's window filled up after {len(tracks)} of {expected} parts even for one "
+            "bar; ask for fewer parts"
         )
 
 

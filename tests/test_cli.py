@@ -57,20 +57,20 @@ def listing(folder: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def pieces(tiny_model_dir, tmp_path_factory) -> dict[str, Path]:
-    """MIDI files written by `generate`: a two-part piece and a one-part melody."""
+    """MIDI files written by `sketch`: a two-part piece and a one-part melody."""
     d = tmp_path_factory.mktemp("pieces")
     model = ["--model", str(tiny_model_dir)]
     args = ["--style", "chorale", "--bars", "4", "--seed", "7"]
-    assert main(["generate", *args, "--voices", "2", "--out", str(d / "duet.mid"), *model]) == 0
-    assert main(["generate", *args, "--voices", "1", "--out", str(d / "tune.mid"), *model]) == 0
+    assert main(["sketch", *args, "--voices", "2", "--out", str(d / "duet.mid"), *model]) == 0
+    assert main(["sketch", *args, "--voices", "1", "--out", str(d / "tune.mid"), *model]) == 0
     return {"duet": d / "duet.mid", "tune": d / "tune.mid"}
 
 
-# ---- generate -----------------------------------------------------------------------------
-def test_generate_writes_midi_and_a_recipe_that_remakes_it(tiny_model_dir, tmp_path, capsys):
+# ---- sketch --------------------------------------------------------------------------------
+def test_sketch_writes_midi_and_a_recipe_that_remakes_it(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "piece.mid"
     code, stdout, err = run(
-        capsys, "generate", "--style", "folk", "--bars", "4", "--voices", "2",
+        capsys, "sketch", "--style", "folk", "--bars", "4", "--voices", "2",
         "--model", tiny_model_dir, "--out", out,
     )  # fmt: skip
     assert code == 0, err
@@ -80,7 +80,7 @@ def test_generate_writes_midi_and_a_recipe_that_remakes_it(tiny_model_dir, tmp_p
 
     recipe = json.loads(out.with_suffix(".json").read_text())
     assert isinstance(recipe["seed"], int) and recipe["seed"] >= 0  # picked for the user
-    assert recipe["operation"] == "generate"
+    assert recipe["operation"] == "sketch"
     assert recipe["parameters"]["style"] == "folk" and recipe["parameters"]["bars"] == 4
     assert recipe["conditions"]["style"] == "folk" and recipe["conditions"]["voices"] == "2"
     assert set(recipe["conditions"]) == {"style", "key", "mode", "meter", "tempo", "voices"}
@@ -88,7 +88,7 @@ def test_generate_writes_midi_and_a_recipe_that_remakes_it(tiny_model_dir, tmp_p
     assert recipe["midi"] == {"file": "piece.mid", "sha256": sha256(out)}
     assert recipe["finish_reason"] in ("stop", "length")
     assert recipe["disco_musica_version"]
-    assert recipe["command"].startswith("disco-musica generate ")
+    assert recipe["command"].startswith("disco-musica sketch ")
     assert "--seed" in recipe["args"] and "--out" not in recipe["args"]
 
     again = tmp_path / "again.mid"
@@ -116,7 +116,7 @@ def test_default_output_names_are_new_files_here(tiny_model_dir, tmp_path, monke
     monkeypatch.chdir(tmp_path)
     for _ in range(2):
         code, _, err = run(
-            capsys, "generate", "--style", "celtic", "--bars", "2", "--voices", "1",
+            capsys, "sketch", "--style", "celtic", "--bars", "2", "--voices", "1",
             "--seed", "5", "--model", tiny_model_dir,
         )  # fmt: skip
         assert code == 0, err
@@ -134,7 +134,7 @@ def test_default_output_names_are_new_files_here(tiny_model_dir, tmp_path, monke
 def test_existing_output_is_kept_unless_force(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "mine.mid"
     out.write_bytes(b"my own file")
-    args = ["generate", "--bars", "2", "--voices", "1", "--model", tiny_model_dir, "--out", out]
+    args = ["sketch", "--bars", "2", "--voices", "1", "--model", tiny_model_dir, "--out", out]
     code, _, err = run(capsys, *args)
     assert_user_error(code, err, "already exists", "--force")
     assert out.read_bytes() == b"my own file"
@@ -155,7 +155,7 @@ def test_existing_output_is_kept_unless_force(tiny_model_dir, tmp_path, capsys):
 def test_json_output(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "p.mid"
     code, stdout, _ = run(
-        capsys, "generate", "--bars", "2", "--voices", "1", "--seed", "3",
+        capsys, "sketch", "--bars", "2", "--voices", "1", "--seed", "3",
         "--model", tiny_model_dir, "--out", out, "--json",
     )  # fmt: skip
     assert code == 0
@@ -170,7 +170,7 @@ def test_the_default_model_is_used_when_installed(tiny_model_dir, tmp_path, monk
     shutil.copytree(tiny_model_dir, models / score_api.DEFAULT_MODEL)
     monkeypatch.setattr(score_api, "MODELS_DIR", models)
     out = tmp_path / "p.mid"
-    code, _, err = run(capsys, "generate", "--bars", "2", "--voices", "1", "--out", out)
+    code, _, err = run(capsys, "sketch", "--bars", "2", "--voices", "1", "--out", out)
     assert code == 0, err
     recipe = json.loads(out.with_suffix(".json").read_text())
     assert recipe["model"]["name"] == score_api.DEFAULT_MODEL
@@ -253,27 +253,27 @@ BAD_INPUT = {
     "truncated MIDI": (["continue", "{truncated}"], "corrupt MIDI file"),
     "header only": (["regenerate", "{header}", "--bars", "1"], "no notes"),
     "missing input": (["continue", "{missing}"], "no such file"),
-    "unknown style": (["generate", "--style", "chorales"], "did you mean chorale?"),
-    "bars 0": (["generate", "--bars", "0"], "--bars must be 1..64, not 0"),
-    "bars 1000": (["generate", "--bars", "1000"], "--bars must be 1..64, not 1000"),
+    "unknown style": (["sketch", "--style", "chorales"], "did you mean chorale?"),
+    "bars 0": (["sketch", "--bars", "0"], "--bars must be 1..64, not 0"),
+    "bars 1000": (["sketch", "--bars", "1000"], "--bars must be 1..64, not 1000"),
     "continue bars 0": (["continue", "{duet}", "--bars", "0"], "--bars must be 1..64"),
-    "tempo 0": (["generate", "--tempo", "0"], "--tempo must be 20..300, not 0"),
-    "voices 9": (["generate", "--voices", "9"], "--voices must be 1..8"),
-    "temperature": (["generate", "--temperature", "7"], "--temperature must be 0..5"),
-    "top-p": (["generate", "--top-p", "0"], "--top-p must be more than 0"),
-    "negative seed": (["generate", "--seed", "-1"], "--seed must be 0.."),
-    "bad program": (["generate", "--programs", "52,300"], "--programs must be 0..127"),
-    "unknown key": (["generate", "--key", "H"], "unknown key tonic 'H'"),
-    "unknown meter": (["generate", "--meter", "7/8"], "unsupported meter"),
-    "not a number": (["generate", "--bars", "eight"], "invalid int value"),
-    "unknown mode": (["generate", "--mode", "dorian"], "invalid choice"),
-    "unknown model": (["generate", "--model", "no-such-model"], "unknown score model"),
+    "tempo 0": (["sketch", "--tempo", "0"], "--tempo must be 20..300, not 0"),
+    "voices 9": (["sketch", "--voices", "9"], "--voices must be 1..8"),
+    "temperature": (["sketch", "--temperature", "7"], "--temperature must be 0..5"),
+    "top-p": (["sketch", "--top-p", "0"], "--top-p must be more than 0"),
+    "negative seed": (["sketch", "--seed", "-1"], "--seed must be 0.."),
+    "bad program": (["sketch", "--programs", "52,300"], "--programs must be 0..127"),
+    "unknown key": (["sketch", "--key", "H"], "unknown key tonic 'H'"),
+    "unknown meter": (["sketch", "--meter", "7/8"], "unsupported meter"),
+    "not a number": (["sketch", "--bars", "eight"], "invalid int value"),
+    "unknown mode": (["sketch", "--mode", "dorian"], "invalid choice"),
+    "unknown model": (["sketch", "--model", "no-such-model"], "unknown score model"),
     "unknown part": (["add-tracks", "{duet}", "--parts", "alto,descant"], "unknown part"),
     "bars outside piece": (["regenerate", "{duet}", "--bars", "4-9"], "it has bars 1-4"),
     "bars backwards": (["regenerate", "{duet}", "--bars", "3-2"], "bars count from 1"),
     "track outside piece": (["regenerate", "{duet}", "--bars", "1", "--tracks", "3"], "track 3"),
-    "out not .mid": (["generate", "--out", "piece.txt"], "ending in .mid"),
-    "out in missing folder": (["generate", "--out", "nowhere/piece.mid"], "no such folder"),
+    "out not .mid": (["sketch", "--out", "piece.txt"], "ending in .mid"),
+    "out in missing folder": (["sketch", "--out", "nowhere/piece.mid"], "no such folder"),
     "unknown command": (["compose"], "invalid choice"),
 }
 
@@ -318,7 +318,7 @@ def test_unwritable_output_folder(tiny_model_dir, tmp_path, capsys):
     before = listing(folder)
     try:
         code, _, err = run(
-            capsys, "generate", "--bars", "2", "--voices", "1",
+            capsys, "sketch", "--bars", "2", "--voices", "1",
             "--model", tiny_model_dir, "--out", folder / "piece.mid",
         )  # fmt: skip
     finally:
@@ -347,7 +347,7 @@ def test_interrupt_exits_130_and_leaves_nothing(tiny_model_dir, tmp_path, monkey
         raise KeyboardInterrupt
 
     monkeypatch.setattr(score_api.ScoreModel, "generate", interrupted)
-    code, _, err = run(capsys, "generate", "--model", tiny_model_dir, "--out", tmp_path / "p.mid")
+    code, _, err = run(capsys, "sketch", "--model", tiny_model_dir, "--out", tmp_path / "p.mid")
     assert code == 130
     assert err.strip() == "interrupted"
     assert listing(tmp_path) == []
@@ -356,7 +356,7 @@ def test_interrupt_exits_130_and_leaves_nothing(tiny_model_dir, tmp_path, monkey
 # ---- help ----------------------------------------------------------------------------------
 def test_help_is_quick_to_load(tmp_path):
     code = (
-        "import sys; from engine.cli import main; rc = main(['generate', '--help']); "
+        "import sys; from engine.cli import main; rc = main(['sketch', '--help']); "
         "heavy = [m for m in ('mlx.core', 'engine.tokenizer', 'miditok', 'music21') "
         "if m in sys.modules]; print('HEAVY', heavy); sys.exit(rc)"
     )
@@ -371,7 +371,7 @@ def test_help_shows_the_api_defaults(capsys):
         assert main([*words, "--help"]) == 0
         return " ".join(capsys.readouterr().out.split())
 
-    text = help_of("generate")
+    text = help_of("sketch")
     assert STYLE_NAMES == ", ".join(STYLES) and STYLE_NAMES in text
     assert f"(default {score_api.DEFAULT_TOP_K}: no limit)" in text
     assert f"(default {score_api.DEFAULT_BARS})" in text

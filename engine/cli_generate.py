@@ -1,0 +1,386 @@
+"""``disco-musica generate "PROMPT"``, ``replay`` and ``prompt``: the text-to-music commands.
+
+Kept apart from `engine.cli` (which owns the entry point, errors and progress displays) so
+the main job reads in one place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+from pathlib import Path
+
+MAX_VARIATIONS = 32
+RANDOM_SEED_LIMIT = 100_000
+DEFAULT_OUTPUT_ROOT = Path("disco-musica-output")
+
+
+def add_commands(sub, command) -> None:
+    """Register generate, replay and prompt on the ``sub`` parsers (``command`` = cli._command)."""
+    p = command(sub, "generate", cmd_generate, "make music from a text prompt", ("generate",))
+    p.add_argument(
+        "prompt",
+        nargs="?",
+        default="",
+        metavar="PROMPT",
+        help='what to make, e.g. "a calm chorale in G major for choir, 30 seconds" '
+        "(see `disco-musica prompt`; empty = the model chooses everything; - reads it from "
+        "standard input)",
+    )
+    g = p.add_argument_group("what to make (each overrides the prompt's words)")
+    g.add_argument("--model", metavar="NAME|DIR", help="score model (default score-base)")
+    g.add_argument(
+        "--style", help="chorale, renaissance, madrigal, medieval, celtic, folk, classical"
+    )
+    g.add_argument("--mood", help="joy, sadness, anger, tranquility, tension, nostalgia, ...")
+    g.add_argument("--key", help="tonic: C, C#, Db, ... B")
+    g.add_argument("--mode", choices=("major", "minor"))
+    g.add_argument("--meter", help="time signature: 4/4, 3/4, 6/8, 2/4, ...")
+    g.add_argument("--tempo", type=float, metavar="BPM", help="beats per minute, 20..300")
+    g.add_argument("--duration", type=float, metavar="SECONDS", help="length in seconds")
+    g.add_argument("--bars", type=int, metavar="N", help="length in bars, 1..64")
+    g.add_argument(
+        "--instruments", metavar="LIST", help='parts, top to bottom: "violin, viola, cello"'
+    )
+    g.add_argument("--structure", metavar="FORM", help='e.g. AABA or "verse chorus verse"')
+    g.add_argument(
+        "--progression", metavar="CHORDS", help='one chord a bar: "I-vi-IV-V", "Am F C G"'
+    )
+    g.add_argument("--dynamics", choices=("pp", "p", "mp", "mf", "f", "ff"))
+    g.add_argument(
+        "--hairpin",
+        dest="dynamics_shape",
+        choices=("crescendo", "diminuendo"),
+        help="over the piece",
+    )
+    g.add_argument("--articulation", choices=("legato", "staccato"))
+    g.add_argument("--density", type=float, metavar="0..1", help="0 sparse, 1 busy")
+    g.add_argument("--syncopation", type=float, metavar="0..1", help="0 on the beat, 1 off it")
+    g.add_argument("--register", choices=("low", "middle", "high"))
+    g.add_argument("--contour", choices=("rising", "falling", "arch"), help="of the top part")
+    g.add_argument(
+        "--creativity", type=float, metavar="0..1", help="0 conservative, 1 experimental (0.5)"
+    )
+    g.add_argument("--seed", type=int, metavar="N", help="same seed, same music (default: random)")
+    g.add_argument(
+        "--variations", type=int, default=1, metavar="N", help="N pieces, seeds SEED..SEED+N-1"
+    )
+    o = p.add_argument_group("output")
+    o.add_argument(
+        "--formats",
+        default="wav,mid,musicxml",
+        metavar="LIST",
+        help="any of wav, flac, ogg, mp3, mid, musicxml (default wav,mid,musicxml)",
+    )
+    o.add_argument("--bit-depth", type=int, default=16, choices=(16, 24), help="WAV/FLAC bits")
+    o.add_argument("--soundfont", metavar="FILE.sf2", help="General MIDI SoundFont for the audio")
+    o.add_argument("--reverb", type=float, metavar="0..1", help="room reverb (default 0.25)")
+    o.add_argument("--eq-low", type=float, metavar="DB", help="low shelf gain, -24..24 dB")
+    o.add_argument("--eq-high", type=float, metavar="DB", help="high shelf gain, -24..24 dB")
+    o.add_argument("--compression", type=float, metavar="0..1", help="compressor (default 0.3)")
+    o.add_argument(
+        "--out",
+        metavar="DIR",
+        help=f"folder to create (default {DEFAULT_OUTPUT_ROOT}/<words>-<seed>)",
+    )
+    o.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    o.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+
+    p = command(sub, "replay", cmd_replay, "make a recorded generation again", ("replay",))
+    p.add_argument(
+        "record", metavar="generation.json", help="a generation's record (or its folder)"
+    )
+    p.add_argument("--out", metavar="DIR", help="folder to create (default: beside, -replay)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+
+    p = command(sub, "prompt", cmd_prompt, "list the words prompts understand", ("prompt",))
+    p.add_argument(
+        "text", nargs="?", metavar="PROMPT", help="show how this prompt is read, without generating"
+    )
+
+
+# ---- generate ------------------------------------------------------------------------------
+def cmd_generate(args: argparse.Namespace) -> int:
+    from engine import cli
+    from engine.compose import check_formats, compose, plan
+    from engine.render import Effects, load_soundfont
+
+    if not 1 <= args.variations <= MAX_VARIATIONS:
+        raise cli.CliError(f"--variations must be 1..{MAX_VARIATIONS}, not {args.variations}")
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(RANDOM_SEED_LIMIT)
+    cli._check_range("--seed", args.seed, 0, cli.MAX_SEED - args.variations + 1)
+    if args.prompt == "-":
+        args.prompt = _read_prompt(sys.stdin)
+    options = _options(args)
+    effects = Effects(
+        **{
+            k: v
+            for k, v in {
+                "reverb": args.reverb,
+                "eq_low_db": args.eq_low,
+                "eq_high_db": args.eq_high,
+                "compression": args.compression,
+            }.items()
+            if v is not None
+        }
+    )
+    effects.validate()
+    formats = check_formats([f for f in args.formats.split(",") if f.strip()])
+    first_plan, parsed = plan(args.prompt, **options)  # all checks before any work
+    if any(f in ("wav", "flac", "ogg", "mp3") for f in formats):
+        load_soundfont(args.soundfont)
+    _show_understanding(args.prompt, parsed, first_plan, quiet=args.json)
+    folders = _folders(args, first_plan)
+    model = cli._load_model(args.model or "score-base")
+    results = []
+    for i, folder in enumerate(folders):
+        seed = args.seed + i
+        with _StageProgress(f"Piece {i + 1}/{len(folders)}" if len(folders) > 1 else "") as prog:
+            comp = compose(args.prompt, model=model, progress=prog, **{**options, "seed": seed})
+            if args.model:
+                comp.request["model"] = comp.model_name = args.model
+            record = comp.save(
+                folder,
+                formats=formats,
+                soundfont=args.soundfont,
+                effects=effects,
+                bit_depth=args.bit_depth,
+                overwrite=args.overwrite,
+                progress=prog,
+            )
+        results.append((folder, record))
+        if not args.json:
+            files = ", ".join(record["outputs"])
+            print(f"wrote {cli._shown(folder)}/ ({files}); {_summary(record)}")
+    if args.json:
+        out = [{"folder": str(f), **r} for f, r in results]
+        print(json.dumps(out[0] if len(out) == 1 else out, indent=1))
+    else:
+        print(f"replay: disco-musica replay {cli._shown(results[0][0])}/generation.json")
+    return 0
+
+
+def _read_prompt(stream, limit: int = 1 << 20) -> str:
+    """The prompt from standard input (at most ``limit`` characters are read)."""
+    from engine.prompt import MAX_PROMPT_CHARS
+
+    text = stream.read(limit + 1)
+    if len(text) > limit:
+        raise _cli_error(
+            f"the prompt on standard input is over {limit} characters; the limit is "
+            f"{MAX_PROMPT_CHARS}"
+        )
+    return text.strip()
+
+
+def _cli_error(message: str):
+    from engine.cli import CliError
+
+    return CliError(message)
+
+
+def _options(args: argparse.Namespace) -> dict:
+    return {
+        "style": args.style,
+        "mood": args.mood,
+        "key": args.key,
+        "mode": args.mode,
+        "meter": args.meter,
+        "tempo_bpm": args.tempo,
+        "seconds": args.duration,
+        "bars": args.bars,
+        "instruments": args.instruments,
+        "structure": args.structure,
+        "progression": args.progression,
+        "dynamics": args.dynamics,
+        "dynamics_shape": args.dynamics_shape,
+        "articulation": args.articulation,
+        "density": args.density,
+        "syncopation": args.syncopation,
+        "register": args.register,
+        "contour": args.contour,
+        "creativity": args.creativity,
+        "seed": args.seed,
+    }
+
+
+def _folders(args: argparse.Namespace, p) -> list[Path]:
+    """One new folder per piece; checked (exists? writable?) before any work."""
+    from engine import cli
+
+    n = args.variations
+    if args.out:
+        base = Path(args.out)
+        folders = [base] if n == 1 else [base / f"variation-{i + 1}" for i in range(n)]
+        if n > 1:
+            if base.exists() and not base.is_dir():
+                raise cli.CliError(f"--out {base} is a file; give a folder")
+            base.mkdir(parents=True, exist_ok=True)
+    else:
+        DEFAULT_OUTPUT_ROOT.mkdir(exist_ok=True)
+        words = "-".join(re.findall(r"[a-z0-9]+", args.prompt.lower())[:5]) or (p.style or "piece")
+        folders = []
+        for i in range(n):
+            stem = f"{words}-{args.seed + i}"
+            f, k = DEFAULT_OUTPUT_ROOT / stem, 2
+            while f.exists():
+                f, k = DEFAULT_OUTPUT_ROOT / f"{stem}-{k}", k + 1
+            folders.append(f)
+    for f in folders:
+        parent = f.absolute().parent
+        if not parent.is_dir():
+            raise cli.CliError(
+                f"cannot write to {parent}: no such folder; create it or change --out"
+            )
+        cli._check_writable_dir(parent)
+        if f.exists() and not args.overwrite:
+            raise cli.CliError(f"{f} already exists; add --overwrite to replace it")
+    return folders
+
+
+def _show_understanding(prompt: str, parsed: dict, p, quiet: bool) -> None:
+    """The table of what the prompt was read as, and the words left out (on stderr)."""
+    from rich.table import Table
+
+    from engine.cli import _console
+
+    console = _console()
+    if not prompt.strip():
+        console.print("empty prompt: the model chooses style, key and the rest (unconditional)")
+    if quiet:
+        return
+    if parsed["understood"]:
+        table = Table(title="What I understood", title_justify="left")
+        for col in ("words", "means", "value"):
+            table.add_column(col)
+        for u in parsed["understood"]:
+            table.add_row(u["phrase"], u["attribute"], u["value"])
+        console.print(table)
+    for i in parsed["ignored"]:
+        near = f" (did you mean {', '.join(i['suggestions'])}?)" if i["suggestions"] else ""
+        console.print(f"ignored: {i['word']}{near}")
+    parts = ", ".join(q.name for q in p.parts)
+    key = f"{p.key or 'any'} {p.mode or ''}".strip()
+    console.print(
+        f"making {p.bars} bars ({p.seconds:.0f} s) of {p.style or 'any style'}, {key}, "
+        f"{p.meter}, {p.tempo_bpm:g} BPM for {parts}"
+    )
+
+
+def _summary(record: dict) -> str:
+    p = record["plan"]
+    return (
+        f"{p['bars']} bars, {p['seconds']:.0f} s, {p.get('key') or ''} {p.get('mode') or ''}, "
+        f"{p['meter']}, {p['tempo_bpm']:g} BPM, seed {record['seed']}"
+    ).replace("  ", " ")
+
+
+class _StageProgress:
+    """A progress bar per stage (writing music bar by bar, notation, audio)."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self.progress = None
+        self.tasks: dict[str, int] = {}
+
+    def __enter__(self) -> _StageProgress:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        from engine.cli import _console
+
+        console = _console()
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        )
+        self.progress.start()
+        return self
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        name = {"audio": "Rendering audio", "notation": "Writing notation"}.get(
+            stage, f"Writing {stage} (bars)"
+        )
+        if self.prefix:
+            name = f"{self.prefix}: {name}"
+        if name not in self.tasks:
+            self.tasks[name] = self.progress.add_task(name, total=total)
+        self.progress.update(self.tasks[name], completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+
+# ---- replay ----------------------------------------------------------------------------------
+def cmd_replay(args: argparse.Namespace) -> int:
+    from engine import cli
+    from engine.compose import GENERATION_FILE, replay
+
+    src = Path(args.record)
+    record_path = src / GENERATION_FILE if src.is_dir() else src
+    if not record_path.is_file():
+        raise cli.CliError(f"{record_path} does not exist; give a generation.json")
+    out = (
+        Path(args.out)
+        if args.out
+        else record_path.absolute().parent.with_name(record_path.absolute().parent.name + "-replay")
+    )
+    if out.exists() and not args.overwrite:
+        raise cli.CliError(f"{out} already exists; add --overwrite or choose --out")
+    with _StageProgress("Replay") as prog:
+        record, same = replay(record_path, out, overwrite=args.overwrite, progress=prog)
+    if args.json:
+        print(json.dumps({"folder": str(out), "identical": same, **record}, indent=1))
+    else:
+        for name, ok in same.items():
+            print(f"{name}: {'identical' if ok else 'DIFFERENT'}")
+        print(f"wrote {cli._shown(out)}/")
+    return 0 if all(same.values()) else 1
+
+
+# ---- prompt help -----------------------------------------------------------------------------
+def cmd_prompt(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from engine.cli import _console
+    from engine.compose import plan
+    from engine.prompt import examples, vocabulary
+
+    console = _console()
+    out = console if sys.stdout.isatty() else None
+    if args.text is not None:
+        p, parsed = plan(args.text)
+        _show_understanding(args.text, parsed, p, quiet=False)
+        return 0
+    for category, entries in vocabulary().items():
+        table = Table(title=category, title_justify="left", show_header=False)
+        table.add_column("words")
+        table.add_column("means")
+        for word, meaning in entries:
+            table.add_row(word, meaning)
+        (out or _plain_console()).print(table)
+    (out or _plain_console()).print("Examples:")
+    for e in examples():
+        (out or _plain_console()).print(f'  disco-musica generate "{e}"')
+    return 0
+
+
+def _plain_console():
+    from rich.console import Console
+
+    return Console(file=sys.stdout, width=120)

@@ -1,0 +1,931 @@
+"""Text to music: a prompt and options in, a finished piece (MIDI, audio, MusicXML) out.
+
+>>> from engine.compose import compose
+>>> piece = compose("a calm chorale in G major for choir, 8 bars", seed=1)
+>>> piece.save("calm-chorale")          # music.mid, music.wav, music.musicxml, generation.json
+
+`compose` reads the prompt (`engine.prompt`), lets explicit options override what the words
+said, fills what neither said from documented defaults (`plan`), writes the score with the
+score model section by section (`engine.score_api`), applies dynamics and articulation, and
+returns a `Composition`.  Everything it decided is recorded in ``generation.json``, so
+`replay` makes the same MIDI bytes again, and the same audio with the same SoundFont.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.atomic import write_bytes_atomic
+
+MAX_SECONDS = 600.0
+MAX_TOTAL_BARS = 64
+DEFAULT_BARS = 8
+DEFAULT_SECTION_BARS = 4
+DEFAULT_CREATIVITY = 0.5
+DEFAULT_FORMATS = ("wav", "mid", "musicxml")
+ALL_FORMATS = ("wav", "flac", "ogg", "mp3", "mid", "musicxml")
+GENERATION_FILE = "generation.json"
+STEM = "music"
+
+# Instruments each style gets when the prompt names none (the corpus' own ensembles).
+STYLE_ENSEMBLES = {
+    "chorale": "choir",
+    "renaissance": "choir",
+    "madrigal": "choir",
+    "medieval": "recorder and choir",
+    "celtic": "fiddle",
+    "folk": "flute",
+    "classical": "string quartet",
+}
+# Tempo (BPM) each style gets when nothing else sets one.
+STYLE_TEMPOS = {
+    "chorale": 72,
+    "renaissance": 76,
+    "madrigal": 88,
+    "medieval": 84,
+    "celtic": 112,
+    "folk": 100,
+    "classical": 108,
+}
+DEFAULT_TEMPO = 96.0
+# MIDI velocity of each dynamic level, and the swing of a crescendo or diminuendo.
+VELOCITIES = {"pp": 36, "p": 52, "mp": 66, "mf": 80, "f": 96, "ff": 112}
+DEFAULT_DYNAMICS = "mf"
+HAIRPIN_SPAN = 40  # a crescendo goes from level - 20 to level + 20
+DOWNBEAT_ACCENT = 8
+MELODY_LIFT = 6  # the top part sounds a little above the others
+# Playable range (MIDI) by General MIDI program; programs not listed use DEFAULT_RANGE.
+DEFAULT_RANGE = (36, 96)
+PROGRAM_RANGES = {
+    **{p: (36, 96) for p in range(0, 8)},  # pianos
+    **{p: (55, 96) for p in range(8, 16)},  # chromatic percussion
+    **{p: (36, 96) for p in range(16, 24)},  # organs
+    **{p: (40, 84) for p in range(24, 32)},  # guitars
+    **{p: (28, 55) for p in range(32, 40)},  # basses
+    40: (55, 93),  # violin
+    41: (48, 84),  # viola
+    42: (36, 76),  # cello
+    43: (28, 60),  # contrabass
+    44: (36, 93),
+    45: (36, 93),
+    46: (24, 103),  # harp
+    47: (40, 57),  # timpani
+    48: (36, 96),
+    49: (36, 96),
+    52: (48, 79),  # choir
+    53: (48, 79),
+    54: (48, 79),
+    56: (55, 82),  # trumpet
+    57: (40, 72),  # trombone
+    58: (28, 58),  # tuba
+    59: (55, 82),
+    60: (41, 77),  # french horn
+    61: (40, 82),
+    64: (56, 88),  # soprano sax
+    65: (49, 81),  # alto sax
+    66: (44, 76),  # tenor sax
+    67: (36, 69),  # baritone sax
+    68: (58, 91),  # oboe
+    69: (52, 81),  # english horn
+    70: (34, 75),  # bassoon
+    71: (50, 91),  # clarinet
+    72: (74, 108),  # piccolo
+    73: (60, 96),  # flute
+    74: (60, 86),  # recorder
+    75: (60, 86),  # pan flute
+    109: (55, 84),  # bagpipe
+    110: (55, 93),  # fiddle
+}
+VOICE_PARTS = ("soprano", "alto", "tenor", "bass")
+
+ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+class ComposeError(ValueError):
+    """A request that cannot be made; the message says what to change."""
+
+
+@dataclass
+class Part:
+    name: str
+    program: int
+    low: int
+    high: int
+    register: int | None = None  # score-model register token (0..5), None = model's choice
+    voice: str | None = None  # soprano, alto, tenor or bass for sung parts
+
+
+@dataclass
+class Plan:
+    """Every decision, concrete: what the generation will make (recorded in the sidecar)."""
+
+    style: str | None
+    key: str | None
+    mode: str | None
+    meter: str
+    tempo_bpm: float
+    bars: int
+    parts: list[Part]
+    sections: list[tuple[str, int]]  # (label, bars)
+    temperature: float
+    top_p: float
+    key_strength: float
+    creativity: float
+    dynamics: str
+    dynamics_shape: str | None
+    articulation: str | None
+    density: float | None
+    syncopation: float | None
+    contour: str | None
+    register: str | None
+    progression: list[str] | None
+    moods: list[str]
+    seed: int
+
+    @property
+    def seconds(self) -> float:
+        return self.bars * _quarters_per_bar(self.meter) * 60.0 / self.tempo_bpm
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["sections"] = [list(s) for s in self.sections]
+        d["seconds"] = round(self.seconds, 3)
+        return d
+
+
+@dataclass
+class Composition:
+    """A generated piece: its score, what it was asked and how it was made."""
+
+    score: object  # symusic.Score
+    plan: Plan
+    request: dict
+    parsed: dict
+    model_name: str
+    model_sha256: str
+    settings: dict = field(default_factory=dict)
+
+    def midi_bytes(self) -> bytes:
+        from engine.score_api import GeneratedScore
+
+        return GeneratedScore(self.score, [], {}, "stop").to_midi_bytes()
+
+    def save(
+        self,
+        folder: str | Path,
+        *,
+        formats: Sequence[str] = DEFAULT_FORMATS,
+        soundfont: str | Path | None = None,
+        effects=None,
+        bit_depth: int = 16,
+        overwrite: bool = False,
+        progress: ProgressFn | None = None,
+    ) -> dict:
+        """Write the files into ``folder`` (made whole, then renamed into place); the record."""
+        return write_generation(
+            self,
+            Path(folder),
+            formats=formats,
+            soundfont=soundfont,
+            effects=effects,
+            bit_depth=bit_depth,
+            overwrite=overwrite,
+            progress=progress,
+        )
+
+
+# ---- planning ----------------------------------------------------------------------------
+def plan(prompt: str = "", **options) -> tuple[Plan, dict]:
+    """Resolve a prompt and explicit options into a `Plan`; also return the parse (a dict).
+
+    Options (None or absent = from the prompt, else a documented default): style, key, mode,
+    meter, tempo_bpm, bars, seconds, instruments (str or list of names), mood, structure,
+    progression, dynamics, dynamics_shape, articulation, density, syncopation, register,
+    contour, creativity (0..1), seed.
+    """
+    from engine import score_api as api
+    from engine.prompt import PromptError, parse_prompt
+    from engine.tokenizer import METERS, STYLES
+
+    unknown = set(options) - set(REQUEST_FIELDS)
+    if unknown:
+        raise ComposeError(f"unknown option(s) {', '.join(sorted(unknown))}")
+    try:
+        parsed = parse_prompt(prompt or "")
+    except PromptError as e:
+        raise ComposeError(str(e)) from None
+    a = parsed.attributes
+    o = {k: v for k, v in options.items() if v is not None}
+
+    if "mood" in o:  # an explicit mood fills what the prompt left open
+        try:
+            mood_attrs = parse_prompt(str(o["mood"])).attributes
+        except PromptError as e:
+            raise ComposeError(str(e)) from None
+        if not mood_attrs.moods:
+            raise ComposeError(f"unknown mood {o['mood']!r}; see `disco-musica prompt`")
+        for f in ("mode", "tempo_bpm", "register", "dynamics", "articulation", "density"):
+            if getattr(a, f) is None:
+                setattr(a, f, getattr(mood_attrs, f))
+        a.moods = mood_attrs.moods + [m for m in a.moods if m not in mood_attrs.moods]
+
+    def pick(name: str, attr: str | None = None):
+        return o[name] if name in o else getattr(a, attr or name)
+
+    style = pick("style")
+    if style is not None and style not in STYLES:
+        import difflib
+
+        near = difflib.get_close_matches(str(style), STYLES, n=2)
+        hint = f"did you mean {' or '.join(near)}? " if near else ""
+        raise ComposeError(f"unknown style {style!r}; {hint}known: {', '.join(STYLES)}")
+    key, mode = pick("key"), pick("mode")
+    progression = o.get("progression", a.progression)
+    if isinstance(progression, str):
+        progression = [c for c in re.split(r"[\s,\-–]+", progression) if c]
+    if progression:
+        from engine.steer import SteeringError, key_of_progression, parse_chord
+
+        implied = key_of_progression(progression)
+        if implied and key is None:
+            key = implied[0]
+            mode = mode or implied[1]
+        try:
+            for c in progression:
+                parse_chord(c, key, mode)
+        except SteeringError as e:
+            raise ComposeError(str(e)) from None
+    meter = pick("meter") or "4/4"
+    if meter not in METERS:
+        raise ComposeError(f"unsupported meter {meter!r}; use one of {', '.join(METERS)}")
+
+    tempo = pick("tempo_bpm")
+    if tempo is None:
+        tempo = STYLE_TEMPOS.get(style, DEFAULT_TEMPO) if style else DEFAULT_TEMPO
+    tempo = float(tempo)
+    if not api.MIN_TEMPO_BPM <= tempo <= api.MAX_TEMPO_BPM:
+        raise ComposeError(
+            f"tempo {tempo:g} BPM is outside {api.MIN_TEMPO_BPM:g}..{api.MAX_TEMPO_BPM:g}"
+        )
+
+    parts = _parts(o.get("instruments"), a, style)
+    if style is None and (a.instruments or o.get("instruments")):
+        # The model writes best in a style it knows: voices alone sing a chorale, any other
+        # ensemble plays in the classical style (documented in docs/prompting.md).
+        style = "chorale" if all(q.voice for q in parts) and len(parts) > 1 else "classical"
+    register = pick("register")
+    if register not in (None, "low", "middle", "high"):
+        raise ComposeError(f"unknown register {register!r}; use low, middle or high")
+    if register in ("low", "high"):
+        # Keep to the lower or upper part of each instrument's range (at least an octave),
+        # and ask the model for the register of that half.
+        from engine.tokenizer import register_of
+
+        for q in parts:
+            mid = (q.low + q.high) // 2
+            if register == "low":
+                q.high = max(q.low + 12, mid + 2)
+            else:
+                q.low = min(q.high - 12, mid - 2)
+            q.register = register_of((q.low + q.high) / 2)
+
+    structure = o.get("structure", a.structure)
+    if isinstance(structure, str):
+        structure = _parse_structure(structure)
+    bars = _bars(o, a, meter, tempo, structure)
+    sections = _sections(structure, bars)
+
+    creativity = float(pick("creativity") if pick("creativity") is not None else 0.5)
+    if not 0 <= creativity <= 1:
+        raise ComposeError(f"creativity must be between 0 and 1, not {creativity:g}")
+    dynamics = pick("dynamics") or DEFAULT_DYNAMICS
+    if dynamics not in VELOCITIES:
+        raise ComposeError(f"unknown dynamics {dynamics!r}; use {', '.join(VELOCITIES)}")
+    shape = pick("dynamics_shape")
+    if shape not in (None, "crescendo", "diminuendo"):
+        raise ComposeError(f"unknown dynamics shape {shape!r}; use crescendo or diminuendo")
+    articulation = pick("articulation")
+    if articulation not in (None, "legato", "staccato"):
+        raise ComposeError(f"unknown articulation {articulation!r}; use legato or staccato")
+    for name in ("density", "syncopation"):
+        v = pick(name)
+        if v is not None and not 0 <= float(v) <= 1:
+            raise ComposeError(f"{name} must be between 0 and 1, not {v}")
+    seed = int(o.get("seed", 0))
+    if not 0 <= seed <= 2**32 - 1:
+        raise ComposeError(f"seed must be 0..4294967295, not {seed}")
+
+    p = Plan(
+        style=style,
+        key=key,
+        mode=mode,
+        meter=meter,
+        tempo_bpm=tempo,
+        bars=bars,
+        parts=parts,
+        sections=sections,
+        # Creativity 0 -> conservative (cool sampling, strong key), 1 -> experimental.
+        temperature=round(0.6 + 0.6 * creativity, 4),
+        top_p=round(0.85 + 0.14 * creativity, 4),
+        key_strength=round(3.0 - 2.5 * creativity, 4),
+        creativity=creativity,
+        dynamics=dynamics,
+        dynamics_shape=shape,
+        articulation=articulation,
+        density=None if pick("density") is None else float(pick("density")),
+        syncopation=None if pick("syncopation") is None else float(pick("syncopation")),
+        contour=pick("contour"),
+        register=register,
+        progression=progression or None,
+        moods=list(a.moods),
+        seed=seed,
+    )
+    return p, _parsed_dict(parsed)
+
+
+REQUEST_FIELDS = (
+    "style",
+    "key",
+    "mode",
+    "meter",
+    "tempo_bpm",
+    "bars",
+    "seconds",
+    "instruments",
+    "mood",
+    "structure",
+    "progression",
+    "dynamics",
+    "dynamics_shape",
+    "articulation",
+    "density",
+    "syncopation",
+    "register",
+    "contour",
+    "creativity",
+    "seed",
+    "model",
+)
+
+
+def _parsed_dict(parsed) -> dict:
+    return {
+        "understood": [dataclasses.asdict(u) for u in parsed.understood],
+        "ignored": [dataclasses.asdict(i) for i in parsed.ignored],
+    }
+
+
+def _parts(instruments, a, style: str | None) -> list[Part]:
+    """Parts from explicit instruments, else the prompt's, else the style's ensemble."""
+    from engine.prompt import PromptError, parse_prompt
+
+    chosen = None
+    if instruments:
+        text = instruments if isinstance(instruments, str) else ", ".join(instruments)
+        try:
+            parsed = parse_prompt(text.replace(",", " and "))
+        except PromptError as e:
+            raise ComposeError(str(e)) from None
+        bad = [i for i in parsed.ignored]
+        if bad or not parsed.attributes.instruments:
+            i = bad[0] if bad else None
+            hint = f"; did you mean {' or '.join(i.suggestions)}?" if i and i.suggestions else ""
+            what = i.word if i else text
+            raise ComposeError(
+                f"unknown instrument {what!r}{hint} (see `disco-musica prompt` for the list)"
+            )
+        chosen = parsed.attributes.instruments
+    elif a.instruments:
+        chosen = a.instruments
+    elif style in STYLE_ENSEMBLES:
+        chosen = parse_prompt(STYLE_ENSEMBLES[style]).attributes.instruments
+    else:
+        chosen = parse_prompt("choir").attributes.instruments
+    from engine.tokenizer import MAX_VOICES
+
+    if len(chosen) > MAX_VOICES:
+        raise ComposeError(
+            f"{len(chosen)} parts asked for; the model writes at most {MAX_VOICES} parts"
+        )
+    parts = []
+    for name, program in chosen:
+        if name in VOICE_PARTS or (program in (52, 53, 54) and len(chosen) <= 4):
+            from engine.score_api import PART_RANGES, PART_REGISTERS
+
+            vname = name if name in VOICE_PARTS else _voice_for(len(chosen), len(parts))
+            lo, hi = PART_RANGES[vname]
+            parts.append(Part(name, program, lo, hi, PART_REGISTERS[vname], vname))
+        else:
+            lo, hi = PROGRAM_RANGES.get(program, DEFAULT_RANGE)
+            parts.append(Part(name, program, lo, hi))
+    return parts
+
+
+def _voice_for(n: int, i: int) -> str:
+    from engine.score_api import DEFAULT_PARTS
+
+    layout = DEFAULT_PARTS.get(n, ("soprano",))
+    return layout[min(i, len(layout) - 1)]
+
+
+def _quarters_per_bar(meter: str) -> float:
+    num, den = (int(x) for x in meter.split("/"))
+    return num * 4 / den
+
+
+def _parse_structure(text: str) -> list[str]:
+    words = [w for w in re.split(r"[\s,\-]+", text.strip()) if w]
+    if len(words) == 1 and re.fullmatch(r"[A-Ha-h]{1,12}", words[0]):
+        return list(words[0].upper())
+    if not words:
+        raise ComposeError("empty --structure; write a form such as AABA or 'verse chorus'")
+    return [w.lower() for w in words]
+
+
+def _bars(o: dict, a, meter: str, tempo: float, structure) -> int:
+    bars = o.get("bars")
+    seconds = o.get("seconds")
+    if bars is None and seconds is None:
+        bars, seconds = a.bars, a.seconds
+    if bars is not None:
+        bars = int(bars)
+        if not 1 <= bars <= MAX_TOTAL_BARS:
+            raise ComposeError(f"length {bars} bars is outside 1..{MAX_TOTAL_BARS} bars")
+        return bars
+    if seconds is not None:
+        seconds = float(seconds)
+        if not 0 < seconds <= MAX_SECONDS:
+            raise ComposeError(f"duration {seconds:g} s is outside 0..{MAX_SECONDS:g} s")
+        bars = max(1, round(seconds * tempo / 60.0 / _quarters_per_bar(meter)))
+        if bars > MAX_TOTAL_BARS:
+            longest = MAX_TOTAL_BARS * _quarters_per_bar(meter) * 60 / tempo
+            raise ComposeError(
+                f"{seconds:g} s is {bars} bars at {tempo:g} BPM; the most is {MAX_TOTAL_BARS} "
+                f"bars ({longest:.0f} s at this tempo): ask for less or a faster tempo"
+            )
+        return bars
+    if structure:
+        return min(MAX_TOTAL_BARS, DEFAULT_SECTION_BARS * len(structure))
+    return DEFAULT_BARS
+
+
+def _sections(structure: list[str] | None, bars: int) -> list[tuple[str, int]]:
+    """Split ``bars`` over the sections (earlier sections get the remainder)."""
+    if not structure:
+        return [("", bars)]
+    if len(structure) > bars:
+        raise ComposeError(
+            f"{len(structure)} sections do not fit in {bars} bars; ask for more bars or a "
+            "shorter form"
+        )
+    base, extra = divmod(bars, len(structure))
+    # Repeated labels must keep equal lengths: give each label the length of its first use.
+    sizes: dict[str, int] = {}
+    out = []
+    for i, label in enumerate(structure):
+        n = sizes.setdefault(label, base + (1 if i < extra else 0))
+        out.append((label, n))
+    return out
+
+
+# ---- composing ---------------------------------------------------------------------------
+def compose(
+    prompt: str = "",
+    *,
+    model: str | object | None = None,
+    progress: ProgressFn | None = None,
+    **options,
+) -> Composition:
+    """Write a piece for ``prompt`` and options (see `plan`); return the `Composition`."""
+    from engine import score_api as api
+
+    request = {"prompt": prompt, **{k: v for k, v in options.items() if v is not None}}
+    p, parsed = plan(prompt, **options)
+    sm = model if isinstance(model, api.ScoreModel) else api.load(model or api.DEFAULT_MODEL)
+    score = _write(sm, p, progress)
+    _shape_dynamics(score, p)
+    _articulate(score, p)
+    _label(score, p)
+    weights = Path(sm.path) / "model.safetensors"
+    return Composition(
+        score=score,
+        plan=p,
+        request={**request, "model": _model_name(model, sm)},
+        parsed=parsed,
+        model_name=_model_name(model, sm),
+        model_sha256=_sha256_file(weights),
+    )
+
+
+def _model_name(model, sm) -> str:
+    from engine import score_api as api
+
+    if model is None or isinstance(model, api.ScoreModel):
+        path = Path(sm.path)
+        return path.name if path.parent == api.MODELS_DIR else str(path)
+    return str(model)
+
+
+def _steering(p: Plan, bass_track: int | None):
+    from engine.steer import Steering
+
+    return Steering(
+        progression=p.progression,
+        key=p.key,
+        mode=p.mode,
+        density=p.density,
+        syncopation=p.syncopation,
+        contour=p.contour,
+        total_bars=p.bars,
+        bass_track=bass_track,
+    )
+
+
+def _write(sm, p: Plan, progress: ProgressFn | None):
+    """The score, section by section; repeated labels reuse their material with a variation."""
+    from symusic import Score
+
+    ranges = [(q.low, q.high) for q in p.parts]
+    lows = [(q.low + q.high) / 2 for q in p.parts]
+    bass = int(np.argmin(lows)) if len(p.parts) > 1 else None
+    steer = _steering(p, bass)
+    sampling = {"temperature": p.temperature, "top_p": p.top_p, "key_strength": p.key_strength}
+    total = sum(n for _, n in p.sections)
+    done = 0
+    names = [q.name for q in p.parts]
+    # Choir parts name their voice (register and range as in four-part writing).
+    voice_parts = [q.voice for q in p.parts] if all(q.voice for q in p.parts) else None
+    registers = [q.register for q in p.parts]
+
+    def stage(label: str) -> Callable[[int, int], None] | None:
+        if progress is None:
+            return None
+        return lambda n, cap: progress(label, done, total)
+
+    score: Score | None = None
+    first_use: dict[str, tuple[int, int]] = {}  # label -> (start bar, bars)
+    for i, (label, n) in enumerate(p.sections):
+        what = f"section {label}" if label else "music"
+        if label in first_use and score is not None:
+            score = _repeat(sm, score, p, first_use[label], i, sampling, stage(what))
+        elif score is None:
+            g = sm.generate(
+                style=p.style,
+                key=p.key,
+                mode=p.mode,
+                meter=p.meter,
+                tempo_bpm=p.tempo_bpm,
+                programs=[q.program for q in p.parts],
+                parts=voice_parts,
+                pitch_ranges=ranges,
+                registers=registers if all(r is not None for r in registers) else None,
+                bars=n,
+                seed=p.seed,
+                steer=steer,
+                progress=stage(what),
+                **sampling,
+            )
+            score = g.score
+            if p.key is None or p.mode is None:  # fix the key the model chose
+                p.key = p.key or g.conditions.get("key")
+                p.mode = p.mode or g.conditions.get("mode")
+        else:
+            g = sm.continue_score(
+                score,
+                bars=n,
+                style=p.style,
+                key=p.key,
+                mode=p.mode,
+                pitch_ranges=ranges,
+                seed=p.seed + i,
+                steer=steer,
+                progress=stage(what),
+                **sampling,
+            )
+            score = g.score
+        if label and label not in first_use:
+            first_use[label] = (done, n)
+        done += n
+        if progress is not None:
+            progress(what, done, total)
+    for t, name in zip(score.tracks, names, strict=True):
+        t.name = name
+    return score
+
+
+def _bar_ticks(score, meter: str) -> int:
+    return int(round(score.ticks_per_quarter * _quarters_per_bar(meter)))
+
+
+def _repeat(sm, score, p: Plan, source: tuple[int, int], index: int, sampling, progress):
+    """Append a copy of bars ``source`` and rewrite its last bar (a varied repeat)."""
+    from symusic import Note, Score
+
+    start, n = source
+    bt = _bar_ticks(score, p.meter)
+    end_tick = _end_bar(score, bt) * bt
+    copy = Score(score.ticks_per_quarter)
+    copy.time_signatures = score.time_signatures
+    copy.key_signatures = score.key_signatures
+    copy.tempos = score.tempos
+    for t in score.tracks:
+        c = t.copy()
+        c.notes = [
+            Note(x.time - start * bt, x.duration, x.pitch, x.velocity)
+            for x in t.notes
+            if start * bt <= x.time < (start + n) * bt
+        ]
+        copy.tracks.append(c)
+    if n >= 2 and all(len(t.notes) for t in copy.tracks):
+        try:
+            varied = sm.regenerate_bars(
+                copy,
+                start_bar=n - 1,
+                end_bar=n - 1,
+                style=p.style,
+                seed=p.seed + 1000 + index,
+                progress=progress,
+                **sampling,
+            ).score
+        except ValueError:  # too long for one window: repeat it as it is
+            varied = copy
+    else:
+        varied = copy
+    for t, v in zip(score.tracks, varied.tracks, strict=False):
+        t.notes.extend(
+            Note(x.time + end_tick, x.duration, x.pitch, x.velocity)
+            for x in v.notes
+            if x.time < n * bt
+        )
+        t.notes.sort()
+    return score
+
+
+def _end_bar(score, bar_ticks: int) -> int:
+    """Bars used by the score: up to the bar holding the last onset."""
+    onsets = [x.time for t in score.tracks for x in t.notes]
+    return int(max(onsets) // bar_ticks) + 1 if onsets else 0
+
+
+def _shape_dynamics(score, p: Plan) -> None:
+    """Velocities: the dynamic level, a hairpin over the piece, downbeat accents, melody lift."""
+    base = VELOCITIES[p.dynamics]
+    bt = _bar_ticks(score, p.meter)
+    length = max(p.bars * bt, 1)
+    for i, t in enumerate(score.tracks):
+        for x in t.notes:
+            v = float(base)
+            if p.dynamics_shape:
+                frac = min(x.time / length, 1.0)
+                ramp = (frac - 0.5) * HAIRPIN_SPAN
+                v += ramp if p.dynamics_shape == "crescendo" else -ramp
+            if x.time % bt == 0:
+                v += DOWNBEAT_ACCENT
+            if i == 0 and len(score.tracks) > 1:
+                v += MELODY_LIFT
+            x.velocity = int(min(max(round(v), 1), 127))
+
+
+def _articulate(score, p: Plan) -> None:
+    """Staccato halves notes (at most an eighth); legato ties each note to the next onset."""
+    tpq = score.ticks_per_quarter
+    if p.articulation == "staccato":
+        for t in score.tracks:
+            for x in t.notes:
+                x.duration = max(min(x.duration // 2, tpq // 2), tpq // 8)
+    elif p.articulation == "legato":
+        for t in score.tracks:
+            onsets = sorted({x.time for x in t.notes})
+            nxt = {a: b for a, b in zip(onsets, onsets[1:], strict=False)}
+            for x in t.notes:
+                b = nxt.get(x.time)
+                if b is not None and x.time + x.duration < b <= x.time + x.duration + tpq:
+                    x.duration = b - x.time
+
+
+def _label(score, p: Plan) -> None:
+    """Section names as MIDI markers, at the first beat of each section."""
+    from symusic import TextMeta
+
+    bt = _bar_ticks(score, p.meter)
+    at = 0
+    markers = []
+    for label, n in p.sections:
+        if label:
+            markers.append(TextMeta(at * bt, label))
+        at += n
+    score.markers = markers
+
+
+# ---- files -------------------------------------------------------------------------------
+def write_generation(
+    comp: Composition,
+    folder: Path,
+    *,
+    formats: Sequence[str] = DEFAULT_FORMATS,
+    soundfont: str | Path | None = None,
+    effects=None,
+    bit_depth: int = 16,
+    overwrite: bool = False,
+    progress: ProgressFn | None = None,
+) -> dict:
+    """Write the piece's files and ``generation.json`` into ``folder``; return the record.
+
+    Files are written into a hidden folder beside ``folder`` and renamed into place only when
+    all are complete: an interrupted run leaves nothing behind, and an existing folder is
+    never touched unless ``overwrite``.
+    """
+    from engine import __version__
+    from engine.render import Effects, load_soundfont, render_audio, write_audio
+
+    formats = check_formats(formats)
+    folder = Path(folder)
+    if folder.exists() and not overwrite:
+        raise ComposeError(f"{folder} already exists; choose another folder or ask to overwrite")
+    parent = folder.absolute().parent
+    if not parent.is_dir():
+        raise ComposeError(f"{parent} does not exist; create it or choose another folder")
+    if not os.access(parent, os.W_OK):
+        raise ComposeError(f"cannot write in {parent}; choose another folder")
+    effects = effects or Effects()
+    effects.validate()
+    audio_formats = [f for f in formats if f in ("wav", "flac", "ogg", "mp3")]
+    sf_bytes = load_soundfont(soundfont) if audio_formats else None
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=parent))
+    try:
+        midi = comp.midi_bytes()
+        outputs: dict[str, dict] = {}
+        if "mid" in formats:
+            _put(tmp, f"{STEM}.mid", midi, outputs)
+        if "musicxml" in formats:
+            from engine.notation import write_musicxml
+
+            if progress:
+                progress("notation", 0, 1)
+            write_musicxml(comp.score, tmp / f"{STEM}.musicxml", title=_title(comp))
+            outputs[f"{STEM}.musicxml"] = _file_info(tmp / f"{STEM}.musicxml")
+        render_info = None
+        if audio_formats:
+            if progress:
+                progress("audio", 0, len(audio_formats) + 1)
+            audio, render_info = render_audio(midi, soundfont=soundfont, effects=effects)
+            for k, fmt in enumerate(audio_formats, 1):
+                path = tmp / f"{STEM}.{fmt}"
+                write_audio(audio, render_info.get("sample_rate", 44100), path, bit_depth=bit_depth)
+                outputs[path.name] = _file_info(path)
+                if progress:
+                    progress("audio", k + 1, len(audio_formats) + 1)
+        record = _record(comp, formats, soundfont, sf_bytes, effects, bit_depth, render_info)
+        record["outputs"] = outputs
+        record["disco_musica_version"] = __version__
+        text = json.dumps(record, indent=1, default=_json_default) + "\n"
+        write_bytes_atomic(tmp / GENERATION_FILE, text.encode())
+        if folder.exists():  # overwrite: swap only now that everything is written
+            shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
+        _chmod_like_new(tmp)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return record
+
+
+def _chmod_like_new(folder: Path) -> None:
+    """mkdtemp makes private folders; give the result the modes a new folder would have."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for f in folder.iterdir():
+        os.chmod(f, 0o666 & ~umask)
+
+
+def _put(folder: Path, name: str, data: bytes, outputs: dict) -> None:
+    (folder / name).write_bytes(data)
+    outputs[name] = _file_info(folder / name)
+
+
+def _file_info(path: Path) -> dict:
+    return {"sha256": _sha256_file(path), "bytes": path.stat().st_size}
+
+
+def _title(comp: Composition) -> str:
+    prompt = (comp.request.get("prompt") or "").strip()
+    return prompt[:80] if prompt else f"Disco-Musica {comp.plan.style or 'piece'}"
+
+
+def check_formats(formats: Sequence[str]) -> list[str]:
+    out = []
+    for f in formats:
+        f = f.strip().lower().lstrip(".")
+        f = {"midi": "mid", "xml": "musicxml", "mxl": "musicxml"}.get(f, f)
+        if f not in ALL_FORMATS:
+            raise ComposeError(f"unknown output format {f!r}; choose from {', '.join(ALL_FORMATS)}")
+        if f not in out:
+            out.append(f)
+    if not out:
+        raise ComposeError(f"no output format; choose from {', '.join(ALL_FORMATS)}")
+    return out
+
+
+def _record(comp, formats, soundfont, sf_bytes, effects, bit_depth, render_info) -> dict:
+    from engine.render import default_soundfont
+
+    sf_path = Path(soundfont) if soundfont else default_soundfont()
+    return {
+        "prompt": comp.request.get("prompt", ""),
+        "parsed": comp.parsed,
+        "request": {k: v for k, v in comp.request.items() if k != "prompt"},
+        "plan": comp.plan.to_dict(),
+        "seed": comp.plan.seed,
+        "model": {"name": comp.model_name, "sha256": comp.model_sha256},
+        "output": {
+            "formats": list(formats),
+            "bit_depth": bit_depth,
+            "soundfont": {
+                "path": str(sf_path.resolve()),
+                "default": soundfont is None,
+                "sha256": hashlib.sha256(sf_bytes).hexdigest() if sf_bytes else None,
+            },
+            "effects": effects.to_dict(),
+        },
+        "render": render_info,
+        "replay": f"disco-musica replay {GENERATION_FILE}",
+    }
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"cannot record {type(o).__name__}")
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ---- replay ------------------------------------------------------------------------------
+def replay(
+    record_path: str | Path,
+    folder: str | Path,
+    *,
+    overwrite: bool = False,
+    progress: ProgressFn | None = None,
+) -> tuple[dict, dict[str, bool]]:
+    """Make a recorded generation again into ``folder``; return (record, same-bytes per file).
+
+    Audio is expected identical only when the same SoundFont (same sha256) is used.
+    """
+    from engine.render import Effects
+
+    path = Path(record_path)
+    if path.is_dir():
+        path = path / GENERATION_FILE
+    try:
+        old = json.loads(path.read_text())
+        request = dict(old["request"])
+        prompt = old.get("prompt", "")
+        out = old["output"]
+    except FileNotFoundError:
+        raise ComposeError(f"{path} does not exist; give a generation.json") from None
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
+        raise ComposeError(f"{path} is not a Disco-Musica generation.json ({e})") from None
+    model = request.pop("model", None)
+    comp = compose(prompt, model=model, progress=progress, **request)
+    if comp.model_sha256 != old.get("model", {}).get("sha256"):
+        raise ComposeError(
+            f"model {model} is not the one recorded (sha256 differs); install the recorded model"
+        )
+    sf = out["soundfont"]
+    soundfont = None if sf.get("default") else sf.get("path")
+    new = comp.save(
+        folder,
+        formats=out["formats"],
+        soundfont=soundfont,
+        effects=Effects.from_dict(out["effects"]),
+        bit_depth=out["bit_depth"],
+        overwrite=overwrite,
+        progress=progress,
+    )
+    same = {
+        name: new["outputs"].get(name, {}).get("sha256") == info["sha256"]
+        for name, info in old.get("outputs", {}).items()
+    }
+    return new, same

@@ -1,0 +1,146 @@
+"""`disco-musica generate "PROMPT"`, `replay` and `prompt` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+from engine.score_api import available_models
+
+needs_model = pytest.mark.skipif(
+    "score-base" not in available_models(), reason="needs the shipped score-base model"
+)
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@needs_model
+def test_generate_writes_a_folder_and_replay_makes_the_same_files(tmp_path, capsys):
+    out = tmp_path / "waltz"
+    code, stdout, err = run(
+        capsys, "generate", "a sad waltz for string quartet in D minor, 4 bars, violn",
+        "--seed", "7", "--out", out, "--formats", "wav,mid,musicxml,flac",
+    )  # fmt: skip
+    assert code == 0, err
+    assert listing(tmp_path) == [
+        "waltz",
+        "waltz/generation.json",
+        "waltz/music.flac",
+        "waltz/music.mid",
+        "waltz/music.musicxml",
+        "waltz/music.wav",
+    ]
+    assert "What I understood" in err and "string quartet" in err
+    assert "ignored: violn (did you mean violin" in err
+    assert f"wrote {out}/" in stdout
+    record = json.loads((out / "generation.json").read_text())
+    assert record["seed"] == 7
+    assert record["plan"]["meter"] == "3/4" and record["plan"]["key"] == "D"
+    assert [p["program"] for p in record["plan"]["parts"]] == [40, 40, 41, 42]
+    assert record["parsed"]["ignored"][0]["word"] == "violn"
+    assert len(record["model"]["sha256"]) == 64
+    assert record["output"]["soundfont"]["sha256"]
+    assert set(record["outputs"]) == {"music.wav", "music.flac", "music.mid", "music.musicxml"}
+
+    # replay, in another process as a user would
+    again = tmp_path / "again"
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "replay", str(out / "generation.json"), "--out",
+         str(again)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "music.mid: identical" in proc.stdout and "music.wav: identical" in proc.stdout
+    for name in ("music.mid", "music.wav", "music.flac"):
+        assert (again / name).read_bytes() == (out / name).read_bytes()
+
+    # the folder is never overwritten without --overwrite
+    code, _, err = run(capsys, "generate", "chorale", "--out", out, "--seed", "1")
+    assert code == 2 and "already exists; add --overwrite" in err
+
+
+@needs_model
+def test_variations_and_json(tmp_path, capsys):
+    code, stdout, _ = run(
+        capsys, "generate", "folk tune in G major, 2 bars", "--variations", "2", "--seed", "3",
+        "--out", tmp_path / "v", "--formats", "mid", "--json",
+    )  # fmt: skip
+    assert code == 0
+    records = json.loads(stdout)
+    assert [r["seed"] for r in records] == [3, 4]
+    a = (tmp_path / "v" / "variation-1" / "music.mid").read_bytes()
+    b = (tmp_path / "v" / "variation-2" / "music.mid").read_bytes()
+    assert a != b
+
+
+def test_prompt_lists_the_vocabulary(capsys):
+    code, out, _ = run(capsys, "prompt")
+    assert code == 0
+    for word in ("waltz", "string quartet", "adagio", "crescendo", "AABA", "I-vi-IV-V"):
+        assert word in out
+
+
+BAD = {
+    "tempo 0": (["generate", "x", "--tempo", "0"], "tempo 0 BPM is outside 20..300"),
+    "tempo 1000": (["generate", "fast, 1000 bpm"], "1000"),
+    "duration 0": (["generate", "x", "--duration", "0"], "duration 0 s is outside"),
+    "duration huge": (["generate", "x", "--duration", "100000"], "is outside 0..600 s"),
+    "unknown format": (["generate", "x", "--formats", "aiff"], "unknown output format 'aiff'"),
+    "unknown instrument": (["generate", "x", "--instruments", "trumpit"], "did you mean trumpet"),
+    "variations 0": (["generate", "x", "--variations", "0"], "--variations must be 1..32"),
+    "creativity": (["generate", "x", "--creativity", "3"], "creativity must be between 0 and 1"),
+}
+
+
+@pytest.mark.parametrize("argv,message", BAD.values(), ids=BAD.keys())
+def test_bad_input_is_one_line_and_writes_nothing(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert err.startswith("error: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert listing(tmp_path) in ([], ["disco-musica-output"])
+
+
+def test_bad_soundfont_and_unwritable_folder(tmp_path, capsys):
+    fake = tmp_path / "fake.sf2"
+    fake.write_text("not a soundfont")
+    code, _, err = run(capsys, "generate", "x", "--soundfont", fake, "--out", tmp_path / "o")
+    assert code == 2 and "is not a SoundFont" in err and err.count("\n") == 1
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    code, _, err = run(capsys, "generate", "x", "--out", locked / "o")
+    if code == 2:  # root may write anywhere; then the folder is simply made
+        assert "cannot write" in err or "permission" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_ten_megabyte_prompt_from_stdin(tmp_path, capsys, monkeypatch):
+    import io
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("waltz " * 2_000_000))
+    code, _, err = run(capsys, "generate", "-")
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+    assert listing(tmp_path) in ([], ["disco-musica-output"])
+
+
+def test_empty_prompt_says_it_is_unconditional(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "generate", "", "--tempo", "0")
+    assert "empty prompt" not in err or code == 2  # errors come first
+    code, _, err = run(capsys, "prompt", "")
+    assert code == 0 and "empty prompt" in err
