@@ -205,6 +205,45 @@ class Composition:
         )
 
 
+def generate_piece(
+    prompt: str = "",
+    folder: str | Path | None = None,
+    *,
+    formats: Sequence[str] = DEFAULT_FORMATS,
+    soundfont: str | Path | None = None,
+    effects=None,
+    bit_depth: int = 16,
+    overwrite: bool = False,
+    model: str | object | None = None,
+    progress: ProgressFn | None = None,
+    **options,
+) -> dict:
+    """`compose` and `Composition.save` in one call, as ``disco-musica generate`` does.
+
+    ``folder`` defaults to ``disco-musica-output/<first words>-<seed>`` (made unique).
+    Returns the record written to ``generation.json``, with ``"folder"`` added.
+    """
+    comp = compose(prompt, model=model, progress=progress, **options)
+    if folder is None:
+        root = Path("disco-musica-output")
+        root.mkdir(exist_ok=True)
+        words = "-".join(re.findall(r"[a-z0-9]+", prompt.lower())[:5]) or "piece"
+        folder = root / f"{words}-{comp.plan.seed}"
+        k = 2
+        while folder.exists():
+            folder, k = root / f"{words}-{comp.plan.seed}-{k}", k + 1
+    record = comp.save(
+        folder,
+        formats=formats,
+        soundfont=soundfont,
+        effects=effects,
+        bit_depth=bit_depth,
+        overwrite=overwrite,
+        progress=progress,
+    )
+    return {**record, "folder": str(folder)}
+
+
 # ---- planning ----------------------------------------------------------------------------
 def plan(prompt: str = "", **options) -> tuple[Plan, dict]:
     """Resolve a prompt and explicit options into a `Plan`; also return the parse (a dict).
@@ -303,8 +342,8 @@ def plan(prompt: str = "", **options) -> tuple[Plan, dict]:
     structure = o.get("structure", a.structure)
     if isinstance(structure, str):
         structure = _parse_structure(structure)
-    bars = _bars(o, a, meter, tempo, structure)
-    sections = _sections(structure, bars)
+    sections = _sections(structure, _bars(o, a, meter, tempo, structure))
+    bars = sum(n for _, n in sections)
 
     creativity = float(pick("creativity") if pick("creativity") is not None else 0.5)
     if not 0 <= creativity <= 1:
@@ -481,7 +520,12 @@ def _bars(o: dict, a, meter: str, tempo: float, structure) -> int:
 
 
 def _sections(structure: list[str] | None, bars: int) -> list[tuple[str, int]]:
-    """Split ``bars`` over the sections (earlier sections get the remainder)."""
+    """Split ``bars`` over the sections; a repeated label keeps one length everywhere.
+
+    Each label gets ``bars // sections`` bars; the bars left over go, one at a time, to the
+    most-used label that still fits, so the total falls short only when no label fits
+    what is left (the plan records the true total).
+    """
     if not structure:
         return [("", bars)]
     if len(structure) > bars:
@@ -489,14 +533,20 @@ def _sections(structure: list[str] | None, bars: int) -> list[tuple[str, int]]:
             f"{len(structure)} sections do not fit in {bars} bars; ask for more bars or a "
             "shorter form"
         )
-    base, extra = divmod(bars, len(structure))
-    # Repeated labels must keep equal lengths: give each label the length of its first use.
-    sizes: dict[str, int] = {}
-    out = []
-    for i, label in enumerate(structure):
-        n = sizes.setdefault(label, base + (1 if i < extra else 0))
-        out.append((label, n))
-    return out
+    base = bars // len(structure)
+    counts: dict[str, int] = {}
+    for label in structure:
+        counts[label] = counts.get(label, 0) + 1
+    sizes = dict.fromkeys(counts, base)
+    left = bars - base * len(structure)
+    while True:  # one more bar to the most-used label that still fits, until none fits
+        fits = [k for k in counts if counts[k] <= left]
+        if not fits:
+            break
+        label = max(fits, key=lambda k: (counts[k], -structure.index(k)))
+        sizes[label] += 1
+        left -= counts[label]
+    return [(label, sizes[label]) for label in structure]
 
 
 # ---- composing ---------------------------------------------------------------------------

@@ -307,7 +307,9 @@ def normalize_loudness(
     out = (audio.astype(np.float64) * gain).astype(np.float32)
     info.update(
         lufs_before=round(before, 3),
-        lufs_after=round(_integrated_lufs(out, sample_rate), 3),
+        # Loudness scales with gain (K-weighting is linear, the gates are relative or far
+        # below any music), so it is computed, not measured again (saves a second pass).
+        lufs_after=round(before + gain_db, 3),
         gain_db=gain_db,  # exact: out == audio * 10 ** (gain_db / 20)
         peak_db=round(_peak_db(out), 3),
         limited=bool(limited),

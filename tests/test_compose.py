@@ -261,3 +261,21 @@ def test_save_writes_every_format_and_replay_is_identical(model, tmp_path):
     assert same == {name: True for name in saved["outputs"]}
     with pytest.raises(C.ComposeError, match="already exists"):
         comp.save(folder)
+
+
+def test_one_call_api_writes_the_folder(model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    record = C.generate_piece("folk tune in D major, 2 bars", model=model, seed=2, formats=["mid"])
+    folder = tmp_path / record["folder"]
+    assert folder.parent.name == "disco-musica-output" and folder.name == "folk-tune-in-d-major-2"
+    assert sorted(p.name for p in folder.iterdir()) == ["generation.json", "music.mid"]
+    again = C.generate_piece("folk tune in D major, 2 bars", model=model, seed=2, formats=["mid"])
+    assert again["folder"].endswith("-2-2")  # never the same folder twice
+
+
+@pytest.mark.parametrize("form,bars", [("AABA", 15), ("ABAC", 10), ("AB", 7), ("ABACA", 13)])
+def test_sections_fill_the_length_and_repeats_keep_their_length(form, bars):
+    sections = C._sections(list(form), bars)
+    assert sum(n for _, n in sections) == bars
+    for label in set(form):
+        assert len({n for lab, n in sections if lab == label}) == 1

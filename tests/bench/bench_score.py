@@ -232,12 +232,14 @@ def bench_train(B: int, L: int, steps: int, rounds: int) -> None:
         best.update({("mlx", n): mlx_train_tok_s(args, B, L, steps) for n in threads})
     for n in threads:
         m, t = best["mlx", n], best["torch", n]
-        verdict = "meets" if m / t >= TRAIN_RATIO_TARGET else "below"
-        print(f"    {n} thread(s): MLX {m:6.0f} tok/s, PyTorch {t:6.0f} tok/s, ", end="")
-        print(f"ratio {m / t:.2f}x (target >= {TRAIN_RATIO_TARGET:.1f}: {verdict})")
+        print(f"    {n} thread(s): MLX {m:6.0f} tok/s, PyTorch {t:6.0f} tok/s, ratio {m / t:.2f}x")
+    # The target compares each framework at its own best thread count: a setting where one
+    # of them is pathologically slow (PyTorch at 2 threads here) says nothing of the other.
     m = max(v for (k, _), v in best.items() if k == "mlx")
     t = max(v for (k, _), v in best.items() if k == "torch")
-    print(f"    best setting each: MLX {m:.0f}, PyTorch {t:.0f} tok/s, ratio {m / t:.2f}x")
+    verdict = "meets" if m / t >= TRAIN_RATIO_TARGET else "below"
+    print(f"    best setting each: MLX {m:.0f}, PyTorch {t:.0f} tok/s, ratio {m / t:.2f}x ", end="")
+    print(f"(target >= {TRAIN_RATIO_TARGET:.1f}: {verdict})")
 
 
 def bench_sixteen_bars(repeats: int = 3) -> None:
