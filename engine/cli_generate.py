@@ -45,7 +45,11 @@ def add_commands(sub, command) -> None:
     g.add_argument(
         "--instruments", metavar="LIST", help='parts, top to bottom: "violin, viola, cello"'
     )
-    g.add_argument("--structure", metavar="FORM", help='e.g. AABA or "verse chorus verse"')
+    g.add_argument(
+        "--structure",
+        metavar="FORM",
+        help='e.g. AABA, "verse chorus verse", or with bars "A:8 A:8 B:4 A:8"',
+    )
     g.add_argument(
         "--progression", metavar="CHORDS", help='one chord a bar: "I-vi-IV-V", "Am F C G"'
     )

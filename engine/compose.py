@@ -340,9 +340,19 @@ def plan(prompt: str = "", **options) -> tuple[Plan, dict]:
             q.register = register_of((q.low + q.high) / 2)
 
     structure = o.get("structure", a.structure)
+    lengths = None
     if isinstance(structure, str):
-        structure = _parse_structure(structure)
-    sections = _sections(structure, _bars(o, a, meter, tempo, structure))
+        structure, lengths = _parse_structure(structure)
+    if lengths is not None:  # the form gives each section's bars: that is the length
+        if "bars" in o or "seconds" in o:
+            raise ComposeError(
+                "the form gives each section's length; leave out the bars or duration"
+            )
+        sections = list(zip(structure, lengths, strict=True))
+        if sum(lengths) > MAX_TOTAL_BARS:
+            raise ComposeError(f"the form adds up to {sum(lengths)} bars; the most is 64")
+    else:
+        sections = _sections(structure, _bars(o, a, meter, tempo, structure))
     bars = sum(n for _, n in sections)
 
     creativity = float(pick("creativity") if pick("creativity") is not None else 0.5)
@@ -483,13 +493,39 @@ def _quarters_per_bar(meter: str) -> float:
     return num * 4 / den
 
 
-def _parse_structure(text: str) -> list[str]:
-    words = [w for w in re.split(r"[\s,\-]+", text.strip()) if w]
+def _parse_structure(text: str) -> tuple[list[str], list[int] | None]:
+    """Section labels, and their lengths in bars when the form gives them.
+
+    ``AABA``; ``intro verse chorus``; with lengths ``A:8 A:8 B:4 A:8`` or ``intro:2 verse:8``
+    (every section then needs one, and a repeated label keeps its length).
+    """
+    words = [w for w in re.split(r"[\s,]+", text.strip()) if w]
     if len(words) == 1 and re.fullmatch(r"[A-Ha-h]{1,12}", words[0]):
-        return list(words[0].upper())
+        return list(words[0].upper()), None
     if not words:
         raise ComposeError("empty --structure; write a form such as AABA or 'verse chorus'")
-    return [w.lower() for w in words]
+    labels, lengths = [], []
+    for w in words:
+        m = re.fullmatch(r"([A-Za-z][A-Za-z-]*)(?::(\d+))?", w)
+        if not m:
+            raise ComposeError(
+                f"cannot read the section {w!r}; write labels such as A or verse, with an "
+                "optional length in bars (A:8, verse:4)"
+            )
+        label = m[1].upper() if len(m[1]) == 1 else m[1].lower()
+        labels.append(label)
+        lengths.append(int(m[2]) if m[2] else None)
+    given = [n for n in lengths if n is not None]
+    if not given:
+        return labels, None
+    if len(given) != len(lengths):
+        raise ComposeError("give every section a length (A:8 B:4 ...) or none")
+    for label in set(labels):
+        if len({n for lab, n in zip(labels, lengths, strict=True) if lab == label}) > 1:
+            raise ComposeError(f"section {label} has two lengths; a repeat keeps its length")
+    if min(given) < 1:
+        raise ComposeError("a section needs at least 1 bar")
+    return labels, lengths
 
 
 def _bars(o: dict, a, meter: str, tempo: float, structure) -> int:

@@ -279,3 +279,34 @@ def test_sections_fill_the_length_and_repeats_keep_their_length(form, bars):
     assert sum(n for _, n in sections) == bars
     for label in set(form):
         assert len({n for lab, n in sections if lab == label}) == 1
+
+
+def test_form_with_section_lengths(model):
+    comp = make(model, "chorale in G major", structure="A:2 B:3 A:2")
+    assert comp.plan.sections == [("A", 2), ("B", 3), ("A", 2)] and comp.plan.bars == 7
+    bt = 4 * comp.score.ticks_per_quarter
+    assert [(m.text, m.time) for m in comp.score.markers] == [
+        ("A", 0),
+        ("B", 2 * bt),
+        ("A", 5 * bt),
+    ]
+    for bad, message in [
+        ("A:2 B", "give every section a length"),
+        ("A:2 B:3 A:4", "section A has two lengths"),
+        ("A:40 B:40", "adds up to 80 bars"),
+        ("A:2 B?", "cannot read the section"),
+    ]:
+        with pytest.raises(C.ComposeError, match=message):
+            C.plan("chorale", structure=bad)
+
+
+def test_syncopation_moves_onsets_off_the_beat(model):
+    def offbeat_share(word):
+        shares = []
+        for seed in range(3):
+            s = make(model, f"{word} piano piece in C major, 4 bars", seed=seed).score
+            tpq = s.ticks_per_quarter
+            shares.append(np.mean([n.time % tpq != 0 for n in notes(s)]))
+        return np.mean(shares)
+
+    assert offbeat_share("straight") < offbeat_share("syncopated")
