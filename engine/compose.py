@@ -468,11 +468,13 @@ def _parts(instruments, a, style: str | None) -> list[Part]:
             f"{len(chosen)} parts asked for; the model writes at most {MAX_VOICES} parts"
         )
     parts = []
-    for name, program in chosen:
-        if name in VOICE_PARTS or (program in (52, 53, 54) and len(chosen) <= 4):
+    for raw_name, program in chosen:
+        name = raw_name[:1].upper() + raw_name[1:]  # "violin 1" -> "Violin 1" in MIDI/notation
+        raw = raw_name.lower()
+        if raw in VOICE_PARTS or (program in (52, 53, 54) and len(chosen) <= 4):
             from engine.score_api import PART_RANGES, PART_REGISTERS
 
-            vname = name if name in VOICE_PARTS else _voice_for(len(chosen), len(parts))
+            vname = raw if raw in VOICE_PARTS else _voice_for(len(chosen), len(parts))
             lo, hi = PART_RANGES[vname]
             parts.append(Part(name, program, lo, hi, PART_REGISTERS[vname], vname))
         else:
@@ -654,17 +656,21 @@ def _write(sm, p: Plan, progress: ProgressFn | None):
     voice_parts = [q.voice for q in p.parts] if all(q.voice for q in p.parts) else None
     registers = [q.register for q in p.parts]
 
-    def stage(label: str) -> Callable[[int, int], None] | None:
+    def stage(label: str, bars: int) -> Callable[[int, int], None] | None:
+        """Token counts -> bars done, estimated (about 14 tokens a bar and part)."""
         if progress is None:
             return None
-        return lambda n, cap: progress(label, done, total)
+        start, expected = done, max(1, bars * len(p.parts) * 14)
+        return lambda tokens, cap: progress(
+            label, int(start + min(bars - 1, bars * tokens / expected)), total
+        )
 
     score: Score | None = None
     first_use: dict[str, tuple[int, int]] = {}  # label -> (start bar, bars)
     for i, (label, n) in enumerate(p.sections):
         what = f"section {label}" if label else "music"
         if label in first_use and score is not None:
-            score = _repeat(sm, score, p, first_use[label], i, sampling, stage(what))
+            score = _repeat(sm, score, p, first_use[label], i, sampling, stage(what, n))
         elif score is None:
             g = sm.generate(
                 style=p.style,
@@ -679,7 +685,7 @@ def _write(sm, p: Plan, progress: ProgressFn | None):
                 bars=n,
                 seed=p.seed,
                 steer=steer,
-                progress=stage(what),
+                progress=stage(what, n),
                 **sampling,
             )
             score = g.score
@@ -696,7 +702,7 @@ def _write(sm, p: Plan, progress: ProgressFn | None):
                 pitch_ranges=ranges,
                 seed=p.seed + i,
                 steer=steer,
-                progress=stage(what),
+                progress=stage(what, n),
                 **sampling,
             )
             score = g.score
