@@ -778,11 +778,26 @@ def _cmd_models(args: argparse.Namespace) -> int:
         print(f"no score models are installed in {api.MODELS_DIR}")
         print(f"train one with `{PROG} train score --corpus music21` and use it with --model DIR")
         return 0
+    print("Score models (MIDI; shipped, offline):")
     for name in names:
         print(f"{name}{' (default)' if name == api.DEFAULT_MODEL else ''}")
         for line in _model_facts(api.MODELS_DIR / name):
             print(f"  {line}")
+    _print_musicgen_catalog()
     return 0
+
+
+def _print_musicgen_catalog() -> None:
+    from engine import musicgen_catalog as cat
+
+    print()
+    print("MusicGen (audio; downloaded from the Hugging Face Hub and converted on first use):")
+    home = cat.models_home()
+    for e in cat.CATALOG.values():
+        converted = sorted(p.name for p in home.glob(f"{e.name}*") if (p / "config.json").is_file())
+        state = f" [converted: {', '.join(converted)}]" if converted else ""
+        print(f"{cat.describe(e)}{state}")
+    print(f"warning: {cat.NON_COMMERCIAL_WARNING}")
 
 
 def _model_facts(path: Path) -> list[str]:
