@@ -152,6 +152,9 @@ STYLE_WORDS: dict[str, str] = {
     "schubert": "classical",
     "sonata": "classical",
     "sonatina": "classical",
+    "baroque": "chorale",  # the corpus' baroque music is Bach's
+    "symphonic": "classical",
+    "orchestral": "classical",
 }
 
 
@@ -446,12 +449,27 @@ UNSUPPORTED_WORDS = ("drums", "drum", "drumkit", "percussion")
 
 _V, _VA, _VC = ("violin", 40), ("viola", 41), ("cello", 42)
 _DB, _PN = ("double bass", 43), ("piano", 0)
+_ORCHESTRA = (
+    ("flute", 73),
+    ("oboe", 68),
+    ("clarinet", 71),
+    ("french horn", 60),
+    _V,
+    _V,
+    _VA,
+    _VC,
+)
 _SATB = (("soprano", 52), ("alto", 52), ("tenor", 52), ("bass", 52))
 ENSEMBLES: dict[str, tuple[tuple[str, int], ...]] = {
     "string quartet": (_V, _V, _VA, _VC),
     "string trio": (_V, _VA, _VC),
     "string quintet": (_V, _V, _VA, _VA, _VC),
     "string orchestra": (_V, _V, _VA, _VC, _DB),
+    # An orchestra in eight parts (the model writes at most eight).
+    "orchestra": _ORCHESTRA,
+    "full orchestra": _ORCHESTRA,
+    "symphony orchestra": _ORCHESTRA,
+    "chamber orchestra": (("flute", 73), ("oboe", 68), _V, _V, _VA, _VC),
     "piano trio": (_PN, _V, _VC),
     "piano quartet": (_PN, _V, _VA, _VC),
     "piano quintet": (_PN, _V, _V, _VA, _VC),
