@@ -1,0 +1,253 @@
+"""transformers MusicGen checkpoint (Hub repo or local snapshot) -> MLX model folder.
+
+    convert_musicgen("facebook/musicgen-small", Path("models/musicgen-small"), dtype="float16")
+
+Reads ``config.json`` and the weights (``model.safetensors``, sharded safetensors with their
+index, or ``pytorch_model.bin``; the last needs torch, imported only then), renames them to
+`engine.models.musicgen` names (`engine.models.musicgen.sanitize`; the EnCodec part through
+`convert.encodec.convert_encodec_weights`), checks every tensor against the model the config
+describes, and writes ``config.json``, ``model.safetensors`` and the tokenizer files.
+
+Precision: the decoder (and the conditioning projections) take ``dtype``; the T5 text encoder
+stays float32 when ``dtype`` is float16 (T5 activations overflow float16, which is why
+transformers keeps T5's ``wo`` in float32), and the EnCodec codec always stays float32 (it is
+small, and its output is the audio itself). ``quantize`` (4 or 8 bits) applies to the
+decoder's linear layers only, in groups of `QUANT_GROUP_SIZE`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlx.core as mx
+import numpy as np
+from mlx.utils import tree_flatten
+
+from convert.encodec import convert_encodec_weights
+from convert.errors import ConversionError
+from engine.atomic import write_text_atomic
+from engine.models.musicgen import (
+    QUANT_GROUP_SIZE,
+    MusicgenConfig,
+    MusicgenModel,
+    quantize_decoder,
+    sanitize,
+)
+
+# Hub revisions to download. The commit hashes cannot be looked up offline, so these follow
+# "main"; replace them with commit hashes (from each repo's history) to pin the exact files.
+PINNED_REVISIONS: dict[str, str] = {
+    "facebook/musicgen-small": "main",
+    "facebook/musicgen-medium": "main",
+    "facebook/musicgen-large": "main",
+    "facebook/musicgen-melody": "main",
+    "facebook/musicgen-stereo-small": "main",
+    "facebook/musicgen-stereo-medium": "main",
+    "facebook/musicgen-stereo-large": "main",
+    "facebook/musicgen-stereo-melody": "main",
+}
+
+DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "spiece.model",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+)
+EXTRA_FILES = ("generation_config.json",)
+SAFETENSORS_PATTERNS = ["*.safetensors", "model.safetensors.index.json"]
+BIN_PATTERNS = ["pytorch_model*.bin", "pytorch_model.bin.index.json"]
+MAX_NAMED = 20  # names listed in one error message before "and N more"
+
+
+def convert_musicgen(
+    src: str | Path,
+    out: Path,
+    *,
+    dtype: str = "float32",
+    quantize: int | None = None,
+    revision: str | None = None,
+) -> Path:
+    """Convert a transformers MusicGen checkpoint into the MLX folder ``out``; return ``out``.
+
+    Args:
+        src: a local snapshot folder, or a Hub repo id (downloaded with
+            ``huggingface_hub.snapshot_download``, which honours ``HF_HUB_OFFLINE`` and the
+            Hugging Face cache).
+        dtype: "float32", "float16" or "bfloat16" for the decoder (see the module docstring).
+        quantize: 4 or 8 to quantize the decoder's linear layers; None keeps them in ``dtype``.
+        revision: Hub revision; defaults to the `PINNED_REVISIONS` entry, else "main".
+
+    Raises:
+        ConversionError: the checkpoint does not fit its config; every missing, unexpected or
+            mis-shaped tensor is named in one message.
+    """
+    if dtype not in DTYPES:
+        raise ConversionError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+    if quantize not in (None, 4, 8):
+        raise ConversionError(f"quantize must be 4, 8 or None, not {quantize!r}")
+    snapshot, source, revision = _snapshot(src, revision)
+    raw = json.loads((snapshot / "config.json").read_text())
+    if raw.get("model_type") not in ("musicgen", "musicgen_melody"):
+        raise ConversionError(
+            f"{source} is not a MusicGen checkpoint (model_type {raw.get('model_type')!r})"
+        )
+    config = MusicgenConfig.from_dict(raw)
+    state = _read_weights(snapshot)
+    weights = convert_musicgen_weights(state, raw, config)
+    del state
+
+    model = MusicgenModel(config)
+    model.load_weights(list(_cast(weights, config, DTYPES[dtype]).items()), strict=True)
+    quantization = None
+    if quantize:
+        quantize_decoder(model.decoder, quantize, QUANT_GROUP_SIZE)
+        quantization = {"bits": quantize, "group_size": QUANT_GROUP_SIZE}
+    tensors = dict(tree_flatten(model.parameters()))
+    tensors.update({k: mx.array(v) for k, v in weights.items() if k.startswith("audio_encoder.")})
+    mx.eval(tensors)
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _save_safetensors_atomic(out / "model.safetensors", tensors)
+    raw["disco_musica"] = {
+        "dtype": dtype,
+        "quantization": quantization,
+        "source": source,
+        "revision": revision,
+    }
+    write_text_atomic(out / "config.json", json.dumps(raw, indent=2) + "\n")
+    for name in (*TOKENIZER_FILES, *EXTRA_FILES):
+        if (snapshot / name).is_file():
+            shutil.copyfile(snapshot / name, out / name)
+    return out
+
+
+def convert_musicgen_weights(
+    state: dict[str, np.ndarray], raw_config: dict[str, Any], config: MusicgenConfig
+) -> dict[str, np.ndarray]:
+    """transformers tensors -> `MusicgenModel` names, plus ``audio_encoder.*`` for the codec.
+
+    Raises `ConversionError` naming all missing, unexpected and mis-shaped tensors.
+    """
+    problems: list[str] = []
+    core = sanitize({k: v for k, v in state.items() if not k.startswith("audio_encoder.")})
+    expected = {k: tuple(v.shape) for k, v in tree_flatten(MusicgenModel(config).parameters())}
+    missing = sorted(set(expected) - set(core))
+    unexpected = sorted(set(core) - set(expected))
+    wrong = sorted(
+        f"{k} {tuple(v.shape)} (expected {expected[k]})"
+        for k, v in core.items()
+        if k in expected and tuple(v.shape) != expected[k]
+    )
+    for what, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+        if items:
+            problems.append(f"{what}: {_names(items)}")
+    try:
+        codec = convert_encodec_weights(state, raw_config["audio_encoder"], prefix="audio_encoder.")
+    except ConversionError as e:
+        problems.append(str(e))
+        codec = {}
+    if problems:
+        raise ConversionError("MusicGen weights do not fit the config; " + "; ".join(problems))
+    out = dict(core)
+    out.update({f"audio_encoder.{k}": v for k, v in codec.items()})
+    return out
+
+
+def _cast(weights: dict[str, np.ndarray], config: MusicgenConfig, dtype: mx.Dtype) -> dict:
+    """MLX arrays for the non-codec weights, in the precision each part is kept at."""
+    text_dtype = mx.float32 if dtype == mx.float16 else dtype
+    out = {}
+    for k, v in weights.items():
+        if k.startswith("audio_encoder."):
+            continue
+        a = mx.array(v)
+        if mx.issubdtype(a.dtype, mx.floating):
+            a = a.astype(text_dtype if k.startswith("text_encoder.") else dtype)
+        out[k] = a
+    return out
+
+
+def _snapshot(src: str | Path, revision: str | None) -> tuple[Path, str, str | None]:
+    """(local folder, source name, revision) for a folder or a Hub repo id."""
+    path = Path(src)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ConversionError(f"{path} has no config.json: not a transformers snapshot")
+        return path, str(path), revision
+    repo = str(src)
+    if str(src).startswith((".", "/", "~")) or repo.count("/") != 1:
+        raise ConversionError(
+            f"{src} is neither a folder nor a Hub repo id like facebook/musicgen-small"
+        )
+    from huggingface_hub import snapshot_download
+
+    revision = revision or PINNED_REVISIONS.get(repo) or "main"
+    base = ["config.json", *EXTRA_FILES, *TOKENIZER_FILES]
+    folder = Path(
+        snapshot_download(repo, revision=revision, allow_patterns=base + SAFETENSORS_PATTERNS)
+    )
+    if not any(folder.glob("*.safetensors")):  # older repos only have pytorch_model.bin
+        folder = Path(
+            snapshot_download(repo, revision=revision, allow_patterns=base + BIN_PATTERNS)
+        )
+    return folder, repo, revision
+
+
+def _read_weights(folder: Path) -> dict[str, np.ndarray]:
+    """Every tensor of the snapshot as numpy (bfloat16 widened to float32)."""
+    files = sorted(folder.glob("*.safetensors"))
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        files = [folder / s for s in shards]
+    if files:
+        state: dict[str, np.ndarray] = {}
+        for f in files:
+            for k, v in mx.load(str(f)).items():
+                state[k] = np.array(v.astype(mx.float32) if v.dtype == mx.bfloat16 else v)
+        return state
+    bins = sorted(folder.glob("pytorch_model*.bin"))
+    if bins:
+        return _read_torch_bins(bins)
+    raise ConversionError(f"{folder} has no model.safetensors or pytorch_model.bin weights")
+
+
+def _read_torch_bins(files: list[Path]) -> dict[str, np.ndarray]:
+    try:
+        import torch
+    except ImportError as e:
+        raise ConversionError(
+            "This snapshot stores its weights as pytorch_model.bin, which needs torch to read: "
+            "pip install torch (or use a snapshot with model.safetensors)"
+        ) from e
+    state: dict[str, np.ndarray] = {}
+    for f in files:
+        for k, t in torch.load(f, weights_only=True, map_location="cpu").items():
+            t = t.float() if t.dtype == torch.bfloat16 else t
+            state[k] = t.numpy()
+    return state
+
+
+def _save_safetensors_atomic(file: Path, tensors: dict[str, mx.array]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.stem}.", suffix=".safetensors")
+    os.close(fd)
+    try:
+        mx.save_safetensors(tmp, tensors, metadata={"format": "mlx"})
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, file)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _names(items: list[str]) -> str:
+    shown = ", ".join(items[:MAX_NAMED])
+    more = len(items) - MAX_NAMED
+    return f"{shown} and {more} more" if more > 0 else shown
