@@ -42,6 +42,7 @@ DEFAULT_RUNS_DIR = Path("runs")
 # Shown in --help without importing the tokenizer; tests/test_cli.py checks it against STYLES.
 STYLE_NAMES = "chorale, renaissance, madrigal, medieval, celtic, folk, classical"
 MIDI_SUFFIXES = (".mid", ".midi")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 SIDECAR_SUFFIX = ".json"
 MAX_SEED = 2**32 - 1
 RANDOM_SEED_LIMIT = 100_000  # seeds picked for the user stay short enough for file names
@@ -70,6 +71,9 @@ USER_ERRORS = (
     ("engine.render", "RenderError"),
     ("engine.notation", "NotationError"),
     ("engine.steer", "SteeringError"),
+    ("engine.musicgen_api", "MusicgenError"),
+    ("engine.musicgen_catalog", "CatalogError"),
+    ("convert.errors", "ConversionError"),
 )
 
 
@@ -164,12 +168,24 @@ def build_parser() -> argparse.ArgumentParser:
     _sampling_options(p)
 
     p = _command(
-        sub, "continue", _cmd_continue, "add new bars at the end of a MIDI file", ("continue",)
+        sub,
+        "continue",
+        _cmd_continue,
+        "add new bars at the end of a MIDI file, or new seconds after an audio clip (MusicGen)",
+        ("continue",),
     )
-    p.add_argument("input", metavar="INPUT.mid", help="the MIDI file to continue")
+    p.add_argument(
+        "input", metavar="INPUT", help="the MIDI file (or, with MusicGen, audio file) to continue"
+    )
     p.add_argument("--bars", type=int, metavar="N", help="new bars to add, 1..64 (default 4)")
     p.add_argument("--style", help=f"{STYLE_NAMES} (default: the model chooses)")
     _sampling_options(p)
+    a = p.add_argument_group("audio input (MusicGen: --model musicgen-small and the family)")
+    a.add_argument("--prompt", default="", metavar="TEXT", help="what the continuation is")
+    a.add_argument("--duration", type=float, metavar="SECONDS", help="seconds to add (10)")
+    a.add_argument("--formats", default="wav", metavar="LIST", help="wav, flac, ogg, mp3")
+    a.add_argument("--bit-depth", type=int, default=16, choices=(16, 24), help="WAV/FLAC bits")
+    a.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
 
     p = _command(
         sub,
@@ -378,6 +394,14 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _cmd_continue(args: argparse.Namespace) -> int:
     from engine import score_api as api
+
+    if Path(args.input).suffix.lower() in AUDIO_SUFFIXES:
+        from engine.cli_generate import continue_audio
+
+        return continue_audio(args)
+    for flag, value in (("--prompt", args.prompt), ("--duration", args.duration)):
+        if value:
+            raise CliError(f"{flag} is for continuing audio with MusicGen; give an audio file")
 
     _fill_defaults(args, bars=_default_of(api.ScoreModel.continue_score, "bars"))
     _check_range("--bars", args.bars, 1, api.MAX_BARS)

@@ -16,6 +16,7 @@ from pathlib import Path
 MAX_VARIATIONS = 32
 RANDOM_SEED_LIMIT = 100_000
 DEFAULT_OUTPUT_ROOT = Path("disco-musica-output")
+DEFAULT_FORMATS = "wav,mid,musicxml"
 
 
 def add_commands(sub, command) -> None:
@@ -70,12 +71,18 @@ def add_commands(sub, command) -> None:
     )
     g.add_argument("--seed", type=int, metavar="N", help="same seed, same music (default: random)")
     g.add_argument(
+        "--melody", metavar="AUDIO", help="MusicGen melody models: follow this audio's melody"
+    )
+    g.add_argument(
+        "--guidance", type=float, metavar="G", help="MusicGen: classifier-free guidance (3)"
+    )
+    g.add_argument(
         "--variations", type=int, default=1, metavar="N", help="N pieces, seeds SEED..SEED+N-1"
     )
     o = p.add_argument_group("output")
     o.add_argument(
         "--formats",
-        default="wav,mid,musicxml",
+        default=DEFAULT_FORMATS,
         metavar="LIST",
         help="any of wav, flac, ogg, mp3, mid, musicxml (default wav,mid,musicxml)",
     )
@@ -101,6 +108,23 @@ def add_commands(sub, command) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
+    conv = sub.add_parser("convert", help="convert Hugging Face models to MLX").add_subparsers(
+        dest="convert_command", required=True, metavar="FAMILY"
+    )
+    p = conv.add_parser(
+        "musicgen",
+        help="a transformers MusicGen snapshot (Hub id or folder) -> MLX folder",
+        description="Convert a MusicGen checkpoint (facebook/musicgen-small ... -stereo-*, "
+        "-melody) from the Hugging Face Hub or a local snapshot folder into an MLX folder.",
+    )
+    p.set_defaults(handler=cmd_convert_musicgen, parser=p, words=("convert", "musicgen"))
+    p.add_argument("source", metavar="REPO|DIR", help="e.g. facebook/musicgen-small, or a folder")
+    p.add_argument("--out", required=True, metavar="DIR", help="the MLX model folder to write")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    p.add_argument("--quantize", type=int, choices=(4, 8), help="decoder linears at 4 or 8 bits")
+    p.add_argument("--revision", metavar="REV", help="Hub revision (default: the pinned one)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out folder")
+
     p = command(sub, "prompt", cmd_prompt, "list the words prompts understand", ("prompt",))
     p.add_argument(
         "text", nargs="?", metavar="PROMPT", help="show how this prompt is read, without generating"
@@ -111,6 +135,7 @@ def add_commands(sub, command) -> None:
 def cmd_generate(args: argparse.Namespace) -> int:
     from engine import cli
     from engine.compose import check_formats, compose, plan
+    from engine.musicgen_api import is_musicgen
     from engine.render import Effects, load_soundfont
 
     if not 1 <= args.variations <= MAX_VARIATIONS:
@@ -120,6 +145,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     cli._check_range("--seed", args.seed, 0, cli.MAX_SEED - args.variations + 1)
     if args.prompt == "-":
         args.prompt = _read_prompt(sys.stdin)
+    if is_musicgen(args.model):
+        return _generate_musicgen(args)
+    for flag, value in (("--melody", args.melody), ("--guidance", args.guidance)):
+        if value is not None:
+            raise cli.CliError(f"{flag} is for MusicGen models; add --model musicgen-melody")
     options = _options(args)
     effects = Effects(
         **{
@@ -139,7 +169,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if any(f in ("wav", "flac", "ogg", "mp3") for f in formats):
         load_soundfont(args.soundfont)
     _show_understanding(args.prompt, parsed, first_plan, quiet=args.json)
-    folders = _folders(args, first_plan)
+    folders = _folders(args, first_plan.style or "piece")
     model = cli._load_model(args.model or "score-base")
     results = []
     for i, folder in enumerate(folders):
@@ -167,6 +197,117 @@ def cmd_generate(args: argparse.Namespace) -> int:
     else:
         print(f"replay: disco-musica replay {cli._shown(results[0][0])}/generation.json")
     return 0
+
+
+def _generate_musicgen(args: argparse.Namespace, audio_prompt: str | None = None) -> int:
+    """generate (and continue, for audio) with a MusicGen model: audio files in a folder."""
+    from engine import cli
+    from engine import musicgen_api as mg
+    from engine.musicgen_catalog import NON_COMMERCIAL_WARNING
+
+    formats = [f for f in args.formats.split(",") if f.strip()]
+    if args.formats == DEFAULT_FORMATS:  # the default asks for notation MusicGen cannot make
+        formats = ["wav"]
+    steering = {
+        "--structure": args.structure,
+        "--progression": args.progression,
+        "--dynamics": args.dynamics,
+        "--hairpin": args.dynamics_shape,
+        "--articulation": args.articulation,
+        "--density": args.density,
+        "--syncopation": args.syncopation,
+        "--register": args.register,
+        "--contour": args.contour,
+        "--meter": args.meter,
+        "--bars": args.bars,
+        "--soundfont": args.soundfont,
+    }
+    given = [k for k, v in steering.items() if v is not None]
+    if given:
+        raise cli.CliError(
+            f"{', '.join(given)} cannot steer MusicGen, which reads only text; put it in the "
+            "prompt or use the score model"
+        )
+    print(f"warning: {NON_COMMERCIAL_WARNING}", file=sys.stderr)
+    folders = _folders(args, "audio")
+    results = []
+    for i, folder in enumerate(folders):
+        with _StageProgress(f"Piece {i + 1}/{len(folders)}" if len(folders) > 1 else "") as prog:
+            record = mg.generate_audio_piece(
+                args.prompt,
+                folder,
+                formats=formats,
+                bit_depth=args.bit_depth,
+                overwrite=args.overwrite,
+                model=args.model,
+                seconds=args.duration,
+                seed=args.seed + i,
+                creativity=args.creativity,
+                guidance=mg.DEFAULT_GUIDANCE if args.guidance is None else args.guidance,
+                melody=args.melody,
+                audio_prompt=audio_prompt,
+                progress=prog,
+                style=args.style,
+                mood=args.mood,
+                instruments=args.instruments,
+                key=args.key,
+                mode=args.mode,
+                tempo_bpm=args.tempo,
+            )
+        results.append(record)
+        if not args.json:
+            files = ", ".join(record["outputs"])
+            s = record["settings"]
+            print(
+                f"wrote {cli._shown(folder)}/ ({files}); {s['total_seconds']:.1f} s, "
+                f"text {s['text']!r}, seed {record['seed']}"
+            )
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=1))
+    else:
+        print(f"replay: disco-musica replay {cli._shown(folders[0])}/generation.json")
+    return 0
+
+
+def continue_audio(args: argparse.Namespace) -> int:
+    """``continue clip.wav --model musicgen-small``: the clip, then new seconds of music."""
+    from engine import cli
+    from engine.musicgen_api import is_musicgen
+
+    model = args.model or "musicgen-small"
+    if not is_musicgen(model):
+        raise cli.CliError(
+            f"{args.input} is audio: continue it with a MusicGen model (--model musicgen-small)"
+        )
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(RANDOM_SEED_LIMIT)
+    steering = dict.fromkeys(
+        (
+            "structure progression dynamics dynamics_shape articulation density syncopation "
+            "register contour meter bars soundfont style mood instruments key mode tempo melody"
+        ).split()
+    )
+    ns = argparse.Namespace(
+        **{
+            **steering,
+            "prompt": args.prompt,
+            "model": model,
+            "formats": args.formats,
+            "bit_depth": args.bit_depth,
+            "duration": args.duration,
+            "creativity": None,
+            "guidance": None,
+            "variations": 1,
+            "seed": args.seed,
+            "out": args.out,
+            "overwrite": args.overwrite,
+            "json": args.json,
+            "bars": None,
+        }
+    )
+    if args.bars is not None or args.style is not None:
+        raise cli.CliError("--bars and --style are for MIDI input; use --duration and --prompt")
+    return _generate_musicgen(ns, audio_prompt=args.input)
 
 
 def _read_prompt(stream, limit: int = 1 << 20) -> str:
@@ -213,7 +354,7 @@ def _options(args: argparse.Namespace) -> dict:
     }
 
 
-def _folders(args: argparse.Namespace, p) -> list[Path]:
+def _folders(args: argparse.Namespace, fallback: str) -> list[Path]:
     """One new folder per piece; checked (exists? writable?) before any work."""
     from engine import cli
 
@@ -227,7 +368,7 @@ def _folders(args: argparse.Namespace, p) -> list[Path]:
             base.mkdir(parents=True, exist_ok=True)
     else:
         DEFAULT_OUTPUT_ROOT.mkdir(exist_ok=True)
-        words = "-".join(re.findall(r"[a-z0-9]+", args.prompt.lower())[:5]) or (p.style or "piece")
+        words = "-".join(re.findall(r"[a-z0-9]+", args.prompt.lower())[:5]) or fallback
         folders = []
         for i in range(n):
             stem = f"{words}-{args.seed + i}"
@@ -355,6 +496,45 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print(f"{name}: {'identical' if ok else 'DIFFERENT'}")
         print(f"wrote {cli._shown(out)}/")
     return 0 if all(same.values()) else 1
+
+
+# ---- convert ---------------------------------------------------------------------------------
+def cmd_convert_musicgen(args: argparse.Namespace) -> int:
+    import shutil
+
+    from engine import cli
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise cli.CliError(f"{out} already exists; add --force to replace it")
+    src = Path(args.source).expanduser()
+    if not src.exists() and "/" not in args.source:
+        raise cli.CliError(
+            f"{args.source} is neither a folder nor a Hub id (owner/name, e.g. "
+            "facebook/musicgen-small)"
+        )
+    from convert.musicgen import convert_musicgen
+
+    tmp = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with cli._status(f"Converting {args.source}"):
+            convert_musicgen(
+                str(src) if src.exists() else args.source,
+                tmp,
+                dtype=args.dtype,
+                quantize=args.quantize,
+                revision=args.revision,
+            )
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.replace(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"wrote {cli._shown(out)}/ ({size / 1e6:.1f} MB); use it with --model {out}")
+    return 0
 
 
 # ---- prompt help -----------------------------------------------------------------------------

@@ -992,6 +992,10 @@ def replay(
         path = path / GENERATION_FILE
     try:
         old = json.loads(path.read_text())
+        if old.get("engine") == "musicgen":
+            from engine.musicgen_api import replay_record
+
+            return replay_record(old, folder, overwrite=overwrite, progress=progress)
         request = dict(old["request"])
         prompt = old.get("prompt", "")
         out = old["output"]

@@ -1,0 +1,427 @@
+"""MusicGen as a product: find (or download and convert) a model, make audio, record, replay.
+
+>>> from engine.musicgen_api import generate_audio_piece
+>>> generate_audio_piece("lo-fi piano with soft rain", "rain", model="musicgen-small",
+...                      seconds=10, seed=1)
+
+It writes the same kind of folder as ``disco-musica generate`` with the score model: the
+audio files and a ``generation.json`` that `replay` turns back into the same files.  The
+MusicGen weights are CC-BY-NC 4.0: the record and the command line say so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine import musicgen_catalog as catalog
+from engine.atomic import write_bytes_atomic
+
+DEFAULT_SECONDS = 10.0
+MAX_SECONDS = 300.0
+DEFAULT_GUIDANCE = 3.0
+DEFAULT_TOP_K = 250
+AUDIO_FORMATS = ("wav", "flac", "ogg", "mp3")
+GENERATION_FILE = "generation.json"
+STEM = "music"
+ENGINE = "musicgen"
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+class MusicgenError(ValueError):
+    """A request MusicGen cannot serve; the message says what to do."""
+
+
+# ---- models ------------------------------------------------------------------------------
+def is_musicgen(model: str | None) -> bool:
+    """True for a MusicGen name (``musicgen-small``) or a folder holding a MusicGen model."""
+    if not model:
+        return False
+    p = Path(model).expanduser()
+    if p.is_dir() and (p / "config.json").is_file():
+        try:
+            raw = json.loads((p / "config.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return raw.get("model_type") in ("musicgen", "musicgen_melody")
+    return catalog.is_musicgen_name(str(model))
+
+
+def resolve_model(name_or_path: str, *, progress: ProgressFn | None = None) -> Path:
+    """The folder of a converted MusicGen model, converting (or downloading) it if needed.
+
+    A converted folder is used as it is; a transformers snapshot folder is converted once into
+    the models home; a catalogue name is looked up there and, the first time, downloaded from
+    the Hugging Face Hub (pinned revision) and converted.
+    """
+    from convert.errors import ConversionError
+
+    p = Path(name_or_path).expanduser()
+    if p.exists():
+        cfg = p / "config.json"
+        if not p.is_dir() or not cfg.is_file():
+            raise MusicgenError(
+                f"{p} is not a MusicGen model folder (no config.json); give a model name such "
+                "as musicgen-small or a folder made by `disco-musica convert musicgen`"
+            )
+        try:
+            raw = json.loads(cfg.read_text())
+        except (OSError, ValueError) as e:
+            raise MusicgenError(f"{cfg} cannot be read ({e}); re-convert the model") from None
+        if raw.get("model_type") not in ("musicgen", "musicgen_melody"):
+            raise MusicgenError(
+                f"{p} is not a MusicGen model (model_type {raw.get('model_type')!r})"
+            )
+        if "disco_musica" in raw:
+            return p
+        out = catalog.models_home() / f"{p.resolve().name}-mlx"
+        if not (out / "config.json").is_file():
+            _convert(str(p), out, progress)
+        return out
+    try:
+        entry = catalog.entry(str(name_or_path))
+    except catalog.CatalogError as e:
+        raise MusicgenError(str(e)) from None
+    out = catalog.models_home() / entry.name
+    if (out / "config.json").is_file():
+        return out
+    try:
+        _convert(entry.repo, out, progress)
+    except ConversionError:
+        raise
+    except Exception as e:  # network, Hub or disk trouble: one line with the way out
+        shutil.rmtree(out, ignore_errors=True)
+        raise MusicgenError(
+            f"{entry.name} is not on this computer yet and could not be downloaded from "
+            f"{entry.repo} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            "connect to the internet once, or convert it elsewhere with `disco-musica convert "
+            f"musicgen {entry.repo} --out DIR` and pass --model DIR"
+        ) from None
+    return out
+
+
+def _convert(src: str, out: Path, progress: ProgressFn | None) -> None:
+    from convert.musicgen import convert_musicgen
+
+    if progress:
+        progress("converting", 0, 1)
+    tmp = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        convert_musicgen(src, tmp)
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if progress:
+        progress("converting", 1, 1)
+
+
+# ---- audio in ----------------------------------------------------------------------------
+def read_audio(path: str | Path, what: str) -> tuple[np.ndarray, int]:
+    """Audio [T, C] float32 and its rate, with one-line errors for bad files."""
+    import soundfile as sf
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise MusicgenError(f"{what} {p} does not exist")
+    try:
+        audio, sr = sf.read(str(p), dtype="float32", always_2d=True)
+    except Exception as e:  # libsndfile's messages: unknown format, truncated file...
+        raise MusicgenError(
+            f"{what} {p} cannot be read as audio ({str(e).splitlines()[0]}); give a WAV, FLAC, "
+            "OGG or MP3 file"
+        ) from None
+    if audio.shape[0] == 0:
+        raise MusicgenError(f"{what} {p} holds no samples")
+    if not np.isfinite(audio).all() or float(np.abs(audio).max()) < 1e-6:
+        raise MusicgenError(f"{what} {p} is silent; give audio with sound in it")
+    return audio, int(sr)
+
+
+# ---- composing ---------------------------------------------------------------------------
+@dataclass
+class AudioComposition:
+    audio: np.ndarray  # [T, C] float32
+    sample_rate: int
+    text: str
+    request: dict
+    settings: dict
+    model_name: str
+    model_sha256: str
+    inputs: dict = field(default_factory=dict)  # melody / audio prompt: path and sha256
+
+
+def describe_text(prompt: str, options: dict) -> str:
+    """The text MusicGen reads: the prompt, then explicit options spelled as words."""
+    words = [prompt.strip()] if prompt.strip() else []
+    if options.get("style"):
+        words.append(str(options["style"]))
+    if options.get("mood"):
+        words.append(f"{options['mood']} mood")
+    if options.get("instruments"):
+        inst = options["instruments"]
+        words.append("featuring " + (inst if isinstance(inst, str) else ", ".join(inst)))
+    if options.get("key"):
+        words.append(f"in {options['key']} {options.get('mode') or ''}".strip())
+    elif options.get("mode"):
+        words.append(f"in a {options['mode']} key")
+    if options.get("tempo_bpm"):
+        words.append(f"{float(options['tempo_bpm']):g} bpm")
+    return ", ".join(words)
+
+
+def compose_audio(
+    prompt: str = "",
+    *,
+    model: str = "musicgen-small",
+    seconds: float | None = None,
+    seed: int = 0,
+    creativity: float | None = None,
+    guidance: float = DEFAULT_GUIDANCE,
+    melody: str | Path | None = None,
+    audio_prompt: str | Path | None = None,
+    progress: ProgressFn | None = None,
+    **options,
+) -> AudioComposition:
+    """Make audio with a MusicGen model (see the module docstring)."""
+    from engine.models.musicgen import MusicGen
+
+    seconds = DEFAULT_SECONDS if seconds is None else float(seconds)
+    if not 0 < seconds <= MAX_SECONDS:
+        raise MusicgenError(f"duration {seconds:g} s is outside 0..{MAX_SECONDS:g} s")
+    c = 0.5 if creativity is None else float(creativity)
+    if not 0 <= c <= 1:
+        raise MusicgenError(f"creativity must be between 0 and 1, not {c:g}")
+    if not 0 <= guidance <= 20:
+        raise MusicgenError(f"guidance must be between 0 and 20, not {guidance:g}")
+    if not 0 <= int(seed) <= 2**32 - 1:
+        raise MusicgenError(f"seed must be 0..4294967295, not {seed}")
+    known = {"style", "mood", "instruments", "key", "mode", "tempo_bpm"}
+    unused = sorted(k for k, v in options.items() if v is not None and k not in known)
+    if unused:
+        raise MusicgenError(
+            f"{', '.join(unused)} cannot steer MusicGen (it reads only text); put it in the prompt"
+        )
+    inputs = {}
+    melody_audio = prompt_audio = None
+    if melody is not None:
+        melody_audio = read_audio(melody, "melody")
+        inputs["melody"] = _input_record(melody)
+    if audio_prompt is not None:
+        prompt_audio = read_audio(audio_prompt, "audio prompt")
+        inputs["audio_prompt"] = _input_record(audio_prompt)
+    folder = resolve_model(model, progress=progress)
+    mg = MusicGen.load(folder)
+    if melody_audio is not None and not mg.config.is_melody:
+        raise MusicgenError(
+            f"{model} has no melody conditioning; use musicgen-melody or musicgen-stereo-melody"
+        )
+    text = describe_text(prompt, options)
+    temperature = round(0.8 + 0.4 * c, 4)  # creativity 0.5 -> MusicGen's default 1.0
+    total = seconds
+    if prompt_audio is not None:  # continuation: the duration asked is what is added
+        total = seconds + prompt_audio[0].shape[0] / prompt_audio[1]
+    settings = {
+        "seconds": seconds,
+        "total_seconds": round(total, 6),
+        "guidance_scale": guidance,
+        "temperature": temperature,
+        "top_k": DEFAULT_TOP_K,
+        "top_p": 0.0,
+        "creativity": c,
+        "seed": int(seed),
+        "text": text,
+    }
+    kwargs = {
+        "duration_s": total,
+        "guidance_scale": guidance,
+        "temperature": temperature,
+        "top_k": DEFAULT_TOP_K,
+        "seed": int(seed),
+    }
+    if melody_audio is not None:
+        kwargs.update(melody=melody_audio[0], melody_sr=melody_audio[1])
+    if prompt_audio is not None:
+        kwargs.update(audio_prompt=prompt_audio[0], audio_prompt_sr=prompt_audio[1])
+    try:
+        audio = mg.generate(
+            [text] if text else None,
+            progress=(lambda s, n: progress("audio frames", s, n)) if progress else None,
+            **kwargs,
+        )
+    except ValueError as e:
+        raise MusicgenError(str(e).splitlines()[0]) from None
+    request = {
+        "prompt": prompt,
+        "model": model,
+        "seconds": seconds,
+        "seed": int(seed),
+        "creativity": creativity,
+        "guidance": guidance,
+        "melody": str(melody) if melody is not None else None,
+        "audio_prompt": str(audio_prompt) if audio_prompt is not None else None,
+        **{k: v for k, v in options.items() if v is not None},
+    }
+    return AudioComposition(
+        audio=np.asarray(audio[0], np.float32),
+        sample_rate=mg.sample_rate,
+        text=text,
+        request=request,
+        settings=settings,
+        model_name=str(model),
+        model_sha256=_sha256_file(folder / "model.safetensors"),
+        inputs=inputs,
+    )
+
+
+def _input_record(path: str | Path) -> dict:
+    p = Path(path).expanduser()
+    return {"path": str(p.resolve()), "sha256": _sha256_file(p)}
+
+
+# ---- files -------------------------------------------------------------------------------
+def save_audio_piece(
+    comp: AudioComposition,
+    folder: str | Path,
+    *,
+    formats: Sequence[str] = ("wav",),
+    bit_depth: int = 16,
+    overwrite: bool = False,
+) -> dict:
+    """Write the audio files and ``generation.json`` into a new ``folder``; return the record."""
+    from engine import __version__
+    from engine.render import normalize_loudness, write_audio
+
+    formats = list(dict.fromkeys(f.strip().lower().lstrip(".") for f in formats))
+    bad = [f for f in formats if f not in AUDIO_FORMATS]
+    if bad or not formats:
+        raise MusicgenError(
+            f"MusicGen makes audio: formats {', '.join(AUDIO_FORMATS)} (not "
+            f"{', '.join(bad) or 'none'}); MIDI and MusicXML come from the score models"
+        )
+    folder = Path(folder)
+    if folder.exists() and not overwrite:
+        raise MusicgenError(f"{folder} already exists; choose another folder or overwrite it")
+    parent = folder.absolute().parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise MusicgenError(f"cannot write in {parent}; choose another folder")
+    audio, loudness = normalize_loudness(comp.audio, comp.sample_rate)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=parent))
+    try:
+        outputs = {}
+        for fmt in formats:
+            path = tmp / f"{STEM}.{fmt}"
+            write_audio(audio, comp.sample_rate, path, bit_depth=bit_depth)
+            outputs[path.name] = {"sha256": _sha256_file(path), "bytes": path.stat().st_size}
+        record = {
+            "engine": ENGINE,
+            "prompt": comp.request.get("prompt", ""),
+            "request": {k: v for k, v in comp.request.items() if k != "prompt"},
+            "settings": comp.settings,
+            "seed": comp.settings["seed"],
+            "model": {
+                "name": comp.model_name,
+                "sha256": comp.model_sha256,
+                "licence": catalog.LICENCE,
+            },
+            "warning": catalog.NON_COMMERCIAL_WARNING,
+            "inputs": comp.inputs,
+            "output": {"formats": formats, "bit_depth": bit_depth},
+            "render": {"sample_rate": comp.sample_rate, **loudness},
+            "outputs": outputs,
+            "disco_musica_version": __version__,
+            "replay": f"disco-musica replay {GENERATION_FILE}",
+        }
+        text = json.dumps(record, indent=1, default=_json_default) + "\n"
+        write_bytes_atomic(tmp / GENERATION_FILE, text.encode())
+        from engine.compose import _chmod_like_new
+
+        _chmod_like_new(tmp)
+        if folder.exists():
+            shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return record
+
+
+def generate_audio_piece(
+    prompt: str = "",
+    folder: str | Path | None = None,
+    *,
+    formats: Sequence[str] = ("wav",),
+    bit_depth: int = 16,
+    overwrite: bool = False,
+    **kwargs,
+) -> dict:
+    """`compose_audio` and `save_audio_piece` in one call; the record with ``"folder"``."""
+    comp = compose_audio(prompt, **kwargs)
+    if folder is None:
+        import re
+
+        root = Path("disco-musica-output")
+        root.mkdir(exist_ok=True)
+        words = "-".join(re.findall(r"[a-z0-9]+", prompt.lower())[:5]) or "audio"
+        folder = root / f"{words}-{comp.settings['seed']}"
+        k = 2
+        while folder.exists():
+            folder, k = root / f"{words}-{comp.settings['seed']}-{k}", k + 1
+    record = save_audio_piece(
+        comp, folder, formats=formats, bit_depth=bit_depth, overwrite=overwrite
+    )
+    return {**record, "folder": str(folder)}
+
+
+def replay_record(
+    record: dict, folder: str | Path, *, overwrite: bool = False, progress=None
+) -> tuple[dict, dict[str, bool]]:
+    """Make a recorded MusicGen generation again; (new record, same bytes per file)."""
+    request = dict(record["request"])
+    prompt = record.get("prompt", "")
+    for name in ("melody", "audio_prompt"):
+        info = record.get("inputs", {}).get(name)
+        if info and _sha256_file(Path(info["path"])) != info["sha256"]:
+            raise MusicgenError(f"the {name.replace('_', ' ')} {info['path']} has changed since")
+    comp = compose_audio(prompt, progress=progress, **request)
+    if comp.model_sha256 != record["model"]["sha256"]:
+        raise MusicgenError(
+            f"model {request.get('model')} is not the one recorded (sha256 differs)"
+        )
+    out = record["output"]
+    new = save_audio_piece(
+        comp, folder, formats=out["formats"], bit_depth=out["bit_depth"], overwrite=overwrite
+    )
+    same = {
+        name: new["outputs"].get(name, {}).get("sha256") == info["sha256"]
+        for name, info in record.get("outputs", {}).items()
+    }
+    return new, same
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"cannot record {type(o).__name__}")
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
