@@ -958,17 +958,14 @@ def _fit_channels(x: np.ndarray, channels: int) -> np.ndarray:
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Resample [B, T, C] float audio (soxr when installed, else scipy's polyphase filter)."""
+    """Resample [B, T, C] float audio with scipy's polyphase filter (one path everywhere, so
+    a recorded generation with an audio prompt replays the same on every machine)."""
     if sr_in == sr_out:
         return x
-    try:
-        import soxr
-    except ImportError:
-        from scipy.signal import resample_poly
+    from scipy.signal import resample_poly
 
-        g = math.gcd(int(sr_in), int(sr_out))
-        return resample_poly(x, sr_out // g, sr_in // g, axis=1).astype(np.float32)
-    return np.stack([soxr.resample(b, sr_in, sr_out) for b in x]).astype(np.float32)
+    g = math.gcd(int(sr_in), int(sr_out))
+    return resample_poly(x, sr_out // g, sr_in // g, axis=1).astype(np.float32)
 
 
 def _load_codec(config: dict, weights: dict):

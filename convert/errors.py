@@ -1,0 +1,7 @@
+"""Errors raised while converting checkpoints, shown to the user in one line."""
+
+from __future__ import annotations
+
+
+class ConversionError(ValueError):
+    """A checkpoint that cannot be converted: missing, unexpected or mis-shaped tensors."""
