@@ -39,12 +39,14 @@ from engine.models.musicgen import (
     sanitize,
 )
 
-# Hub revisions to download. The commit hashes cannot be looked up offline, so these follow
-# "main"; replace them with commit hashes (from each repo's history) to pin the exact files.
+# Hub revisions to download. Two are pinned to commits that public transformers-format code
+# loads from its Hugging Face cache (snapshot folder names); the others could not be looked
+# up from the build machines (no Hub access) and follow "main" until someone with access pins
+# them (`huggingface_hub.model_info(repo).sha`).
 PINNED_REVISIONS: dict[str, str] = {
-    "facebook/musicgen-small": "main",
+    "facebook/musicgen-small": "4c8334b02c6ec4e8664a91979669a501ec497792",
     "facebook/musicgen-medium": "main",
-    "facebook/musicgen-large": "main",
+    "facebook/musicgen-large": "15ccdc92099879e47b6da12c350cdb71d4eab3ca",
     "facebook/musicgen-melody": "main",
     "facebook/musicgen-stereo-small": "main",
     "facebook/musicgen-stereo-medium": "main",

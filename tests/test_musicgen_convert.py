@@ -268,7 +268,8 @@ def test_hub_download_uses_pinned_revision(converted, tmp_path, monkeypatch):
     assert calls[0][:2] == ("facebook/musicgen-small", PINNED_REVISIONS["facebook/musicgen-small"])
     assert "*.safetensors" in calls[0][2] and "tokenizer.json" in calls[0][2]
     meta = json.loads((out / "config.json").read_text())["disco_musica"]
-    assert meta["source"] == "facebook/musicgen-small" and meta["revision"] == "main"
+    pinned = PINNED_REVISIONS["facebook/musicgen-small"]
+    assert meta["source"] == "facebook/musicgen-small" and meta["revision"] == pinned
     convert_musicgen("facebook/musicgen-small", tmp_path / "out2", revision="abc123")
     assert calls[-1][1] == "abc123"
 
