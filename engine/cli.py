@@ -74,6 +74,7 @@ USER_ERRORS = (
     ("engine.musicgen_api", "MusicgenError"),
     ("engine.musicgen_catalog", "CatalogError"),
     ("convert.errors", "ConversionError"),
+    ("engine.transcribe", "TranscribeError"),
 )
 
 
@@ -134,9 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from engine.cli_generate import add_commands
+    from engine import cli_generate, cli_transcribe
 
-    add_commands(sub, _command)
+    cli_generate.add_commands(sub, _command)
+    cli_transcribe.add_commands(sub, _command)
 
     p = _command(
         sub,
@@ -310,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="report path without suffix: writes PATH.json and PATH.md (default eval/score-base)",
     )
 
-    _command(sub, "models", _cmd_models, "list the installed score models", ("models",))
+    _command(sub, "models", _cmd_models, "list the models: score models and MusicGen", ("models",))
     return parser
 
 
