@@ -75,6 +75,8 @@ USER_ERRORS = (
     ("engine.musicgen_catalog", "CatalogError"),
     ("convert.errors", "ConversionError"),
     ("engine.transcribe", "TranscribeError"),
+    ("engine.workflows", "WorkflowError"),
+    ("engine.accompany", "AccompanyError"),
 )
 
 
@@ -135,10 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from engine import cli_generate, cli_transcribe
+    from engine import cli_accompany, cli_generate, cli_transcribe, cli_workflows
 
     cli_generate.add_commands(sub, _command)
     cli_transcribe.add_commands(sub, _command)
+    cli_workflows.add_commands(sub, _command)
+    cli_accompany.add_commands(sub, _command)
 
     p = _command(
         sub,
@@ -173,12 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "continue",
         _cmd_continue,
-        "add new bars at the end of a MIDI file, or new seconds after an audio clip (MusicGen)",
+        "add new bars at the end of a MIDI file or of a recording (transcribed), or new "
+        "seconds of audio after a clip with --model musicgen-*",
         ("continue",),
     )
-    p.add_argument(
-        "input", metavar="INPUT", help="the MIDI file (or, with MusicGen, audio file) to continue"
-    )
+    p.add_argument("input", metavar="INPUT", help="the MIDI or audio file to continue")
     p.add_argument("--bars", type=int, metavar="N", help="new bars to add, 1..64 (default 4)")
     p.add_argument("--style", help=f"{STYLE_NAMES} (default: the model chooses)")
     _sampling_options(p)
@@ -398,9 +401,15 @@ def _cmd_continue(args: argparse.Namespace) -> int:
     from engine import score_api as api
 
     if Path(args.input).suffix.lower() in AUDIO_SUFFIXES:
-        from engine.cli_generate import continue_audio
+        from engine.musicgen_api import is_musicgen
 
-        return continue_audio(args)
+        if args.model and is_musicgen(args.model):
+            from engine.cli_generate import continue_audio
+
+            return continue_audio(args)
+        from engine.cli_workflows import continue_audio_with_score_model
+
+        return continue_audio_with_score_model(args)
     for flag, value in (("--prompt", args.prompt), ("--duration", args.duration)):
         if value:
             raise CliError(f"{flag} is for continuing audio with MusicGen; give an audio file")

@@ -274,7 +274,7 @@ def continue_audio(args: argparse.Namespace) -> int:
     from engine import cli
     from engine.musicgen_api import is_musicgen
 
-    model = args.model or "musicgen-small"
+    model = args.model
     if not is_musicgen(model):
         raise cli.CliError(
             f"{args.input} is audio: continue it with a MusicGen model (--model musicgen-small)"

@@ -974,6 +974,52 @@ def _sha256_file(path: Path) -> str:
 
 
 # ---- replay ------------------------------------------------------------------------------
+def _recorded_input(path: str, sha256: str | None) -> str:
+    """The recorded input file, checked to be unchanged since."""
+    p = Path(path)
+    if not p.is_file():
+        raise ComposeError(f"the recorded input {p} is gone; replay needs the same file")
+    if sha256 and _sha256_file(p) != sha256:
+        raise ComposeError(f"the recorded input {p} has changed since (sha256 differs)")
+    return str(p)
+
+
+def _rerun_workflow(request: dict, old: dict, model, progress) -> Composition:
+    from engine import workflows
+
+    request = dict(request)
+    name = request.pop("workflow")
+    fn = {
+        "harmonize": workflows.harmonize,
+        "restyle": workflows.restyle,
+        "continue": workflows.continue_audio,
+    }.get(name)
+    if fn is None:
+        raise ComposeError(f"{name!r} generations cannot be replayed by this version")
+    source = request.pop("input")
+    if source == "<score>":
+        raise ComposeError("this generation was made from a score in memory: nothing to replay")
+    request.pop("input_kind", None)
+    source = _recorded_input(source, old.get("input", {}).get("sha256"))
+    plan = old["plan"]
+    sampling = {k: plan[k] for k in ("temperature", "top_p", "key_strength") if k in plan}
+    return fn(source, model=model, seed=old["seed"], progress=progress, **request, **sampling)
+
+
+def _replay_accompaniment(old: dict, folder, overwrite: bool, progress):
+    from engine.accompany import accompany
+
+    inp = old["input"]
+    source = _recorded_input(inp["path"], inp.get("sha256"))
+    acc = accompany(source, old["part"], style=old.get("style"), seed=old["seed"])
+    new = acc.save(folder, overwrite=overwrite, progress=progress)
+    same = {
+        name: new["outputs"].get(name, {}).get("sha256") == info["sha256"]
+        for name, info in old.get("outputs", {}).items()
+    }
+    return new, same
+
+
 def replay(
     record_path: str | Path,
     folder: str | Path,
@@ -996,6 +1042,8 @@ def replay(
             from engine.musicgen_api import replay_record
 
             return replay_record(old, folder, overwrite=overwrite, progress=progress)
+        if old.get("engine") == "accompany":
+            return _replay_accompaniment(old, folder, overwrite, progress)
         request = dict(old["request"])
         prompt = old.get("prompt", "")
         out = old["output"]
@@ -1004,7 +1052,10 @@ def replay(
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
         raise ComposeError(f"{path} is not a Disco-Musica generation.json ({e})") from None
     model = request.pop("model", None)
-    comp = compose(prompt, model=model, progress=progress, **request)
+    if "workflow" in request:  # harmonize, restyle, continue (engine.workflows)
+        comp = _rerun_workflow(request, old, model, progress)
+    else:
+        comp = compose(prompt, model=model, progress=progress, **request)
     if comp.model_sha256 != old.get("model", {}).get("sha256"):
         raise ComposeError(
             f"model {model} is not the one recorded (sha256 differs); install the recorded model"

@@ -1,0 +1,80 @@
+"""``disco-musica accompany INPUT --part bass|chords|strings|drums`` (``engine.accompany``).
+
+    disco-musica accompany song.wav --part bass                # -> song-bass/ (a new folder)
+    disco-musica accompany sketch.mid --part strings --seed 3 --out sketch-strings
+    disco-musica accompany take.flac --part drums --style rock --json
+
+The folder holds part.mid, part.wav, mix.wav (the input plus the part), mix.mid for MIDI
+input, and generation.json. Kept apart from `engine.cli` (entry point, errors, progress);
+heavy modules (librosa, mlx, music21) are imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+PARTS = ("bass", "chords", "strings", "drums")  # engine.accompany.PARTS; the tests check them
+
+
+def add_commands(sub, command) -> None:
+    """Register ``accompany`` on the ``sub`` parsers (``command`` = cli._command)."""
+    p = command(
+        sub,
+        "accompany",
+        cmd_accompany,
+        "write a bass line, chords, strings or drums that follow a recording or MIDI file",
+        ("accompany",),
+    )
+    p.add_argument(
+        "input", metavar="INPUT", help="audio (WAV, FLAC, OGG, MP3) or a MIDI file to accompany"
+    )
+    p.add_argument(
+        "--part",
+        default="bass",
+        metavar="PART",
+        help=f"what to add: {', '.join(PARTS)} (default bass)",
+    )
+    p.add_argument(
+        "--style",
+        help="bass/strings: the score model's style (chorale, folk, classical, ...); "
+        "drums: pop, rock, ballad, jazz, folk (default pop)",
+    )
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="same seed, same part (0)")
+    p.add_argument(
+        "--out", metavar="DIR", help="folder to create (default: INPUT's name + -PART, here)"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.add_argument("--json", action="store_true", help="print the record as JSON on stdout")
+
+
+def cmd_accompany(args: argparse.Namespace) -> int:
+    from engine import cli
+    from engine.accompany import accompany, check_part
+    from engine.cli_generate import _StageProgress
+
+    part = check_part(args.part)
+    cli._check_range("--seed", args.seed, 0, cli.MAX_SEED)
+    src = Path(args.input)
+    folder = Path(args.out) if args.out else Path(f"{src.stem}-{part}")
+    parent = folder.absolute().parent
+    if not parent.is_dir():
+        raise cli.CliError(f"cannot write to {parent}: no such folder; create it or change --out")
+    cli._check_writable_dir(parent)
+    if folder.exists() and not args.overwrite:
+        raise cli.CliError(f"{folder} already exists; add --overwrite to replace it")
+    with _StageProgress("") as prog:
+        acc = accompany(src, part, style=args.style, seed=args.seed, progress=prog)
+        record = acc.save(folder, overwrite=args.overwrite, progress=prog)
+    if args.json:
+        print(json.dumps({"folder": str(folder), **record}, indent=1))
+        return 0
+    an = acc.analysis
+    chords = " ".join(an.chords[:16]) + (" ..." if len(an.chords) > 16 else "")
+    print(
+        f"{an.kind} input: {an.tempo_bpm:g} BPM, {an.meter}, {an.key}, {an.bars} bars\n"
+        f"chords: {chords}\n"
+        f"wrote {folder}/: " + ", ".join(record["outputs"]) + ", generation.json"
+    )
+    return 0

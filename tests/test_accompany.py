@@ -1,0 +1,222 @@
+"""`disco-musica accompany`: analysis of audio and MIDI, parts on the input's beats, errors.
+
+The input is made here: eight bars of C Am F G (twice) at 100 BPM in 4/4, a melody over
+block chords with a low root on each downbeat, rendered to audio with `render_midi`. Its true
+beats are k * 0.6 s, so the alignment of a part is measured against known times.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from symusic import Note, Score, Tempo, TimeSignature, Track
+
+from engine import accompany as acc_mod
+from engine import cli
+from engine.accompany import AccompanyError, accompany
+from engine.cli_accompany import PARTS, add_commands
+
+BPM = 100.0
+BEAT_S = 60.0 / BPM
+CHORDS = [(60, 64, 67), (57, 60, 64), (53, 57, 60), (55, 59, 62)] * 2  # C Am F G
+TRUE_CHORDS = ["C", "Am", "F", "G"] * 2
+MELODY = [72, 71, 72, 74, 72, 71, 69, 67, 69, 72, 69, 65, 67, 71, 74, 71] * 2
+
+
+def _piece() -> Score:
+    s = Score(480)
+    s.tempos.append(Tempo(0, BPM))
+    s.time_signatures.append(TimeSignature(0, 4, 4))
+    tr = Track(name="Piano", program=0)
+    for b, chord in enumerate(CHORDS):
+        tr.notes.append(Note(b * 1920, 1800, chord[0] - 24, 100))
+        for k in range(4):
+            t = (b * 4 + k) * 480
+            for p in chord:
+                tr.notes.append(Note(t, 440, p - 12, 90 if k == 0 else 60))
+            tr.notes.append(Note(t, 440, MELODY[b * 4 + k], 105 if k == 0 else 75))
+    s.tracks.append(tr)
+    return s
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    from engine.render import render_midi
+
+    d = tmp_path_factory.mktemp("accompany")
+    score = _piece()
+    score.dump_midi(d / "in.mid")
+    sf.write(d / "in.wav", render_midi(score), 44100)
+    return d
+
+
+@pytest.fixture(scope="module")
+def bass(inputs):
+    return accompany(inputs / "in.wav", "bass", seed=0)
+
+
+def _onset_errors(acc) -> np.ndarray:
+    """|written onset (read back from part.mid in seconds) - true time of its grid position|."""
+    sec = Score.from_midi(acc.midi_bytes()).to("second")
+    errors = []
+    for pt, tr in zip(acc.tracks, sec.tracks, strict=True):
+        qs = sorted((round(s * 480), p) for s, _, p, _ in pt.notes)
+        ts = sorted((n.time, n.pitch) for n in tr.notes)
+        assert len(qs) == len(ts)
+        # the test piece's first bar line is at 0 s, so quarter q truly sounds at q * BEAT_S
+        errors += [abs(t - q / 480 * BEAT_S) for (q, _), (t, _) in zip(qs, ts, strict=True)]
+    return np.array(errors)
+
+
+def test_audio_analysis_finds_tempo_meter_key_and_chords(bass):
+    an = bass.analysis
+    assert abs(an.tempo_bpm - BPM) < 1.0
+    assert an.meter == "4/4"
+    assert an.key == "C major"
+    assert an.bars == 8
+    assert an.chords == TRUE_CHORDS
+    assert abs(float(an.time_of(0.0))) < 0.03  # the first bar line is at 0 s
+
+
+def test_bass_on_the_beats_and_on_chord_tones(bass):
+    errors = _onset_errors(bass)
+    assert np.median(errors) < 0.03, np.median(errors)
+    assert np.percentile(errors, 90) < 0.05
+    notes = bass.tracks[0].notes
+    assert len(notes) >= 8
+    assert all(28 <= p <= 55 for _, _, p, _ in notes)
+    true_pcs = [{p % 12 for p in c} for c in CHORDS]
+    on_chord = np.mean([p % 12 in true_pcs[int(s // 4)] for s, _, p, _ in notes])
+    assert on_chord == 1.0  # detected chords are the true ones; the bass keeps to their tones
+
+
+def test_drums_on_the_beats_and_saved(inputs, tmp_path):
+    acc = accompany(inputs / "in.wav", "drums")
+    errors = _onset_errors(acc)
+    assert np.median(errors) < 0.03, np.median(errors)
+    tr = acc.score.tracks[0]
+    assert tr.is_drum
+    kicks = sorted({s for s, _, p, _ in acc.tracks[0].notes if p == acc_mod.KICK})
+    assert kicks[:4] == [0.0, 2.0, 4.0, 6.0]  # 1 and 3 in 4/4
+    snares = sorted({s for s, _, p, _ in acc.tracks[0].notes if p == acc_mod.SNARE})
+    assert snares[:2] == [1.0, 3.0]
+    record = acc.save(tmp_path / "out")
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["generation.json", "mix.wav", "part.mid", "part.wav"]
+    saved = json.loads((tmp_path / "out" / "generation.json").read_text())
+    assert saved["input"]["sha256"] == record["input"]["sha256"]
+    assert saved["analysis"]["chords"] == TRUE_CHORDS
+    mix, sr = sf.read(tmp_path / "out" / "mix.wav")
+    assert sr == 44100 and mix.shape[0] >= 44100 * 19 and np.abs(mix).max() < 1.0
+    with pytest.raises(AccompanyError, match="already exists"):
+        acc.save(tmp_path / "out")
+
+
+def test_drums_follow_tempo_drift_and_a_late_start(tmp_path):
+    """90 -> 115 BPM over eight bars, after 0.37 s of silence: the part follows both."""
+    from engine.render import render_midi
+
+    piece = _piece()
+    piece.tempos.clear()
+    bpms = [90 + b * 25 / 7 for b in range(8)]
+    for b, bpm in enumerate(bpms):
+        piece.tempos.append(Tempo(b * 1920, bpm))
+    lead = np.zeros((int(0.37 * 44100), 2), np.float32)
+    sf.write(tmp_path / "drift.wav", np.concatenate([lead, render_midi(piece)]), 44100)
+    acc = accompany(tmp_path / "drift.wav", "drums")
+    bar_starts = 0.37 + np.concatenate([[0], np.cumsum([4 * 60 / b for b in bpms])])
+
+    def true_s(q):
+        b = int(q // 4)
+        return bar_starts[b] + (q - 4 * b) * 60 / bpms[b]
+
+    sec = Score.from_midi(acc.midi_bytes()).to("second")
+    qs = sorted((s, p) for s, _, p, _ in acc.tracks[0].notes)
+    ts = sorted((n.time, n.pitch) for n in sec.tracks[0].notes)
+    errors = [abs(t - true_s(q)) for (q, _), (t, _) in zip(qs, ts, strict=True)]
+    assert np.median(errors) < 0.03, np.median(errors)
+    assert acc.analysis.chords == TRUE_CHORDS
+
+
+def test_waltz_and_compound_drums():
+    for num, den, per_bar in ((3, 4, 3.0), (6, 8, 3.0)):
+        an = acc_mod.Analysis("midi", 120, num, den, "C major", ["C"], 1, 2.0, 1.0)
+        notes = acc_mod.drum_pattern(an).notes
+        kicks = [s for s, _, p, _ in notes if p == acc_mod.KICK]
+        assert kicks == [0.0]
+        assert max(s for s, _, _, _ in notes) < per_bar
+
+
+def test_midi_input_chords_and_strings(inputs, tmp_path):
+    chords = accompany(inputs / "in.mid", "chords")
+    assert chords.analysis.kind == "midi" and chords.analysis.chords == TRUE_CHORDS
+    for s, _, p, _ in chords.tracks[0].notes[::4]:
+        assert p % 12 == CHORDS[int(s // 4)][0] % 12  # root below each triad
+    strings = accompany(inputs / "in.mid", "strings", seed=1)
+    assert [t.program for t in strings.tracks] == [40, 41, 42]
+    assert all(t.notes for t in strings.tracks)
+    cello = strings.tracks[2].notes
+    assert all(p % 12 in {q % 12 for q in CHORDS[int(s // 4)]} for s, _, p, _ in cello)
+    strings.save(tmp_path / "s")
+    assert (tmp_path / "s" / "mix.mid").is_file()
+    mix = Score(tmp_path / "s" / "mix.mid")
+    assert len(mix.tracks) == 4
+
+
+@pytest.fixture
+def run(capsys, monkeypatch):
+    original = cli.build_parser
+
+    def build():
+        parser = original()
+        sub = parser._subparsers._group_actions[0]
+        if "accompany" not in sub.choices:
+            add_commands(sub, cli._command)
+        return parser
+
+    monkeypatch.setattr(cli, "build_parser", build)
+    if ("engine.accompany", "AccompanyError") not in cli.USER_ERRORS:
+        monkeypatch.setattr(
+            cli, "USER_ERRORS", (*cli.USER_ERRORS, ("engine.accompany", "AccompanyError"))
+        )
+
+    def _run(*argv):
+        code = cli.main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return _run
+
+
+def test_bad_inputs_give_one_line_errors_and_write_nothing(run, tmp_path):
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(44100 * 2, np.float32), 44100)
+    empty = tmp_path / "empty.mid"
+    s = Score(480)
+    s.tracks.append(Track(program=0))
+    s.dump_midi(empty)
+    for args, words in (
+        ((silent, "--part", "drums"), "silent"),
+        ((empty, "--part", "chords"), "no notes"),
+        ((silent, "--part", "base"), "did you mean bass"),
+        ((tmp_path / "nope.wav",), "does not exist"),
+    ):
+        code, out, err = run("accompany", *args, "--out", tmp_path / "out")
+        assert code == 2, err
+        assert err.startswith("error: ") and err.count("\n") == 1 and words in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.mid", "silent.wav"]
+
+
+def test_cli_writes_a_folder(run, inputs, tmp_path):
+    code, out, err = run(
+        "accompany", inputs / "in.mid", "--part", "drums", "--style", "rock", "--out",
+        tmp_path / "d", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["part"] == "drums" and record["style"] == "rock"
+    assert set(record["outputs"]) == {"mix.mid", "mix.wav", "part.mid", "part.wav"}
+    assert PARTS == acc_mod.PARTS
