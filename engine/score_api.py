@@ -14,6 +14,7 @@ Every call takes keyword-only parameters with named defaults and returns a
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -177,7 +178,30 @@ def read_midi(source: str | Path | Score | bytes) -> Score:
         ) from None
     if score.note_num() == 0:
         raise ScoreModelError("the MIDI file has no notes")
+    _check_timing(score)
     return score
+
+
+MAX_MIDI_HOURS = 3.0
+
+
+def _check_timing(score: Score) -> None:
+    """Refuse tempo 0 (or absurd tempi) and absurd lengths before anything allocates for them."""
+    for t in score.tempos:
+        qpm = float(t.qpm)
+        if not math.isfinite(qpm) or not 1.0 <= qpm <= 1000.0:
+            shown = f"{qpm:g} BPM" if math.isfinite(qpm) else f"{t.mspq} microseconds a beat"
+            raise ScoreModelError(
+                f"the MIDI file sets an impossible tempo ({shown}); fix its tempo (1..1000 BPM) "
+                "in a MIDI editor"
+            )
+    seconds = score.to("second").end()
+    if not math.isfinite(seconds) or seconds > MAX_MIDI_HOURS * 3600:
+        hours = seconds / 3600
+        raise ScoreModelError(
+            f"the MIDI file lasts {hours:,.0f} hours (absurd tick values?); the limit is "
+            f"{MAX_MIDI_HOURS:g} hours"
+        )
 
 
 class ScoreModel:

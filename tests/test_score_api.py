@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from symusic import Score
 
-from engine.score_api import ScoreModelError, load
+from engine.score_api import ScoreModelError, load, read_midi
 
 
 @pytest.fixture(scope="module")
@@ -192,3 +194,24 @@ def test_key_strength_pulls_notes_into_the_scale(model):
     assert free.settings["key_strength"] == 0 and strong.settings["key_strength"] == 10
     assert pitch_in_scale_rate(strong.score, 3, "major") == 1.0
     assert pitch_in_scale_rate(free.score, 3, "major") < 1.0
+
+
+@pytest.mark.parametrize(
+    "tempo,ticks_per_beat,message",
+    [
+        (0, 480, "impossible tempo (0 microseconds a beat)"),
+        (500000, 1, "lasts 69 hours (absurd tick values?)"),
+    ],
+)
+def test_tempo_zero_and_absurd_ticks_are_refused(tmp_path, tempo, ticks_per_beat, message):
+    import mido
+
+    m = mido.MidiFile(ticks_per_beat=ticks_per_beat)
+    t = mido.MidiTrack()
+    m.tracks.append(t)
+    t.append(mido.MetaMessage("set_tempo", tempo=tempo))
+    t.append(mido.Message("note_on", note=60, velocity=80, time=0))
+    t.append(mido.Message("note_off", note=60, time=500_000))
+    m.save(tmp_path / "bad.mid")
+    with pytest.raises(ScoreModelError, match=re.escape(message)):
+        read_midi(tmp_path / "bad.mid")
