@@ -44,7 +44,6 @@ The pipeline is a chain of small steps, each testable alone:
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import os
 import platform
@@ -55,6 +54,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from engine.atomic import chmod_like_new, json_default, sha256_file
 
 PARTS = ("bass", "chords", "strings", "drums")
 DRUM_STYLES = ("pop", "rock", "ballad", "jazz", "folk")
@@ -760,18 +761,10 @@ def accompany(
     info = None
     if part in ("bass", "strings"):
         path = Path(model.path)
-        info = {"name": path.name, "sha256": _sha256_file(path / "model.safetensors")}
+        info = {"name": path.name, "sha256": sha256_file(path / "model.safetensors")}
     return Accompaniment(
         Path(input_path), part, style, seed, an, tracks, part_score(an, tracks), info
     )
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _versions() -> dict:
@@ -860,14 +853,14 @@ def _save(acc: Accompaniment, folder: Path, overwrite, soundfont, progress) -> d
         if progress:
             progress("audio", 3, 3)
         outputs = {
-            f.name: {"sha256": _sha256_file(f), "bytes": f.stat().st_size}
+            f.name: {"sha256": sha256_file(f), "bytes": f.stat().st_size}
             for f in sorted(tmp.iterdir())
         }
         record = {
             "engine": "accompany",
             "input": {
                 "path": str(acc.input_path.resolve()),
-                "sha256": _sha256_file(acc.input_path),
+                "sha256": sha256_file(acc.input_path),
                 "kind": an.kind,
             },
             "part": acc.part,
@@ -884,11 +877,11 @@ def _save(acc: Accompaniment, folder: Path, overwrite, soundfont, progress) -> d
             "outputs": outputs,
             "replay": _replay_command(acc),
         }
-        text = json.dumps(record, indent=1, default=_json_default) + "\n"
+        text = json.dumps(record, indent=1, default=json_default) + "\n"
         write_bytes_atomic(tmp / GENERATION_FILE, text.encode())
         if folder.exists():
             shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
-        _chmod_like_new(tmp)
+        chmod_like_new(tmp)
         os.replace(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -899,19 +892,3 @@ def _save(acc: Accompaniment, folder: Path, overwrite, soundfont, progress) -> d
 def _replay_command(acc: Accompaniment) -> str:
     cmd = f"disco-musica accompany {acc.input_path} --part {acc.part} --seed {acc.seed}"
     return cmd + (f" --style {acc.style}" if acc.style else "")
-
-
-def _chmod_like_new(folder: Path) -> None:
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(folder, 0o777 & ~umask)
-    for f in folder.iterdir():
-        os.chmod(f, 0o666 & ~umask)
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"cannot record {type(o).__name__}")

@@ -28,3 +28,33 @@ def write_bytes_atomic(file: str | Path, data: bytes) -> Path:
 def write_text_atomic(file: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``file`` atomically; return the path."""
     return write_bytes_atomic(file, text.encode("utf-8"))
+
+
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 (hex) of a file, read in 1 MiB chunks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def chmod_like_new(folder: str | Path) -> None:
+    """Give a folder made by ``tempfile.mkdtemp`` (private) and its files the modes a new
+    folder and new files would have under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for f in Path(folder).iterdir():
+        os.chmod(f, 0o666 & ~umask)
+
+
+def json_default(o):
+    """``json.dumps(default=...)`` for the values records hold: numpy scalars and paths."""
+    if hasattr(o, "item") and getattr(o, "shape", None) == ():
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"cannot record {type(o).__name__}")

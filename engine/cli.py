@@ -35,6 +35,8 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from engine.atomic import sha256_file
+
 PROG = "disco-musica"
 DEFAULT_CORPUS_DIR = Path("data") / "music21"
 CORPUS_MUSIC21 = "music21"
@@ -583,7 +585,7 @@ def _recipe(args, piece, model, midi: bytes, out: Path, source: Path | None) -> 
         "model": {
             "name": args.model,
             "path": str(Path(model.path).resolve()),
-            "sha256": _sha256_file(Path(model.path) / "model.safetensors"),
+            "sha256": sha256_file(Path(model.path) / "model.safetensors"),
         },
         "midi": {"file": out.name, "sha256": hashlib.sha256(midi).hexdigest()},
         "disco_musica_version": __version__,
@@ -592,7 +594,7 @@ def _recipe(args, piece, model, midi: bytes, out: Path, source: Path | None) -> 
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     if source is not None:
-        record["input"] = {"path": str(source.resolve()), "sha256": _sha256_file(source)}
+        record["input"] = {"path": str(source.resolve()), "sha256": sha256_file(source)}
     return record
 
 
@@ -974,14 +976,6 @@ def _write_files(files: list[tuple[Path, bytes]]) -> None:
         for tmp in tmps:
             Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _package_version(name: str) -> str | None:

@@ -264,7 +264,7 @@ def _recipe(args, result, model, midi: bytes, out: Path, audio: Path) -> dict:
         "parameters": result.settings,
         "input": {
             "path": str(audio.resolve()),
-            "sha256": cli._sha256_file(audio),
+            "sha256": cli.sha256_file(audio),
             "duration_s": round(result.duration_s, 6),
         },
         "note_count": len(result.notes),
@@ -280,7 +280,7 @@ def _recipe(args, result, model, midi: bytes, out: Path, audio: Path) -> dict:
         "model": {
             "name": "basic-pitch (ICASSP 2022, Spotify, Apache-2.0)",
             "path": str(model_path.resolve()) if model_path else None,
-            "sha256": cli._sha256_file(model_path / "model.safetensors") if model_path else None,
+            "sha256": cli.sha256_file(model_path / "model.safetensors") if model_path else None,
         },
         "midi": {"file": out.name, "sha256": hashlib.sha256(midi).hexdigest()},
         "disco_musica_version": __version__,

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.atomic import write_bytes_atomic
+from engine.atomic import chmod_like_new, json_default, sha256_file, write_bytes_atomic
 
 MAX_SECONDS = 600.0
 MAX_TOTAL_BARS = 64
@@ -612,7 +612,7 @@ def compose(
         request={**request, "model": _model_name(model, sm)},
         parsed=parsed,
         model_name=_model_name(model, sm),
-        model_sha256=_sha256_file(weights),
+        model_sha256=sha256_file(weights),
     )
 
 
@@ -882,25 +882,16 @@ def write_generation(
         record = _record(comp, formats, soundfont, sf_bytes, effects, bit_depth, render_info)
         record["outputs"] = outputs
         record["disco_musica_version"] = __version__
-        text = json.dumps(record, indent=1, default=_json_default) + "\n"
+        text = json.dumps(record, indent=1, default=json_default) + "\n"
         write_bytes_atomic(tmp / GENERATION_FILE, text.encode())
         if folder.exists():  # overwrite: swap only now that everything is written
             shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
-        _chmod_like_new(tmp)
+        chmod_like_new(tmp)
         os.replace(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return record
-
-
-def _chmod_like_new(folder: Path) -> None:
-    """mkdtemp makes private folders; give the result the modes a new folder would have."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(folder, 0o777 & ~umask)
-    for f in folder.iterdir():
-        os.chmod(f, 0o666 & ~umask)
 
 
 def _put(folder: Path, name: str, data: bytes, outputs: dict) -> None:
@@ -909,7 +900,7 @@ def _put(folder: Path, name: str, data: bytes, outputs: dict) -> None:
 
 
 def _file_info(path: Path) -> dict:
-    return {"sha256": _sha256_file(path), "bytes": path.stat().st_size}
+    return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
 def _title(comp: Composition) -> str:
@@ -957,29 +948,13 @@ def _record(comp, formats, soundfont, sf_bytes, effects, bit_depth, render_info)
     }
 
 
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"cannot record {type(o).__name__}")
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 # ---- replay ------------------------------------------------------------------------------
 def _recorded_input(path: str, sha256: str | None) -> str:
     """The recorded input file, checked to be unchanged since."""
     p = Path(path)
     if not p.is_file():
         raise ComposeError(f"the recorded input {p} is gone; replay needs the same file")
-    if sha256 and _sha256_file(p) != sha256:
+    if sha256 and sha256_file(p) != sha256:
         raise ComposeError(f"the recorded input {p} has changed since (sha256 differs)")
     return str(p)
 

@@ -11,7 +11,6 @@ MusicGen weights are CC-BY-NC 4.0: the record and the command line say so.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import musicgen_catalog as catalog
-from engine.atomic import write_bytes_atomic
+from engine.atomic import chmod_like_new, json_default, sha256_file, write_bytes_atomic
 
 DEFAULT_SECONDS = 10.0
 MAX_SECONDS = 300.0
@@ -281,14 +280,14 @@ def compose_audio(
         request=request,
         settings=settings,
         model_name=str(model),
-        model_sha256=_sha256_file(folder / "model.safetensors"),
+        model_sha256=sha256_file(folder / "model.safetensors"),
         inputs=inputs,
     )
 
 
 def _input_record(path: str | Path) -> dict:
     p = Path(path).expanduser()
-    return {"path": str(p.resolve()), "sha256": _sha256_file(p)}
+    return {"path": str(p.resolve()), "sha256": sha256_file(p)}
 
 
 # ---- files -------------------------------------------------------------------------------
@@ -324,7 +323,7 @@ def save_audio_piece(
         for fmt in formats:
             path = tmp / f"{STEM}.{fmt}"
             write_audio(audio, comp.sample_rate, path, bit_depth=bit_depth)
-            outputs[path.name] = {"sha256": _sha256_file(path), "bytes": path.stat().st_size}
+            outputs[path.name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
         record = {
             "engine": ENGINE,
             "prompt": comp.request.get("prompt", ""),
@@ -344,11 +343,10 @@ def save_audio_piece(
             "disco_musica_version": __version__,
             "replay": f"disco-musica replay {GENERATION_FILE}",
         }
-        text = json.dumps(record, indent=1, default=_json_default) + "\n"
+        text = json.dumps(record, indent=1, default=json_default) + "\n"
         write_bytes_atomic(tmp / GENERATION_FILE, text.encode())
-        from engine.compose import _chmod_like_new
 
-        _chmod_like_new(tmp)
+        chmod_like_new(tmp)
         if folder.exists():
             shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
         os.replace(tmp, folder)
@@ -393,7 +391,7 @@ def replay_record(
     prompt = record.get("prompt", "")
     for name in ("melody", "audio_prompt"):
         info = record.get("inputs", {}).get(name)
-        if info and _sha256_file(Path(info["path"])) != info["sha256"]:
+        if info and sha256_file(Path(info["path"])) != info["sha256"]:
             raise MusicgenError(f"the {name.replace('_', ' ')} {info['path']} has changed since")
     comp = compose_audio(prompt, progress=progress, **request)
     if comp.model_sha256 != record["model"]["sha256"]:
@@ -409,19 +407,3 @@ def replay_record(
         for name, info in record.get("outputs", {}).items()
     }
     return new, same
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"cannot record {type(o).__name__}")
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

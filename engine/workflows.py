@@ -304,7 +304,8 @@ def add_parts(
 def _composition(sm, score, *, workflow: str, style, request: dict, sampling: dict, names):
     from symusic import KeySignature
 
-    from engine.compose import Composition, Part, Plan, _model_name, _sha256_file
+    from engine.atomic import sha256_file
+    from engine.compose import Composition, Part, Plan, _model_name
     from engine.quality import analyze_key
     from engine.score_api import _key_sharps
     from engine.tokenizer import TONICS
@@ -353,7 +354,7 @@ def _composition(sm, score, *, workflow: str, style, request: dict, sampling: di
         request={"workflow": workflow, **request, "model": name},
         parsed={},
         model_name=name,
-        model_sha256=_sha256_file(Path(sm.path) / "model.safetensors"),
+        model_sha256=sha256_file(Path(sm.path) / "model.safetensors"),
         settings={},
     )
 
