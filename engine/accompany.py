@@ -29,9 +29,11 @@ The pipeline is a chain of small steps, each testable alone:
      plays chord tones only, as ``engine.steer`` would make it.
    - ``strings``: violin, viola and cello (GM 40-42) from the score model against the top
      line; the cello is moved to chord tones like the bass, the upper parts are the model's.
-   - ``chords``: RULE-BASED, not the model (it writes single lines): the detected chord of
-     each bar on every beat, piano, root below a close-position triad voiced nearest to the
-     previous chord.
+   - ``chords``: piano. The score model writes three voices (upper and lower right hand,
+     left hand) against the top line; every note is moved to the nearest tone of its bar's
+     chord within its hand's range, and the voices are joined into one piano track: the
+     model's rhythm and voice leading on the detected harmony. A bar where all three rest
+     holds the chord (root under a close triad), so the harmony never drops out.
    - ``drums``: RULE-BASED patterns on GM channel 10 (see `drum_pattern`), chosen by metre,
      tempo, onset density and style.
 
@@ -58,6 +60,7 @@ import numpy as np
 from engine.atomic import chmod_like_new, json_default, sha256_file
 
 PARTS = ("bass", "chords", "strings", "drums")
+MODEL_PARTS = ("bass", "chords", "strings")  # written by the score model; drums are rule-based
 DRUM_STYLES = ("pop", "rock", "ballad", "jazz", "folk")
 DEFAULT_DRUM_STYLE = "pop"
 ANALYSIS_SAMPLE_RATE = 22050
@@ -89,6 +92,12 @@ STRING_PROGRAMS = (40, 41, 42)  # violin, viola, cello
 STRING_PARTS = ("alto", "tenor", "bass")  # score-model registers, top to bottom
 STRING_RANGES = ((55, 93), (48, 84), (36, 76))
 MELODY_PROGRAM = 0  # the input's top line as the model hears it
+INPUT_TRACK = "Input"  # the name of that track in what the model gets and gives back
+# Chords: three piano voices from the score model (registers top to bottom), each on its own
+# piano program while generating so they can be told apart, then one piano track.
+CHORD_PARTS = ("alto", "tenor", "bass")
+CHORD_VOICE_PROGRAMS = (1, 2, 3)  # bright, electric grand and honky-tonk piano
+CHORD_RANGES = ((60, 76), (52, 69), (40, 57))
 
 # GM drum keys (channel 10).
 KICK, SNARE, SIDE_STICK, CLOSED_HAT, PEDAL_HAT = 36, 38, 37, 42, 44
@@ -446,8 +455,6 @@ def write_part(
     part = check_part(part)
     if part == "drums":
         return [drum_pattern(an, style=style)]
-    if part == "chords":
-        return [_block_chords(an)]
     return _model_parts(an, part, style=style, seed=seed, model=model, progress=progress)
 
 
@@ -507,6 +514,10 @@ def _model_parts(an, part, *, style, seed, model, progress) -> list[PartTrack]:
     if part == "bass":
         parts, programs, names = ["bassline"], [BASS_PROGRAM], ["Bass"]
         ranges = [BASS_RANGE]
+    elif part == "chords":
+        parts, programs = list(CHORD_PARTS), list(CHORD_VOICE_PROGRAMS)
+        names = ["Piano right hand (upper)", "Piano right hand (lower)", "Piano left hand"]
+        ranges = list(CHORD_RANGES)
     else:
         parts, programs = list(STRING_PARTS), list(STRING_PROGRAMS)
         names = ["Violin", "Viola", "Cello"]
@@ -526,7 +537,7 @@ def _model_parts(an, part, *, style, seed, model, progress) -> list[PartTrack]:
         s = Score(tpq)
         s.tempos.append(Tempo(0, float(min(max(an.tempo_bpm, 20.0), 300.0))))
         s.time_signatures.append(TimeSignature(0, an.numerator, an.denominator))
-        tr = Track(name="Input", program=MELODY_PROGRAM)
+        tr = Track(name=INPUT_TRACK, program=MELODY_PROGRAM)
         for st, e, p, v in notes:
             end = min(e, w0 + window_q)
             t0 = round((st - w0) * tpq)
@@ -538,7 +549,7 @@ def _model_parts(an, part, *, style, seed, model, progress) -> list[PartTrack]:
             raise AccompanyError(f"the score model could not write the {part}: {e}") from None
         gtpq = g.score.ticks_per_quarter
         for t in g.score.tracks:
-            if t.program in out and t.program != MELODY_PROGRAM:
+            if t.program in out and t.name != INPUT_TRACK:
                 for n in t.notes:
                     st = w0 + n.time / gtpq
                     if st >= w0 + window_q:
@@ -552,21 +563,48 @@ def _model_parts(an, part, *, style, seed, model, progress) -> list[PartTrack]:
     for i, (prog, name, (lo, hi)) in enumerate(zip(programs, names, ranges, strict=True)):
         notes = []
         for st, e, p, v in sorted(out[prog]):
-            if i == lowest:  # the bass voice plays chord tones only
+            if i == lowest or part == "chords":  # chord tones only
                 bar = min(int(st // bq), an.bars - 1)
                 p = _nearest_tone(p, _chord_pcs(an.chords[bar]), lo, hi)
+                if part == "chords":  # piano chords change at the bar line
+                    e = min(e, (bar + 1) * bq)
             else:
                 p = _fold(p, lo, hi)
             notes.append((st, e, p, v))
         tracks.append(PartTrack(name, prog, notes))
+    if part == "chords":
+        return [_piano_chords(an, tracks)]
     return tracks
 
 
-def _block_chords(an: Analysis) -> PartTrack:
-    """Rule-based: each bar's chord on every beat, root below a close-position triad."""
+def _piano_chords(an: Analysis, voices: list[PartTrack]) -> PartTrack:
+    """The model's three piano voices (already on chord tones) as one piano track.
+
+    A bar where all three rest gets its chord held (root under a close triad, as
+    `_block_chords` voices it), so the harmony never drops out; a pitch struck twice at
+    once sounds once.
+    """
+    notes: dict[tuple[float, int], tuple[float, float, int, int]] = {}
+    for v in voices:
+        for n in v.notes:
+            key = (n[0], n[2])
+            if key not in notes or n[1] > notes[key][1]:
+                notes[key] = n
+    bq = an.bar_quarters
+    sounding = {min(int(st // bq), an.bars - 1) for st, _, _, _ in notes.values()}
+    held = _block_chords(an, held=True).notes
+    for n in held:
+        if int(n[0] // bq) not in sounding:
+            notes[(n[0], n[2])] = n
+    return PartTrack("Piano chords", CHORD_PROGRAM, sorted(notes.values()))
+
+
+def _block_chords(an: Analysis, *, held: bool = False) -> PartTrack:
+    """Each bar's chord on every beat (``held``: once, for the whole bar), root below a
+    close-position triad voiced nearest the previous chord."""
     notes = []
     prev_center = float(CHORD_CENTER)
-    beat = an.beat_quarters
+    beat = an.bar_quarters if held else an.beat_quarters
     per_bar = max(1, int(round(an.bar_quarters / beat)))
     for b, symbol in enumerate(an.chords):
         pcs = _chord_pcs(symbol)
@@ -740,26 +778,26 @@ def accompany(
     progress: ProgressFn | None = None,
 ) -> Accompaniment:
     """Analyse ``input_path`` (audio or MIDI) and write ``part`` (bass, chords, strings,
-    drums) on its beats. ``style``: the score model's style for bass/strings, the drum style
+    drums) on its beats. ``style``: the score model's style for bass/chords/strings, the drum style
     (pop, rock, ballad, jazz, folk) for drums; ``progress(stage, done, total)``."""
     part = check_part(part)
     if part == "drums":
         drum_pattern(Analysis("midi", 120, 4, 4, "", [], 0, 0, 0), style=style)  # check early
     if progress:
         progress("analysis", 0, 1)
-    if part in ("bass", "strings"):
+    if part in MODEL_PARTS:
         from engine import score_api as api
 
         if not isinstance(model, api.ScoreModel):
             model = api.load(model or api.DEFAULT_MODEL)
-    an = analyze(input_path, transcribe_notes=part in ("bass", "strings"))
+    an = analyze(input_path, transcribe_notes=part in MODEL_PARTS)
     if progress:
         progress("analysis", 1, 1)
     tracks = write_part(an, part, style=style, seed=seed, model=model, progress=progress)
     if not any(t.notes for t in tracks):
         raise AccompanyError(f"the {part} came out empty; try another --seed")
     info = None
-    if part in ("bass", "strings"):
+    if part in MODEL_PARTS:
         path = Path(model.path)
         info = {"name": path.name, "sha256": sha256_file(path / "model.safetensors")}
     return Accompaniment(

@@ -38,7 +38,7 @@ def add_commands(sub, command) -> None:
     )
     p.add_argument(
         "--style",
-        help="bass/strings: the score model's style (chorale, folk, classical, ...); "
+        help="bass/chords/strings: the score model's style (chorale, folk, classical, ...); "
         "drums: pop, rock, ballad, jazz, folk (default pop)",
     )
     p.add_argument("--seed", type=int, default=0, metavar="N", help="same seed, same part (0)")

@@ -151,10 +151,19 @@ def test_waltz_and_compound_drums():
 
 
 def test_midi_input_chords_and_strings(inputs, tmp_path):
-    chords = accompany(inputs / "in.mid", "chords")
+    chords = accompany(inputs / "in.mid", "chords", seed=2)
     assert chords.analysis.kind == "midi" and chords.analysis.chords == TRUE_CHORDS
-    for s, _, p, _ in chords.tracks[0].notes[::4]:
-        assert p % 12 == CHORDS[int(s // 4)][0] % 12  # root below each triad
+    assert chords.model["sha256"]  # written by the score model
+    (piano,) = chords.tracks
+    assert piano.program == 0 and not piano.is_drum
+    # every note a tone of its bar's chord, in the piano's comping range, every bar sounding
+    assert all(p % 12 in {q % 12 for q in CHORDS[int(s // 4)]} for s, _, p, _ in piano.notes)
+    assert all(40 <= p <= 76 for _, _, p, _ in piano.notes)
+    assert {int(s // 4) for s, _, _, _ in piano.notes} == set(range(len(CHORDS)))
+    assert all(e <= (s // 4 + 1) * 4 for s, e, _, _ in piano.notes)  # none over a bar line
+    # the model's own rhythm, not one block chord a beat
+    onsets = sorted({s for s, _, _, _ in piano.notes})
+    assert onsets != [b * 1.0 for b in range(4 * len(CHORDS))]
     strings = accompany(inputs / "in.mid", "strings", seed=1)
     assert [t.program for t in strings.tracks] == [40, 41, 42]
     assert all(t.notes for t in strings.tracks)
