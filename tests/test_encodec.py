@@ -240,7 +240,8 @@ def test_wrong_shape_is_named():
         convert_encodec_weights(state, hf.config.to_dict())
 
 
-def test_lstm_matches_torch():
+@pytest.mark.parametrize("recurrence", ["mlx", "numpy"])
+def test_lstm_matches_torch(recurrence):
     torch.manual_seed(0)
     ref = torch.nn.LSTM(8, 8, 2).eval()
     lstm = LSTM(8, 8, 2)
@@ -253,7 +254,8 @@ def test_lstm_matches_torch():
     x = np.random.default_rng(6).standard_normal((3, 25, 8)).astype(np.float32)
     with torch.no_grad():
         want = ref(torch.from_numpy(x).transpose(0, 1))[0].transpose(0, 1).numpy()
-    np.testing.assert_allclose(np.array(lstm(mx.array(x))), want, atol=1e-5)
+    got = lstm(mx.array(x), recurrence)
+    np.testing.assert_allclose(np.array(got), want, atol=1e-5)
 
 
 @pytest.mark.parametrize(

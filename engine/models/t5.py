@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import mlx.core as mx
@@ -214,11 +215,19 @@ class T5Encoder(nn.Module):
         self.shared = nn.Embedding(config.vocab_size, config.d_model)
         self.encoder = T5Stack(config)
 
-    def __call__(self, input_ids: mx.array, attention_mask: mx.array | None = None) -> mx.array:
+    def __call__(
+        self,
+        input_ids: mx.array,
+        attention_mask: mx.array | None = None,
+        release: Callable[[str], None] | None = None,
+    ) -> mx.array:
         """``input_ids`` [B, L] int, ``attention_mask`` [B, L] (1 keep, 0 pad) -> hidden [B, L, D].
 
         Padded positions still get (meaningless) hidden states, as in transformers; callers zero
-        them with the mask.
+        them with the mask. With ``release``, the computation is evaluated part by part and
+        ``release(name)`` is called with the name of each submodule (``shared``,
+        ``encoder.block.3`` …) whose weights are no longer needed, so that weights streamed
+        from disk can be dropped one block at a time.
         """
         B, L = input_ids.shape
         x = self.shared(input_ids)
@@ -227,8 +236,14 @@ class T5Encoder(nn.Module):
             neg = mx.finfo(mx.float32).min
             pad = mx.where(attention_mask.astype(mx.bool_), 0.0, neg).astype(mx.float32)
             bias = bias.astype(mx.float32) + pad[:, None, None, :]
-        for block in self.encoder.block:
+        if release is not None:
+            mx.eval(x, bias)
+            release("shared")
+        for i, block in enumerate(self.encoder.block):
             x = block(x, bias)
+            if release is not None:
+                mx.eval(x)
+                release(f"encoder.block.{i}")
         return self.encoder.final_layer_norm(x)
 
     @staticmethod
