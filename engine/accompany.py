@@ -70,6 +70,7 @@ BEAT_SNAP_S = 0.07  # a beat moves to a note onset at most this far away
 SILENCE_PEAK = 1e-4  # -80 dBFS: quieter audio counts as silent
 TRIM_TOP_DB = 50  # audio this far below the peak is not music
 MIN_BEATS = 4  # fewer detected beats: no usable beat
+MIN_SECONDS = 2.0  # shorter audio cannot hold MIN_BEATS beats at any usable tempo
 GRID_SLACK_S = 0.05  # the first bar may start this early (before 0 s) and still be used
 LEAD_MIN_S = 0.02  # a first bar line later than this gets a silent lead-in bar in part.mid
 TICKS_PER_QUARTER = 480
@@ -212,6 +213,11 @@ def _load_mono(path: Path) -> tuple[np.ndarray, int, np.ndarray]:
         raise AccompanyError(str(e)) from None
     if audio.size == 0 or float(np.max(np.abs(audio))) < SILENCE_PEAK:
         raise AccompanyError(f"{path} is silent; give a recording with music in it")
+    if audio.shape[0] < MIN_SECONDS * sr:
+        raise AccompanyError(
+            f"{path} is {audio.shape[0] / sr:.2f} s long; accompany needs at least "
+            f"{MIN_SECONDS:g} s of music with a pulse"
+        )
     mono = audio.mean(axis=1).astype(np.float32)
     if sr != ANALYSIS_SAMPLE_RATE:
         mono = soxr.resample(mono, sr, ANALYSIS_SAMPLE_RATE).astype(np.float32)

@@ -482,12 +482,15 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
         raise TranscribeError(f"{p} does not exist; check the path")
     if p.is_dir():
         raise TranscribeError(f"{p} is a folder; give an audio file (WAV, FLAC, OGG, MP3)")
+    if p.stat().st_size == 0:
+        raise TranscribeError(f"{p}: the file is empty; give a recording")
     try:
         info = sf.info(str(p))
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError on unknown data
+        target = f"{p.stem}-fixed.wav" if p.suffix.lower() == ".wav" else f"{p.stem}.wav"
         raise TranscribeError(
-            f"cannot read {p} as audio ({_reason(e)}); convert it to WAV or FLAC, e.g. "
-            f"`ffmpeg -i {p.name} {p.stem}.wav`"
+            f"cannot read {p} as audio ({_reason(e)}); if it plays elsewhere, convert it to WAV, "
+            f"e.g. `ffmpeg -i {p.name} {target}`"
         ) from None
     _check_duration(info.frames / info.samplerate if info.samplerate else 0.0, str(p))
     try:

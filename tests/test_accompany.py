@@ -207,8 +207,14 @@ def test_bad_inputs_give_one_line_errors_and_write_nothing(run, tmp_path):
     s = Score(480)
     s.tracks.append(Track(program=0))
     s.dump_midi(empty)
+    blip = tmp_path / "blip.wav"
+    sf.write(blip, np.full(1, 0.5, np.float32), 44100)
+    empty_wav = tmp_path / "nothing.wav"
+    empty_wav.write_bytes(b"")
     for args, words in (
         ((silent, "--part", "drums"), "silent"),
+        ((blip, "--part", "drums"), "0.00 s long; accompany needs at least 2 s"),
+        ((empty_wav, "--part", "bass"), "the file is empty"),
         ((empty, "--part", "chords"), "no notes"),
         ((silent, "--part", "base"), "did you mean bass"),
         ((tmp_path / "nope.wav",), "does not exist"),
@@ -216,7 +222,8 @@ def test_bad_inputs_give_one_line_errors_and_write_nothing(run, tmp_path):
         code, out, err = run("accompany", *args, "--out", tmp_path / "out")
         assert code == 2, err
         assert err.startswith("error: ") and err.count("\n") == 1 and words in err, err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.mid", "silent.wav"]
+    names = ["blip.wav", "empty.mid", "nothing.wav", "silent.wav"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
 
 
 def test_cli_writes_a_folder(run, inputs, tmp_path):

@@ -232,9 +232,14 @@ def test_bad_input_is_a_one_line_transcribe_error(tmp_path, monkeypatch, model):
     fails("does not exist", tmp_path / "missing.wav")
     fails("is a folder", tmp_path)
     (tmp_path / "notes.txt").write_text("not audio")
-    fails("cannot read .* as audio .*convert it to WAV", tmp_path / "notes.txt")
+    fails(
+        "cannot read .* as audio .*convert it to WAV.*ffmpeg -i notes.txt notes.wav",
+        tmp_path / "notes.txt",
+    )
+    (tmp_path / "broken.wav").write_bytes(b"RIFF1234WAVEfmt garbage")
+    fails("ffmpeg -i broken.wav broken-fixed.wav", tmp_path / "broken.wav")  # never over itself
     (tmp_path / "empty.wav").write_bytes(b"")
-    fails("cannot read", tmp_path / "empty.wav")
+    fails("the file is empty", tmp_path / "empty.wav")
     fails("sample rate of the audio array", np.zeros(100, np.float32))
     fails("whole number of Hz", np.zeros(100, np.float32), 22050.5)
     fails("NaN", np.array([0.0, np.nan] * 1000, np.float32), 22050)
