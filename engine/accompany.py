@@ -57,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.atomic import chmod_like_new, json_default, sha256_file
+from engine.atomic import check_new_folder, chmod_like_new, json_default, sha256_file
 
 PARTS = ("bass", "chords", "strings", "drums")
 MODEL_PARTS = ("bass", "chords", "strings")  # written by the score model; drums are rule-based
@@ -860,13 +860,7 @@ def _save(acc: Accompaniment, folder: Path, overwrite, soundfont, progress) -> d
         write_audio,
     )
 
-    if folder.exists() and not overwrite:
-        raise AccompanyError(f"{folder} already exists; choose another folder or ask to overwrite")
-    parent = folder.absolute().parent
-    if not parent.is_dir():
-        raise AccompanyError(f"{parent} does not exist; create it or choose another folder")
-    if not os.access(parent, os.W_OK):
-        raise AccompanyError(f"cannot write in {parent}; choose another folder")
+    parent = check_new_folder(folder, overwrite, AccompanyError)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=parent))
     try:
         if progress:

@@ -32,7 +32,7 @@ import platform
 import random
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from engine.atomic import sha256_file
@@ -598,11 +598,12 @@ def _recipe(args, piece, model, midi: bytes, out: Path, source: Path | None) -> 
     return record
 
 
-def _recorded_args(args: argparse.Namespace) -> list[str]:
-    """The command's arguments with every value spelled out (seed and defaults included)."""
+def _recorded_args(args: argparse.Namespace, skip: Collection[str] = ()) -> list[str]:
+    """The command's arguments with every value spelled out (seed and defaults included),
+    leaving out NOT_RECORDED and ``skip`` (option names as argparse stores them)."""
     words = list(args.words)
     for action in args.parser._actions:
-        if action.dest in NOT_RECORDED:
+        if action.dest in NOT_RECORDED or action.dest in skip:
             continue
         value = getattr(args, action.dest, None)
         if value is None or value is False:

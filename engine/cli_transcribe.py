@@ -294,20 +294,7 @@ def _recorded_args(args: argparse.Namespace) -> list[str]:
     """The command's arguments with every value spelled out (defaults included)."""
     from engine import cli
 
-    words = list(args.words)
-    for action in args.parser._actions:
-        if action.dest in cli.NOT_RECORDED or action.dest in DISPLAY_ONLY:
-            continue
-        value = getattr(args, action.dest, None)
-        if value is None or value is False:
-            continue
-        if not action.option_strings:
-            words.append(str(value))
-        elif value is True:
-            words.append(action.option_strings[-1])
-        else:
-            words += [action.option_strings[-1], cli._format_value(value)]
-    return words
+    return cli._recorded_args(args, skip=DISPLAY_ONLY)
 
 
 class _WindowProgress:

@@ -26,7 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.atomic import chmod_like_new, json_default, sha256_file, write_bytes_atomic
+from engine.atomic import (
+    check_new_folder,
+    chmod_like_new,
+    json_default,
+    sha256_file,
+    write_bytes_atomic,
+)
 
 MAX_SECONDS = 600.0
 MAX_TOTAL_BARS = 64
@@ -843,13 +849,7 @@ def write_generation(
 
     formats = check_formats(formats)
     folder = Path(folder)
-    if folder.exists() and not overwrite:
-        raise ComposeError(f"{folder} already exists; choose another folder or ask to overwrite")
-    parent = folder.absolute().parent
-    if not parent.is_dir():
-        raise ComposeError(f"{parent} does not exist; create it or choose another folder")
-    if not os.access(parent, os.W_OK):
-        raise ComposeError(f"cannot write in {parent}; choose another folder")
+    parent = check_new_folder(folder, overwrite, ComposeError)
     effects = effects or Effects()
     effects.validate()
     audio_formats = [f for f in formats if f in ("wav", "flac", "ogg", "mp3")]

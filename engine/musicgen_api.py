@@ -22,7 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from engine import musicgen_catalog as catalog
-from engine.atomic import chmod_like_new, json_default, sha256_file, write_bytes_atomic
+from engine.atomic import (
+    check_new_folder,
+    chmod_like_new,
+    json_default,
+    sha256_file,
+    write_bytes_atomic,
+)
 
 DEFAULT_SECONDS = 10.0
 MAX_SECONDS = 300.0
@@ -311,11 +317,7 @@ def save_audio_piece(
             f"{', '.join(bad) or 'none'}); MIDI and MusicXML come from the score models"
         )
     folder = Path(folder)
-    if folder.exists() and not overwrite:
-        raise MusicgenError(f"{folder} already exists; choose another folder or overwrite it")
-    parent = folder.absolute().parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise MusicgenError(f"cannot write in {parent}; choose another folder")
+    parent = check_new_folder(folder, overwrite, MusicgenError)
     audio, loudness = normalize_loudness(comp.audio, comp.sample_rate)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=parent))
     try:

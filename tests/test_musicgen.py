@@ -342,11 +342,9 @@ def frames_for(model, new_tokens: int, prompt: int = 0) -> float:
     return (prompt + new_tokens + 1 - Kc) / FRAME_RATE
 
 
-@pytest.mark.parametrize("kind", ["mono", "stereo", "same_width", "melody", "stereo_melody"])
-def test_greedy_guided_generation_matches_transformers(models, kind):
-    hf, model = models(kind)
+def assert_greedy_guided_generation_matches(hf, model, kind: str, N: int = 16) -> None:
+    """``N`` greedy steps at guidance 3 give transformers' codes exactly."""
     ids, mask = text_inputs()
-    N = 16  # >= 2K - 1 for every fixture (K = 8 for stereo)
     kwargs = dict(
         input_ids=torch.tensor(ids),
         attention_mask=torch.tensor(mask),
@@ -371,6 +369,12 @@ def test_greedy_guided_generation_matches_transformers(models, kind):
     )
     assert got.shape == want.shape
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("kind", ["mono", "stereo", "same_width", "melody", "stereo_melody"])
+def test_greedy_guided_generation_matches_transformers(models, kind):
+    hf, model = models(kind)
+    assert_greedy_guided_generation_matches(hf, model, kind, N=16)  # N >= 2K - 1 (K = 8 stereo)
 
 
 @pytest.mark.parametrize("kind", ["mono", "stereo", "melody"])

@@ -21,9 +21,8 @@ from convert.musicgen import convert_musicgen  # noqa: E402
 from engine.models import encodec  # noqa: E402
 from engine.models.musicgen import MusicGen, _dense  # noqa: E402
 from tests.test_musicgen import (  # noqa: E402
+    assert_greedy_guided_generation_matches,
     build_hf,
-    frames_for,
-    hf_generate_codes,
     run,
     text_inputs,
     to_mlx,
@@ -36,31 +35,7 @@ def test_generation_across_cache_growth_matches_transformers(monkeypatch, kind):
     # also inside the first call (melody prefix of 10 + 7 text states).
     monkeypatch.setattr(musicgen, "CACHE_BLOCK", 4)
     hf = build_hf(kind)
-    model = to_mlx(hf)
-    ids, mask = text_inputs()
-    N = 16
-    kwargs = dict(
-        input_ids=torch.tensor(ids),
-        attention_mask=torch.tensor(mask),
-        do_sample=False,
-        guidance_scale=3.0,
-        max_new_tokens=N,
-    )
-    chroma = None
-    if kind == "melody":
-        chroma = np.random.default_rng(6).random((2, 4, 12)).astype(np.float32)
-        kwargs["input_features"] = torch.tensor(chroma)
-    want = hf_generate_codes(hf, **kwargs)
-    got = run(
-        model.generate_step(
-            input_ids=ids,
-            attention_mask=mask,
-            chroma=chroma,
-            duration_s=frames_for(model, N),
-            temperature=0.0,
-        )
-    )
-    np.testing.assert_array_equal(got, want)
+    assert_greedy_guided_generation_matches(hf, to_mlx(hf), kind, N=16)
 
 
 def test_decoder_step_matches_the_cached_call():

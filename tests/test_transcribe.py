@@ -8,7 +8,7 @@ import soundfile as sf
 
 from engine import transcribe as T
 from engine.models.basic_pitch import BasicPitch
-from tests.test_basic_pitch import load_reference, melody, rendered, tone
+from tests.test_basic_pitch import BIT_EXACT_CPU, TOLERANCE, load_reference, melody, rendered, tone
 
 SETTINGS = [  # (transcribe keywords, basic-pitch keywords)
     ({}, {}),
@@ -64,14 +64,28 @@ def files(tmp_path_factory):
     return out
 
 
-def assert_same_events(ours, theirs, amplitude_atol=1e-5):
-    """Same count, order, frames (so times), pitches and bends; amplitudes within atol."""
+def assert_same_events(ours, theirs, amplitude_atol=1e-5 if BIT_EXACT_CPU else TOLERANCE):
+    """Same count, order, frames (so times), pitches and bends; amplitudes (means of
+    posteriors) within atol, which follows the network's tolerance on this CPU.
+
+    A bend is the argmax of the pitch contour near the note, so where two contour bins are
+    within the network's rounding of each other it may flip: off a bit-exact CPU (see
+    tests/test_basic_pitch.py) up to 1 bend in 20 may differ.
+    """
     assert len(ours) == len(theirs)
+    bends_seen = bends_differing = 0
     for a, b in zip(ours, theirs, strict=True):
         start, end, pitch, amplitude, bends = b
         assert (a.start_s, a.end_s, a.pitch) == (float(start), float(end), int(pitch))
         assert a.amplitude == pytest.approx(float(amplitude), abs=amplitude_atol)
-        assert a.bends == (None if bends is None else [int(x) for x in bends])
+        want = None if bends is None else [int(x) for x in bends]
+        if BIT_EXACT_CPU or want is None:
+            assert a.bends == want
+        else:
+            assert a.bends is not None and len(a.bends) == len(want)
+            bends_seen += len(want)
+            bends_differing += sum(x != y for x, y in zip(a.bends, want, strict=True))
+    assert bends_differing <= bends_seen / 20, (bends_differing, bends_seen)
 
 
 @pytest.mark.parametrize("name", ["melody-16000", "rendered-44100", "glide-44100"])
