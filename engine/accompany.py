@@ -22,16 +22,17 @@ The pipeline is a chain of small steps, each testable alone:
    recording's tempo drift; ``part.mid`` carries one tempo change a beat to say the same.
 3. **The part** (`write_part`):
 
-   - ``bass``: the score model (`ScoreModel.add_tracks`) writes a bass line (GM 33, fingered
-     bass) against the input's top line (for audio, its Basic Pitch transcription placed on
-     the grid). ``add_tracks`` takes no chord steering, so each bass note is then moved to
-     the nearest tone of its bar's detected chord (and folded into the bass's range): the bass
-     plays chord tones only, as ``engine.steer`` would make it.
-   - ``strings``: violin, viola and cello (GM 40-42) from the score model against the top
-     line; the cello is moved to chord tones like the bass, the upper parts are the model's.
-   - ``chords``: piano. The score model writes three voices (upper and lower right hand,
-     left hand) against the top line; every note is moved to the nearest tone of its bar's
-     chord within its hand's range, and the voices are joined into one piano track: the
+   Bass, strings and chords come from the score model (`ScoreModel.add_tracks`), eight
+   bars at a time, against the input's top line (for audio, its Basic Pitch transcription
+   placed on the grid). The detected chords steer the sampling (`engine.steer`): the lowest
+   new part may only choose tones of its bar's chord, the others get a bonus for them.
+
+   - ``bass``: a bass line (GM 33, fingered bass), folded into the bass's range.
+   - ``strings``: violin, viola and cello (GM 40-42); the cello plays chord tones only, the
+     upper parts are the model's notes folded into their ranges.
+   - ``chords``: piano. Three voices (upper and lower right hand, left hand); any note the
+     model still put off the chord is moved to the nearest chord tone within its hand's
+     range and clipped at the bar line, and the voices are joined into one piano track: the
      model's rhythm and voice leading on the detected harmony. A bar where all three rest
      holds the chord (root under a close triad), so the harmony never drops out.
    - ``drums``: RULE-BASED patterns on GM channel 10 (see `drum_pattern`), chosen by metre,
@@ -512,6 +513,7 @@ def _model_parts(an, part, *, style, seed, model, progress) -> list[PartTrack]:
     from symusic import Note, Score, Tempo, TimeSignature, Track
 
     from engine import score_api as api
+    from engine.steer import Steering
 
     line = _top_line(an.notes)
     if not line:
@@ -549,8 +551,15 @@ def _model_parts(an, part, *, style, seed, model, progress) -> list[PartTrack]:
             t0 = round((st - w0) * tpq)
             tr.notes.append(Note(t0, max(1, round((end - w0) * tpq) - t0), p, max(1, min(127, v))))
         s.tracks.append(tr)
+        # The window's detected chords steer the sampling: chord tones get a bonus in every
+        # new part and are the only choice for the lowest one (given track first, so the
+        # lowest new part is track len(parts)).
+        bars = an.chords[w * WINDOW_BARS : (w + 1) * WINDOW_BARS]
+        steer = Steering(progression=bars, total_bars=len(bars), bass_track=len(parts))
         try:
-            g = sm.add_tracks(s, parts=parts, programs=programs, style=style, seed=seed + w)
+            g = sm.add_tracks(
+                s, parts=parts, programs=programs, style=style, seed=seed + w, steer=steer
+            )
         except api.ScoreModelError as e:
             raise AccompanyError(f"the score model could not write the {part}: {e}") from None
         gtpq = g.score.ticks_per_quarter

@@ -438,12 +438,17 @@ class ScoreModel:
         key_strength: float = DEFAULT_KEY_STRENGTH,
         seed: int = DEFAULT_SEED,
         progress: ProgressFn | None = None,
+        steer: Steering | None = None,
     ) -> GeneratedScore:
         """New tracks written against the given ones (e.g. alto, tenor, bass under a soprano).
 
         ``parts`` names the register of each new track (soprano, alto, tenor, bass, melody,
         bassline, high, low); ``programs`` their General MIDI programs (default: the program
-        of the first given track).  The given tracks are kept note for note.
+        of the first given track).  The given tracks are kept note for note. ``steer``
+        (`engine.steer.Steering`) applies its controls to the new tracks while sampling: a
+        progression (one chord a bar from the first bar) is a bonus for chord tones, and a
+        hard constraint for the track numbered ``steer.bass_track`` (given tracks first,
+        then the new ones in order).
         """
         if not parts:
             raise ScoreModelError("add_tracks needs at least one part to add")
@@ -490,6 +495,7 @@ class ScoreModel:
             info["tempo_bpm"],
             self._sampling(temperature, top_k, top_p, seed, key_strength),
             progress,
+            steer,
         )
         _copy_names(score, result.score)
         _sort_tracks_by_pitch(result.score)

@@ -97,6 +97,22 @@ def test_add_tracks_keeps_given_melody(model):
     assert {len(t.bars) for t in tracks} == {4}
 
 
+def test_add_tracks_steered_by_a_progression(model):
+    from engine.steer import Steering, parse_chord
+
+    melody = model.generate(style="chorale", voices=1, bars=4, seed=7, programs=[52]).score
+    chords = ["C", "G", "Am", "F"]
+    steer = Steering(progression=chords, total_bars=4, bass_track=2)  # given 0, tenor 1, bass 2
+    out = model.add_tracks(melody, parts=["tenor", "bass"], programs=[48, 32], seed=5, steer=steer)
+    bar = _bar_ticks(out.score)
+    given = _notes(melody.tracks[0])
+    (bass,) = [t for t in out.score.tracks if t.program == 32]
+    assert bass.notes
+    for n in bass.notes:  # the hard constraint: chord tones of each bar only
+        assert n.pitch % 12 in parse_chord(chords[n.time // bar]).pitch_classes
+    assert given in [_notes(t) for t in out.score.tracks]
+
+
 def test_regenerate_bars_keeps_the_rest(model):
     src = model.generate(style="chorale", voices=2, bars=4, seed=21).score
     out = model.regenerate_bars(src, start_bar=1, end_bar=2, tracks=[1], seed=4)
