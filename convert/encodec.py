@@ -31,7 +31,10 @@ def convert_encodec_weights(
     ``EncodecModel`` expects, without the prefix. Raises ``ConversionError`` naming every
     missing, unexpected or mis-shaped tensor.
     """
-    model = EncodecModel(EncodecConfig.from_dict(config))  # lazy: only shapes are read
+    try:
+        model = EncodecModel(EncodecConfig.from_dict(config))  # lazy: only shapes are read
+    except ValueError as e:
+        raise ConversionError(f"cannot convert this EnCodec: {e}") from None
     expected = {k: tuple(v.shape) for k, v in tree_flatten(model.parameters())}
     weights = {k[len(prefix) :]: np.asarray(v) for k, v in state.items() if k.startswith(prefix)}
     out, used = model.convert_hf_weights(weights)

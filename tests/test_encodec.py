@@ -240,6 +240,14 @@ def test_wrong_shape_is_named():
         convert_encodec_weights(state, hf.config.to_dict())
 
 
+def test_the_48khz_codec_is_refused_in_one_line():
+    hf = build_hf()
+    config = hf.config.to_dict() | {"normalize": True, "chunk_length_s": 1.0}
+    with pytest.raises(ConversionError, match="normalises loudness per chunk") as e:
+        convert_encodec_weights(state_dict(hf), config)
+    assert "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize("recurrence", ["mlx", "numpy"])
 def test_lstm_matches_torch(recurrence):
     torch.manual_seed(0)
@@ -302,9 +310,9 @@ def test_config_of_the_musicgen_codec():
 
 
 def test_rejects_what_it_does_not_support():
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(ValueError, match="48 kHz"):
         EncodecModel(EncodecConfig(**{**TINY, "normalize": True}))
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(ValueError, match="48 kHz"):
         EncodecModel(EncodecConfig(**{**TINY, "chunk_length_s": 1.0, "overlap": 0.01}))
     model = EncodecModel(EncodecConfig(**TINY))
     with pytest.raises(ValueError, match="bandwidth"):

@@ -609,8 +609,11 @@ class EncodecModel(nn.Module):
     def __init__(self, config: EncodecConfig):
         super().__init__()
         if config.normalize or config.chunk_length_s is not None:
-            raise NotImplementedError(
-                "EnCodec with normalize=True or chunk_length_s (the 48 kHz model) is not supported"
+            # Only the 48 kHz EnCodec uses these (per-chunk loudness scales); every MusicGen
+            # checkpoint ships the 32 kHz codec without them.
+            raise ValueError(
+                "this EnCodec normalises loudness per chunk (normalize/chunk_length_s, the "
+                "48 kHz model); only EnCodec without them, as in every MusicGen, is supported"
             )
         if 2 ** int(math.log2(config.codebook_size)) != config.codebook_size:
             raise ValueError("codebook_size must be a power of 2")
