@@ -765,23 +765,26 @@ class MusicGen:
         self.audio_encoder = _load_codec(raw["audio_encoder"], codec, evaluate=not offload)
         return self
 
-    def _offload(self, prefix: str) -> None:
-        """Point the weights under ``prefix`` (file names) back at the file, unread.
+    def _offload(self, *prefixes: str, fresh: dict[str, mx.array] | None = None) -> None:
+        """Point the weights under ``prefixes`` (file names) back at the file, unread.
 
         Arrays from ``mx.load`` are read on first use and then kept; fresh ones from a new
-        ``mx.load`` let the used ones go.
+        ``mx.load`` let the used ones go. ``fresh``: such a load to take them from (one
+        load can serve several calls, as long as each name is taken once).
         """
         if self._weights_file is None:
             return
-        fresh = mx.load(str(self._weights_file))
-        if prefix.startswith("audio_encoder."):
-            codec = self._require_codec()
-            cut = len("audio_encoder.")
-            part = {k[cut:]: v for k, v in fresh.items() if k.startswith(prefix)}
-            codec.load_weights(list(codec.sanitize(part).items()), strict=False)
-        else:
-            part = sanitize({k: v for k, v in fresh.items() if k.startswith(prefix)})
-            self.model.load_weights(list(part.items()), strict=False)
+        if fresh is None:
+            fresh = mx.load(str(self._weights_file))
+        for prefix in prefixes:
+            if prefix.startswith("audio_encoder."):
+                codec = self._require_codec()
+                cut = len("audio_encoder.")
+                part = {k[cut:]: v for k, v in fresh.items() if k.startswith(prefix)}
+                codec.load_weights(list(codec.sanitize(part).items()), strict=False)
+            else:
+                part = sanitize({k: v for k, v in fresh.items() if k.startswith(prefix)})
+                self.model.load_weights(list(part.items()), strict=False)
 
     # -- conditioning -------------------------------------------------------------------------
 
@@ -810,9 +813,10 @@ class MusicGen:
             attention_mask = mx.ones(input_ids.shape, mx.int32)
         release = None
         if self._weights_file is not None:
+            fresh = mx.load(str(self._weights_file))  # one read of the file's index
 
             def release(name: str) -> None:
-                self._offload(f"text_encoder.{name}.")
+                self._offload(f"text_encoder.{name}.", fresh=fresh)
 
         h = self.text_encoder(input_ids, attention_mask, release=release).astype(self.dtype)
         if self.enc_to_dec_proj is not None:
@@ -943,8 +947,7 @@ class MusicGen:
         else:
             audio = codec.decode(codes)
         audio = np.array(audio.astype(mx.float32))
-        self._offload("audio_encoder.decoder.")
-        self._offload("audio_encoder.quantizer.")
+        self._offload("audio_encoder.decoder.", "audio_encoder.quantizer.")
         return audio
 
     # -- generation ---------------------------------------------------------------------------
