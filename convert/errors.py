@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from engine.errors import UserError
 
-class ConversionError(ValueError):
+
+class ConversionError(UserError, ValueError):
     """A checkpoint that cannot be converted: missing, unexpected or mis-shaped tensors."""

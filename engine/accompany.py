@@ -59,6 +59,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.atomic import check_new_folder, chmod_like_new, json_default, sha256_file
+from engine.errors import UserError
 
 PARTS = ("bass", "chords", "strings", "drums")
 MODEL_PARTS = ("bass", "chords", "strings")  # written by the score model; drums are rule-based
@@ -113,7 +114,7 @@ KK_MINOR = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.
 ProgressFn = Callable[[str, int, int], None]
 
 
-class AccompanyError(ValueError):
+class AccompanyError(UserError, ValueError):
     """A user-facing problem: an unreadable or silent input, an unknown part or style."""
 
 

@@ -36,6 +36,7 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from engine.atomic import sha256_file
+from engine.errors import UserError, one_line
 
 PROG = "disco-musica"
 DEFAULT_CORPUS_DIR = Path("data") / "music21"
@@ -60,29 +61,9 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 # Options that say where and how to write, not what to make: left out of the recipe.
 NOT_RECORDED = {"out", "force", "json", "help", "handler", "parser", "words"}
-# User-facing exception classes, looked up in sys.modules: a module never imported cannot
-# have raised one, and `--help` stays free of heavy imports.
-USER_ERRORS = (
-    ("engine.score_api", "ScoreModelError"),
-    ("engine.tokenizer", "TokenizerError"),
-    ("engine.data.corpus", "CorpusError"),
-    ("engine.data.dataset", "DatasetError"),
-    ("engine.train_score", "TrainingError"),
-    ("engine.compose", "ComposeError"),
-    ("engine.prompt", "PromptError"),
-    ("engine.render", "RenderError"),
-    ("engine.notation", "NotationError"),
-    ("engine.steer", "SteeringError"),
-    ("engine.musicgen_api", "MusicgenError"),
-    ("engine.musicgen_catalog", "CatalogError"),
-    ("convert.errors", "ConversionError"),
-    ("engine.transcribe", "TranscribeError"),
-    ("engine.workflows", "WorkflowError"),
-    ("engine.accompany", "AccompanyError"),
-)
 
 
-class CliError(Exception):
+class CliError(UserError):
     """A problem with the command line's own input (ranges, paths), shown in one line."""
 
 
@@ -114,19 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
-    types: list[type[BaseException]] = [CliError, OSError]
-    for module, name in USER_ERRORS:
-        if module in sys.modules:
-            types.append(getattr(sys.modules[module], name))
-    return tuple(types)
+    return (UserError, OSError)
 
 
 def _one_line(e: BaseException) -> str:
-    if isinstance(e, OSError) and e.filename is not None and e.strerror:
-        text = f"{e.filename}: {e.strerror.lower()}"
-    else:
-        text = str(e) or type(e).__name__
-    return " ".join(text.split())
+    return one_line(e)
 
 
 # ---- argument parsing ----------------------------------------------------------------------

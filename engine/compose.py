@@ -13,6 +13,7 @@ returns a `Composition`.  Everything it decided is recorded in ``generation.json
 
 from __future__ import annotations
 
+from engine.errors import UserError
 import dataclasses
 import hashlib
 import json
@@ -118,7 +119,7 @@ VOICE_PARTS = ("soprano", "alto", "tenor", "bass")
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
 
 
-class ComposeError(ValueError):
+class ComposeError(UserError, ValueError):
     """A request that cannot be made; the message says what to change."""
 
 

@@ -11,6 +11,7 @@ MusicGen weights are CC-BY-NC 4.0: the record and the command line say so.
 
 from __future__ import annotations
 
+from engine.errors import UserError
 import json
 import os
 import shutil
@@ -42,7 +43,7 @@ ENGINE = "musicgen"
 ProgressFn = Callable[[str, int, int], None]
 
 
-class MusicgenError(ValueError):
+class MusicgenError(UserError, ValueError):
     """A request MusicGen cannot serve; the message says what to do."""
 
 

@@ -9,6 +9,7 @@ bias per group, in fp16) while the rest stays in fp16.
 
 from __future__ import annotations
 
+from engine.errors import UserError
 import difflib
 import os
 from dataclasses import dataclass
@@ -114,7 +115,7 @@ CATALOG: dict[str, MusicgenEntry] = {
 }
 
 
-class CatalogError(ValueError):
+class CatalogError(UserError, ValueError):
     """An unknown model name (with suggestions)."""
 
 

@@ -13,6 +13,7 @@ and beams.
 
 from __future__ import annotations
 
+from engine.errors import UserError
 import re
 from collections import defaultdict
 from fractions import Fraction
@@ -31,7 +32,7 @@ DEFAULT_TITLE = "Untitled"
 MUSICXML_SUFFIXES = (".musicxml", ".xml")
 
 
-class NotationError(ValueError):
+class NotationError(UserError, ValueError):
     """A user-facing problem turning a score into notation."""
 
 

@@ -24,6 +24,7 @@ Tempos are quarter-note beats per minute, as in MIDI.
 
 from __future__ import annotations
 
+from engine.errors import UserError
 import difflib
 import functools
 import re
@@ -47,7 +48,7 @@ MAX_SUGGESTIONS = 3
 STYLES = ("chorale", "renaissance", "madrigal", "medieval", "celtic", "folk", "classical")
 
 
-class PromptError(ValueError):
+class PromptError(UserError, ValueError):
     """A prompt that cannot be read; the one-line message says what to change."""
 
 

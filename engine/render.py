@@ -17,6 +17,7 @@ SoundFont give the same samples on every run.  ``docs/audio.md`` is the user gui
 
 from __future__ import annotations
 
+from engine.errors import UserError
 import hashlib
 import importlib.util
 import io
@@ -82,7 +83,7 @@ MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000
 OGG_SERIAL = 0x44697363  # "Disc"
 
 
-class RenderError(ValueError):
+class RenderError(UserError, ValueError):
     """A user-facing problem with a SoundFont, a MIDI file, effect settings or an output file."""
 
 

@@ -14,6 +14,7 @@ Every call takes keyword-only parameters with named defaults and returns a
 
 from __future__ import annotations
 
+from engine.errors import UserError
 import math
 import tempfile
 from collections.abc import Callable, Sequence
@@ -95,7 +96,7 @@ DEFAULT_PARTS = {
 ProgressFn = Callable[[int, int], None]
 
 
-class ScoreModelError(ValueError):
+class ScoreModelError(UserError, ValueError):
     """A user-facing problem: a bad parameter, file or model name."""
 
 

@@ -19,6 +19,7 @@ enough that the model's own choices still carry the music: see ``docs/prompting.
 
 from __future__ import annotations
 
+from engine.errors import UserError
 import re
 from dataclasses import dataclass, field
 
@@ -53,7 +54,7 @@ SYNCOPATION_STRENGTH = 1.5  # logit bonus for off-beat onsets at syncopation 1
 CONTOUR_STRENGTH = 1.5  # logit penalty per octave away from the contour line
 
 
-class SteeringError(ValueError):
+class SteeringError(UserError, ValueError):
     """A control that cannot be applied (an unreadable chord, an unknown contour)."""
 
 

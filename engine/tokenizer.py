@@ -15,6 +15,7 @@ stripped before decoding.  ``docs/tokenization.md`` explains the choice.
 
 from __future__ import annotations
 
+from engine.errors import UserError
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -70,7 +71,7 @@ TOKENIZER_FILE = "tokenizer.json"
 EXTRA_TOKENS_FILE = "score_tokens.json"
 
 
-class TokenizerError(ValueError):
+class TokenizerError(UserError, ValueError):
     """A user-facing problem with a MIDI file or token sequence."""
 
 

@@ -7,6 +7,7 @@ A model folder (what ``engine.score_api.load`` reads) holds ``config.json``,
 
 from __future__ import annotations
 
+from engine.errors import UserError
 import json
 import platform
 import shutil
@@ -70,7 +71,7 @@ PRESETS: dict[str, dict] = {
 }
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserError, RuntimeError):
     """A user-facing problem with a training request."""
 
 

@@ -42,6 +42,7 @@ import numpy as np
 from engine.models.basic_pitch import (
     ANNOT_N_FRAMES,
     AUDIO_N_SAMPLES,
+from engine.errors import UserError
     AUDIO_SAMPLE_RATE,
     CONTOURS_BINS_PER_SEMITONE,
     FFT_HOP,
@@ -72,7 +73,7 @@ CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped
 CLIP_WARN_FRACTION = 0.001  # warn when more than 0.1 % of samples are clipped
 
 
-class TranscribeError(ValueError):
+class TranscribeError(UserError, ValueError):
     """A problem with the audio or the settings, in one line a musician can act on."""
 
 

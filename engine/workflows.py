@@ -24,6 +24,7 @@ time. ``restyle`` and ``harmonize`` share this.
 
 from __future__ import annotations
 
+from engine.errors import UserError
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,7 @@ REGISTER_PARTS = ("low", "bass", "tenor", "alto", "soprano", "high")
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total), as engine.compose
 
 
-class WorkflowError(ValueError):
+class WorkflowError(UserError, ValueError):
     """A request a workflow cannot carry out; the message says what to change."""
 
 

@@ -187,10 +187,6 @@ def run(capsys, monkeypatch):
         return parser
 
     monkeypatch.setattr(cli, "build_parser", build)
-    if ("engine.accompany", "AccompanyError") not in cli.USER_ERRORS:
-        monkeypatch.setattr(
-            cli, "USER_ERRORS", (*cli.USER_ERRORS, ("engine.accompany", "AccompanyError"))
-        )
 
     def _run(*argv):
         code = cli.main([str(a) for a in argv])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import subprocess
 import sys
@@ -176,25 +175,9 @@ def test_long_melody_is_harmonized_in_sections(model):
 
 # ---- command line --------------------------------------------------------------------------
 def _main(argv):
-    """engine.cli.main with harmonize/restyle registered (until cli.py registers them)."""
-    from engine import cli, cli_workflows
+    from engine import cli
 
-    build, errors = cli.build_parser, cli.USER_ERRORS
-    if ("engine.workflows", "WorkflowError") not in errors:
-        cli.USER_ERRORS = (*errors, ("engine.workflows", "WorkflowError"))
-
-    def build_with_workflows():
-        parser = build()
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        if "harmonize" not in sub.choices:
-            cli_workflows.add_commands(sub, cli._command)
-        return parser
-
-    cli.build_parser = build_with_workflows
-    try:
-        return cli.main(argv)
-    finally:
-        cli.build_parser, cli.USER_ERRORS = build, errors
+    return cli.main(argv)
 
 
 def test_cli_harmonize_writes_a_folder(files, tmp_path, capsys):

@@ -18,6 +18,7 @@ Pieces that fail to parse are reported and skipped; they never stop the build.
 
 from __future__ import annotations
 
+from engine.errors import UserError
 import json
 import multiprocessing as mp
 import os
@@ -86,7 +87,7 @@ VAL_FRACTION = 0.05
 SPLIT_SEED = 1234
 
 
-class CorpusError(RuntimeError):
+class CorpusError(UserError, RuntimeError):
     """A user-facing problem while building the corpus."""
 
 

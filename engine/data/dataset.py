@@ -16,6 +16,7 @@ only a handful of shapes.
 
 from __future__ import annotations
 
+from engine.errors import UserError
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ HEADER_TOKENS = 8  # BOS + 6 conditions + EOS
 TRACK_OVERHEAD = 4  # Track_Start, Program, Register, Track_End
 
 
-class DatasetError(RuntimeError):
+class DatasetError(UserError, RuntimeError):
     """A user-facing problem with a dataset folder."""
 
 

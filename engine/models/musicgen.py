@@ -167,13 +167,16 @@ def sinusoidal_table(num_positions: int, dims: int) -> np.ndarray:
 
     Cosines in the first half, sines in the second. The angles are float32 products like
     torch's, so large positions round the same way; the frequencies are correctly rounded
-    (torch's float32 ``exp`` differs in 4 of musicgen-small's 512, by one ulp).
+    (torch's float32 ``exp`` differs in 4 of musicgen-small's 512, by one ulp). Cosine and
+    sine are taken in float64 and rounded once: numpy's float32 ``sin``/``cos`` use a
+    CPU-dependent kernel (SVML on AVX-512) that is off by up to 1.2e-4 at angles near 2000.
     """
     half = dims // 2
     step = np.float32(-math.log(10000) / (half - 1))
     exponents = np.arange(half, dtype=np.float32) * step
     freqs = np.exp(exponents.astype(np.float64)).astype(np.float32)
     angles = np.arange(num_positions, dtype=np.float32)[:, None] * freqs[None, :]
+    angles = angles.astype(np.float64)
     table = np.concatenate([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
     if dims % 2:
         table = np.concatenate([table, np.zeros((num_positions, 1), np.float32)], axis=1)

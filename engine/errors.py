@@ -1,0 +1,28 @@
+"""The one root of the errors a user can cause and fix: `UserError`.
+
+Every face (the CLI, later the terminal studio) catches `UserError` once and shows its text
+in one line; the Python API raises the same classes with the same text. Anything else is a
+bug and raises normally. Each module keeps its own subclass (``ComposeError``,
+``TranscribeError`` …) so that a caller can tell which step refused; most also derive from
+``ValueError`` or ``RuntimeError`` as they did before this root existed.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem with what the user gave (a file, a folder, a number, a name), in one line
+    that names the problem and what to do."""
+
+
+class OutputError(UserError, ValueError):
+    """An output path that cannot be written or must not be replaced."""
+
+
+def one_line(e: BaseException) -> str:
+    """The message of ``e`` on one line (an ``OSError`` as ``path: reason``)."""
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        text = f"{e.filename}: {e.strerror.lower()}"
+    else:
+        text = str(e) or type(e).__name__
+    return " ".join(text.split())
