@@ -69,7 +69,6 @@ ANALYSIS_SAMPLE_RATE = 22050
 HOP = 512  # analysis frames: 23 ms at 22050 Hz
 FINE_HOP = 128  # onset frames (6 ms) that beats are refined to
 BEAT_SNAP_S = 0.07  # a beat moves to a note onset at most this far away
-SILENCE_PEAK = 1e-4  # -80 dBFS: quieter audio counts as silent
 TRIM_TOP_DB = 50  # audio this far below the peak is not music
 MIN_BEATS = 4  # fewer detected beats: no usable beat
 MIN_SECONDS = 2.0  # shorter audio cannot hold MIN_BEATS beats at any usable tempo
@@ -207,14 +206,13 @@ def _load_mono(path: Path) -> tuple[np.ndarray, int, np.ndarray]:
     """(mono at ANALYSIS_SAMPLE_RATE, original rate, original [S, C]) or AccompanyError."""
     import soxr
 
-    from engine.transcribe import TranscribeError, load_audio
+    from engine.transcribe import TranscribeError, check_audible, load_audio
 
-    try:
+    try:  # NaN/Inf refused, a file cut short warned about (InputWarning), silence refused
         audio, sr = load_audio(path)
+        check_audible(audio, str(path))
     except TranscribeError as e:
         raise AccompanyError(str(e)) from None
-    if audio.size == 0 or float(np.max(np.abs(audio))) < SILENCE_PEAK:
-        raise AccompanyError(f"{path} is silent; give a recording with music in it")
     if audio.shape[0] < MIN_SECONDS * sr:
         raise AccompanyError(
             f"{path} is {audio.shape[0] / sr:.2f} s long; accompany needs at least "
@@ -229,12 +227,13 @@ def _load_mono(path: Path) -> tuple[np.ndarray, int, np.ndarray]:
 def _analyze_audio(path: Path, *, transcribe_notes: bool) -> Analysis:
     import librosa
 
-    from engine.transcribe import guess_meter
+    from engine.transcribe import guess_meter, quiet_libraries
 
     y, _, _ = _load_mono(path)
     sr = ANALYSIS_SAMPLE_RATE
-    env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=HOP)
-    _, frames = librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=HOP)
+    with quiet_libraries():  # librosa's warnings about its own parameters stay inside
+        env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=HOP)
+        _, frames = librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=HOP)
     frames = np.asarray(frames, dtype=int)
     beats = librosa.frames_to_time(frames, sr=sr, hop_length=HOP).astype(np.float64)
     if beats.shape[0] < MIN_BEATS:
@@ -248,8 +247,9 @@ def _analyze_audio(path: Path, *, transcribe_notes: bool) -> Analysis:
     origin = downbeat
     while beats[0] + (origin - numerator) * period >= -GRID_SLACK_S and origin - numerator >= -8:
         origin -= numerator
-    onsets = librosa.onset.onset_detect(onset_envelope=env, sr=sr, hop_length=HOP, units="time")
-    _, (_, end) = librosa.effects.trim(y, top_db=TRIM_TOP_DB)
+    with quiet_libraries():
+        onsets = librosa.onset.onset_detect(onset_envelope=env, sr=sr, hop_length=HOP, units="time")
+        _, (_, end) = librosa.effects.trim(y, top_db=TRIM_TOP_DB)
     # the music ends with the bar of its last onset (a release tail is no new bar)
     end_s = min(end / sr, float(onsets[-1]) + 1e-3) if onsets.size else end / sr
     an = Analysis(
@@ -269,7 +269,8 @@ def _analyze_audio(path: Path, *, transcribe_notes: bool) -> Analysis:
     an.bars = max(1, int(np.floor(end_q / an.bar_quarters)) + 1)
     music_beats = max(1.0, end_q - max(0.0, _quarter_of(an, 0.0)))
     an.onsets_per_beat = round(len(onsets) / music_beats, 3)
-    chroma = librosa.feature.chroma_cqt(y=y, sr=sr, hop_length=HOP)
+    with quiet_libraries():
+        chroma = librosa.feature.chroma_cqt(y=y, sr=sr, hop_length=HOP)
     times = librosa.frames_to_time(np.arange(chroma.shape[1]), sr=sr, hop_length=HOP)
     per_bar = []
     for b in range(an.bars):
@@ -293,11 +294,14 @@ def refine_beats(y: np.ndarray, beats: np.ndarray) -> np.ndarray:
     """
     import librosa
 
+    from engine.transcribe import quiet_libraries
+
     sr = ANALYSIS_SAMPLE_RATE
-    env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=FINE_HOP)
-    onsets = librosa.onset.onset_detect(
-        onset_envelope=env, sr=sr, hop_length=FINE_HOP, units="time", backtrack=True
-    )
+    with quiet_libraries():
+        env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=FINE_HOP)
+        onsets = librosa.onset.onset_detect(
+            onset_envelope=env, sr=sr, hop_length=FINE_HOP, units="time", backtrack=True
+        )
     if onsets.size == 0:
         return beats
     nearest = onsets[np.abs(onsets[None, :] - beats[:, None]).argmin(axis=1)]
@@ -318,10 +322,15 @@ def _quarter_of(an: Analysis, t_s: float) -> float:
 
 def _transcribed_notes(path: Path, an: Analysis) -> list[tuple[float, float, int, int]]:
     """Basic Pitch's notes as (start_q, end_q, pitch, velocity) on the grid (sixteenths)."""
-    from engine.transcribe import transcribe
+    import warnings
+
+    from engine.transcribe import InputWarning, transcribe
 
     notes = []
-    for n in transcribe(path).notes:
+    with warnings.catch_warnings():  # the input's warnings came with its analysis; "no notes
+        warnings.simplefilter("ignore", InputWarning)  # found" is not the user's to act on
+        found = transcribe(path).notes
+    for n in found:
         s = round(_quarter_of(an, n.start_s) * GRID_DIVISIONS) / GRID_DIVISIONS
         e = round(_quarter_of(an, n.end_s) * GRID_DIVISIONS) / GRID_DIVISIONS
         if s < 0:
@@ -837,11 +846,15 @@ def _versions() -> dict:
 
 def _input_audio(path: Path, sample_rate: int) -> np.ndarray:
     """The input file as float32 [frames, 2] at ``sample_rate``."""
+    import warnings
+
     import soxr
 
-    from engine.transcribe import load_audio
+    from engine.transcribe import InputWarning, load_audio
 
-    audio, sr = load_audio(path)
+    with warnings.catch_warnings():  # a file cut short was reported when it was analysed
+        warnings.simplefilter("ignore", InputWarning)
+        audio, sr = load_audio(path)
     audio = audio if audio.shape[1] >= 2 else np.repeat(audio, 2, axis=1)
     audio = np.ascontiguousarray(audio[:, :2], dtype=np.float32)
     if sr != sample_rate:

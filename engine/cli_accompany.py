@@ -53,6 +53,7 @@ def cmd_accompany(args: argparse.Namespace) -> int:
     from engine import cli
     from engine.accompany import accompany, check_part
     from engine.cli_generate import _StageProgress
+    from engine.cli_transcribe import input_warnings_as_lines
 
     part = check_part(args.part)
     cli._check_range("--seed", args.seed, 0, cli.MAX_SEED)
@@ -64,7 +65,7 @@ def cmd_accompany(args: argparse.Namespace) -> int:
     cli._check_writable_dir(parent)
     if folder.exists() and not args.overwrite:
         raise cli.CliError(f"{folder} already exists; add --overwrite to replace it")
-    with _StageProgress("") as prog:
+    with input_warnings_as_lines(), _StageProgress("") as prog:
         acc = accompany(src, part, style=args.style, seed=args.seed, progress=prog)
         record = acc.save(folder, overwrite=args.overwrite, progress=prog)
     if args.json:

@@ -33,16 +33,19 @@ whole piece, so pieces would not give the same notes as the whole).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import struct
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from engine.errors import UserError
 from engine.models.basic_pitch import (
     ANNOT_N_FRAMES,
     AUDIO_N_SAMPLES,
-from engine.errors import UserError
     AUDIO_SAMPLE_RATE,
     CONTOURS_BINS_PER_SEMITONE,
     FFT_HOP,
@@ -71,10 +74,31 @@ METER_MARGIN = 1.1  # 3/4 must explain the accents this much better than 4/4 to 
 MAX_AUDIO_SECONDS = 3600  # one hour: memory grows ~1 GB an hour; longer audio is refused
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped
 CLIP_WARN_FRACTION = 0.001  # warn when more than 0.1 % of samples are clipped
+SILENCE_DBFS = -60.0  # audio whose peak is below this is refused as silent
 
 
 class TranscribeError(UserError, ValueError):
     """A problem with the audio or the settings, in one line a musician can act on."""
+
+
+class InputWarning(UserWarning):
+    """Something about the input that the result depends on and the user should know (a
+    truncated file read as far as it goes, no notes found, clipping), in one line.
+
+    Raised with `warnings.warn`, so the Python API sees it like any warning and the command
+    line prints it as one ``warning: ...`` line; `Transcription.warnings` keeps the same text.
+    """
+
+
+@contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """Keep the warnings of librosa, audioread, soundfile and numba inside (``n_fft=2048 is too
+    large for input signal of length=...``, deprecations): they talk about their own
+    parameters, not about the user's audio; the callers say what matters in their own words
+    (too short, no steady beat). Only around calls into those libraries."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 # ---- results ---------------------------------------------------------------------------------
@@ -475,7 +499,22 @@ def model_output_to_notes(
 
 # ---- audio in --------------------------------------------------------------------------------
 def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """(samples [S, channels] float32, sample_rate) of an audio file, or a TranscribeError."""
+    """(samples [S, channels] float32, sample_rate) of an audio file, or a TranscribeError.
+
+    The one reader of audio files for transcribe, accompany and the audio workflows
+    (harmonize, continue, restyle of a recording). Refused in one line: a missing, empty or
+    undecodable file, NaN or infinite samples (a broken export). A file cut short (its
+    header promises more than it holds) is read as far as it goes with an `InputWarning`
+    saying how much was readable.
+    """
+    audio, sr, problems = _read_audio(path)
+    for text in problems:
+        warnings.warn(text, InputWarning, stacklevel=2)
+    return audio, sr
+
+
+def _read_audio(path: str | Path) -> tuple[np.ndarray, int, list[str]]:
+    """`load_audio`'s work: (samples, rate, warnings as text) without warning yet."""
     import soundfile as sf
 
     p = Path(path).expanduser()
@@ -486,7 +525,8 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
     if p.stat().st_size == 0:
         raise TranscribeError(f"{p}: the file is empty; give a recording")
     try:
-        info = sf.info(str(p))
+        with quiet_libraries():
+            info = sf.info(str(p))
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError on unknown data
         target = f"{p.stem}-fixed.wav" if p.suffix.lower() == ".wav" else f"{p.stem}.wav"
         raise TranscribeError(
@@ -495,13 +535,87 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
         ) from None
     _check_duration(info.frames / info.samplerate if info.samplerate else 0.0, str(p))
     try:
-        audio, sr = sf.read(str(p), dtype="float32", always_2d=True)
+        with quiet_libraries():
+            audio, sr = sf.read(str(p), dtype="float32", always_2d=True)
     except Exception as e:
         raise TranscribeError(
             f"cannot decode {p} ({_reason(e)}); the file may be damaged: export it again as "
             "WAV or FLAC"
         ) from None
-    return audio, int(sr)
+    check_finite(audio, str(p))
+    problems = []
+    promised = max(int(info.frames), promised_frames(p) or 0)
+    if sr and audio.shape[0] < promised:
+        problems.append(
+            f"{p} is cut short: only {audio.shape[0] / sr:.2f} s of the {promised / sr:.2f} s "
+            "its header promises could be read (a truncated copy or an interrupted export); "
+            "using what is there"
+        )
+    return audio, int(sr), problems
+
+
+def promised_frames(path: Path) -> int | None:
+    """Sample frames that a WAV (RIFF/RIFX) or AIFF header says the file holds, or None.
+
+    libsndfile counts only the frames really there, so a file cut short reads as a shorter
+    file without a word; the header's data size tells. None for other formats, streamed WAVs
+    (size 0 or 0xFFFFFFFF) and headers this does not understand.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return None
+    if len(head) < 12:
+        return None
+    kind, form = head[:4], head[8:12]
+    if kind in (b"RIFF", b"RIFX") and form == b"WAVE":
+        order, data_id, fmt_id = ("<" if kind == b"RIFF" else ">"), b"data", b"fmt "
+    elif kind == b"FORM" and form in (b"AIFF", b"AIFC"):
+        order, data_id, fmt_id = ">", b"SSND", b"COMM"
+    else:
+        return None
+    block = frames = None
+    pos = 12
+    while pos + 8 <= len(head):
+        cid, size = head[pos : pos + 4], struct.unpack(order + "I", head[pos + 4 : pos + 8])[0]
+        body = head[pos + 8 : pos + 8 + min(size, 64)]
+        if cid == fmt_id and kind != b"FORM" and len(body) >= 14:
+            block = struct.unpack(order + "H", body[12:14])[0]  # bytes a frame
+        elif cid == fmt_id and len(body) >= 8:  # AIFF COMM: channels, frames, bits
+            frames = struct.unpack(">I", body[2:6])[0]
+        elif cid == data_id:
+            if kind == b"FORM":
+                return frames
+            if size in (0, 0xFFFFFFFF) or not block:
+                return None
+            return size // block
+        pos += 8 + size + (size & 1)
+    return frames if kind == b"FORM" else None
+
+
+def check_finite(audio: np.ndarray, name: str) -> None:
+    """A TranscribeError when ``audio`` holds NaN or infinite samples."""
+    a = np.asarray(audio)
+    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+        raise TranscribeError(
+            f"{name} holds NaN or infinite samples (a broken export); export it again, as "
+            "16- or 24-bit WAV if the program offers it"
+        )
+
+
+def check_audible(audio: np.ndarray, name: str) -> None:
+    """A TranscribeError when the peak of ``audio`` (floats, full scale 1) is below
+    `SILENCE_DBFS`: there is nothing to hear."""
+    a = np.asarray(audio)
+    if np.issubdtype(a.dtype, np.integer):
+        a = a.astype(np.float64) / float(2 ** (8 * a.dtype.itemsize - 1))
+    peak = float(np.max(np.abs(a))) if a.size else 0.0
+    if peak < 10 ** (SILENCE_DBFS / 20):
+        level = "every sample is zero" if peak == 0 else f"peak {20 * np.log10(peak):.0f} dBFS"
+        raise TranscribeError(
+            f"{name} is silent ({level}); give a recording with music in it (or turn it up)"
+        )
 
 
 def _reason(e: Exception) -> str:
@@ -579,10 +693,11 @@ def estimate_quantization(audio: np.ndarray, notes: list[NoteEvent]) -> Quantiza
 
     sr = AUDIO_SAMPLE_RATE
     hop = 512
-    envelope = librosa.onset.onset_strength(y=audio, sr=sr, hop_length=hop)
-    _, beat_frames = librosa.beat.beat_track(onset_envelope=envelope, sr=sr, hop_length=hop)
-    beat_frames = np.asarray(beat_frames, dtype=int)
-    beats = librosa.frames_to_time(beat_frames, sr=sr, hop_length=hop).astype(np.float64)
+    with quiet_libraries():  # short audio: "n_fft=... is too large for input signal" ...
+        envelope = librosa.onset.onset_strength(y=audio, sr=sr, hop_length=hop)
+        _, beat_frames = librosa.beat.beat_track(onset_envelope=envelope, sr=sr, hop_length=hop)
+        beat_frames = np.asarray(beat_frames, dtype=int)
+        beats = librosa.frames_to_time(beat_frames, sr=sr, hop_length=hop).astype(np.float64)
     if beats.shape[0] >= 2:
         tempo = 60.0 / beat_period(beats)
         numerator, downbeat = guess_meter(envelope[np.clip(beat_frames, 0, len(envelope) - 1)])
@@ -639,14 +754,19 @@ def transcribe(
     ``quantize``: snap to the beat grid (see ``estimate_quantization``). ``progress(done,
     total)`` counts 2-second windows. ``model``: a loaded ``BasicPitch`` (default: the
     shipped one, loaded once).
+
+    Refused (`TranscribeError`): NaN/Inf samples, silence (peak below `SILENCE_DBFS`), audio
+    shorter than the shortest note kept (``min_note_ms``, at least one model frame).
+    Warned (`InputWarning`, also kept in ``Transcription.warnings``): a file cut short (read
+    as far as it goes), clipping, no notes found, no steady beat when quantizing.
     """
     _check_settings(onset_threshold, frame_threshold, min_note_ms, min_freq, max_freq)
-    warnings: list[str] = []
+    problems: list[str] = []
     if isinstance(audio_path_or_array, str | Path):
         if sample_rate is not None:
             raise TranscribeError("sample_rate is read from the file; leave it out for a path")
         source = str(audio_path_or_array)
-        audio, sample_rate = load_audio(audio_path_or_array)
+        audio, sample_rate, problems = _read_audio(audio_path_or_array)
     else:
         source = None
         audio = np.asarray(audio_path_or_array)
@@ -662,11 +782,20 @@ def transcribe(
             else f"audio must be [samples] or [samples, channels], not shape {audio.shape}"
         )
     duration_s = audio.shape[0] / sample_rate
-    _check_duration(duration_s, source or "the audio")
-    if np.issubdtype(audio.dtype, np.floating) and np.all(np.isfinite(audio)):
+    name = source or "the audio"
+    _check_duration(duration_s, name)
+    check_finite(audio, name)
+    shortest = max(min_note_ms / 1000, 1 / (AUDIO_SAMPLE_RATE // FFT_HOP))  # >= 1 frame
+    if duration_s < shortest or n_output_frames(round(duration_s * AUDIO_SAMPLE_RATE)) == 0:
+        raise TranscribeError(
+            f"{name} is {duration_s * 1000:.0f} ms long, too short to hold a note (the shortest "
+            f"kept is {shortest * 1000:.0f} ms); give a longer recording"
+        )
+    check_audible(audio, name)
+    if np.issubdtype(audio.dtype, np.floating):
         clipped = float(np.mean(np.abs(audio) >= CLIP_LEVEL))
         if clipped > CLIP_WARN_FRACTION:
-            warnings.append(
+            problems.append(
                 f"{clipped:.1%} of the samples are clipped (at full scale): expect some extra or "
                 "missing notes; record or export it quieter if you can"
             )
@@ -688,11 +817,6 @@ def transcribe(
         "quantize": quantize,
         "sample_rate": sample_rate,
     }
-    if n_output_frames(mono.shape[0]) == 0:
-        warnings.append("the audio is shorter than one model frame (12 ms): no notes")
-        return Transcription([], duration_s, settings, warnings=warnings)
-    if not np.any(mono):
-        warnings.append("the audio is silent: no notes")
 
     bp = model or _model()
     output = bp.run(mono, progress=progress)
@@ -706,10 +830,18 @@ def transcribe(
         include_pitch_bends=pitch_bends,
         melodia_trick=melodia_trick,
     )
+    if not notes:
+        problems.append(
+            f"no notes found in {name}; if it has music, lower the onset and frame thresholds "
+            f"(now {onset_threshold:g} and {frame_threshold:g})"
+            + (" or widen the frequency range" if min_freq or max_freq else "")
+        )
     quantization = estimate_quantization(mono, notes) if quantize else None
     if quantization is not None and len(quantization.beats_s) < 2:
-        warnings.append("no steady beat found: quantized to 120 BPM from the start")
-    return Transcription(notes, duration_s, settings, output, quantization, warnings)
+        problems.append("no steady beat found: quantized to 120 BPM from the start")
+    for text in problems:
+        warnings.warn(text, InputWarning, stacklevel=2)
+    return Transcription(notes, duration_s, settings, output, quantization, problems)
 
 
 def _check_settings(onset, frame, min_ms, min_freq, max_freq) -> None:

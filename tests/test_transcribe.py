@@ -226,13 +226,21 @@ def test_mixdown_and_sample_rates(model):
 
 
 def test_silence_short_and_clipped_audio(model):
-    silent = T.transcribe(np.zeros(22050, np.float32), 22050, model=model)
-    assert silent.notes == [] and "silent" in silent.warnings[0]
-    one = T.transcribe(np.array([0.5], np.float32), 22050, model=model)
-    assert one.notes == [] and "shorter than one model frame" in one.warnings[0]
-    assert one.to_score().note_num() == 0
+    with pytest.raises(T.TranscribeError, match="is silent .every sample is zero"):
+        T.transcribe(np.zeros(22050, np.float32), 22050, model=model)
+    with pytest.raises(T.TranscribeError, match=r"is silent \(peak -66 dBFS\)"):
+        T.transcribe(tone([440.0], 22050, 1.0, amp=0.0005), 22050, model=model)
+    with pytest.raises(T.TranscribeError, match="0 ms long, too short to hold a note"):
+        T.transcribe(np.array([0.5], np.float32), 22050, model=model)
+    with pytest.raises(T.TranscribeError, match="100 ms long, too short .* shortest kept is 128"):
+        T.transcribe(tone([440.0], 22050, 0.1), 22050, model=model)
+    short = T.transcribe(tone([440.0], 22050, 0.1), 22050, min_note_ms=50, model=model)
+    assert short.duration_s == pytest.approx(0.1)  # a shorter minimum note lets it through
+    quiet = T.transcribe(tone([440.0], 22050, 1.0, amp=0.01), 22050, model=model)  # -40 dBFS
+    assert 69 in {n.pitch for n in quiet.notes} and quiet.warnings == []
     loud = np.clip(tone([440.0], 22050, 1.0, amp=3.0), -1, 1)
-    clipped = T.transcribe(loud, 22050, model=model)
+    with pytest.warns(T.InputWarning, match="clipped"):
+        clipped = T.transcribe(loud, 22050, model=model)
     assert any("clipped" in w for w in clipped.warnings)
     assert 69 in {n.pitch for n in clipped.notes}
 
