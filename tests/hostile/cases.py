@@ -1,0 +1,850 @@
+"""The refusal cases: every command with broken inputs, absurd options and bad targets.
+
+A case is an argv, the corpus files it needs in the current folder, and a pattern (a regular
+expression, case-insensitive) that the one ``error:`` line must contain: the file, option or
+name that is wrong.  ``{home}`` and ``{root}`` in an argv stand for ``$HOME`` and the
+watched folder (the parent of the current folder).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+MAX_SEED = 2**32 - 1
+HUGE = str(2**70)
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    argv: tuple[str, ...]
+    files: tuple[str, ...] = ()
+    needle: str = ""  # a regular expression the error line must match
+    records: tuple[tuple[str, str, str], ...] = ()  # (folder, base record, tampering)
+    corpus: bool = False  # needs the built mini corpus (its path replaces {corpus})
+    root_only_skip: str = ""  # a reason to skip when running as root
+
+
+def lit(text: str) -> str:
+    return re.escape(text)
+
+
+def opt(name: str) -> str:
+    """An option named in any spelling: --top-p, top-p, top_p, top p."""
+    bare = name.lstrip("-")
+    return "(--)?" + "[-_ ]".join(re.escape(w) for w in bare.split("-"))
+
+
+CASES: list[Case] = []
+
+
+def add(id_: str, argv, files=(), needle="", **kw) -> None:
+    CASES.append(Case(id_, tuple(str(a) for a in argv), tuple(files), needle, **kw))
+
+
+# ---- numeric options -------------------------------------------------------------------------
+VALUES = ("0", "-1", "nan", "inf", "-inf", "1e300", HUGE, "abc", "")
+
+
+@dataclass(frozen=True)
+class Num:
+    name: str
+    kind: type  # int or float
+    lo: float
+    hi: float
+    lo_open: bool = False
+    hi_open: bool = False
+    extra: tuple[str, ...] = ()
+
+    def invalid(self) -> list[str]:
+        bad = []
+        for v in (*VALUES, *self.extra):
+            try:
+                x = self.kind(v)
+            except ValueError:
+                bad.append(v)
+                continue
+            if isinstance(x, float) and not math.isfinite(x):
+                bad.append(v)
+            elif x < self.lo or x > self.hi or (self.lo_open and x == self.lo):
+                bad.append(v)
+            elif self.hi_open and x == self.hi:
+                bad.append(v)
+        return list(dict.fromkeys(bad))
+
+
+def _vid(v: str) -> str:
+    return {"": "empty", HUGE: "2e70", "-1": "neg1", "-inf": "neginf"}.get(v, v)
+
+
+SEED = Num("--seed", int, 0, MAX_SEED, extra=(str(2**32),))
+TEMPERATURE = Num("--temperature", float, 0, 5, extra=("5.01",))
+TOP_K = Num("--top-k", int, 0, 2**31 - 1)
+TOP_P = Num("--top-p", float, 0, 1, lo_open=True, extra=("1.5",))
+KEY_STRENGTH = Num("--key-strength", float, 0, 10, extra=("10.5",))
+SAMPLING = (TEMPERATURE, TOP_K, TOP_P, KEY_STRENGTH, SEED)
+SAMPLING_NO_K = (TEMPERATURE, TOP_P, KEY_STRENGTH, SEED)
+
+
+def numbers(cmd: str, base, files, specs) -> None:
+    for spec in specs:
+        for v in spec.invalid():
+            add(
+                f"{cmd}-{spec.name.lstrip('-')}={_vid(v)}",
+                [*base, spec.name, v],
+                files,
+                opt(spec.name),
+            )
+
+
+numbers(
+    "sketch",
+    ["sketch", "--bars", "2"],
+    (),
+    (
+        Num("--tempo", float, 20, 300, extra=("19.9", "301")),
+        Num("--voices", int, 1, 8, extra=("9",)),
+        Num("--bars", int, 1, 64, extra=("65",)),
+        *SAMPLING,
+    ),
+)
+numbers(
+    "continue",
+    ["continue", "tune.mid"],
+    ("tune.mid",),
+    (Num("--bars", int, 1, 64, extra=("65",)), *SAMPLING),
+)
+numbers(
+    "continue-audio",
+    ["continue", "tune.wav", "--formats", "mid"],
+    ("tune.wav",),
+    (Num("--bars", int, 1, 64, extra=("65",)), *SAMPLING),
+)
+numbers(
+    "continue-musicgen",
+    ["continue", "tune.wav", "--model", "musicgen-small"],
+    ("tune.wav",),
+    (Num("--duration", float, 0, 600, lo_open=True), SEED),
+)
+numbers("add-tracks", ["add-tracks", "tune.mid"], ("tune.mid",), SAMPLING)
+numbers("regenerate", ["regenerate", "duet.mid", "--bars", "1"], ("duet.mid",), SAMPLING)
+numbers(
+    "generate",
+    ["generate", "", "--formats", "mid"],
+    (),
+    (
+        Num("--tempo", float, 20, 300, extra=("19.9", "301")),
+        Num("--duration", float, 0, 600, lo_open=True, extra=("601",)),
+        Num("--bars", int, 1, 64, extra=("65",)),
+        Num("--density", float, 0, 1, extra=("1.5",)),
+        Num("--syncopation", float, 0, 1, extra=("1.5",)),
+        Num("--creativity", float, 0, 1, extra=("1.5",)),
+        SEED,
+        Num("--variations", int, 1, 32, extra=("33",)),
+        Num("--reverb", float, 0, 1, extra=("1.5",)),
+        Num("--eq-low", float, -24, 24, extra=("25", "-25")),
+        Num("--eq-high", float, -24, 24, extra=("25", "-25")),
+        Num("--compression", float, 0, 1, extra=("1.5",)),
+        Num("--bit-depth", int, 16, 16, extra=("17", "32")),
+    ),
+)
+numbers(
+    "generate-musicgen",
+    ["generate", "rain", "--model", "musicgen-small"],
+    (),
+    (
+        Num("--duration", float, 0, 600, lo_open=True),
+        Num("--guidance", float, 0, 100),
+        Num("--creativity", float, 0, 1, extra=("1.5",)),
+    ),
+)
+numbers(
+    "harmonize",
+    ["harmonize", "tune.mid", "--formats", "mid"],
+    ("tune.mid",),
+    (
+        Num("--voices", int, 2, 4, extra=("1", "5")),
+        Num("--program", int, 0, 127, extra=("128",)),
+        *SAMPLING_NO_K,
+        Num("--bit-depth", int, 16, 16, extra=("17", "32")),
+    ),
+)
+numbers(
+    "restyle",
+    ["restyle", "duet.mid", "--style", "folk", "--formats", "mid"],
+    ("duet.mid",),
+    (Num("--melody-track", int, 0, 2, extra=("3", "99")), *SAMPLING_NO_K),
+)
+numbers("accompany", ["accompany", "tune.mid"], ("tune.mid",), (SEED,))
+numbers(
+    "transcribe",
+    ["transcribe", "tune.wav"],
+    ("tune.wav",),
+    (
+        Num("--onset-threshold", float, 0, 1, extra=("1.5",)),
+        Num("--frame-threshold", float, 0, 1, extra=("1.5",)),
+        Num("--min-note-ms", float, 0, 3_600_000),
+        Num("--min-freq", float, 0, 100_000),
+        Num("--max-freq", float, 0, 100_000, lo_open=True),
+    ),
+)
+numbers(
+    "convert",
+    ["convert", "musicgen", "facebook/musicgen-small", "--out", "conv"],
+    (),
+    (Num("--quantize", int, 4, 8, extra=("3", "5", "16")),),
+)
+numbers(
+    "corpus-build",
+    ["corpus", "build", "--out", "corpus-out"],
+    (),
+    (Num("--limit", int, 1, 10**9), Num("--workers", int, 1, 1024)),
+)
+for spec in (
+    Num("--max-steps", int, 1, 10**9),
+    Num("--max-minutes", float, 0, 10**7, lo_open=True),
+    SEED,
+):
+    for v in spec.invalid():
+        add(
+            f"train-{spec.name.lstrip('-')}={_vid(v)}",
+            [
+                "train",
+                "score",
+                "--corpus",
+                "{corpus}",
+                "--preset",
+                "tiny",
+                "--out",
+                "run",
+                spec.name,
+                v,
+            ],
+            (),
+            opt(spec.name),
+            corpus=True,
+        )
+EVAL = [
+    "eval",
+    "score",
+    "--corpus",
+    "{corpus}",
+    "--pieces-per-style",
+    "1",
+    "--bars",
+    "1",
+    "--harmonizations",
+    "0",
+    "--no-nll",
+    "--out",
+    "report",
+]
+for spec in (
+    Num("--pieces-per-style", int, 1, 1000),
+    Num("--bars", int, 1, 64, extra=("65",)),
+    Num("--harmonizations", int, 0, 1000),
+    SEED,
+    KEY_STRENGTH,
+):
+    for v in spec.invalid():
+        add(
+            f"eval-{spec.name.lstrip('-')}={_vid(v)}",
+            [*EVAL, spec.name, v],
+            (),
+            opt(spec.name),
+            corpus=True,
+        )
+
+# ---- lists and ranges given as text ----------------------------------------------------------
+for cmd, base, files in (
+    ("sketch", ["sketch", "--bars", "2"], ()),
+    ("add-tracks", ["add-tracks", "tune.mid", "--parts", "alto,bass"], ("tune.mid",)),
+):
+    for v in ("128", "-1", "abc", "", ",", "1.5", HUGE, "0,,128", "52,nan"):
+        add(f"{cmd}-programs={_vid(v)}", [*base, "--programs", v], files, opt("--programs"))
+add(
+    "sketch-programs-more-than-voices",
+    ["sketch", "--voices", "2", "--programs", "1,2,3,4,5"],
+    (),
+    "program",
+)
+for v in ("kazoo", "soprano,kazoo", ",", "soprano," * 20):
+    add(f"sketch-parts={v[:16]}", ["sketch", "--bars", "2", "--parts", v], (), "part|kazoo")
+    add(
+        f"add-tracks-parts={v[:16]}",
+        ["add-tracks", "tune.mid", "--parts", v],
+        ("tune.mid",),
+        "part|kazoo",
+    )
+for v in ("0", "-1", "2-1", "abc", "", "1-2-3", "99", "1-99", HUGE, "nan", "1.5", "inf", "1--2"):
+    add(
+        f"regenerate-bars={_vid(v)}",
+        ["regenerate", "duet.mid", "--bars", v],
+        ("duet.mid",),
+        opt("--bars"),
+    )
+for v in ("0", "-1", "3", "abc", "", ",", HUGE, "1,99"):
+    add(
+        f"regenerate-tracks={_vid(v)}",
+        ["regenerate", "duet.mid", "--bars", "1", "--tracks", v],
+        ("duet.mid",),
+        "track",
+    )
+
+# ---- unknown names -------------------------------------------------------------------------
+STYLE_USERS = {
+    "sketch": (["sketch", "--bars", "2"], ()),
+    "continue": (["continue", "tune.mid"], ("tune.mid",)),
+    "continue-audio": (["continue", "tune.wav", "--formats", "mid"], ("tune.wav",)),
+    "add-tracks": (["add-tracks", "tune.mid"], ("tune.mid",)),
+    "regenerate": (["regenerate", "duet.mid", "--bars", "1"], ("duet.mid",)),
+    "generate": (["generate", "", "--formats", "mid"], ()),
+    "harmonize": (["harmonize", "tune.mid", "--formats", "mid"], ("tune.mid",)),
+    "restyle": (["restyle", "duet.mid", "--formats", "mid"], ("duet.mid",)),
+    "accompany": (["accompany", "tune.mid", "--part", "bass"], ("tune.mid",)),
+    "accompany-drums": (["accompany", "tune.mid", "--part", "drums"], ("tune.mid",)),
+}
+for cmd, (base, files) in STYLE_USERS.items():
+    add(f"{cmd}-style=banjo", [*base, "--style", "banjo"], files, "banjo")
+    add(f"{cmd}-style=huge", [*base, "--style", "x" * 100_000], files, "style")
+for cmd, (base, files) in {
+    "sketch": (["sketch", "--bars", "2"], ()),
+    "generate": (["generate", "", "--formats", "mid"], ()),
+}.items():
+    for v in ("H", "C##", "Cb#", "major", "123"):
+        add(f"{cmd}-key={v}", [*base, "--key", v], files, "key|" + lit(v))
+    for v in ("7/0", "0/4", "abc", "4/3", "1000/4", "-4/4", "4/4/4"):
+        add(f"{cmd}-meter={v}", [*base, "--meter", v], files, "meter|" + lit(v))
+    add(f"{cmd}-mode=lydian", [*base, "--mode", "lydian"], files, opt("--mode"))
+for name, v in (
+    ("mood", "banjo"),
+    ("instruments", "kazoophone"),
+    ("instruments", ","),
+    ("instruments", ",".join(["violin"] * 40)),
+    ("structure", "A:0"),
+    ("structure", "A:1000"),
+    ("structure", "A:-1"),
+    ("structure", "::"),
+    ("structure", "A" * 100),
+    ("progression", "I-XYZ-Q"),
+    ("progression", "H#m7b13"),
+    ("dynamics", "fff"),
+    ("hairpin", "sideways"),
+    ("articulation", "pizzicato"),
+    ("register", "ultra"),
+    ("contour", "zigzag"),
+):
+    add(
+        f"generate-{name}={v[:12]}",
+        ["generate", "", "--formats", "mid", f"--{name}", v],
+        (),
+        f"{name}|{lit(v[:12])}",
+    )
+for cmd, (base, files) in {
+    "generate": (["generate", "", "--formats", "mid"], ()),
+    "sketch": (["sketch", "--bars", "2"], ()),
+    "continue": (["continue", "tune.mid"], ("tune.mid",)),
+    "add-tracks": (["add-tracks", "tune.mid"], ("tune.mid",)),
+    "regenerate": (["regenerate", "duet.mid", "--bars", "1"], ("duet.mid",)),
+    "harmonize": (["harmonize", "tune.mid", "--formats", "mid"], ("tune.mid",)),
+    "restyle": (["restyle", "duet.mid", "--style", "folk", "--formats", "mid"], ("duet.mid",)),
+    "eval": (EVAL, ()),
+}.items():
+    corpus_needed = cmd == "eval"
+    for v, needle in (
+        ("no-such-model", "no-such-model"),
+        ("no-config-model", "no-config-model"),
+        ("bad-config-model", "bad-config-model"),
+        ("notes.txt", "notes.txt"),
+        ("musicgen-junk", "musicgen-junk"),
+        ("", "model"),
+    ):
+        extra = () if v in ("no-such-model", "") else (v,)
+        add(
+            f"{cmd}-model={v or 'empty'}",
+            [*base, "--model", v],
+            (*files, *extra),
+            needle,
+            corpus=corpus_needed,
+        )
+FORMAT_USERS = {
+    "generate": (["generate", ""], ()),
+    "harmonize": (["harmonize", "tune.mid"], ("tune.mid",)),
+    "restyle": (["restyle", "duet.mid", "--style", "folk"], ("duet.mid",)),
+    "continue-audio": (["continue", "tune.wav"], ("tune.wav",)),
+}
+for cmd, (base, files) in FORMAT_USERS.items():
+    for v in ("exe", "", ",", "wav,exe", "WAV;mid"):
+        add(f"{cmd}-formats={_vid(v)}", [*base, "--formats", v], files, "format")
+    for sf, needle in (
+        ("missing.sf2", "missing.sf2"),
+        ("not-a-soundfont.sf2", "not-a-soundfont.sf2"),
+        ("empty.sf2", "empty.sf2"),
+        ("riff-wave.sf2", "riff-wave.sf2"),
+        ("empty-folder", "empty-folder"),
+    ):
+        made = () if sf == "missing.sf2" else (sf,)
+        add(f"{cmd}-soundfont={sf}", [*base, "--soundfont", sf], (*files, *made), lit(needle))
+    add(
+        f"{cmd}-soundfont-missing-formats-mid",
+        [*base, "--formats", "mid", "--soundfont", "missing.sf2"],
+        files,
+        "missing.sf2",
+    )
+    add(f"{cmd}-bit-depth=8", [*base, "--bit-depth", "8"], files, opt("--bit-depth"))
+for v in ("banjo", "", "BASS ", "drums,bass"):
+    add(
+        f"accompany-part={v or 'empty'}",
+        ["accompany", "tune.mid", "--part", v],
+        ("tune.mid",),
+        "part|" + lit(v.strip() or "part"),
+    )
+add(
+    "convert-dtype=int8",
+    ["convert", "musicgen", "facebook/musicgen-small", "--out", "conv", "--dtype", "int8"],
+    (),
+    opt("--dtype"),
+)
+for src, files, needle in (
+    ("facebook/musicgen-small", (), "musicgen-small|offline|network"),
+    ("no-such-source", (), "no-such-source"),
+    ("empty-folder", ("empty-folder",), "empty-folder"),
+    ("foreign", ("foreign",), "foreign"),
+    ("notes.txt", ("notes.txt",), "notes.txt"),
+    ("a/b/c/d", (), lit("a/b/c/d")),
+    ("", (), "source|folder|hub"),
+):
+    add(
+        f"convert-source={src or 'empty'}",
+        ["convert", "musicgen", src, "--out", "conv"],
+        files,
+        needle,
+    )
+for v in ("banjo", "chorale,banjo"):
+    add(f"corpus-build-styles={v}", ["corpus", "build", "--out", "c", "--styles", v], (), "banjo")
+for v in ("banjo", ""):
+    add(
+        f"train-preset={v or 'empty'}",
+        ["train", "score", "--corpus", "{corpus}", "--preset", v, "--out", "run"],
+        (),
+        "preset",
+        corpus=True,
+    )
+for v, files in (
+    ("missing-corpus", ()),
+    ("notes.txt", ("notes.txt",)),
+    ("empty-folder", ("empty-folder",)),
+    ("junk-corpus", ("junk-corpus",)),
+    ("fake-corpus", ("fake-corpus",)),
+):
+    add(
+        f"train-corpus={v}",
+        ["train", "score", "--corpus", v, "--preset", "tiny", "--out", "run"],
+        files,
+        lit(v),
+    )
+    if v != "fake-corpus":
+        add(f"eval-corpus={v}", ["eval", "score", "--corpus", v, "--out", "report"], files, lit(v))
+add(
+    "train-resume-nothing",
+    ["train", "score", "--corpus", "{corpus}", "--preset", "tiny", "--out", "run", "--resume"],
+    (),
+    "resume|checkpoint",
+    corpus=True,
+)
+for v in ("1", "0.5", "100"):
+    add(
+        f"transcribe-min-above-max={v}",
+        ["transcribe", "tune.wav", "--min-freq", "1000", "--max-freq", v],
+        ("tune.wav",),
+        "freq",
+    )
+add(
+    "transcribe-multiple-bends-alone",
+    ["transcribe", "tune.wav", "--multiple-pitch-bends"],
+    ("tune.wav",),
+    "pitch-bends",
+)
+
+# ---- MusicGen-only and MIDI-only options in the wrong place ----------------------------------
+add(
+    "generate-melody-without-musicgen",
+    ["generate", "", "--melody", "tune.wav"],
+    ("tune.wav",),
+    "melody",
+)
+add("generate-guidance-without-musicgen", ["generate", "", "--guidance", "3"], (), "guidance")
+add("continue-midi-prompt", ["continue", "tune.mid", "--prompt", "rain"], ("tune.mid",), "prompt")
+add(
+    "continue-midi-duration", ["continue", "tune.mid", "--duration", "5"], ("tune.mid",), "duration"
+)
+add("continue-audio-prompt", ["continue", "tune.wav", "--prompt", "rain"], ("tune.wav",), "prompt")
+add(
+    "continue-audio-duration",
+    ["continue", "tune.wav", "--duration", "5"],
+    ("tune.wav",),
+    "duration",
+)
+add(
+    "continue-musicgen-bars",
+    ["continue", "tune.wav", "--model", "musicgen-small", "--bars", "4"],
+    ("tune.wav",),
+    "bars",
+)
+add(
+    "generate-musicgen-bars",
+    ["generate", "rain", "--model", "musicgen-small", "--bars", "4"],
+    (),
+    "bars",
+)
+add(
+    "generate-musicgen-melody-missing",
+    ["generate", "rain", "--model", "musicgen-melody", "--melody", "gone.wav"],
+    (),
+    "gone.wav",
+)
+add(
+    "generate-musicgen-melody-empty",
+    ["generate", "rain", "--model", "musicgen-melody", "--melody", "empty.wav"],
+    ("empty.wav",),
+    "empty.wav",
+)
+
+# ---- prompts ---------------------------------------------------------------------------------
+BIG = "a calm chorale " * 700_000  # 10.5 MB
+add("generate-prompt-10MB", ["generate", BIG, "--formats", "mid"], (), "prompt")
+add("generate-prompt-2001-chars", ["generate", "x" * 2001, "--formats", "mid"], (), "prompt")
+add("prompt-prompt-10MB", ["prompt", BIG], (), "prompt")
+add("prompt-prompt-2001-chars", ["prompt", "y" * 2001], (), "prompt")
+add(
+    "continue-musicgen-prompt-10MB",
+    ["continue", "tune.wav", "--model", "musicgen-small", "--prompt", BIG],
+    ("tune.wav",),
+    "prompt",
+)
+add("generate-musicgen-prompt-10MB", ["generate", BIG, "--model", "musicgen-small"], (), "prompt")
+
+# ---- input files -----------------------------------------------------------------------------
+BAD_AUDIO = (
+    "empty.wav truncated.wav header-only.wav header-lies.wav nan.wav inf.wav all-nan.wav "
+    "midi-named.wav text-named.wav random.wav random.flac random.ogg random.mp3 "
+    "riff-garbage.wav folder.wav"
+).split()
+SILENT_AUDIO = ("silence.wav", "one-sample.wav")  # transcribe: no notes, with a warning
+BAD_MIDI = (
+    "broken.mid empty.mid header-only.mid tempo0.mid tpq0.mid tpq65535.mid note-at-2e31.mid "
+    "long-note.mid no-notes.mid velocity0.mid text-named.mid folder.mid"
+).split()
+AUDIO_INPUT = {
+    "transcribe": ["transcribe"],
+    "harmonize": ["harmonize", "--formats", "mid"],
+    "accompany": ["accompany", "--part", "drums"],
+    "continue": ["continue", "--formats", "mid"],
+}
+MIDI_INPUT = {
+    "continue": ["continue", "--bars", "1"],
+    "add-tracks": ["add-tracks", "--parts", "bass"],
+    "regenerate": ["regenerate", "--bars", "1"],
+    "harmonize": ["harmonize", "--formats", "mid"],
+    "restyle": ["restyle", "--style", "folk", "--formats", "mid"],
+    "accompany": ["accompany", "--part", "bass"],
+}
+
+
+def _with_input(words, name):
+    return [words[0], name, *words[1:]]
+
+
+for cmd, words in AUDIO_INPUT.items():
+    names = BAD_AUDIO + ([] if cmd == "transcribe" else list(SILENT_AUDIO))
+    for name in names:
+        add(f"{cmd}-input={name}", _with_input(words, name), (name,), lit(name))
+    add(f"{cmd}-input=missing.wav", _with_input(words, "missing.wav"), (), "missing.wav")
+for cmd, words in MIDI_INPUT.items():
+    for name in (*BAD_MIDI, "missing.mid"):
+        files = () if name == "missing.mid" else (name,)
+        add(f"{cmd}-input={name}", _with_input(words, name), files, lit(name))
+for cmd in ("add-tracks", "harmonize", "restyle", "regenerate"):
+    add(
+        f"{cmd}-input=drums-only.mid",
+        _with_input(MIDI_INPUT[cmd], "drums-only.mid"),
+        ("drums-only.mid",),
+        "drums-only.mid|drum|pitched",
+    )
+add(
+    "continue-input=twenty-tracks.mid",
+    ["continue", "twenty-tracks.mid", "--bars", "1"],
+    ("twenty-tracks.mid",),
+    "twenty-tracks.mid|track|part",
+)
+add(
+    "regenerate-input=twenty-tracks.mid",
+    ["regenerate", "twenty-tracks.mid", "--bars", "1"],
+    ("twenty-tracks.mid",),
+    "twenty-tracks.mid|track|part",
+)
+add(
+    "add-tracks-input=twenty-tracks.mid",
+    ["add-tracks", "twenty-tracks.mid"],
+    ("twenty-tracks.mid",),
+    "twenty-tracks.mid|track|part",
+)
+add(
+    "restyle-input=tune.mid-one-part",
+    ["restyle", "tune.mid", "--style", "folk"],
+    ("tune.mid",),
+    "part",
+)
+add(
+    "restyle-input=tune.wav",
+    ["restyle", "tune.wav", "--style", "folk"],
+    ("tune.wav",),
+    "tune.wav|audio",
+)
+add("add-tracks-input=tune.wav", ["add-tracks", "tune.wav"], ("tune.wav",), "tune.wav")
+add(
+    "regenerate-input=tune.wav",
+    ["regenerate", "tune.wav", "--bars", "1"],
+    ("tune.wav",),
+    "tune.wav",
+)
+add("transcribe-input=tune.mid", ["transcribe", "tune.mid"], ("tune.mid",), "tune.mid")
+add("transcribe-input=notes.txt", ["transcribe", "notes.txt"], ("notes.txt",), "notes.txt")
+
+# ---- records for replay ----------------------------------------------------------------------
+from tests.hostile.corpus import RAW_RECORDS, RECORD_TAMPERING  # noqa: E402
+
+TAMPER_NEEDLE = {
+    "seed-abc": "seed",
+    "seed-2e70": "seed",
+    "seed-negative": "seed",
+    "seed-float": "seed",
+    "seeds-disagree": "seed",
+    "plan-seed-disagrees": "seed",
+    "no-model": "model",
+    "model-sha-wrong": "model",
+    "model-unknown": "no-such-model",
+    "engine-unknown": "banjo-9000|engine",
+    "engine-number": "engine",
+    "outputs-list": "outputs",
+    "outputs-string": "outputs",
+    "no-outputs": "outputs",
+    "no-request": "request",
+    "no-output": "output",
+    "no-plan": "plan",
+    "request-list": "request",
+    "request-unknown-key": "banjo",
+    "bars-huge": "bars",
+    "bars-negative": "bars",
+    "formats-unknown": "format|exe",
+    "formats-string": "format",
+    "bit-depth-7": "bit",
+    "soundfont-gone": "gone.sf2",
+    "prompt-number": "prompt",
+    "prompt-huge": "prompt",
+    "empty-object": "generation.json",
+    "json-list": "generation.json",
+    "json-string": "generation.json",
+    "json-number": "generation.json",
+    "json-null": "generation.json",
+}
+for how in RECORD_TAMPERING:
+    add(
+        f"replay-record={how}",
+        ["replay", f"{how}/generation.json"],
+        (),
+        TAMPER_NEEDLE[how],
+        records=((how, "generate", how),),
+    )
+for how in RAW_RECORDS:
+    add(
+        f"replay-record={how}",
+        ["replay", f"raw-{how}/generation.json"],
+        (),
+        "generation.json",
+        records=((f"raw-{how}", "raw", how),),
+    )
+for base in ("harmonize", "accompany"):
+    for how in ("input-gone", "input-changed", "input-is-folder", "input-not-midi"):
+        add(
+            f"replay-{base}-{how}",
+            ["replay", f"{base}-{how}"],
+            (),
+            "input|tune|gone",
+            records=((f"{base}-{how}", base, how),),
+        )
+add(
+    "replay-folder-without-record",
+    ["replay", "empty-folder"],
+    ("empty-folder",),
+    "empty-folder|generation.json",
+)
+add("replay-missing", ["replay", "missing/generation.json"], (), "missing")
+add("replay-text-file", ["replay", "notes.txt"], ("notes.txt",), "notes.txt")
+add("replay-midi-file", ["replay", "tune.mid"], ("tune.mid",), "tune.mid")
+add("replay-foreign-json", ["replay", "user.json"], ("user.json",), "user.json")
+
+# ---- targets ---------------------------------------------------------------------------------
+DOT = r"(?<![\w.])\.(?![\w./])|/here(?![\w/])|current folder"
+DOTDOT = r"(?<![\w.])\.\.(?![\w./])|\{root\}(?![\w/])|parent"
+HOME = r"\{home\}(?![\w/])|~|home"
+SLASH = r"(?<![\w.~/-])/(?![\w.])|root folder"
+FOLDER_COMMANDS = {
+    "generate": (
+        ["generate", "", "--formats", "mid", "--bars", "2", "--seed", "1"],
+        (),
+        "--overwrite",
+    ),
+    "harmonize": (
+        ["harmonize", "tune.mid", "--formats", "mid", "--seed", "1"],
+        ("tune.mid",),
+        "--overwrite",
+    ),
+    "restyle": (
+        ["restyle", "duet.mid", "--style", "folk", "--formats", "mid", "--seed", "1"],
+        ("duet.mid",),
+        "--overwrite",
+    ),
+    "accompany": (["accompany", "tune.mid", "--part", "drums"], ("tune.mid",), "--overwrite"),
+    "continue-audio": (
+        ["continue", "tune.wav", "--formats", "mid", "--seed", "1"],
+        ("tune.wav",),
+        "--overwrite",
+    ),
+    "replay": (["replay", "good/generation.json"], (), "--overwrite"),
+    "convert": (["convert", "musicgen", "facebook/musicgen-small"], (), "--force"),
+    "corpus-build": (["corpus", "build", "--limit", "1"], (), "--force"),
+}
+INPUT_OF = {
+    "harmonize": "tune.mid",
+    "restyle": "duet.mid",
+    "accompany": "tune.mid",
+    "continue-audio": "tune.wav",
+    "replay": "good/generation.json",
+}
+for cmd, (base, files, flag) in FOLDER_COMMANDS.items():
+    records = (("good", "generate", "valid"),) if cmd == "replay" else ()
+    targets = [
+        ("dot", ".", False, DOT, ()),
+        ("dot+flag", ".", True, DOT, ()),
+        ("dotdot", "..", False, DOTDOT, ()),
+        ("dotdot+flag", "..", True, DOTDOT, ()),
+        ("home", "{home}", False, HOME, ()),
+        ("home+flag", "{home}", True, HOME, ()),
+        ("slash", "/", False, SLASH, ()),
+        ("foreign", "foreign", False, "foreign", ("foreign",)),
+        ("foreign+flag", "foreign", True, "foreign", ("foreign",)),
+        ("file", "notes.txt", False, "notes.txt", ("notes.txt",)),
+        ("file+flag", "notes.txt", True, "notes.txt", ("notes.txt",)),
+        ("midi-file+flag", "song.mid", True, "song.mid", ("song.mid",)),
+        ("empty-folder+flag", "empty-folder", True, "empty-folder", ("empty-folder",)),
+        ("missing-parent", "missing/sub/out", False, "missing", ()),
+        ("parent-is-file", "notes.txt/out", False, "notes.txt", ("notes.txt",)),
+        ("parent-is-file+flag", "notes.txt/out", True, "notes.txt", ("notes.txt",)),
+        ("readonly", "locked/out", False, "locked", ("locked",)),
+    ]
+    if cmd in INPUT_OF:
+        targets.append(("the-input+flag", INPUT_OF[cmd], True, lit(INPUT_OF[cmd]), ()))
+        targets.append(("input-folder+flag", ".", True, DOT, ()))
+    if cmd == "generate":
+        targets.append(("variations-into-file", "notes.txt", False, "notes.txt", ("notes.txt",)))
+    seen = set()
+    for name, out, with_flag, needle, extra in targets:
+        if name in seen:
+            continue
+        seen.add(name)
+        if cmd == "corpus-build" and name == "missing-parent":
+            continue  # corpus build makes missing folders (by design)
+        if cmd == "corpus-build" and name == "empty-folder+flag":
+            continue  # an empty folder is a fine place for a corpus
+        argv = [*base, "--out", out, *([flag] if with_flag else [])]
+        if name == "variations-into-file":
+            argv += ["--variations", "2"]
+        if name == "input-folder+flag" and cmd == "replay":
+            argv = ["replay", "good/generation.json", "--out", "good", flag]
+            needle = "good"
+        add(
+            f"{cmd}-out={name}",
+            argv,
+            (*files, *extra),
+            needle,
+            records=records,
+            root_only_skip="readonly" if name == "readonly" else "",
+        )
+FILE_COMMANDS = {
+    "sketch": (["sketch", "--bars", "2", "--seed", "1"], ()),
+    "continue": (["continue", "tune.mid", "--bars", "1", "--seed", "1"], ("tune.mid",)),
+    "add-tracks": (["add-tracks", "tune.mid", "--parts", "bass", "--seed", "1"], ("tune.mid",)),
+    "regenerate": (["regenerate", "duet.mid", "--bars", "1", "--seed", "1"], ("duet.mid",)),
+    "transcribe": (["transcribe", "tune.wav"], ("tune.wav",)),
+}
+for cmd, (base, files) in FILE_COMMANDS.items():
+    for name, out, force, needle, extra in (
+        ("dot", ".", False, DOT, ()),
+        ("dot+force", ".", True, DOT, ()),
+        ("dotdot+force", "..", True, DOTDOT, ()),
+        ("home+force", "{home}", True, HOME, ()),
+        ("slash+force", "/", True, SLASH, ()),
+        ("folder.mid", "folder.mid", False, "folder.mid", ("folder.mid",)),
+        ("folder.mid+force", "folder.mid", True, "folder.mid", ("folder.mid",)),
+        ("users-midi", "song.mid", False, "song.mid", ("song.mid",)),
+        ("users-midi+force", "song.mid", True, "song.mid", ("song.mid",)),
+        ("users-json+force", "user.mid", True, "user.json", ("user.json",)),
+        ("text-file+force", "notes.txt", True, "notes.txt", ("notes.txt",)),
+        ("missing-parent", "missing/x.mid", False, "missing", ()),
+        ("parent-is-file", "notes.txt/x.mid", True, "notes.txt", ("notes.txt",)),
+        ("home-music+force", "{home}/Music/my-song.mid", True, "my-song.mid", ()),
+        ("readonly", "locked/x.mid", False, "locked", ("locked",)),
+        ("the-input+force", base[1], True, lit(base[1]), ()),
+    ):
+        if cmd == "sketch" and name == "the-input+force":
+            continue
+        argv = [*base, "--out", out, *(["--force"] if force else [])]
+        add(
+            f"{cmd}-out={name}",
+            argv,
+            (*files, *extra),
+            needle,
+            root_only_skip="readonly" if name == "readonly" else "",
+        )
+for name, out, needle, extra in (
+    ("users-json", "user", "user.json", ("user.json",)),
+    ("folder", "foreign", "foreign", ("foreign",)),
+    ("missing-parent", "missing/report", "missing", ()),
+    ("parent-is-file", "notes.txt/report", "notes.txt", ("notes.txt",)),
+    ("dot", ".", DOT, ()),
+    ("home", "{home}", HOME, ()),
+):
+    add(f"eval-out={name}", [*EVAL[:-2], "--out", out], extra, needle, corpus=True)
+for name, out, needle, extra in (
+    ("dot", ".", DOT, ()),
+    ("home", "{home}", HOME, ()),
+    ("foreign", "foreign", "foreign", ("foreign",)),
+    ("file", "notes.txt", "notes.txt", ("notes.txt",)),
+    ("midi-file", "song.mid", "song.mid", ("song.mid",)),
+    ("parent-is-file", "notes.txt/run", "notes.txt", ("notes.txt",)),
+):
+    add(
+        f"train-out={name}",
+        [
+            "train",
+            "score",
+            "--corpus",
+            "{corpus}",
+            "--preset",
+            "tiny",
+            "--max-steps",
+            "1",
+            "--out",
+            out,
+        ],
+        extra,
+        needle,
+        corpus=True,
+    )
+
+IDS = [c.id for c in CASES]
+assert len(IDS) == len(set(IDS)), sorted({i for i in IDS if IDS.count(i) > 1})
+assert len(CASES) >= 300, len(CASES)
