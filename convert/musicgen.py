@@ -17,10 +17,18 @@ decoder's linear layers only, in groups of `QUANT_GROUP_SIZE`.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import shutil
+import socket
 import tempfile
+import threading
+import urllib.parse
+import urllib.request
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +37,7 @@ import numpy as np
 from mlx.utils import tree_flatten
 
 from convert.encodec import convert_encodec_weights
-from convert.errors import ConversionError
+from convert.errors import ConversionError, HubUnreachableError
 from engine.atomic import write_text_atomic
 from engine.models.musicgen import (
     QUANT_GROUP_SIZE,
@@ -65,6 +73,7 @@ EXTRA_FILES = ("generation_config.json",)
 SAFETENSORS_PATTERNS = ["*.safetensors", "model.safetensors.index.json"]
 BIN_PATTERNS = ["pytorch_model*.bin", "pytorch_model.bin.index.json"]
 MAX_NAMED = 20  # names listed in one error message before "and N more"
+HUB_CHECK_TIMEOUT_S = 1.5  # one connection attempt to the Hub (or proxy) before downloading
 
 
 def convert_musicgen(
@@ -188,18 +197,112 @@ def _snapshot(src: str | Path, revision: str | None) -> tuple[Path, str, str | N
         raise ConversionError(
             f"{src} is neither a folder nor a Hub repo id like facebook/musicgen-small"
         )
-    from huggingface_hub import snapshot_download
+    import huggingface_hub
 
     revision = revision or PINNED_REVISIONS.get(repo) or "main"
     base = ["config.json", *EXTRA_FILES, *TOKENIZER_FILES]
-    folder = Path(
-        snapshot_download(repo, revision=revision, allow_patterns=base + SAFETENSORS_PATTERNS)
-    )
-    if not any(folder.glob("*.safetensors")):  # older repos only have pytorch_model.bin
-        folder = Path(
-            snapshot_download(repo, revision=revision, allow_patterns=base + BIN_PATTERNS)
-        )
+    offline = _hub_offline_reason()
+    with _quiet_hub(bars=offline is None):
+
+        def download(patterns: list[str]) -> Path:
+            return Path(
+                huggingface_hub.snapshot_download(
+                    repo,
+                    revision=revision,
+                    allow_patterns=patterns,
+                    **({"local_files_only": True} if offline else {}),
+                )
+            )
+
+        try:
+            folder = download(base + SAFETENSORS_PATTERNS)
+            if not any(folder.glob("*.safetensors")):  # older repos only have pytorch_model.bin
+                folder = download(base + BIN_PATTERNS)
+        except ConversionError:
+            raise
+        except Exception as e:
+            if offline is None:  # online, yet the Hub refused: a wrong name, a dropped line
+                first = str(e).splitlines()[0] if str(e) else ""
+                raise ConversionError(
+                    f"cannot download {repo} (revision {revision}) from the Hugging Face Hub "
+                    f"({type(e).__name__}: {first}); check the name and the connection, or "
+                    "convert a snapshot folder: `disco-musica convert musicgen /path/to/snapshot "
+                    "--out DIR`"
+                ) from None
+            raise HubUnreachableError(
+                f"cannot download {repo}: {offline}; get its snapshot (the files of "
+                f"huggingface.co/{repo}) on a computer that is online, copy the folder here and "
+                "run `disco-musica convert musicgen /path/to/snapshot --out DIR`",
+                offline,
+            ) from None
     return folder, repo, revision
+
+
+def _hub_offline_reason() -> str | None:
+    """Why the Hub cannot be reached, in a few words, or None when it can be tried.
+
+    ``HF_HUB_OFFLINE`` is honoured; otherwise one TCP connection to the Hub's host (or to the
+    proxy that would carry the download) is tried for at most `HUB_CHECK_TIMEOUT_S`,
+    name lookup included, instead of huggingface_hub's retries (five, about 25 s, each one
+    logged). When it fails, only the Hugging Face cache is used.
+    """
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set and the files are not in the Hugging Face cache"
+    url = urllib.parse.urlsplit(constants.ENDPOINT)
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme != "http" else 80)
+    proxy = urllib.request.getproxies().get(url.scheme or "https")
+    if proxy and not urllib.request.proxy_bypass(host):
+        purl = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = purl.hostname or host, purl.port or 8080
+    if _can_connect(host, port, HUB_CHECK_TIMEOUT_S):
+        return None
+    return f"no network connection to {url.hostname or host} (the Hugging Face Hub)"
+
+
+def _can_connect(host: str, port: int, timeout: float) -> bool:
+    """Whether a TCP connection to host:port opens within ``timeout`` seconds (the name lookup,
+    which socket timeouts do not cover, runs in a thread that is waited for as long)."""
+    done: list[bool] = []
+
+    def attempt() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            done.append(True)
+        except Exception:  # OSError, socket.gaierror, a timeout: not reachable
+            done.append(False)
+
+    worker = threading.Thread(target=attempt, daemon=True, name="hub-check")
+    worker.start()
+    worker.join(timeout + 0.25)
+    return bool(done and done[0])
+
+
+@contextlib.contextmanager
+def _quiet_hub(*, bars: bool) -> Iterator[None]:
+    """huggingface_hub's retry messages and warnings stay off the terminal while it looks in
+    its cache or downloads; its tqdm bars too unless ``bars`` (a real download, gigabytes:
+    its progress is worth showing)."""
+    from huggingface_hub.utils import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
+
+    logger = logging.getLogger("huggingface_hub")
+    level, bars_off = logger.level, are_progress_bars_disabled()
+    logger.setLevel(logging.ERROR)
+    if not bars:
+        disable_progress_bars()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+        if not bars and not bars_off:
+            enable_progress_bars()
 
 
 def _read_weights(folder: Path) -> dict[str, np.ndarray]:

@@ -11,7 +11,6 @@ MusicGen weights are CC-BY-NC 4.0: the record and the command line say so.
 
 from __future__ import annotations
 
-from engine.errors import UserError
 import json
 import os
 import shutil
@@ -30,6 +29,7 @@ from engine.atomic import (
     sha256_file,
     write_bytes_atomic,
 )
+from engine.errors import UserError
 
 DEFAULT_SECONDS = 10.0
 MAX_SECONDS = 300.0
@@ -69,7 +69,7 @@ def resolve_model(name_or_path: str, *, progress: ProgressFn | None = None) -> P
     the models home; a catalogue name is looked up there and, the first time, downloaded from
     the Hugging Face Hub (pinned revision) and converted.
     """
-    from convert.errors import ConversionError
+    from convert.errors import ConversionError, HubUnreachableError
 
     p = Path(name_or_path).expanduser()
     if p.exists():
@@ -102,6 +102,13 @@ def resolve_model(name_or_path: str, *, progress: ProgressFn | None = None) -> P
         return out
     try:
         _convert(entry.repo, out, progress)
+    except HubUnreachableError as e:
+        raise MusicgenError(
+            f"{entry.name} is not on this computer yet and could not be downloaded: {e.reason}; "
+            f"connect to the internet once, or get the snapshot of {entry.repo} (the files of "
+            f"huggingface.co/{entry.repo}) elsewhere and convert it here with `disco-musica "
+            "convert musicgen /path/to/snapshot --out DIR`, then pass --model DIR"
+        ) from None
     except ConversionError:
         raise
     except Exception as e:  # network, Hub or disk trouble: one line with the way out
@@ -136,14 +143,31 @@ def _convert(src: str, out: Path, progress: ProgressFn | None) -> None:
 
 # ---- audio in ----------------------------------------------------------------------------
 def read_audio(path: str | Path, what: str) -> tuple[np.ndarray, int]:
-    """Audio [T, C] float32 and its rate, with one-line errors for bad files."""
+    """Audio [T, C] float32 and its rate, with one-line errors for bad files.
+
+    Refused: a missing or unreadable file, no samples, NaN or infinite samples (a broken
+    export), silence (peak below `engine.transcribe.SILENCE_DBFS`). A WAV or AIFF cut short
+    is used as far as it goes, with an `engine.transcribe.InputWarning`.
+    """
+    import warnings
+
     import soundfile as sf
+
+    from engine.transcribe import (
+        InputWarning,
+        TranscribeError,
+        check_audible,
+        check_finite,
+        promised_frames,
+        quiet_libraries,
+    )
 
     p = Path(path).expanduser()
     if not p.is_file():
         raise MusicgenError(f"{what} {p} does not exist")
     try:
-        audio, sr = sf.read(str(p), dtype="float32", always_2d=True)
+        with quiet_libraries():
+            audio, sr = sf.read(str(p), dtype="float32", always_2d=True)
     except Exception as e:  # libsndfile's messages: unknown format, truncated file...
         raise MusicgenError(
             f"{what} {p} cannot be read as audio ({str(e).splitlines()[0]}); give a WAV, FLAC, "
@@ -151,9 +175,137 @@ def read_audio(path: str | Path, what: str) -> tuple[np.ndarray, int]:
         ) from None
     if audio.shape[0] == 0:
         raise MusicgenError(f"{what} {p} holds no samples")
-    if not np.isfinite(audio).all() or float(np.abs(audio).max()) < 1e-6:
-        raise MusicgenError(f"{what} {p} is silent; give audio with sound in it")
+    try:
+        check_finite(audio, f"{what} {p}")
+        check_audible(audio, f"{what} {p}")
+    except TranscribeError as e:
+        raise MusicgenError(str(e)) from None
+    promised = promised_frames(p) or 0
+    if audio.shape[0] < promised:
+        warnings.warn(
+            f"{what} {p} is cut short: only {audio.shape[0] / sr:.2f} s of the "
+            f"{promised / sr:.2f} s its header promises could be read; using what is there",
+            InputWarning,
+            stacklevel=2,
+        )
     return audio, int(sr)
+
+
+def check_formats(formats: Sequence[str]) -> list[str]:
+    """The audio formats asked for, lower case without dots, or a MusicgenError: MusicGen makes
+    audio only (no MIDI or MusicXML). Cheap: call it before anything is loaded."""
+    if isinstance(formats, str):
+        formats = formats.split(",")
+    wanted = list(dict.fromkeys(f.strip().lower().lstrip(".") for f in formats if f.strip()))
+    bad = [f for f in wanted if f not in AUDIO_FORMATS]
+    if bad or not wanted:
+        raise MusicgenError(
+            f"MusicGen makes audio: formats {', '.join(AUDIO_FORMATS)} (not "
+            f"{', '.join(bad) or 'none'}); MIDI and MusicXML come from the score models"
+        )
+    return wanted
+
+
+@dataclass
+class CheckedRequest:
+    """What `check_request` found: the request's numbers, the model's kind, the audio read."""
+
+    seconds: float
+    creativity: float
+    guidance: float
+    seed: int
+    melody_model: bool | None  # None: a folder that resolve_model will look at
+    melody_audio: tuple[np.ndarray, int] | None = None
+    prompt_audio: tuple[np.ndarray, int] | None = None
+
+
+KNOWN_OPTIONS = ("style", "mood", "instruments", "key", "mode", "tempo_bpm")
+
+
+def check_request(
+    *,
+    model: str = "musicgen-small",
+    seconds: float | None = None,
+    seed: int = 0,
+    creativity: float | None = None,
+    guidance: float = DEFAULT_GUIDANCE,
+    melody: str | Path | None = None,
+    audio_prompt: str | Path | None = None,
+    formats: Sequence[str] | None = None,
+    **options,
+) -> CheckedRequest:
+    """Every check of a MusicGen request that needs no model: numbers, options, the model's
+    name (and whether it takes a melody), the melody and audio-prompt files, ``formats``.
+
+    `compose_audio` calls it before `resolve_model`, so a wrong option is reported as itself
+    even when the model would have to be downloaded (or the network is down).
+    """
+    from engine.models.musicgen import DEFAULT_MAX_WINDOW_S
+
+    seconds = DEFAULT_SECONDS if seconds is None else _number("duration", seconds)
+    if not 0 < seconds <= MAX_SECONDS:
+        raise MusicgenError(
+            f"duration {seconds:g} s is outside 0..{MAX_SECONDS:g} s; ask for at most "
+            f"{MAX_SECONDS / 60:g} minutes"
+        )
+    c = 0.5 if creativity is None else _number("creativity", creativity)
+    if not 0 <= c <= 1:
+        raise MusicgenError(f"creativity must be between 0 and 1, not {c:g}")
+    guidance = _number("guidance", guidance)
+    if not 0 <= guidance <= 20:
+        raise MusicgenError(f"guidance must be between 0 and 20, not {guidance:g} (3 is usual)")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise MusicgenError(f"seed must be a whole number 0..4294967295, not {seed!r}")
+    if not 0 <= int(seed) <= 2**32 - 1:
+        raise MusicgenError(f"seed must be 0..4294967295, not {seed}")
+    unused = sorted(k for k, v in options.items() if v is not None and k not in KNOWN_OPTIONS)
+    if unused:
+        raise MusicgenError(
+            f"{', '.join(unused)} cannot steer MusicGen (it reads only text); put it in the prompt"
+        )
+    if formats is not None:
+        check_formats(formats)
+    melody_model = model_takes_melody(model)
+    if melody is not None and melody_model is False:
+        raise MusicgenError(
+            f"{model} has no melody conditioning; use musicgen-melody or musicgen-stereo-melody"
+        )
+    checked = CheckedRequest(seconds, c, guidance, int(seed), melody_model)
+    if melody is not None:
+        checked.melody_audio = read_audio(melody, "melody")
+    if audio_prompt is not None:
+        checked.prompt_audio = read_audio(audio_prompt, "audio prompt")
+        clip_s = checked.prompt_audio[0].shape[0] / checked.prompt_audio[1]
+        if clip_s >= DEFAULT_MAX_WINDOW_S:
+            raise MusicgenError(
+                f"the audio prompt {audio_prompt} is {clip_s:.1f} s long; MusicGen continues "
+                f"clips shorter than {DEFAULT_MAX_WINDOW_S:g} s: cut it to its last seconds"
+            )
+    return checked
+
+
+def _number(name: str, value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise MusicgenError(f"{name} must be a number, not {value!r}") from None
+
+
+def model_takes_melody(name_or_path: str) -> bool | None:
+    """Whether the model follows a melody: from the catalogue for a name, from config.json for
+    a folder; None when a folder's config cannot tell (resolve_model then says why). A name
+    that is neither is a MusicgenError with suggestions, without looking anything up."""
+    p = Path(str(name_or_path)).expanduser()
+    if p.exists():
+        try:
+            kind = json.loads((p / "config.json").read_text()).get("model_type")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return {"musicgen_melody": True, "musicgen": False}.get(kind)
+    try:
+        return catalog.entry(str(name_or_path)).melody
+    except catalog.CatalogError as e:
+        raise MusicgenError(str(e)) from None
 
 
 # ---- composing ---------------------------------------------------------------------------
@@ -201,32 +353,29 @@ def compose_audio(
     progress: ProgressFn | None = None,
     **options,
 ) -> AudioComposition:
-    """Make audio with a MusicGen model (see the module docstring)."""
+    """Make audio with a MusicGen model (see the module docstring).
+
+    Every option is checked (`check_request`) before the model is looked up, downloaded or
+    loaded.
+    """
     from engine.models.musicgen import MusicGen
 
-    seconds = DEFAULT_SECONDS if seconds is None else float(seconds)
-    if not 0 < seconds <= MAX_SECONDS:
-        raise MusicgenError(f"duration {seconds:g} s is outside 0..{MAX_SECONDS:g} s")
-    c = 0.5 if creativity is None else float(creativity)
-    if not 0 <= c <= 1:
-        raise MusicgenError(f"creativity must be between 0 and 1, not {c:g}")
-    if not 0 <= guidance <= 20:
-        raise MusicgenError(f"guidance must be between 0 and 20, not {guidance:g}")
-    if not 0 <= int(seed) <= 2**32 - 1:
-        raise MusicgenError(f"seed must be 0..4294967295, not {seed}")
-    known = {"style", "mood", "instruments", "key", "mode", "tempo_bpm"}
-    unused = sorted(k for k, v in options.items() if v is not None and k not in known)
-    if unused:
-        raise MusicgenError(
-            f"{', '.join(unused)} cannot steer MusicGen (it reads only text); put it in the prompt"
-        )
+    checked = check_request(
+        model=model,
+        seconds=seconds,
+        seed=seed,
+        creativity=creativity,
+        guidance=guidance,
+        melody=melody,
+        audio_prompt=audio_prompt,
+        **options,
+    )
+    seconds, c, guidance = checked.seconds, checked.creativity, checked.guidance
+    melody_audio, prompt_audio = checked.melody_audio, checked.prompt_audio
     inputs = {}
-    melody_audio = prompt_audio = None
     if melody is not None:
-        melody_audio = read_audio(melody, "melody")
         inputs["melody"] = _input_record(melody)
     if audio_prompt is not None:
-        prompt_audio = read_audio(audio_prompt, "audio prompt")
         inputs["audio_prompt"] = _input_record(audio_prompt)
     folder = resolve_model(model, progress=progress)
     mg = MusicGen.load(folder)

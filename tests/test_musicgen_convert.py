@@ -17,6 +17,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+import convert.musicgen  # noqa: E402
 from convert.errors import ConversionError  # noqa: E402
 from convert.musicgen import PINNED_REVISIONS, convert_musicgen  # noqa: E402
 from engine.models.musicgen import MusicGen  # noqa: E402
@@ -264,6 +265,8 @@ def test_hub_download_uses_pinned_revision(converted, tmp_path, monkeypatch):
         return str(snap)
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(convert.musicgen, "_can_connect", lambda *a: True)  # no traffic at all
     out = convert_musicgen("facebook/musicgen-small", tmp_path / "out")
     assert calls[0][:2] == ("facebook/musicgen-small", PINNED_REVISIONS["facebook/musicgen-small"])
     assert "*.safetensors" in calls[0][2] and "tokenizer.json" in calls[0][2]
