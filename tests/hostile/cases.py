@@ -532,7 +532,7 @@ BAD_AUDIO = (
     "midi-named.wav text-named.wav random.wav random.flac random.ogg random.mp3 "
     "riff-garbage.wav folder.wav"
 ).split()
-SILENT_AUDIO = ("silence.wav", "one-sample.wav")  # transcribe: no notes, with a warning
+SILENT_AUDIO = ("silence.wav", "one-sample.wav")
 BAD_MIDI = (
     "broken.mid empty.mid header-only.mid tempo0.mid tpq0.mid tpq65535.mid note-at-2e31.mid "
     "long-note.mid no-notes.mid velocity0.mid text-named.mid folder.mid"
@@ -558,7 +558,7 @@ def _with_input(words, name):
 
 
 for cmd, words in AUDIO_INPUT.items():
-    names = BAD_AUDIO + ([] if cmd == "transcribe" else list(SILENT_AUDIO))
+    names = BAD_AUDIO + list(SILENT_AUDIO)
     for name in names:
         add(f"{cmd}-input={name}", _with_input(words, name), (name,), lit(name))
     add(f"{cmd}-input=missing.wav", _with_input(words, "missing.wav"), (), "missing.wav")

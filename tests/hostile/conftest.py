@@ -25,7 +25,7 @@ import pytest
 
 from tests.hostile import corpus
 
-CASE_TIMEOUT_S = 25  # a refusal is instant; past this a case is doing real work
+CASE_TIMEOUT_S = 60  # a refusal is quick; past this a case is doing real work
 MODEL_WORK: list[tuple[str, str]] = []  # (case id, what was loaded) for the summary
 
 
@@ -184,7 +184,7 @@ class Sandbox:
 
 
 @pytest.fixture
-def sandbox(tmp_path, monkeypatch, capsys, request, tmp_path_factory):
+def sandbox(tmp_path, monkeypatch, capfd, request, tmp_path_factory):
     caches = tmp_path_factory.mktemp("caches")
     env = {
         "HOME": str(tmp_path / "home"),
@@ -206,7 +206,7 @@ def sandbox(tmp_path, monkeypatch, capsys, request, tmp_path_factory):
         monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
     except ImportError:
         pass
-    return Sandbox(tmp_path, monkeypatch, capsys, request)
+    return Sandbox(tmp_path, monkeypatch, capfd, request)
 
 
 # ---- real records to tamper with -----------------------------------------------------------

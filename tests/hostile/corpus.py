@@ -76,6 +76,23 @@ def _audio(seconds, rate=22050, channels=1, fmt="pcm16", freqs=MELODY_HZ):
     return lambda p: _write(p, wav_bytes(tone(seconds, rate, channels, freqs), rate, fmt))
 
 
+def pulse(seconds: float, rate: int, channels: int = 1, bpm: float = 120.0) -> np.ndarray:
+    """Plucked notes on every beat (a clear pulse), frames x channels."""
+    n = int(round(seconds * rate))
+    beat = int(round(rate * 60 / bpm))
+    out = np.zeros(n)
+    t = np.arange(beat) / rate
+    for i, start in enumerate(range(0, n, beat)):
+        f = MELODY_HZ[(i * 3) % len(MELODY_HZ)] / (2 if i % 4 else 1)
+        note = 0.6 * np.sin(2 * np.pi * f * t) * np.exp(-6 * t)
+        out[start : start + beat] += note[: n - start]
+    return np.repeat(out[:, None], channels, axis=1)
+
+
+def _pulse(seconds=8.0, rate=22050, channels=1, fmt="pcm16"):
+    return lambda p: _write(p, wav_bytes(pulse(seconds, rate, channels), rate, fmt))
+
+
 def _truncated(p: Path) -> None:
     """Header says 10 s, the file holds 0.1 s."""
     _write(p, wav_bytes(tone(0.1, 22050), 22050, frames=10 * 22050))
@@ -245,6 +262,11 @@ FILES: dict[str, Callable[[Path], None]] = {
     "wav-named.mp3": _audio(2.0),
     "wav-named.flac": _audio(2.0),
     "six-channel.wav": _audio(2.0, channels=6),
+    "pulse-6ch.wav": _pulse(channels=6),
+    "pulse-8k-pcm8.wav": _pulse(rate=8000, fmt="pcm8"),
+    "pulse-192k-float.wav": _pulse(rate=192000, fmt="float32"),
+    "pulse-24bit.wav": _pulse(fmt="pcm24"),
+    "pulse-named.flac": _pulse(),
     "pcm8-8k.wav": _audio(2.0, rate=8000, fmt="pcm8"),
     "pcm24-192k.wav": _audio(2.0, rate=192000, fmt="pcm24"),
     "float-8k.wav": _audio(2.0, rate=8000, fmt="float32"),
