@@ -14,7 +14,7 @@ Every call takes keyword-only parameters with named defaults and returns a
 
 from __future__ import annotations
 
-from engine.errors import UserError
+import json
 import math
 import tempfile
 from collections.abc import Callable, Sequence
@@ -22,15 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from symusic import KeySignature, Score
+from symusic import KeySignature, Note, Score, TextMeta
+from symusic import Track as SymTrack
 
 from engine.atomic import write_bytes_atomic
+from engine.errors import UserError, one_line
 from engine.grammar import GrammarError, ScoreGrammar, TrackPlan
 from engine.steer import Steering
 from engine.tokenizer import (
     CONDITION_VALUES,
     MAX_VOICES,
     METERS,
+    PITCH_RANGE,
     REGISTER_NAMES,
     STYLES,
     TEMPO_BAND_DEFAULT_BPM,
@@ -62,6 +65,13 @@ MAX_BARS = 64
 MIN_TEMPO_BPM = 20.0
 MAX_TEMPO_BPM = 300.0
 VOCAL_PROGRAMS = (52, 53, 54)
+MAX_SEED = 2**32 - 1  # as the command line's --seed
+SCORE_MODEL_TYPE = "score"  # config.json "model_type" of a score model
+TRANSCRIPTION_MODELS = {"basic_pitch": "the transcription model (disco-musica transcribe)"}
+SIDECAR_SUFFIX = ".json"  # the recipe the command line writes beside a MIDI file
+# A text marker at tick 0 of every MIDI file the score model writes: what it was conditioned
+# on, so that `continue_score` and `add_tracks` can keep the style of a file made here.
+MARKER_PREFIX = "disco-musica:"
 # Part names accepted by add_tracks → register index (see engine.tokenizer.REGISTER_NAMES).
 PART_REGISTERS = {
     "soprano": 4,
@@ -122,21 +132,90 @@ class GeneratedScore:
 
     def save_midi(self, path: str | Path) -> Path:
         """Write a standard MIDI file atomically; return its path."""
-        return write_bytes_atomic(path, self.to_midi_bytes())
+        if not isinstance(path, str | Path) or not str(path):
+            raise ScoreModelError(f"save_midi needs a file path, not {path!r}")
+        path = Path(path)
+        if path.is_dir():
+            raise ScoreModelError(f"{path} is a folder; give a file name such as {path / 'x.mid'}")
+        if not path.parent.is_dir():
+            raise ScoreModelError(
+                f"the folder {path.parent} does not exist; create it or choose another path"
+            )
+        data = self.to_midi_bytes()
+        try:
+            return write_bytes_atomic(path, data)
+        except OSError as e:
+            reason = (e.strerror or str(e)).lower()
+            raise ScoreModelError(f"cannot write {path}: {reason}; choose another path") from None
+
+
+def _model_config(folder: Path) -> dict | None:
+    """The folder's config.json as a dict, or None if it has none or it is not a JSON object."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def _is_score_model(folder: Path) -> bool:
+    config = _model_config(folder)
+    return (
+        config is not None
+        and config.get("model_type", SCORE_MODEL_TYPE) == SCORE_MODEL_TYPE
+        and (folder / "tokenizer").is_dir()
+    )
 
 
 def available_models() -> list[str]:
+    """Names of the score models shipped in ``engine/assets/models`` (not other models)."""
     if not MODELS_DIR.is_dir():
         return []
-    return sorted(p.name for p in MODELS_DIR.iterdir() if (p / "config.json").is_file())
+    return sorted(p.name for p in MODELS_DIR.iterdir() if _is_score_model(p))
+
+
+def _not_a_score_model(folder: Path, shown: str) -> str | None:
+    """Why ``folder`` (a name or folder given as ``shown``) is not a score model, or None."""
+    hint = "give a score model folder or a name from `disco-musica models`"
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        return f"{shown} is not a score model: it has no config.json; {hint}"
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError):
+        return f"{shown} is not a score model: its config.json is not valid JSON; {hint}"
+    if not isinstance(config, dict):
+        return f"{shown} is not a score model: its config.json is not a JSON object; {hint}"
+    kind = config.get("model_type", SCORE_MODEL_TYPE)
+    if kind in TRANSCRIPTION_MODELS:
+        return f"{shown} is {TRANSCRIPTION_MODELS[kind]}, not a score model; {hint}"
+    if kind != SCORE_MODEL_TYPE:
+        return f"{shown} is not a score model: config.json names model_type {kind!r}; {hint}"
+    if not (folder / "tokenizer").is_dir():
+        return f"{shown} is not a score model: it has no tokenizer folder; {hint}"
+    if not (folder / "model.safetensors").is_file():
+        return f"{shown} is not a score model: it has no model.safetensors; {hint}"
+    return None
 
 
 def resolve_model_path(name_or_path: str | Path) -> Path:
+    if not isinstance(name_or_path, str | Path) or not str(name_or_path).strip():
+        raise ScoreModelError(
+            f"the model must be a name or a folder, not {name_or_path!r}; see `disco-musica models`"
+        )
+    name = str(name_or_path)
     p = Path(name_or_path)
-    if (p / "config.json").is_file():
-        return p
-    if (MODELS_DIR / str(name_or_path) / "config.json").is_file():
-        return MODELS_DIR / str(name_or_path)
+    candidates = [p]
+    if "/" not in name and "\\" not in name:
+        candidates.append(MODELS_DIR / name)
+    # First a folder with a config.json, else any folder of that name (to say what it lacks).
+    found = [c for c in candidates if (c / "config.json").is_file()]
+    found += [c for c in candidates if c.is_dir()]
+    if found:
+        problem = _not_a_score_model(found[0], name)
+        if problem:
+            raise ScoreModelError(problem)
+        return found[0]
     known = available_models()
     import difflib
 
@@ -156,8 +235,18 @@ def read_midi(source: str | Path | Score | bytes) -> Score:
     """A symusic Score from a path, MIDI bytes or a Score; clear errors for bad files."""
     if isinstance(source, Score):
         return source
+    if isinstance(source, bytearray | memoryview):
+        source = bytes(source)
+    if not isinstance(source, str | Path | bytes):
+        raise ScoreModelError(
+            f"give a MIDI file path, MIDI bytes or a symusic Score, not {type(source).__name__}"
+        )
     try:
         if isinstance(source, bytes):
+            if not source:
+                raise ScoreModelError("the MIDI data is empty")
+            if source[:4] != b"MThd":
+                raise ScoreModelError("the data is not MIDI (it does not start with MThd)")
             score = Score.from_midi(source)
         else:
             path = Path(source)
@@ -220,8 +309,21 @@ class ScoreModel:
         from engine.models import load_model
 
         path = resolve_model_path(name_or_path)
-        model, config = load_model(path)
-        return cls(model, config, ScoreTokenizer.load(path / "tokenizer"), path)
+        try:
+            model, config = load_model(path)
+        except (ValueError, KeyError, TypeError, RuntimeError) as e:  # bad config or weights
+            raise ScoreModelError(
+                f"{name_or_path} is not a usable score model: {one_line(e)}; give a score model "
+                "folder or a name from `disco-musica models`"
+            ) from None
+        try:
+            tokenizer = ScoreTokenizer.load(path / "tokenizer")
+        except (OSError, ValueError, KeyError) as e:
+            raise ScoreModelError(
+                f"{name_or_path}: its tokenizer cannot be read ({one_line(e)}); give a score "
+                "model folder or a name from `disco-musica models`"
+            ) from None
+        return cls(model, config, tokenizer, path)
 
     # ---- public calls ------------------------------------------------------------------------
     def generate(
@@ -258,15 +360,13 @@ class ScoreModel:
         """
         _check_bars(bars)
         if parts is not None:
-            _check_parts(parts)
+            parts = parse_parts(parts)
             if voices is not None and voices != len(parts):
                 raise ScoreModelError(f"{voices} voices but {_plural(len(parts), 'part')}")
             voices = len(parts)
         if programs is not None:
-            if voices is not None and voices != len(programs):
-                raise ScoreModelError(
-                    f"{voices} voices but {len(programs)} programs; give one program per voice"
-                )
+            n_programs = len(programs) if isinstance(programs, Sequence) else 0
+            programs = _check_programs(programs, voices if _is_int(voices) else n_programs, "voice")
             voices = len(programs)
         conditions = self._conditions(style, key, mode, meter, tempo_bpm, voices)
         sampling = self._sampling(temperature, top_k, top_p, seed, key_strength)
@@ -391,17 +491,26 @@ class ScoreModel:
     ) -> GeneratedScore:
         """The given music followed by ``bars`` new bars in every track (same key, meter).
 
-        ``key``/``mode`` default to the key music21 hears in the input; ``pitch_ranges``
-        (one (low, high) per track) keeps new notes in range; ``steer`` as in `generate`,
-        with bars counted from the start of the input.
+        The given notes come back exactly as they were (times, lengths, velocities and
+        pitches, at the file's ticks per quarter, with its tracks, tempo map and time
+        signatures); the model hears a copy on its grid, and the new bars are placed on the
+        file's time base after its last bar. ``key``/``mode`` default to the key the input is
+        in (`input_key`); ``style`` defaults to the style the input was made in when a
+        sidecar or a marker of this program records one, else the model chooses.
+        ``settings["conditioned_on"]`` says what the model was given and where it came from.
+        ``pitch_ranges`` (one (low, high) per track) keeps new notes in range; ``steer`` as
+        in `generate`, with bars counted from the start of the input.
         """
         _check_bars(bars)
+        sampling = self._sampling(temperature, top_k, top_p, seed, key_strength)
+        self._conditions(style, key, mode, None, None, None)  # bad names fail before work
         score = read_midi(prefix)
         piece_tracks, info = self._encode_input(score)
         keep = self._bars_that_fit(piece_tracks, extra_bars=bars)
         if pitch_ranges is not None:
             pitch_ranges = _check_ranges(pitch_ranges, len(piece_tracks))
         plans = self._continuation_plans(piece_tracks, keep, bars, pitch_ranges)
+        style, style_from = _style_of(style, prefix, score)
         conditions = self._conditions(
             style,
             key or info["key"],
@@ -410,27 +519,43 @@ class ScoreModel:
             info["tempo_bpm"],
             len(piece_tracks),
         )
+        nbars = len(piece_tracks[0].bars)
         result = self._run(
             conditions,
             plans,
             None,
             info["tempo_bpm"],
-            self._sampling(temperature, top_k, top_p, seed, key_strength),
+            sampling,
             progress,
             steer,
-            bar_offset=len(piece_tracks[0].bars) - keep,
+            bar_offset=nbars - keep,
         )
-        result.settings.update(prefix_bars_used=keep, prefix_bars=len(piece_tracks[0].bars))
-        if keep < len(piece_tracks[0].bars):
-            result.score = _join_prefix(score, result.score, len(piece_tracks[0].bars) - keep)
-        _copy_names(score, result.score)
+        _, gen_tracks = self.tokenizer.split(result.tokens)
+        start = self._ticks_of_bars(piece_tracks[0].bars)
+        out = score.copy()
+        for t_gen, i in zip(gen_tracks, info["track_index"], strict=False):
+            notes = self._notes_of_bars(t_gen.program, t_gen.bars[keep:])
+            velocity = _median_velocity(score.tracks[i])
+            target = out.tracks[i]
+            # (appended after the given notes, which keep their own order)
+            for n in _placed(notes, self._tpq, score.ticks_per_quarter, start, velocity):
+                target.notes.append(n)
+        result.score = out
+        start_tick = _scaled(start, self._tpq, score.ticks_per_quarter)
+        self._conditioned(result, conditions, info, key, mode, style_from)
+        result.settings.update(
+            prefix_bars_used=keep,
+            prefix_bars=nbars,
+            ticks_per_quarter=int(score.ticks_per_quarter),
+            continuation_start_tick=int(start_tick),
+        )
         return result
 
     def add_tracks(
         self,
         existing: str | Path | Score | bytes,
         *,
-        parts: Sequence[str] = ("alto", "tenor", "bass"),
+        parts: Sequence[str] | str = ("alto", "tenor", "bass"),
         programs: Sequence[int] | None = None,
         style: str | None = None,
         temperature: float = DEFAULT_TEMPERATURE,
@@ -444,21 +569,21 @@ class ScoreModel:
         """New tracks written against the given ones (e.g. alto, tenor, bass under a soprano).
 
         ``parts`` names the register of each new track (soprano, alto, tenor, bass, melody,
-        bassline, high, low); ``programs`` their General MIDI programs (default: the program
-        of the first given track).  The given tracks are kept note for note. ``steer``
-        (`engine.steer.Steering`) applies its controls to the new tracks while sampling: a
-        progression (one chord a bar from the first bar) is a bonus for chord tones, and a
-        hard constraint for the track numbered ``steer.bass_track`` (given tracks first,
-        then the new ones in order).
+        bassline, high, low): a list, one name, or names separated by commas; ``programs``
+        their General MIDI programs (default: the program of the first given track).  The
+        result is the given score exactly as it was (every track, note, velocity, tempo and
+        time signature, at its ticks per quarter) followed by the new tracks in the order of
+        ``parts``, placed on the same time base; the model hears the given tracks on its
+        grid. The key is the input's (`input_key`); ``style`` defaults as in
+        `continue_score`. ``steer`` (`engine.steer.Steering`) applies its controls to the new
+        tracks while sampling: a progression (one chord a bar from the first bar) is a bonus
+        for chord tones, and a hard constraint for the track numbered ``steer.bass_track``
+        (given tracks first, then the new ones in order).
         """
-        if not parts:
-            raise ScoreModelError("add_tracks needs at least one part to add")
-        _check_parts(parts)
-        if programs is not None and len(programs) != len(parts):
-            raise ScoreModelError(
-                f"{_plural(len(parts), 'part')} but {_plural(len(programs), 'program')}; "
-                "give one program per part"
-            )
+        parts = parse_parts(parts)
+        programs = _check_programs(programs, len(parts), "part")
+        sampling = self._sampling(temperature, top_k, top_p, seed, key_strength)
+        self._conditions(style, None, None, None, None, None)
         score = read_midi(existing)
         given, info = self._encode_input(score)
         if len(given) + len(parts) > MAX_VOICES:
@@ -485,6 +610,7 @@ class ScoreModel:
                     free_bars=nbars,
                 )
             )
+        style, style_from = _style_of(style, existing, score)
         conditions = self._conditions(
             style, info["key"], info["mode"], info["meter"], info["tempo_bpm"], len(plans)
         )
@@ -494,12 +620,29 @@ class ScoreModel:
             plans,
             None,
             info["tempo_bpm"],
-            self._sampling(temperature, top_k, top_p, seed, key_strength),
+            sampling,
             progress,
             steer,
         )
-        _copy_names(score, result.score)
-        _sort_tracks_by_pitch(result.score)
+        _, gen_tracks = self.tokenizer.split(result.tokens)
+        out = score.copy()
+        velocity = _median_velocity(*(score.tracks[i] for i in info["track_index"]))
+        new_tracks = []
+        for t_gen, part in zip(gen_tracks[len(given) :], parts, strict=False):
+            track = SymTrack(name=part.capitalize(), program=int(t_gen.program))
+            notes = self._notes_of_bars(t_gen.program, t_gen.bars)
+            for n in _placed(notes, self._tpq, score.ticks_per_quarter, 0, velocity):
+                track.notes.append(n)
+            new_tracks.append(track)
+            out.tracks.append(track)
+        result.score = out
+        n_in = len(score.tracks)
+        self._conditioned(result, conditions, info, None, None, style_from)
+        result.settings.update(
+            ticks_per_quarter=int(score.ticks_per_quarter),
+            given_tracks=list(range(n_in)),
+            new_tracks=list(range(n_in, n_in + len(new_tracks))),
+        )
         return result
 
     def regenerate_bars(
@@ -522,14 +665,31 @@ class ScoreModel:
         Each regenerated track is written after all kept tracks, so it hears them in full,
         including the bars after ``end_bar``; its own later bars are copied back unchanged.
         """
+        for name, bar in (("start_bar", start_bar), ("end_bar", end_bar)):
+            if not _is_int(bar) or bar < 0:
+                raise ScoreModelError(
+                    f"{name} must be a whole bar number counted from 0, not {bar!r}"
+                )
+        if end_bar < start_bar:
+            raise ScoreModelError(
+                f"the bar range {start_bar}..{end_bar} goes backwards; give start_bar <= end_bar"
+            )
+        if tracks is not None and (
+            isinstance(tracks, str | bytes)
+            or not isinstance(tracks, Sequence)
+            or not all(_is_int(t) for t in tracks)
+        ):
+            raise ScoreModelError(f"tracks must be a list of track numbers from 0, not {tracks!r}")
+        sampling = self._sampling(temperature, top_k, top_p, seed, key_strength)
+        self._conditions(style, None, None, None, None, None)
         score = read_midi(source)
         given, info = self._encode_input(score)
         nbars = len(given[0].bars)
-        if not 0 <= start_bar <= end_bar < nbars:
+        if not end_bar < nbars:
             raise ScoreModelError(
                 f"bars {start_bar}..{end_bar} are outside the piece (bars 0..{nbars - 1})"
             )
-        chosen = list(range(len(given))) if tracks is None else list(tracks)
+        chosen = list(range(len(given))) if tracks is None else [int(t) for t in tracks]
         bad = [t for t in chosen if not 0 <= t < len(given)]
         if bad or not chosen:
             raise ScoreModelError(
@@ -552,14 +712,7 @@ class ScoreModel:
         conditions = self._conditions(
             style, info["key"], info["mode"], info["meter"], info["tempo_bpm"], len(given)
         )
-        result = self._run(
-            conditions,
-            plans,
-            None,
-            info["tempo_bpm"],
-            self._sampling(temperature, top_k, top_p, seed, key_strength),
-            progress,
-        )
+        result = self._run(conditions, plans, None, info["tempo_bpm"], sampling, progress)
         inverse = [order.index(i) for i in range(len(given))]
         result.score.tracks = [result.score.tracks[j] for j in inverse]
         _copy_names(score, result.score)
@@ -570,66 +723,71 @@ class ScoreModel:
     def _sampling(
         self, temperature: float, top_k: int, top_p: float, seed: int, key_strength: float
     ) -> dict:
-        if not 0 <= temperature <= MAX_TEMPERATURE:
-            raise ScoreModelError(f"temperature {temperature} is outside 0..{MAX_TEMPERATURE:g}")
-        if top_k < 0 or top_k > len(self.tokenizer):
-            raise ScoreModelError(f"top_k {top_k} is outside 0..{len(self.tokenizer)}")
-        if not 0 < top_p <= 1:
-            raise ScoreModelError(f"top_p {top_p} is outside (0, 1]")
-        if not isinstance(seed, int) or seed < 0:
-            raise ScoreModelError(f"seed {seed!r} must be a non-negative integer")
-        if not 0 <= key_strength <= MAX_KEY_STRENGTH:
-            raise ScoreModelError(f"key_strength {key_strength} is outside 0..{MAX_KEY_STRENGTH:g}")
+        temperature = _number("temperature", temperature, 0, MAX_TEMPERATURE)
+        if not _is_int(top_k) or not 0 <= top_k <= len(self.tokenizer):
+            raise ScoreModelError(
+                f"top_k must be a whole number 0..{len(self.tokenizer)} (0: no limit), "
+                f"not {top_k!r}"
+            )
+        if not _is_number(top_p) or not 0 < top_p <= 1:
+            raise ScoreModelError(f"top_p must be more than 0 and at most 1, not {top_p!r}")
+        key_strength = _number("key_strength", key_strength, 0, MAX_KEY_STRENGTH)
         return {
             "temperature": temperature,
-            "top_k": top_k,
-            "top_p": top_p,
-            "seed": seed,
+            "top_k": int(top_k),
+            "top_p": float(top_p),
+            "seed": check_seed(seed),
             "key_strength": key_strength,
         }
 
     def _conditions(self, style, key, mode, meter, tempo_bpm, voices) -> dict[str, str]:
         c: dict[str, str] = {}
         if style is not None:
-            if style not in STYLES:
+            if not isinstance(style, str) or style not in STYLES:
                 import difflib
 
-                near = difflib.get_close_matches(style, STYLES, n=2)
+                near = difflib.get_close_matches(str(style), STYLES, n=2)
                 hint = f"did you mean {' or '.join(near)}? " if near else ""
                 raise ScoreModelError(
                     f"unknown style {style!r}; {hint}known styles: {', '.join(STYLES)}"
                 )
             c["style"] = style
         if key is not None:
+            if not isinstance(key, str):
+                raise ScoreModelError(
+                    f"key must be a tonic name ({', '.join(TONICS)}), not {key!r}"
+                )
             try:
                 c["key"] = TONICS[tonic_index(key)]
             except TokenizerError as e:
                 raise ScoreModelError(str(e)) from None
         if mode is not None:
-            if mode not in CONDITION_VALUES["mode"]:
+            if not isinstance(mode, str) or mode not in CONDITION_VALUES["mode"]:
                 raise ScoreModelError(f"unknown mode {mode!r}; use major or minor")
             c["mode"] = mode
         if meter is not None:
-            if meter not in METERS:
+            if not isinstance(meter, str) or meter not in METERS:
                 raise ScoreModelError(
                     f"unsupported meter {meter!r}; use one of {', '.join(METERS)}"
                 )
             c["meter"] = meter
         if tempo_bpm is not None:
-            if not MIN_TEMPO_BPM <= float(tempo_bpm) <= MAX_TEMPO_BPM:
+            if not _is_number(tempo_bpm) or not MIN_TEMPO_BPM <= tempo_bpm <= MAX_TEMPO_BPM:
                 raise ScoreModelError(
                     f"tempo {tempo_bpm} BPM is outside {MIN_TEMPO_BPM:g}..{MAX_TEMPO_BPM:g}"
                 )
             c["tempo"] = tempo_band(float(tempo_bpm))
         if voices is not None:
-            if not 1 <= int(voices) <= MAX_VOICES:
+            if not _is_int(voices) or not 1 <= voices <= MAX_VOICES:
                 raise ScoreModelError(f"voices must be 1..{MAX_VOICES}, not {voices}")
             c["voices"] = str(int(voices))
         return c
 
     def _encode_input(self, score: Score) -> tuple[list[Track], dict]:
-        from engine.quality import analyze_key
+        """The model's view of ``score`` (its grid) and what the model is told about it.
 
+        ``info["track_index"][j]`` is the index in ``score.tracks`` of encoded track ``j``.
+        """
         tok = self.tokenizer
         try:
             piece = tok.encode_score(score)
@@ -640,16 +798,63 @@ class ScoreModel:
                 f"the MIDI file has {len(piece.tracks)} tracks; the model writes at most "
                 f"{MAX_VOICES}"
             )
-        tonic, mode = analyze_key(score)
+        tonic, mode = input_key(score)
         ts = piece.tracks[0].bars[0][1]
-        bpm = float(score.tempos[0].qpm) if len(score.tempos) else 96.0
+        bpm = tempo_at(score, _first_onset(score))
         bpm = min(max(bpm, MIN_TEMPO_BPM), MAX_TEMPO_BPM)
         return piece.tracks, {
             "key": TONICS[tonic],
             "mode": mode,
             "meter": tok.value(ts),
             "tempo_bpm": bpm,
+            "track_index": _track_index(score, piece.tracks),
         }
+
+    @property
+    def _tpq(self) -> int:
+        """Ticks per quarter of the model's grid (what its tokenizer decodes to)."""
+        return int(self.tokenizer.base.time_division)
+
+    def _ticks_of_bars(self, bars: Sequence[Sequence[int]]) -> int:
+        """Length in the model's ticks of ``bars`` (each starts with Bar and its TimeSig)."""
+        tok, total, meter = self.tokenizer, 0, "4/4"
+        for bar in bars:
+            if len(bar) > 1 and tok.kind(bar[1]) == "TimeSig":
+                meter = tok.value(bar[1])
+            num, den = (int(x) for x in meter.split("/"))
+            total += self._tpq * 4 * num // den
+        return total
+
+    def _notes_of_bars(self, program: int, bars: Sequence[Sequence[int]]) -> list:
+        """The notes of ``bars`` of one track, in the model's ticks from the first bar line."""
+        tok = self.tokenizer
+        ids = [tok.track_start_id, tok.program_id(program)]
+        for bar in bars:
+            ids += bar
+        ids.append(tok.track_end_id)
+        decoded = tok.decode(ids)
+        return list(decoded.tracks[0].notes) if len(decoded.tracks) else []
+
+    def _conditioned(self, result, conditions, info, key, mode, style_from) -> None:
+        """Record what the model was conditioned on; mark the output with it."""
+        c = result.conditions
+        result.settings["conditioned_on"] = {
+            "style": c.get("style"),
+            "style_from": style_from,
+            "key": conditions.get("key"),
+            "mode": conditions.get("mode"),
+            "key_from": "request" if key or mode else "input",
+            "input_key": info["key"],
+            "input_mode": info["mode"],
+            "meter": conditions.get("meter"),
+            "tempo": conditions.get("tempo"),
+        }
+        score = result.score
+        if not len(score.key_signatures) and "key" in c and "mode" in c:
+            score.key_signatures = [
+                KeySignature(0, _key_sharps(c["key"], c["mode"]), int(c["mode"] == "minor"))
+            ]
+        _mark(score, c)
 
     def _bars_that_fit(self, tracks: list[Track], extra_bars: int) -> int:
         """How many of the last bars of a prefix fit the context with room for new bars."""
@@ -799,6 +1004,7 @@ class ScoreModel:
                     0, _key_sharps(cond["key"], cond["mode"]), 0 if cond["mode"] == "major" else 1
                 )
             ]
+        _mark(score, cond)
         settings = {**sampling, "requested_conditions": conditions, "tempo_bpm": bpm}
         return GeneratedScore(score, tokens, cond, reason, settings)
 
@@ -807,12 +1013,199 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' * (n != 1)}"
 
 
+def _is_int(x) -> bool:
+    return isinstance(x, int | np.integer) and not isinstance(x, bool | np.bool_)
+
+
+def _is_number(x) -> bool:
+    return (
+        isinstance(x, int | float | np.integer | np.floating)
+        and not isinstance(x, bool | np.bool_)
+        and math.isfinite(float(x))
+    )
+
+
+def _number(name: str, x, lo: float, hi: float) -> float:
+    if not _is_number(x) or not lo <= x <= hi:
+        raise ScoreModelError(f"{name} must be a number {lo:g}..{hi:g}, not {x!r}")
+    return float(x)
+
+
+def check_seed(seed) -> int:
+    """``seed`` as an int, or a ScoreModelError: seeds are whole numbers 0..MAX_SEED."""
+    if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
+        raise ScoreModelError(f"seed must be 0..{MAX_SEED} (a whole number), not {seed!r}")
+    return int(seed)
+
+
+def parse_parts(parts) -> list[str]:
+    """Part names from a list, one name (``"bass"``) or a comma-separated list (``"alto,bass"``)."""
+    if isinstance(parts, str):
+        parts = [p.strip() for p in parts.split(",")]
+        if any(not p for p in parts):
+            raise ScoreModelError(
+                f"parts {','.join(parts)!r} has an empty name; use e.g. 'alto,tenor,bass'"
+            )
+    elif parts is None or not isinstance(parts, Sequence | set | frozenset | tuple):
+        raise ScoreModelError(
+            f"parts must be part names (e.g. ['alto', 'bass'] or 'alto,bass'), not {parts!r}"
+        )
+    parts = list(parts)
+    bad = [p for p in parts if not isinstance(p, str)]
+    if bad:
+        raise ScoreModelError(
+            f"part {bad[0]!r} is not a part name; use names from {', '.join(PART_REGISTERS)}"
+        )
+    if not parts:
+        raise ScoreModelError(f"give at least one part ({', '.join(PART_REGISTERS)})")
+    _check_parts(parts)
+    return parts
+
+
+def _check_programs(programs, count: int, what: str) -> list[int] | None:
+    if programs is None:
+        return None
+    if isinstance(programs, str | bytes) or not isinstance(programs, Sequence):
+        raise ScoreModelError(f"programs must be a list of General MIDI programs, not {programs!r}")
+    programs = list(programs)
+    for p in programs:
+        if not _is_int(p) or not 0 <= p <= 127:
+            raise ScoreModelError(f"program {p!r} is not a General MIDI program (0..127)")
+    if len(programs) != count:
+        raise ScoreModelError(
+            f"{_plural(count, what)} but {_plural(len(programs), 'program')}; "
+            f"give one program per {what}"
+        )
+    return [int(p) for p in programs]
+
+
 def _check_parts(parts: Sequence[str]) -> None:
     unknown = [p for p in parts if p not in PART_REGISTERS]
     if unknown:
         raise ScoreModelError(
             f"unknown part {unknown[0]!r}; use one of {', '.join(PART_REGISTERS)}"
         )
+
+
+def input_key(score: Score) -> tuple[int, str]:
+    """(tonic pitch class, mode) of the music in ``score``.
+
+    The key finder is `engine.quality.analyze_key` (music21, Krumhansl-Schmuckler). A key
+    signature written in the file settles only the choice between a key and its relative
+    (same signature): D minor written with one flat stays D minor, F major stays F major.
+    """
+    from engine.quality import analyze_key
+
+    try:
+        tonic, mode = analyze_key(score)
+    except ValueError as e:
+        raise ScoreModelError(f"no key can be heard in the input: {e}") from None
+    if len(score.key_signatures):
+        ks = score.key_signatures[0]
+        major = _sharps_tonic(int(ks.key))
+        written = (major, "major") if int(ks.tonality) == 0 else ((major + 9) % 12, "minor")
+        relative = (tonic + 3) % 12 if mode == "minor" else (tonic + 9) % 12
+        other = "major" if mode == "minor" else "minor"
+        if written == (relative, other):
+            tonic, mode = written
+    return tonic, mode
+
+
+def _sharps_tonic(sharps: int) -> int:
+    """Pitch class of the major key with ``sharps`` sharps (negative: flats)."""
+    return (7 * sharps) % 12
+
+
+def tempo_at(score: Score, tick: int) -> float:
+    """The tempo (quarters a minute) in effect at ``tick`` (96 if the file sets none)."""
+    bpm = 96.0
+    for t in sorted(score.tempos, key=lambda t: t.time):
+        if t.time > tick:
+            break
+        bpm = float(t.qpm)
+    return bpm
+
+
+def _first_onset(score: Score) -> int:
+    return min((int(t.notes[0].time) for t in score.tracks if len(t.notes)), default=0)
+
+
+def _track_index(score: Score, tracks: Sequence[Track]) -> list[int]:
+    """Index in ``score.tracks`` of each encoded track (drums and unreadable tracks skipped)."""
+    lo, hi = PITCH_RANGE
+    candidates = [
+        i
+        for i, t in enumerate(score.tracks)
+        if not t.is_drum and any(lo <= n.pitch < hi for n in t.notes)
+    ]
+    out, k = [], 0
+    for t in tracks:
+        while k < len(candidates) and int(score.tracks[candidates[k]].program) != t.program:
+            k += 1
+        if k == len(candidates):
+            raise ScoreModelError(
+                "the MIDI file's tracks could not be matched to what the model reads; "
+                "save it again from a MIDI editor"
+            )
+        out.append(candidates[k])
+        k += 1
+    return out
+
+
+def _scaled(tick: int, from_tpq: int, to_tpq: int) -> int:
+    return int(round(tick * to_tpq / from_tpq))
+
+
+def _placed(notes, from_tpq: int, to_tpq: int, start: int, velocity: int) -> list:
+    """``notes`` (model ticks, from ``start``) as notes at ``to_tpq`` ticks a quarter."""
+    out = []
+    for n in notes:
+        t0 = _scaled(start + n.time, from_tpq, to_tpq)
+        t1 = _scaled(start + n.time + n.duration, from_tpq, to_tpq)
+        out.append(Note(t0, max(1, t1 - t0), int(n.pitch), int(velocity)))
+    return out
+
+
+def _median_velocity(*tracks) -> int:
+    v = [n.velocity for t in tracks for n in t.notes]
+    return int(np.median(v)) if v else 100
+
+
+def recorded_conditions(source, score: Score | None = None) -> tuple[dict[str, str], str | None]:
+    """(conditions, where) that a file made here records: its marker, else its sidecar."""
+    if score is not None:
+        for m in score.markers:
+            text = str(m.text)
+            if text.startswith(MARKER_PREFIX):
+                pairs = (w.split("=", 1) for w in text[len(MARKER_PREFIX) :].split() if "=" in w)
+                return {k: v for k, v in pairs}, "marker"
+    if isinstance(source, str | Path):
+        sidecar = Path(source).with_suffix(SIDECAR_SUFFIX)
+        try:
+            record = json.loads(sidecar.read_text())
+        except (OSError, ValueError):
+            return {}, None
+        if isinstance(record, dict) and isinstance(record.get("conditions"), dict):
+            return {str(k): str(v) for k, v in record["conditions"].items()}, "sidecar"
+    return {}, None
+
+
+def _style_of(style: str | None, source, score: Score) -> tuple[str | None, str]:
+    """The style to condition on and where it came from: the request, the input's record, or
+    none (the model chooses)."""
+    if style is not None:
+        return style, "request"
+    recorded, where = recorded_conditions(source, score)
+    if recorded.get("style") in STYLES:
+        return recorded["style"], where or "record"
+    return None, "model"
+
+
+def _mark(score: Score, conditions: dict[str, str]) -> None:
+    """Replace this program's marker at tick 0 with one naming ``conditions``."""
+    words = [f"{k}={conditions[k]}" for k in ("style", "key", "mode", "meter") if k in conditions]
+    kept = [m for m in score.markers if not str(m.text).startswith(MARKER_PREFIX)]
+    score.markers = [TextMeta(0, " ".join([MARKER_PREFIX, *words])), *kept]
 
 
 def _fitting(bars: int, run: Callable[[int], GeneratedScore]) -> tuple[GeneratedScore, int]:
@@ -833,6 +1226,15 @@ def _check_complete(tracks, expected: int) -> None:
 
 
 def _check_ranges(ranges: Sequence[tuple[int, int]], tracks: int) -> list[tuple[int, int]]:
+    try:
+        ranges = [(lo, hi) for lo, hi in ranges]
+    except (TypeError, ValueError):
+        raise ScoreModelError(
+            f"pitch_ranges must be one (low, high) pair of MIDI pitches per track, not {ranges!r}"
+        ) from None
+    for lo, hi in ranges:
+        if not (_is_int(lo) and _is_int(hi)):
+            raise ScoreModelError(f"pitch range {lo!r}-{hi!r} must be whole MIDI pitches 0..127")
     ranges = [(int(lo), int(hi)) for lo, hi in ranges]
     if len(ranges) != tracks:
         raise ScoreModelError(f"{len(ranges)} pitch ranges for {_plural(tracks, 'track')}")
@@ -843,7 +1245,7 @@ def _check_ranges(ranges: Sequence[tuple[int, int]], tracks: int) -> list[tuple[
 
 
 def _check_bars(bars: int) -> None:
-    if not isinstance(bars, int) or not 1 <= bars <= MAX_BARS:
+    if not _is_int(bars) or not 1 <= bars <= MAX_BARS:
         raise ScoreModelError(f"bars must be a whole number 1..{MAX_BARS}, not {bars!r}")
 
 
@@ -881,18 +1283,3 @@ def _copy_names(source: Score, target: Score) -> None:
     for name, t in zip(names, target.tracks, strict=False):
         if name:
             t.name = name
-
-
-def _join_prefix(original: Score, generated: Score, dropped_bars: int) -> Score:
-    """Put back the first bars of a long prefix that did not fit the model's window."""
-    out = original.resample(generated.ticks_per_quarter)
-    ts = generated.time_signatures[0]
-    shift = dropped_bars * generated.ticks_per_quarter * 4 * ts.numerator // ts.denominator
-    tracks = [t for t in out.tracks if not t.is_drum and t.note_num() > 0]
-    for t_orig, t_gen in zip(tracks, generated.tracks, strict=False):
-        t_gen.shift_time(shift, inplace=True)
-        for n in t_orig.notes:
-            if n.time < shift:
-                t_gen.notes.append(n)
-        t_gen.notes.sort(inplace=True)
-    return generated

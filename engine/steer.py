@@ -19,12 +19,12 @@ enough that the model's own choices still carry the music: see ``docs/prompting.
 
 from __future__ import annotations
 
-from engine.errors import UserError
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.errors import UserError
 from engine.tokenizer import TONICS, ScoreTokenizer, tonic_index
 
 # Roman numeral degree -> semitones above the tonic (major scale; minor uses its own).

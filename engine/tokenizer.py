@@ -15,7 +15,6 @@ stripped before decoding.  ``docs/tokenization.md`` explains the choice.
 
 from __future__ import annotations
 
-from engine.errors import UserError
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from symusic import Score, Tempo, TimeSignature
 from symusic import Track as SymTrack
 
 from engine.atomic import write_text_atomic
+from engine.errors import UserError
 
 STYLES = ("chorale", "renaissance", "madrigal", "medieval", "celtic", "folk", "classical")
 STYLE_DESCRIPTIONS = {

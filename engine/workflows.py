@@ -24,10 +24,11 @@ time. ``restyle`` and ``harmonize`` share this.
 
 from __future__ import annotations
 
-from engine.errors import UserError
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from engine.errors import UserError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 DEFAULT_STYLE = "chorale"
@@ -41,6 +42,9 @@ WORKFLOW_KEY_STRENGTH = 3.0
 SECTION_FILL = 0.7  # share of the model's window one section may use (room for busy parts)
 SECTION_OVERHEAD_TOKENS = 24  # BOS, conditions, track headers, EOS
 # Part name for a register index (engine.tokenizer.REGISTER_NAMES order).
+LEAD_IN_MIN_S = 0.03  # a sung melody starting this soon needs no silent lead-in
+MAX_LEAD_IN_BPM = 1000.0  # tempo limits of a lead-in (as engine.score_api reads MIDI files)
+MIN_LEAD_IN_BPM = 1.0
 REGISTER_PARTS = ("low", "bass", "tenor", "alto", "soprano", "high")
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total), as engine.compose
@@ -52,12 +56,36 @@ class WorkflowError(UserError, ValueError):
 
 @dataclass
 class Melody:
-    """A cleaned melody: one monophonic track on the tokenizer's grid."""
+    """A melody to harmonize: the user's notes, and the monophonic copy the model hears.
 
-    score: object  # symusic.Score, one track
+    ``score`` is the melody as the result keeps it: the user's own notes (the top line of a
+    polyphonic input), each note's onset, length, velocity and pitch unchanged, at the
+    input's ticks per quarter (audio: the transcription, on the time base of the recording).
+    ``grid`` is what the model hears: the line snapped to the tokenizer's grid and made
+    monophonic.
+    """
+
+    score: object  # symusic.Score, one track: the user's notes
     source: str  # "audio" or "midi"
     dropped_notes: int = 0  # notes left out to make the line monophonic
     warnings: list[str] = field(default_factory=list)
+    grid: object = None  # symusic.Score, one track, on the tokenizer's grid
+
+
+@dataclass
+class LeadIn:
+    """Where the model's tick 0 (a bar line) lies on the output's time base.
+
+    ``shift`` output ticks are added to every model time; the output's first ``anchor``
+    ticks last ``seconds`` (a tempo of their own), so that the music sounds when it was
+    played. ``pickup`` (beats, 0 if none) is a short first bar when the bar line before the
+    first note lies before the recording starts.
+    """
+
+    shift: int = 0
+    anchor: int = 0
+    seconds: float = 0.0
+    pickup: int = 0
 
 
 # ---- input ---------------------------------------------------------------------------------
@@ -66,13 +94,28 @@ def is_audio(path: str | Path) -> bool:
 
 
 def read_input(source, *, quantize_audio: bool = True):
-    """A symusic Score from a MIDI file, an audio file (transcribed) or a Score; (score, kind)."""
+    """A symusic Score from a MIDI file, an audio file (transcribed) or a Score; (score, kind).
+
+    A transcription's tick 0 is a bar line of the beat grid (see `engine.transcribe`);
+    `read_input_timed` also says where that lies in the recording.
+    """
+    score, kind, _ = read_input_timed(source, quantize_audio=quantize_audio)
+    return score, kind
+
+
+def read_input_timed(source, *, quantize_audio: bool = True):
+    """(score, kind, lead-in): as `read_input`, plus the `LeadIn` that puts a quantized
+    transcription back where it was played in the recording (None for MIDI)."""
     from symusic import Score
 
     from engine.score_api import read_midi
 
     if isinstance(source, Score):
-        return read_midi(source), "midi"
+        return read_midi(source), "midi", None
+    if not isinstance(source, str | Path):
+        raise WorkflowError(
+            f"give a MIDI or audio file path or a symusic Score, not {type(source).__name__}"
+        )
     path = Path(source)
     if is_audio(path):
         from engine.transcribe import transcribe
@@ -84,8 +127,105 @@ def read_input(source, *, quantize_audio: bool = True):
         tr = transcribe(path, quantize=quantize_audio)
         if not tr.notes:
             raise WorkflowError(f"{path}: no notes were heard in the audio")
-        return tr.to_score(), "audio"
-    return read_midi(path), "midi"
+        score = tr.to_score()
+        return score, "audio", lead_in(score, tr.quantization)
+    return read_midi(path), "midi", None
+
+
+def _beat_time(q, position: float) -> float:
+    """Seconds at beat ``position`` of a quantization's beat grid (inverse of its
+    ``beat_position``: linear between the beats found, the median period outside)."""
+    import numpy as np
+
+    from engine.transcribe import beat_period
+
+    beats = np.asarray(q.beats_s, dtype=np.float64)
+    if beats.shape[0] < 2:
+        return position * 60.0 / float(q.tempo_bpm)
+    period = beat_period(beats)
+    if position < 0:
+        return float(beats[0] + position * period)
+    if position > beats.shape[0] - 1:
+        return float(beats[-1] + (position - (beats.shape[0] - 1)) * period)
+    return float(np.interp(position, np.arange(beats.shape[0], dtype=np.float64), beats))
+
+
+def lead_in(score, q) -> LeadIn | None:
+    """The `LeadIn` that makes a quantized transcription's first note sound when it was sung.
+
+    The transcriber writes tick 0 at a bar line of its beat grid (``q.origin_beat``), which
+    is not the start of the recording: left so, a melody sung 0.5 s in would start at 0 s,
+    or a whole bar late when the bar line lies before the recording. Here the beat ``a`` at
+    or before the first note is placed at the time it was sung: the ticks before it get a
+    tempo of their own (whole empty bars added, chosen to keep that tempo nearest the
+    song's); when that beat comes right at the start, a short first bar (a pickup of
+    the beats before it) takes the place of the silence.
+    """
+    import math
+
+    if q is None or not score.note_num():
+        return None
+    tpq = score.ticks_per_quarter
+    first = min(int(t.notes[0].time) for t in score.tracks if len(t.notes))
+    a = first // tpq  # beats from the bar line at tick 0 to the beat at or before the note
+    n = int(q.numerator)
+    t_a = _beat_time(q, float(q.origin_beat) + a)
+    tempo = float(q.tempo_bpm)
+    if t_a >= LEAD_IN_MIN_S:
+        best = None
+        for k in range(0, 64):
+            beats = a + k * n
+            if beats <= 0:
+                continue
+            bpm = beats * 60.0 / t_a
+            if MIN_LEAD_IN_BPM <= bpm <= MAX_LEAD_IN_BPM:
+                cost = abs(math.log(bpm / tempo))
+                if best is None or cost < best[0]:
+                    best = (cost, k, beats)
+        if best is not None:
+            _, k, beats = best
+            return LeadIn(shift=k * n * tpq, anchor=beats * tpq, seconds=t_a)
+    if a % n == 0:
+        return LeadIn()  # the first note is in the first beat of a bar: nothing to move
+    return LeadIn(shift=-a * tpq, pickup=n - a % n)
+
+
+def place_lead_in(score, lead: LeadIn | None):
+    """``score`` (tick 0: the model's bar line) moved onto the recording's time base."""
+    from symusic import Tempo, TimeSignature
+
+    if lead is None or (lead.shift == 0 and lead.anchor == 0 and lead.pickup == 0):
+        return score
+    out = score.copy()
+    if lead.shift:
+        for t in out.tracks:
+            t.shift_time(lead.shift, inplace=True)
+            kept = [b for b in t.pitch_bends if b.time >= 0]
+            if len(kept) != len(t.pitch_bends):
+                t.pitch_bends = kept
+        for events in (out.tempos, out.time_signatures, out.key_signatures, out.markers):
+            for e in events:
+                e.time = max(0, e.time + lead.shift)
+        for events in (out.tempos, out.time_signatures, out.key_signatures):
+            if len(events) and events[0].time > 0:
+                first = events[0].copy()
+                first.time = 0
+                events.insert(0, first)
+    tempo = float(score.tempos[0].qpm) if len(score.tempos) else 120.0
+    ts = score.time_signatures[0] if len(score.time_signatures) else TimeSignature(0, 4, 4)
+    if lead.anchor:
+        lead_bpm = (lead.anchor / score.ticks_per_quarter) * 60.0 / lead.seconds
+        later = [t for t in out.tempos if t.time > lead.anchor]
+        out.tempos = [Tempo(0, lead_bpm), Tempo(lead.anchor, tempo), *later]
+    if lead.pickup:
+        later = [t for t in out.time_signatures if t.time > 0]
+        bar_line = lead.pickup * score.ticks_per_quarter
+        out.time_signatures = [
+            TimeSignature(0, lead.pickup, 4),
+            TimeSignature(bar_line, ts.numerator, ts.denominator),
+            *[t for t in later if t.time > bar_line],
+        ]
+    return out
 
 
 def snap(score, tokenizer):
@@ -152,7 +292,9 @@ def top_line(score, track: int | None = None):
 
 
 def clean_melody(score, tokenizer, *, source: str = "midi", track: int | None = None) -> Melody:
-    """The monophonic melody on the tokenizer's grid (see the module docstring)."""
+    """The melody to harmonize (see the module docstring): the user's notes of its top line
+    (``score``) and the monophonic copy on the tokenizer's grid that the model hears
+    (``grid``)."""
     tracks = [t for t in score.tracks if not t.is_drum and t.note_num() > 0]
     line, dropped = top_line(snap(score, tokenizer), track)
     line = snap(line, tokenizer)
@@ -170,7 +312,52 @@ def clean_melody(score, tokenizer, *, source: str = "midi", track: int | None = 
         warnings.append(
             f"the transcription had overlapping notes; kept the top line ({dropped} left out)"
         )
-    return Melody(line, source, dropped, warnings)
+    return Melody(user_line(score, track), source, dropped, warnings, grid=line)
+
+
+def user_line(score, track: int | None = None):
+    """The user's own notes of the top line, unchanged: one track at ``score``'s resolution.
+
+    A note is in the line when it is the highest of the notes that start on the same step
+    of the tokenizer's grid (eighths of a beat); its onset, length, velocity and pitch are
+    kept as they are. Tempo map, time and key signatures and markers come along.
+    """
+    from symusic import Score, Track
+
+    from engine.tokenizer import POSITIONS_PER_BEAT
+
+    tracks = [t for t in score.tracks if not t.is_drum and t.note_num() > 0]
+    if not tracks:
+        raise WorkflowError("the input has no pitched notes")
+    if track is not None:
+        if not 0 <= track < len(tracks):
+            raise WorkflowError(
+                f"track {track} does not exist; the input has tracks 0..{len(tracks) - 1}"
+            )
+        tracks = [tracks[track]]
+    tpq = score.ticks_per_quarter
+    best: dict[int, object] = {}
+    for t in tracks:
+        for n in t.notes:
+            step = round(n.time * POSITIONS_PER_BEAT / tpq)
+            if step not in best or n.pitch > best[step].pitch:
+                best[step] = n
+    out = Score(tpq)
+    out.tempos = score.tempos
+    out.time_signatures = score.time_signatures
+    out.key_signatures = score.key_signatures
+    out.markers = score.markers
+    main = max(tracks, key=lambda t: t.note_num())
+    line = Track(name=main.name, program=main.program)
+    for n in sorted(best.values(), key=lambda n: (n.time, n.pitch)):
+        line.notes.append(n.copy())
+    out.tracks.append(line)
+    return out
+
+
+def exact_notes(track) -> list[tuple[int, int, int, int]]:
+    """(time, duration, pitch, velocity) of a track's notes, sorted: "the user's notes"."""
+    return sorted((n.time, n.duration, n.pitch, n.velocity) for n in track.notes)
 
 
 def notes_of(track) -> list[tuple[int, int, int]]:
@@ -302,23 +489,31 @@ def add_parts(
 
 
 # ---- the composition record --------------------------------------------------------------
-def _composition(sm, score, *, workflow: str, style, request: dict, sampling: dict, names):
+def _composition(
+    sm, score, *, workflow: str, style, request: dict, sampling: dict, names, key=None
+):
     from symusic import KeySignature
 
     from engine.atomic import sha256_file
     from engine.compose import Composition, Part, Plan, _model_name
-    from engine.quality import analyze_key
-    from engine.score_api import _key_sharps
+    from engine.score_api import _first_onset, _key_sharps, input_key, tempo_at
     from engine.tokenizer import TONICS
 
-    tonic, mode = analyze_key(score)
+    tonic, mode = input_key(score) if key is None else key  # the input's key, when given
     key = TONICS[tonic]
-    score.key_signatures = [KeySignature(0, _key_sharps(key, mode), 0 if mode == "major" else 1)]
+    if not len(score.key_signatures):  # the input's own key signatures are kept
+        score.key_signatures = [KeySignature(0, _key_sharps(key, mode), int(mode == "minor"))]
     for t, name in zip(score.tracks, names, strict=True):
         t.name = name
-    ts = score.time_signatures[0] if len(score.time_signatures) else None
+    first = _first_onset(score)
+    in_force = [t for t in score.time_signatures if t.time <= first]
+    ts = (
+        in_force[-1]
+        if in_force
+        else (score.time_signatures[0] if len(score.time_signatures) else None)
+    )
     meter = f"{ts.numerator}/{ts.denominator}" if ts is not None else "4/4"
-    tempo = float(score.tempos[0].qpm) if len(score.tempos) else 96.0
+    tempo = tempo_at(score, first)
     bars = max(1, -(-score.end() // _bar_ticks(score)))
     parts = []
     for t in score.tracks:
@@ -360,16 +555,53 @@ def _composition(sm, score, *, workflow: str, style, request: dict, sampling: di
     )
 
 
-def _sampling(temperature, top_p, key_strength, seed) -> dict:
+def _sampling(temperature, top_p, key_strength, seed, sm=None) -> dict:
+    """The sampling settings, checked by the score model (a WorkflowError if out of range)."""
     from engine import score_api as api
 
-    return {
+    sampling = {
         "temperature": api.DEFAULT_TEMPERATURE if temperature is None else temperature,
         "top_k": api.DEFAULT_TOP_K,
         "top_p": api.DEFAULT_TOP_P if top_p is None else top_p,
         "key_strength": WORKFLOW_KEY_STRENGTH if key_strength is None else key_strength,
-        "seed": int(seed),
+        "seed": seed,
     }
+    if sm is not None:
+        try:
+            sampling = sm._sampling(**sampling)
+        except api.ScoreModelError as e:
+            raise WorkflowError(str(e)) from None
+    return sampling
+
+
+def _check_style(sm, style) -> None:
+    from engine.score_api import ScoreModelError
+
+    try:
+        sm._conditions(style, None, None, None, None, None)
+    except ScoreModelError as e:
+        raise WorkflowError(str(e)) from None
+
+
+def _on_time_base(tracks, from_tpq: int, to_tpq: int, shift: int, velocities) -> list:
+    """New tracks (the model's ticks) on the output's time base: ticks scaled from the model's
+    grid to ``to_tpq`` a quarter and moved by ``shift``; velocity ``velocities[i]`` each."""
+    from symusic import Note, Track
+
+    out = []
+    for t, velocity in zip(tracks, velocities, strict=True):
+        nt = Track(name=t.name, program=t.program)
+        for n in t.notes:
+            t0 = round(n.time * to_tpq / from_tpq) + shift
+            t1 = round((n.time + n.duration) * to_tpq / from_tpq) + shift
+            nt.notes.append(Note(t0, max(1, t1 - t0), n.pitch, int(velocity)))
+        out.append(nt)
+    return out
+
+
+def _median_velocity(track) -> int:
+    v = sorted(n.velocity for n in track.notes)
+    return int(v[len(v) // 2]) if v else 100
 
 
 def _load(model):
@@ -398,7 +630,7 @@ def harmonize(
     Aahs for audio). The result's first track is the cleaned melody, note for note
     (`clean_melody`); ``comp.settings["warnings"]`` lists what was changed in the input.
     """
-    from engine.score_api import ScoreModelError
+    from engine.score_api import ScoreModelError, input_key
 
     if voices not in LOWER_PARTS:
         raise WorkflowError(
@@ -406,19 +638,22 @@ def harmonize(
         )
     if program is not None and not 0 <= int(program) <= 127:
         raise WorkflowError(f"program {program} is not a General MIDI program (0..127)")
-    sampling = _sampling(temperature, top_p, key_strength, seed)
     sm = _load(model)
-    sm._conditions(style, None, None, None, None, None)  # unknown style: fail before any work
-    score, kind = read_input(melody)
+    sampling = _sampling(temperature, top_p, key_strength, seed, sm)
+    _check_style(sm, style)  # unknown style: fail before any work
+    score, kind, lead = read_input_timed(melody)
     m = clean_melody(score, sm.tokenizer, source=kind)
+    user = place_lead_in(m.score, lead)  # the user's notes, where they were played
+    own_program = m.score.tracks[0].program
     if program is None:
-        program = AUDIO_MELODY_PROGRAM if kind == "audio" else m.score.tracks[0].program
-    m.score.tracks[0].program = int(program)
+        program = AUDIO_MELODY_PROGRAM if kind == "audio" else own_program
+    m.grid.tracks[0].program = int(program)
+    user.tracks[0].program = int(program)  # asked for (or a transcription's): else its own
     parts = LOWER_PARTS[voices]
     try:
-        kept, _, out = add_parts(
+        kept, new, _ = add_parts(
             sm,
-            m.score,
+            m.grid,
             parts,
             programs=[int(program)] * len(parts),
             style=style,
@@ -427,9 +662,22 @@ def harmonize(
         )
     except ScoreModelError as e:
         raise WorkflowError(str(e)) from None
-    if notes_of(kept[0]) != notes_of(m.score.tracks[0]):  # internal: the model must keep it
+    if notes_of(kept[0]) != notes_of(m.grid.tracks[0]):  # internal: the model must keep it
         raise RuntimeError("the melody changed while the parts were written")
-    names = ["Soprano" if style in ("chorale", "renaissance", "madrigal") else "Melody"]
+    velocity = _median_velocity(user.tracks[0])
+    new = _on_time_base(
+        new,
+        sm.tokenizer.base.time_division,
+        user.ticks_per_quarter,
+        lead.shift if lead is not None else 0,
+        [velocity] * len(new),
+    )
+    out = user.copy()
+    out.tracks = [user.tracks[0].copy(), *new]
+    own_name = user.tracks[0].name if kind == "midi" else ""
+    names = [
+        own_name or ("Soprano" if style in ("chorale", "renaissance", "madrigal") else "Melody")
+    ]
     names += [p.capitalize() for p in parts]
     request = {
         "input": str(Path(melody).resolve()) if not hasattr(melody, "tracks") else "<score>",
@@ -439,9 +687,28 @@ def harmonize(
         "program": int(program),
     }
     comp = _composition(
-        sm, out, workflow="harmonize", style=style, request=request, sampling=sampling, names=names
+        sm,
+        out,
+        workflow="harmonize",
+        style=style,
+        request=request,
+        sampling=sampling,
+        names=names,
+        key=input_key(user),
     )
-    comp.settings.update(warnings=m.warnings, melody_notes=len(m.score.tracks[0].notes))
+    m.score = user
+    comp.settings.update(
+        warnings=m.warnings,
+        melody_notes=len(user.tracks[0].notes),
+        ticks_per_quarter=int(out.ticks_per_quarter),
+    )
+    if lead is not None:
+        comp.settings["lead_in"] = {
+            "shift_ticks": lead.shift,
+            "ticks": lead.anchor,
+            "seconds": round(lead.seconds, 4),
+            "pickup_beats": lead.pickup,
+        }
     comp.melody = m
     return comp
 
@@ -491,15 +758,23 @@ def restyle(
     old note keeps its onset, duration and velocity and takes its pitch from the new part
     (`repitch`).
     """
-    from engine.score_api import ScoreModelError, read_midi
+    from engine.score_api import ScoreModelError, _track_index, input_key, read_midi
 
-    sampling = _sampling(temperature, top_p, key_strength, seed)
     sm = _load(model)
-    sm._conditions(style, None, None, None, None, None)
-    if is_audio(source) if not hasattr(source, "tracks") else False:
+    sampling = _sampling(temperature, top_p, key_strength, seed, sm)
+    _check_style(sm, style)
+    if is_audio(source) if isinstance(source, str | Path) else False:
         raise WorkflowError("restyle needs a MIDI file with several parts, not audio")
-    score = snap(read_midi(source), sm.tokenizer)
-    tracks = [t for t in score.tracks if not t.is_drum and t.note_num() > 0]
+    original = read_midi(source)
+    from engine.tokenizer import TokenizerError
+
+    try:
+        piece = sm.tokenizer.encode_score(original)
+    except TokenizerError as e:
+        raise WorkflowError(str(e)) from None
+    index = _track_index(original, piece.tracks)  # grid track j is original.tracks[index[j]]
+    score = snap(original, sm.tokenizer)
+    tracks = list(score.tracks)
     if len(tracks) < 2:
         raise WorkflowError("the piece has one part only; use harmonize to add parts to a melody")
     if melody_track is None:
@@ -507,21 +782,25 @@ def restyle(
             range(len(tracks)),
             key=lambda i: sorted(n.pitch for n in tracks[i].notes)[len(tracks[i].notes) // 2],
         )
+    elif isinstance(melody_track, bool) or not isinstance(melody_track, int):
+        raise WorkflowError(f"melody_track must be a track number from 0, not {melody_track!r}")
     elif not 0 <= melody_track < len(tracks):
         raise WorkflowError(
             f"track {melody_track} does not exist; the piece has tracks 0..{len(tracks) - 1}"
         )
     melody = tracks[melody_track]
     others = [t for i, t in enumerate(tracks) if i != melody_track]
+    own_melody = original.tracks[index[melody_track]]
+    own_others = [original.tracks[index[i]] for i in range(len(tracks)) if i != melody_track]
     parts = [_part_for(t) for t in others]
     given = score.copy()
     given.tracks = [melody.copy()]
     try:
-        kept, new, out = add_parts(
+        kept, new, _ = add_parts(
             sm,
             given,
             parts,
-            programs=[t.program for t in others],
+            programs=[t.program for t in own_others],
             style=style,
             sampling=sampling,
             progress=progress,
@@ -530,24 +809,44 @@ def restyle(
         raise WorkflowError(str(e)) from None
     if notes_of(kept[0]) != notes_of(melody):
         raise RuntimeError("the melody changed while the parts were written")
+    new = _on_time_base(
+        new,
+        sm.tokenizer.base.time_division,
+        original.ticks_per_quarter,
+        0,
+        [_median_velocity(t) for t in own_others],
+    )
     if keep_rhythm:
-        for t_new, t_old in zip(new, others, strict=True):
+        for t_new, t_old in zip(new, own_others, strict=True):
             notes = repitch(t_old, t_new)
             t_new.notes.clear()
             for n in notes:
                 t_new.notes.append(n)
-    names = [melody.name or "Melody"] + [
-        t.name or p.capitalize() for t, p in zip(others, parts, strict=True)
-    ]
+    # Tracks the model does not read (drums, pitches outside its range) stay as they were.
+    untouched = [t for i, t in enumerate(original.tracks) if i not in index and t.note_num() > 0]
+    out = original.copy()
+    out.tracks = [own_melody.copy(), *new, *(t.copy() for t in untouched)]
+    names = [own_melody.name or "Melody"]
+    names += [t.name or p.capitalize() for t, p in zip(own_others, parts, strict=True)]
+    names += [t.name for t in untouched]
     request = {
         "input": str(Path(source).resolve()) if not hasattr(source, "tracks") else "<score>",
         "style": style,
         "melody_track": melody_track,
         "keep_rhythm": keep_rhythm,
     }
-    return _composition(
-        sm, out, workflow="restyle", style=style, request=request, sampling=sampling, names=names
+    comp = _composition(
+        sm,
+        out,
+        workflow="restyle",
+        style=style,
+        request=request,
+        sampling=sampling,
+        names=names,
+        key=input_key(original),
     )
+    comp.settings.update(ticks_per_quarter=int(out.ticks_per_quarter))
+    return comp
 
 
 def continue_audio(
@@ -568,25 +867,18 @@ def continue_audio(
     tracker's); the result is the transcription followed by ``bars`` new bars.
     """
     from engine import score_api as api
-    from engine.quality import analyze_key
     from engine.tokenizer import TONICS
 
     bars = api.DEFAULT_CONTINUE_BARS if bars is None else bars
-    sampling = _sampling(temperature, top_p, key_strength, seed)
     sm = _load(model)
+    sampling = _sampling(temperature, top_p, key_strength, seed, sm)
+    _check_style(sm, style)
     score, kind = read_input(audio)
-    score = snap(score, sm.tokenizer)
-    tonic, mode = analyze_key(score)
     sm_progress = (lambda d, t: progress("continuation", d, t)) if progress else None
-    result = sm.continue_score(
-        score,
-        bars=bars,
-        style=style,
-        key=TONICS[tonic],
-        mode=mode,
-        progress=sm_progress,
-        **sampling,
-    )
+    try:
+        result = sm.continue_score(score, bars=bars, style=style, progress=sm_progress, **sampling)
+    except api.ScoreModelError as e:
+        raise WorkflowError(str(e)) from None
     out = result.score
     names = [t.name or "Transcription" for t in out.tracks]
     request = {
@@ -595,13 +887,23 @@ def continue_audio(
         "bars": bars,
         "style": style,
     }
+    conditioned = result.settings["conditioned_on"]
     comp = _composition(
-        sm, out, workflow="continue", style=style, request=request, sampling=sampling, names=names
+        sm,
+        out,
+        workflow="continue",
+        style=style,
+        request=request,
+        sampling=sampling,
+        names=names,
+        key=(TONICS.index(conditioned["key"]), conditioned["mode"]),
     )
     comp.settings.update(
-        input_key=TONICS[tonic],
-        input_mode=mode,
+        input_key=conditioned["key"],
+        input_mode=conditioned["mode"],
+        conditioned_on=conditioned,
         input_end_tick=int(score.end()),
+        continuation_start_tick=result.settings["continuation_start_tick"],
         ticks_per_quarter=int(score.ticks_per_quarter),
         finish_reason=result.finish_reason,
     )

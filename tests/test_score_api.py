@@ -231,3 +231,139 @@ def test_tempo_zero_and_absurd_ticks_are_refused(tmp_path, tempo, ticks_per_beat
     m.save(tmp_path / "bad.mid")
     with pytest.raises(ScoreModelError, match=re.escape(message)):
         read_midi(tmp_path / "bad.mid")
+
+
+# ---- arguments that used to leak other errors: one-line ScoreModelErrors ---------------------
+def _one_line_error(call, *words):
+    with pytest.raises(ScoreModelError) as e:
+        call()
+    text = str(e.value)
+    assert "\n" not in text
+    for w in words:
+        assert w in text, text
+    return text
+
+
+@pytest.mark.parametrize("seed", [2**70, 2**32, -1, "abc", 1.5, True, None])
+def test_seeds_outside_the_range_are_refused(model, seed):
+    _one_line_error(lambda: model.generate(bars=1, seed=seed), "seed must be 0..4294967295")
+
+
+def test_largest_seed_is_accepted(model):
+    assert model.generate(voices=1, bars=1, seed=2**32 - 1).score.note_num() >= 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"temperature": float("nan")}, ["temperature must be a number 0..5"]),
+        ({"temperature": -1}, ["temperature must be a number 0..5"]),
+        ({"top_p": 2}, ["top_p must be more than 0 and at most 1"]),
+        ({"top_p": float("nan")}, ["top_p"]),
+        ({"key_strength": float("nan")}, ["key_strength must be a number 0..10"]),
+        ({"top_k": -1}, ["top_k must be a whole number"]),
+        ({"bars": 10**9}, ["bars must be a whole number 1..64"]),
+        ({"bars": 2.5}, ["bars must be a whole number 1..64"]),
+        ({"mode": "dorian"}, ["unknown mode 'dorian'"]),
+        ({"key": 5}, ["key must be a tonic name"]),
+        ({"meter": 4}, ["unsupported meter"]),
+        ({"style": 3}, ["unknown style"]),
+        ({"voices": 2, "programs": [0, 128]}, ["program 128", "0..127"]),
+        ({"programs": [-1]}, ["program -1", "0..127"]),
+        ({"voices": 3, "programs": [0, 1]}, ["give one program per voice"]),
+        ({"parts": []}, ["at least one part"]),
+        ({"parts": ["alto", 7]}, ["part 7 is not a part name"]),
+        ({"tempo_bpm": "fast"}, ["tempo"]),
+        ({"pitch_ranges": [(40, 200)], "voices": 1}, ["0..127"]),
+        ({"pitch_ranges": 5, "voices": 1}, ["pitch_ranges"]),
+    ],
+)
+def test_absurd_arguments_name_the_argument(model, kwargs, words):
+    _one_line_error(lambda: model.generate(**kwargs), *words)
+
+
+def test_save_midi_in_a_missing_folder(model, tmp_path):
+    g = model.generate(voices=1, bars=1, seed=1)
+    _one_line_error(
+        lambda: g.save_midi(tmp_path / "missing" / "folder" / "x.mid"),
+        "does not exist",
+        "create it or choose another path",
+    )
+    _one_line_error(lambda: g.save_midi(tmp_path), "is a folder")
+    assert g.save_midi(tmp_path / "x.mid").is_file()
+
+
+def test_add_tracks_takes_one_part_or_a_comma_list(model):
+    melody = model.generate(style="chorale", voices=1, bars=2, seed=7, programs=[52]).score
+    one = model.add_tracks(melody, parts="bass", seed=1)
+    assert [t.name for t in one.score.tracks[1:]] == ["Bass"]
+    two = model.add_tracks(melody, parts="alto, tenor", seed=1)
+    assert [t.name for t in two.score.tracks[1:]] == ["Alto", "Tenor"]
+    _one_line_error(lambda: model.add_tracks(melody, parts="bass,"), "empty name")
+    _one_line_error(lambda: model.add_tracks(melody, parts="b"), "unknown part 'b'")
+    _one_line_error(lambda: model.add_tracks(melody, parts=[]), "at least one part")
+    _one_line_error(lambda: model.add_tracks(melody, parts=[1, 2]), "part 1 is not a part name")
+    _one_line_error(
+        lambda: model.add_tracks(melody, parts="bass", programs=[200]), "program 200", "0..127"
+    )
+
+
+@pytest.mark.parametrize(
+    ("bars", "words"),
+    [
+        ((4, 2), ["goes backwards", "start_bar <= end_bar"]),
+        ((-1, 1), ["start_bar must be a whole bar number counted from 0"]),
+        ((0, -2), ["end_bar must be a whole bar number"]),
+        ((0.5, 1), ["start_bar must be a whole bar number"]),
+        (("1", 2), ["start_bar must be a whole bar number"]),
+        ((0, 9), ["outside the piece"]),
+    ],
+)
+def test_regenerate_bar_ranges(model, bars, words):
+    src = model.generate(style="chorale", voices=2, bars=3, seed=21).score
+    start, end = bars
+    _one_line_error(lambda: model.regenerate_bars(src, start_bar=start, end_bar=end), *words)
+
+
+def test_bad_sources_over_the_api(model, tmp_path):
+    _one_line_error(lambda: model.continue_score(b"RIFF0000", bars=1), "not MIDI")
+    _one_line_error(lambda: model.continue_score(b"", bars=1), "empty")
+    _one_line_error(lambda: model.add_tracks(str(tmp_path / "gone.mid")), "no such file")
+    _one_line_error(lambda: model.continue_score(42, bars=1), "MIDI file path")
+    text = tmp_path / "t.mid"
+    text.write_text("hello")
+    _one_line_error(lambda: model.regenerate_bars(str(text), start_bar=0, end_bar=0), "not a MIDI")
+
+
+def _model_folder(tmp_path, name, config_text):
+    d = tmp_path / name
+    d.mkdir()
+    if config_text is not None:
+        (d / "config.json").write_text(config_text)
+    return d
+
+
+@pytest.mark.parametrize(
+    ("config_text", "words"),
+    [
+        ('{"model_type": "xyz"}', ["is not a score model", "model_type 'xyz'"]),
+        (None, ["is not a score model", "no config.json"]),
+        ("{not json", ["config.json is not valid JSON"]),
+        ("[1, 2]", ["config.json is not a JSON object"]),
+        ('{"model_type": "score"}', ["no tokenizer"]),
+    ],
+)
+def test_folders_that_are_not_score_models(tmp_path, config_text, words):
+    d = _model_folder(tmp_path, "m", config_text)
+    text = _one_line_error(lambda: load(d), *words)
+    assert "disco-musica models" in text
+
+
+def test_basic_pitch_is_not_a_score_model():
+    from engine.score_api import available_models
+
+    assert "basic-pitch" not in available_models()
+    assert "score-base" in available_models()
+    _one_line_error(
+        lambda: load("basic-pitch"), "basic-pitch is the transcription model", "not a score model"
+    )

@@ -106,7 +106,8 @@ def test_harmonize_midi_keeps_every_note_and_writes_a_folder(files, model, tmp_p
         (round(n.time * k), round(n.duration * k), n.pitch) for n in _tune_score().tracks[0].notes
     ]
     assert wf.notes_of(out.tracks[0]) == want
-    assert [t.name for t in out.tracks] == ["Soprano", "Alto", "Bass"]
+    # the melody keeps its own track name ("Tune"); the new parts are named after theirs
+    assert [t.name for t in out.tracks] == ["Tune", "Alto", "Bass"]
     assert comp.settings["warnings"] == []
     record = comp.save(tmp_path / "h", formats=["mid", "musicxml"])
     assert set(record["outputs"]) == {"music.mid", "music.musicxml"}
