@@ -48,18 +48,16 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import platform
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from engine.atomic import check_new_folder, chmod_like_new, json_default, sha256_file
+from engine.atomic import json_default, sha256_file
 from engine.errors import UserError
+from engine.record import OWNER_FILE, OutputFolder, check_new_folder, with_replaced
 
 PARTS = ("bass", "chords", "strings", "drums")
 MODEL_PARTS = ("bass", "chords", "strings")  # written by the score model; drums are rule-based
@@ -883,9 +881,9 @@ def _save(acc: Accompaniment, folder: Path, overwrite, soundfont, progress) -> d
         write_audio,
     )
 
-    parent = check_new_folder(folder, overwrite, AccompanyError)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=parent))
-    try:
+    check_new_folder(folder, overwrite, AccompanyError)
+    with OutputFolder(folder, overwrite=overwrite, error=AccompanyError) as out:
+        tmp = out.path
         if progress:
             progress("audio", 0, 3)
         part_mid = acc.midi_bytes()
@@ -916,6 +914,7 @@ def _save(acc: Accompaniment, folder: Path, overwrite, soundfont, progress) -> d
         outputs = {
             f.name: {"sha256": sha256_file(f), "bytes": f.stat().st_size}
             for f in sorted(tmp.iterdir())
+            if f.name != OWNER_FILE
         }
         record = {
             "engine": "accompany",
@@ -940,14 +939,7 @@ def _save(acc: Accompaniment, folder: Path, overwrite, soundfont, progress) -> d
         }
         text = json.dumps(record, indent=1, default=json_default) + "\n"
         write_bytes_atomic(tmp / GENERATION_FILE, text.encode())
-        if folder.exists():
-            shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
-        chmod_like_new(tmp)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return record
+    return with_replaced(record, out)
 
 
 def _replay_command(acc: Accompaniment) -> str:

@@ -59,19 +59,3 @@ def json_default(o):
         return str(o)
     raise TypeError(f"cannot record {type(o).__name__}")
 
-
-def check_new_folder(folder: str | Path, overwrite: bool, error: type[Exception]) -> Path:
-    """``folder``'s parent (absolute), after checking that the folder can be made there.
-
-    Raises ``error`` with a one-line message when ``folder`` exists (and not ``overwrite``),
-    or its parent is missing or not writable.
-    """
-    folder = Path(folder)
-    if folder.exists() and not overwrite:
-        raise error(f"{folder} already exists; choose another folder or ask to overwrite")
-    parent = folder.absolute().parent
-    if not parent.is_dir():
-        raise error(f"{parent} does not exist; create it or choose another folder")
-    if not os.access(parent, os.W_OK):
-        raise error(f"cannot write in {parent}; choose another folder")
-    return parent

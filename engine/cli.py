@@ -22,6 +22,7 @@ Heavy imports (MLX, MidiTok, music21) happen inside the commands so ``--help`` i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import hashlib
 import inspect
@@ -30,8 +31,8 @@ import math
 import os
 import platform
 import random
+import signal
 import sys
-import tempfile
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
@@ -76,22 +77,90 @@ class _Parser(argparse.ArgumentParser):
 
 # ---- entry point ---------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status (0 ok, 2 user error, 130 interrupted)."""
+    """Run the command line; return the exit status (0 ok, 2 user error, 130 interrupted,
+    128 + N for signal N: SIGTERM and SIGHUP stop a command as Ctrl-C does)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version and usage errors (already printed)
         return e.code if isinstance(e.code, int) else EXIT_USER_ERROR
+    from engine import record
+
+    restore = _stop_on_signals()
+    code = EXIT_USER_ERROR
     try:
-        return args.handler(args) or 0
-    except KeyboardInterrupt:
+        record.sweep_stale()
+        with _warnings_as_lines():
+            code = args.handler(args) or 0
+        return code
+    except KeyboardInterrupt as e:
         print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        code = 128 + getattr(e, "signum", signal.SIGINT)
+        return code
     except Exception as e:
         if not isinstance(e, _user_error_types()):
             raise
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USER_ERROR
+    finally:
+        if code == 0:
+            record.forget_made_dirs()
+        else:
+            record.remove_made_dirs()
+        restore()
+
+
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """Show each `engine.errors.InputWarning` as one ``warning: ...`` line on stderr (once per
+    text) instead of Python's ``file:line: InputWarning: ...`` form."""
+    import warnings
+
+    from engine.errors import InputWarning
+
+    shown: set[str] = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", InputWarning)
+        python_show = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if not issubclass(category, InputWarning):
+                return python_show(message, category, filename, lineno, file, line)
+            text = one_line(message if isinstance(message, Warning) else Warning(message))
+            if text not in shown:
+                shown.add(text)
+                print(f"warning: {text}", file=sys.stderr)
+
+        warnings.showwarning = show
+        yield
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, so that it cleans up as on Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop_on_signals() -> Callable[[], None]:
+    """Turn SIGTERM and SIGHUP into `Stopped` (main thread only); return the undo."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def stop(signum, frame):
+        raise Stopped(signum)
+
+    names = ("SIGTERM", "SIGHUP")
+    old = {n: signal.signal(getattr(signal, n), stop) for n in names if hasattr(signal, n)}
+
+    def restore() -> None:
+        for n, handler in old.items():
+            signal.signal(getattr(signal, n), handler)
+
+    return restore
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
@@ -891,20 +960,20 @@ def _parse_bar_range(text: str) -> tuple[int, int]:
 
 
 def _check_out(out: str | None, force: bool) -> Path | None:
-    """The output path, checked before any work: folder exists and is writable, no clobbering."""
+    """The output path, checked before any work: folder exists and is writable; an existing
+    file is replaced (--force) only if Disco-Musica wrote it (`engine.record.check_new_file`)."""
+    from engine.record import check_new_file
+
     if out is None:
         _check_writable_dir(Path.cwd())
         return None
-    path = Path(out)
+    path = Path(out).expanduser()
     if path.suffix.lower() not in MIDI_SUFFIXES:
         raise CliError(f"--out {out}: give a file name ending in .mid")
     if path.is_dir():
         raise CliError(f"--out {out} is a folder; give a file name ending in .mid")
-    _check_writable_dir(path.parent)
-    if not force:
-        for p in (path, path.with_suffix(SIDECAR_SUFFIX)):
-            if p.exists():
-                raise CliError(f"{p} already exists; add --force to overwrite it")
+    _check_writable_dir(path.absolute().parent)
+    check_new_file(path, [path.with_suffix(SIDECAR_SUFFIX)], force=force)
     return path
 
 
@@ -925,31 +994,24 @@ def _new_path(folder: Path, stem: str) -> Path:
         n += 1
 
 
-def _write_files(files: list[tuple[Path, bytes]]) -> None:
-    """Write every file to a temporary name first, then rename them all into place.
+def _write_files(files: list[tuple[Path, bytes]], force: bool = True) -> None:
+    """Write a MIDI file and its sidecar together (`engine.record.write_files`).
 
-    The MIDI file and its sidecar are written together so neither is left alone half-made.
+    ``_check_out`` has already refused existing files without --force; what exists now is
+    replaced only if Disco-Musica wrote it, and goes to the trash (the line says where).
     """
-    tmps: list[str] = []
-    path = files[0][0]
-    try:
-        for path, data in files:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            tmps.append(tmp)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.chmod(tmp, 0o644)
-        for tmp, (path, _) in zip(tmps, files, strict=True):
-            os.replace(tmp, path)
-    except OSError as e:
-        for tmp in tmps:
-            Path(tmp).unlink(missing_ok=True)
-        reason = (e.strerror or str(e)).lower()
-        raise CliError(f"cannot write {path}: {reason}; change --out") from None
-    except BaseException:
-        for tmp in tmps:
-            Path(tmp).unlink(missing_ok=True)
-        raise
+    from engine.record import write_files
+
+    for old, trash in zip([p for p, _ in files], write_files(files, force=force), strict=False):
+        say_replaced(old, trash)
+
+
+def say_replaced(old: Path, trash: Path | str | None) -> None:
+    """Tell where a replaced output went (stderr), when one was replaced."""
+    if trash:
+        from engine.record import trash_hint
+
+        print(f"note: {trash_hint(Path(old), Path(trash))}", file=sys.stderr)
 
 
 def _package_version(name: str) -> str | None:

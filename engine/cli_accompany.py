@@ -53,19 +53,15 @@ def cmd_accompany(args: argparse.Namespace) -> int:
     from engine import cli
     from engine.accompany import accompany, check_part
     from engine.cli_generate import _StageProgress
-    from engine.cli_transcribe import input_warnings_as_lines
 
     part = check_part(args.part)
     cli._check_range("--seed", args.seed, 0, cli.MAX_SEED)
     src = Path(args.input)
-    folder = Path(args.out) if args.out else Path(f"{src.stem}-{part}")
-    parent = folder.absolute().parent
-    if not parent.is_dir():
-        raise cli.CliError(f"cannot write to {parent}: no such folder; create it or change --out")
-    cli._check_writable_dir(parent)
-    if folder.exists() and not args.overwrite:
-        raise cli.CliError(f"{folder} already exists; add --overwrite to replace it")
-    with input_warnings_as_lines(), _StageProgress("") as prog:
+    folder = Path(args.out).expanduser() if args.out else Path(f"{src.stem}-{part}")
+    from engine.record import check_new_folder
+
+    check_new_folder(folder, args.overwrite, cli.CliError)
+    with _StageProgress("") as prog:
         acc = accompany(src, part, style=args.style, seed=args.seed, progress=prog)
         record = acc.save(folder, overwrite=args.overwrite, progress=prog)
     if args.json:
@@ -78,4 +74,5 @@ def cmd_accompany(args: argparse.Namespace) -> int:
         f"chords: {chords}\n"
         f"wrote {folder}/: " + ", ".join(record["outputs"]) + ", generation.json"
     )
+    cli.say_replaced(folder, record.get("replaced"))
     return 0

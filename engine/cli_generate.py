@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import sys
 from pathlib import Path
 
@@ -168,8 +167,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     first_plan, parsed = plan(args.prompt, **options)  # all checks before any work
     if any(f in ("wav", "flac", "ogg", "mp3") for f in formats):
         load_soundfont(args.soundfont)
-    _show_understanding(args.prompt, parsed, first_plan, quiet=args.json)
     folders = _folders(args, first_plan.style or "piece")
+    _show_understanding(args.prompt, parsed, first_plan, quiet=args.json)
     model = cli._load_model(args.model or "score-base")
     results = []
     for i, folder in enumerate(folders):
@@ -191,6 +190,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if not args.json:
             files = ", ".join(record["outputs"])
             print(f"wrote {cli._shown(folder)}/ ({files}); {_summary(record)}")
+        cli.say_replaced(folder, record.get("replaced"))
     if args.json:
         out = [{"folder": str(f), **r} for f, r in results]
         print(json.dumps(out[0] if len(out) == 1 else out, indent=1))
@@ -228,7 +228,7 @@ def _generate_musicgen(args: argparse.Namespace, audio_prompt: str | None = None
             f"{', '.join(given)} cannot steer MusicGen, which reads only text; put it in the "
             "prompt or use the score model"
         )
-    print(f"warning: {NON_COMMERCIAL_WARNING}", file=sys.stderr)
+    formats = mg.check_formats(formats)
     folders = _folders(args, "audio")
     results = []
     for i, folder in enumerate(folders):
@@ -262,6 +262,8 @@ def _generate_musicgen(args: argparse.Namespace, audio_prompt: str | None = None
                 f"wrote {cli._shown(folder)}/ ({files}); {s['total_seconds']:.1f} s, "
                 f"text {s['text']!r}, seed {record['seed']}"
             )
+        cli.say_replaced(folder, record.get("replaced"))
+    print(f"warning: {NON_COMMERCIAL_WARNING}", file=sys.stderr)
     if args.json:
         print(json.dumps(results[0] if len(results) == 1 else results, indent=1))
     else:
@@ -355,36 +357,29 @@ def _options(args: argparse.Namespace) -> dict:
 
 
 def _folders(args: argparse.Namespace, fallback: str) -> list[Path]:
-    """One new folder per piece; checked (exists? writable?) before any work."""
+    """One new folder per piece; checked (a new name, or with --overwrite one of our outputs
+    to replace; a writable parent) before any work. Folders made here for them (the default
+    root, the variations' folder) are removed again by `engine.cli.main` if the run fails."""
     from engine import cli
+    from engine.record import DEFAULT_ROOT, check_new_folder, make_dirs, prompt_words, unique_folder
 
     n = args.variations
-    if args.out:
-        base = Path(args.out)
-        folders = [base] if n == 1 else [base / f"variation-{i + 1}" for i in range(n)]
-        if n > 1:
-            if base.exists() and not base.is_dir():
-                raise cli.CliError(f"--out {base} is a file; give a folder")
-            base.mkdir(parents=True, exist_ok=True)
+    if args.out and n == 1:
+        folders = [Path(args.out).expanduser()]
+    elif args.out:
+        base = Path(args.out).expanduser()
+        if base.is_symlink() or (base.exists() and not base.is_dir()):
+            raise cli.CliError(f"--out {base} is a file; give a folder for the variations")
+        make_dirs(base)
+        folders = [base / f"variation-{i + 1}" for i in range(n)]
     else:
-        DEFAULT_OUTPUT_ROOT.mkdir(exist_ok=True)
-        words = "-".join(re.findall(r"[a-z0-9]+", args.prompt.lower())[:5]) or fallback
+        make_dirs(DEFAULT_ROOT)
+        words = prompt_words(args.prompt, fallback)
         folders = []
         for i in range(n):
-            stem = f"{words}-{args.seed + i}"
-            f, k = DEFAULT_OUTPUT_ROOT / stem, 2
-            while f.exists():
-                f, k = DEFAULT_OUTPUT_ROOT / f"{stem}-{k}", k + 1
-            folders.append(f)
+            folders.append(unique_folder(DEFAULT_ROOT, f"{words}-{args.seed + i}", folders))
     for f in folders:
-        parent = f.absolute().parent
-        if not parent.is_dir():
-            raise cli.CliError(
-                f"cannot write to {parent}: no such folder; create it or change --out"
-            )
-        cli._check_writable_dir(parent)
-        if f.exists() and not args.overwrite:
-            raise cli.CliError(f"{f} already exists; add --overwrite to replace it")
+        check_new_folder(f, args.overwrite, cli.CliError)
     return folders
 
 
@@ -485,8 +480,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if args.out
         else record_path.absolute().parent.with_name(record_path.absolute().parent.name + "-replay")
     )
-    if out.exists() and not args.overwrite:
-        raise cli.CliError(f"{out} already exists; add --overwrite or choose --out")
+    from engine.record import check_new_folder
+
+    check_new_folder(out, args.overwrite, cli.CliError)
     with _StageProgress("Replay") as prog:
         record, same = replay(record_path, out, overwrite=args.overwrite, progress=prog)
     if args.json:
@@ -495,18 +491,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
         for name, ok in same.items():
             print(f"{name}: {'identical' if ok else 'DIFFERENT'}")
         print(f"wrote {cli._shown(out)}/")
+    cli.say_replaced(out, record.get("replaced"))
     return 0 if all(same.values()) else 1
 
 
 # ---- convert ---------------------------------------------------------------------------------
 def cmd_convert_musicgen(args: argparse.Namespace) -> int:
-    import shutil
-
     from engine import cli
+    from engine.record import OutputFolder, check_new_folder
 
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise cli.CliError(f"{out} already exists; add --force to replace it")
+    out = Path(args.out).expanduser()
+    check_new_folder(out, args.force, cli.CliError, flag="--force", replaceable=_converted_model)
     src = Path(args.source).expanduser()
     if not src.exists() and "/" not in args.source:
         raise cli.CliError(
@@ -515,26 +510,40 @@ def cmd_convert_musicgen(args: argparse.Namespace) -> int:
         )
     from convert.musicgen import convert_musicgen
 
-    tmp = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        with cli._status(f"Converting {args.source}"):
-            convert_musicgen(
-                str(src) if src.exists() else args.source,
-                tmp,
-                dtype=args.dtype,
-                quantize=args.quantize,
-                revision=args.revision,
-            )
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.replace(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    folder = OutputFolder(out, overwrite=args.force, flag="--force", replaceable=_converted_model)
+    with folder, cli._status(f"Converting {args.source}"):
+        convert_musicgen(
+            str(src) if src.exists() else args.source,
+            folder.path,
+            dtype=args.dtype,
+            quantize=args.quantize,
+            revision=args.revision,
+        )
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"wrote {cli._shown(out)}/ ({size / 1e6:.1f} MB); use it with --model {out}")
+    cli.say_replaced(out, folder.replaced)
     return 0
+
+
+def _converted_model(folder: Path) -> None:
+    """Raise unless ``folder`` is a model folder `disco-musica convert` wrote."""
+    import json
+
+    from convert.musicgen import EXTRA_FILES, TOKENIZER_FILES
+    from engine.errors import OutputError
+
+    try:
+        ours = "disco_musica" in json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError, TypeError):
+        ours = False
+    allowed = {"config.json", "model.safetensors", *TOKENIZER_FILES, *EXTRA_FILES}
+    foreign = sorted(p.name for p in folder.iterdir() if p.name not in allowed)
+    if not ours or foreign:
+        raise OutputError(
+            f"{folder} is not a model folder Disco-Musica converted"
+            + (f" (it holds {', '.join(foreign[:3])})" if foreign else "")
+            + "; nothing was replaced: choose a new folder name"
+        )
 
 
 # ---- prompt help -----------------------------------------------------------------------------

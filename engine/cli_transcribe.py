@@ -20,10 +20,6 @@ import hashlib
 import json
 import platform
 import shutil
-import sys
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 PIANO_ROLL_MAX_ROWS = 24  # more pitches than this: only the rows that have notes
@@ -125,7 +121,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     try:
         with cli._status("Loading Basic Pitch"):
             model = _model()
-        with input_warnings_as_lines(), _WindowProgress(f"Transcribing {audio.name}") as progress:
+        with _WindowProgress(f"Transcribing {audio.name}") as progress:
             result = transcribe(
                 audio,
                 onset_threshold=args.onset_threshold,
@@ -172,32 +168,6 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         width = min(PIANO_ROLL_WIDTH, shutil.get_terminal_size((80, 24)).columns - 6)
         print(piano_roll(result.notes, result.duration_s, width=max(width, 16)))
     return 0
-
-
-@contextmanager
-def input_warnings_as_lines() -> Iterator[None]:
-    """Show each `engine.transcribe.InputWarning` raised inside as one ``warning: ...`` line
-    on stderr (once per text), instead of Python's ``file:line: InputWarning: ...`` form;
-    other warnings are shown as Python shows them. (The command-line face of the engine's
-    warnings: see the report's note on moving this into `engine.cli.main`.)"""
-    from engine.errors import one_line
-    from engine.transcribe import InputWarning
-
-    shown: set[str] = set()
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", InputWarning)
-        python_show = warnings.showwarning
-
-        def show(message, category, filename, lineno, file=None, line=None):
-            if not issubclass(category, InputWarning):
-                return python_show(message, category, filename, lineno, file, line)
-            text = one_line(message if isinstance(message, Warning) else Warning(message))
-            if text not in shown:
-                shown.add(text)
-                print(f"warning: {text}", file=sys.stderr)
-
-        warnings.showwarning = show
-        yield
 
 
 def describe(result) -> str:

@@ -150,6 +150,7 @@ def _write(args, comp, formats: list[str], folder: Path, prog, what: str) -> int
             f"wrote {cli._shown(folder)}/ ({', '.join(record['outputs'])}); {what}, "
             f"{p.key} {p.mode}, {p.meter}, {p.tempo_bpm:.0f} BPM, {p.bars} bars, seed {p.seed}"
         )
+    cli.say_replaced(folder, record.get("replaced"))
     return 0
 
 

@@ -13,26 +13,29 @@ returns a `Composition`.  Everything it decided is recorded in ``generation.json
 
 from __future__ import annotations
 
-from engine.errors import UserError
 import dataclasses
 import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from engine.atomic import (
+from engine.atomic import json_default, sha256_file, write_bytes_atomic
+from engine.errors import UserError
+from engine.record import (
+    DEFAULT_ROOT,
+    GENERATION_FILE,
+    OutputFolder,
     check_new_folder,
-    chmod_like_new,
-    json_default,
-    sha256_file,
-    write_bytes_atomic,
+    forget_made_dirs,
+    make_dirs,
+    prompt_words,
+    remove_made_dirs,
+    unique_folder,
+    with_replaced,
 )
 
 MAX_SECONDS = 600.0
@@ -42,7 +45,6 @@ DEFAULT_SECTION_BARS = 4
 DEFAULT_CREATIVITY = 0.5
 DEFAULT_FORMATS = ("wav", "mid", "musicxml")
 ALL_FORMATS = ("wav", "flac", "ogg", "mp3", "mid", "musicxml")
-GENERATION_FILE = "generation.json"
 STEM = "music"
 
 # Instruments each style gets when the prompt names none (the corpus' own ensembles).
@@ -231,23 +233,25 @@ def generate_piece(
     Returns the record written to ``generation.json``, with ``"folder"`` added.
     """
     comp = compose(prompt, model=model, progress=progress, **options)
-    if folder is None:
-        root = Path("disco-musica-output")
-        root.mkdir(exist_ok=True)
-        words = "-".join(re.findall(r"[a-z0-9]+", prompt.lower())[:5]) or "piece"
-        folder = root / f"{words}-{comp.plan.seed}"
-        k = 2
-        while folder.exists():
-            folder, k = root / f"{words}-{comp.plan.seed}-{k}", k + 1
-    record = comp.save(
-        folder,
-        formats=formats,
-        soundfont=soundfont,
-        effects=effects,
-        bit_depth=bit_depth,
-        overwrite=overwrite,
-        progress=progress,
-    )
+    try:
+        if folder is None:
+            make_dirs(DEFAULT_ROOT)
+            folder = unique_folder(
+                DEFAULT_ROOT, f"{prompt_words(prompt, 'piece')}-{comp.plan.seed}"
+            )
+        record = comp.save(
+            folder,
+            formats=formats,
+            soundfont=soundfont,
+            effects=effects,
+            bit_depth=bit_depth,
+            overwrite=overwrite,
+            progress=progress,
+        )
+    except BaseException:
+        remove_made_dirs()
+        raise
+    forget_made_dirs()
     return {**record, "folder": str(folder)}
 
 
@@ -267,6 +271,7 @@ def plan(prompt: str = "", **options) -> tuple[Plan, dict]:
     unknown = set(options) - set(REQUEST_FIELDS)
     if unknown:
         raise ComposeError(f"unknown option(s) {', '.join(sorted(unknown))}")
+    _check_types(prompt, options)
     try:
         parsed = parse_prompt(prompt or "")
     except PromptError as e:
@@ -595,6 +600,35 @@ def _sections(structure: list[str] | None, bars: int) -> list[tuple[str, int]]:
 
 
 # ---- composing ---------------------------------------------------------------------------
+NUMBER_FIELDS = ("tempo_bpm", "seconds", "creativity")
+WHOLE_FIELDS = ("bars", "seed")
+LIST_FIELDS = ("instruments", "progression")  # text, or a list of names
+
+
+def _check_types(prompt, options: dict) -> None:
+    """One-line errors for values of the wrong kind (from Python or an edited record)."""
+    if prompt is not None and not isinstance(prompt, str):
+        raise ComposeError(f"the prompt must be text, not {type(prompt).__name__} {prompt!r}")
+    for name, v in options.items():
+        if v is None:
+            continue
+        if name in WHOLE_FIELDS:
+            ok = isinstance(v, int) and not isinstance(v, bool)
+            want = "a whole number"
+        elif name in NUMBER_FIELDS:
+            ok = isinstance(v, int | float) and not isinstance(v, bool)
+            want = "a number"
+        elif name in LIST_FIELDS:
+            ok = isinstance(v, str) or (
+                isinstance(v, list | tuple) and all(isinstance(x, str) for x in v)
+            )
+            want = "text or a list of names"
+        else:
+            ok, want = isinstance(v, str), "text"
+        if not ok:
+            raise ComposeError(f"{name} must be {want}, not {v!r}")
+
+
 def compose(
     prompt: str = "",
     *,
@@ -850,14 +884,14 @@ def write_generation(
 
     formats = check_formats(formats)
     folder = Path(folder)
-    parent = check_new_folder(folder, overwrite, ComposeError)
+    check_new_folder(folder, overwrite, ComposeError)
     effects = effects or Effects()
     effects.validate()
     audio_formats = [f for f in formats if f in ("wav", "flac", "ogg", "mp3")]
     sf_bytes = load_soundfont(soundfont) if audio_formats else None
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=parent))
-    try:
+    with OutputFolder(folder, overwrite=overwrite, error=ComposeError) as out:
+        tmp = out.path
         midi = comp.midi_bytes()
         outputs: dict[str, dict] = {}
         if "mid" in formats:
@@ -885,14 +919,7 @@ def write_generation(
         record["disco_musica_version"] = __version__
         text = json.dumps(record, indent=1, default=json_default) + "\n"
         write_bytes_atomic(tmp / GENERATION_FILE, text.encode())
-        if folder.exists():  # overwrite: swap only now that everything is written
-            shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
-        chmod_like_new(tmp)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return record
+    return with_replaced(record, out)
 
 
 def _put(folder: Path, name: str, data: bytes, outputs: dict) -> None:
@@ -1007,26 +1034,26 @@ def replay(
 
     Audio is expected identical only when the same SoundFont (same sha256) is used.
     """
+    from engine.record import read_record
     from engine.render import Effects
 
-    path = Path(record_path)
-    if path.is_dir():
-        path = path / GENERATION_FILE
-    try:
-        old = json.loads(path.read_text())
-        if old.get("engine") == "musicgen":
-            from engine.musicgen_api import replay_record
+    old = read_record(record_path)
+    if old.get("engine") == "musicgen":
+        from engine.musicgen_api import replay_record
 
-            return replay_record(old, folder, overwrite=overwrite, progress=progress)
-        if old.get("engine") == "accompany":
-            return _replay_accompaniment(old, folder, overwrite, progress)
+        return replay_record(old, folder, overwrite=overwrite, progress=progress)
+    if old.get("engine") == "accompany":
+        return _replay_accompaniment(old, folder, overwrite, progress)
+    try:
         request = dict(old["request"])
-        prompt = old.get("prompt", "")
+        prompt = str(old.get("prompt", ""))
         out = old["output"]
-    except FileNotFoundError:
-        raise ComposeError(f"{path} does not exist; give a generation.json") from None
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
-        raise ComposeError(f"{path} is not a Disco-Musica generation.json ({e})") from None
+        out["soundfont"], out["formats"], out["bit_depth"], out["effects"]  # noqa: B018
+    except (KeyError, TypeError, ValueError) as e:
+        raise ComposeError(
+            f"{record_path} is not a complete Disco-Musica generation.json (no {e}); was it "
+            "edited?"
+        ) from None
     model = request.pop("model", None)
     if "workflow" in request:  # harmonize, restyle, continue (engine.workflows)
         comp = _rerun_workflow(request, old, model, progress)

@@ -19,6 +19,15 @@ class OutputError(UserError, ValueError):
     """An output path that cannot be written or must not be replaced."""
 
 
+class InputWarning(UserWarning):
+    """Something about the input that the result depends on and the user should know (a
+    truncated file read as far as it goes, no notes found, clipping), in one line.
+
+    Raised with `warnings.warn`, so the Python API sees it like any warning and each face
+    shows it as one ``warning: ...`` line; results keep the same text (``.warnings``).
+    """
+
+
 def one_line(e: BaseException) -> str:
     """The message of ``e`` on one line (an ``OSError`` as ``path: reason``)."""
     if isinstance(e, OSError) and e.filename is not None and e.strerror:
@@ -26,3 +35,7 @@ def one_line(e: BaseException) -> str:
     else:
         text = str(e) or type(e).__name__
     return " ".join(text.split())
+
+
+class RecordError(UserError, ValueError):
+    """A ``generation.json`` (or sidecar) that cannot be replayed as it is."""

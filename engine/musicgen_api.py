@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,14 +21,19 @@ from pathlib import Path
 import numpy as np
 
 from engine import musicgen_catalog as catalog
-from engine.atomic import (
-    check_new_folder,
-    chmod_like_new,
-    json_default,
-    sha256_file,
-    write_bytes_atomic,
-)
+from engine.atomic import json_default, sha256_file, write_bytes_atomic
 from engine.errors import UserError
+from engine.record import (
+    DEFAULT_ROOT,
+    OutputFolder,
+    check_new_folder,
+    forget_made_dirs,
+    make_dirs,
+    prompt_words,
+    remove_made_dirs,
+    unique_folder,
+    with_replaced,
+)
 
 DEFAULT_SECONDS = 10.0
 MAX_SECONDS = 300.0
@@ -467,13 +471,12 @@ def save_audio_piece(
             f"{', '.join(bad) or 'none'}); MIDI and MusicXML come from the score models"
         )
     folder = Path(folder)
-    parent = check_new_folder(folder, overwrite, MusicgenError)
+    check_new_folder(folder, overwrite, MusicgenError)
     audio, loudness = normalize_loudness(comp.audio, comp.sample_rate)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=parent))
-    try:
+    with OutputFolder(folder, overwrite=overwrite, error=MusicgenError) as out:
         outputs = {}
         for fmt in formats:
-            path = tmp / f"{STEM}.{fmt}"
+            path = out.path / f"{STEM}.{fmt}"
             write_audio(audio, comp.sample_rate, path, bit_depth=bit_depth)
             outputs[path.name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
         record = {
@@ -496,16 +499,8 @@ def save_audio_piece(
             "replay": f"disco-musica replay {GENERATION_FILE}",
         }
         text = json.dumps(record, indent=1, default=json_default) + "\n"
-        write_bytes_atomic(tmp / GENERATION_FILE, text.encode())
-
-        chmod_like_new(tmp)
-        if folder.exists():
-            shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return record
+        write_bytes_atomic(out.path / GENERATION_FILE, text.encode())
+    return with_replaced(record, out)
 
 
 def generate_audio_piece(
@@ -519,19 +514,18 @@ def generate_audio_piece(
 ) -> dict:
     """`compose_audio` and `save_audio_piece` in one call; the record with ``"folder"``."""
     comp = compose_audio(prompt, **kwargs)
-    if folder is None:
-        import re
-
-        root = Path("disco-musica-output")
-        root.mkdir(exist_ok=True)
-        words = "-".join(re.findall(r"[a-z0-9]+", prompt.lower())[:5]) or "audio"
-        folder = root / f"{words}-{comp.settings['seed']}"
-        k = 2
-        while folder.exists():
-            folder, k = root / f"{words}-{comp.settings['seed']}-{k}", k + 1
-    record = save_audio_piece(
-        comp, folder, formats=formats, bit_depth=bit_depth, overwrite=overwrite
-    )
+    try:
+        if folder is None:
+            make_dirs(DEFAULT_ROOT)
+            stem = f"{prompt_words(prompt, 'audio')}-{comp.settings['seed']}"
+            folder = unique_folder(DEFAULT_ROOT, stem)
+        record = save_audio_piece(
+            comp, folder, formats=formats, bit_depth=bit_depth, overwrite=overwrite
+        )
+    except BaseException:
+        remove_made_dirs()
+        raise
+    forget_made_dirs()
     return {**record, "folder": str(folder)}
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import UserError
+from engine.errors import InputWarning, UserError
 from engine.models.basic_pitch import (
     ANNOT_N_FRAMES,
     AUDIO_N_SAMPLES,
@@ -79,15 +79,6 @@ SILENCE_DBFS = -60.0  # audio whose peak is below this is refused as silent
 
 class TranscribeError(UserError, ValueError):
     """A problem with the audio or the settings, in one line a musician can act on."""
-
-
-class InputWarning(UserWarning):
-    """Something about the input that the result depends on and the user should know (a
-    truncated file read as far as it goes, no notes found, clipping), in one line.
-
-    Raised with `warnings.warn`, so the Python API sees it like any warning and the command
-    line prints it as one ``warning: ...`` line; `Transcription.warnings` keeps the same text.
-    """
 
 
 @contextmanager

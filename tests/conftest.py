@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import warnings
 
 import pytest
 
 import engine  # noqa: F401  (loads OpenBLAS before mlx)
+
+# Converted models and the registry of temporary outputs (engine.record) go to a folder of
+# the test run, never to the user's own (subprocesses inherit it).
+os.environ["DISCO_MUSICA_HOME"] = tempfile.mkdtemp(prefix="disco-musica-tests-")
 
 # Real public-domain pieces from music21's corpus, at least one per style.
 SMALL_CORPUS = [

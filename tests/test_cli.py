@@ -146,10 +146,27 @@ def test_existing_output_is_kept_unless_force(tiny_model_dir, tmp_path, capsys):
     assert_user_error(code, err, "mine.json already exists")
     assert not out.exists()
 
-    code, _, err = run(capsys, *args, "--force")
+    code, _, err = run(capsys, *args, "--force")  # --force replaces only our own files
+    assert_user_error(code, err, "mine.json was not written by Disco-Musica")
+    assert listing(tmp_path) == ["mine.json"]
+
+    out.with_suffix(".json").unlink()
+    code, _, err = run(capsys, *args)
     assert code == 0, err
     assert Score(str(out)).note_num() > 0
     assert json.loads(out.with_suffix(".json").read_text())["midi"]["sha256"] == sha256(out)
+    first = out.read_bytes()
+
+    code, _, err = run(capsys, *args, "--force", "--seed", "9")
+    assert code == 0, err
+    assert "move it back to undo" in err
+    trash = tmp_path / ".disco-musica-trash"
+    assert sorted(p.read_bytes() == first for p in trash.iterdir()) == [False, True]
+    assert json.loads(out.with_suffix(".json").read_text())["midi"]["sha256"] == sha256(out)
+
+    out.write_bytes(first + b"edited")
+    code, _, err = run(capsys, *args, "--force")
+    assert_user_error(code, err, "mine.mid was changed since Disco-Musica wrote it")
 
 
 def test_json_output(tiny_model_dir, tmp_path, capsys):

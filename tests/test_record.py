@@ -1,0 +1,334 @@
+"""engine.record: outputs replace only our own work, atomically, and crashes leave nothing.
+
+This is the most dangerous code in the project (it moves folders and removes temporary ones),
+so every refusal is checked to change nothing on disk, byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine import record as R
+from engine.atomic import sha256_file
+from engine.errors import OutputError
+
+
+@pytest.fixture(autouse=True)
+def state(tmp_path, monkeypatch):
+    monkeypatch.setenv("DISCO_MUSICA_HOME", str(tmp_path / "dmhome"))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return tmp_path / "dmhome" / "state" / "pending"
+
+
+def snapshot(root: Path) -> dict:
+    """Every path under ``root`` with its kind, mode and content hash."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        st = p.lstat()
+        if p.is_symlink():
+            out[str(p)] = ("link", os.readlink(p))
+        elif p.is_dir():
+            out[str(p)] = ("dir", st.st_mode)
+        else:
+            out[str(p)] = ("file", st.st_mode, hashlib.sha256(p.read_bytes()).hexdigest())
+    return out
+
+
+def make_output(folder: Path, files: dict[str, bytes]) -> None:
+    """A folder as Disco-Musica writes it: the files and a generation.json listing them."""
+    with R.OutputFolder(folder, overwrite=True) as out:
+        outputs = {}
+        for name, data in files.items():
+            (out.path / name).write_bytes(data)
+            outputs[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+        (out.path / R.GENERATION_FILE).write_text(json.dumps({"outputs": outputs}))
+
+
+def refused(folder, *, overwrite=True, match=None):
+    root = Path.cwd().parent
+    before = snapshot(root)
+    with pytest.raises(OutputError, match=match):
+        with R.OutputFolder(folder, overwrite=overwrite) as out:
+            (out.path / "music.mid").write_bytes(b"new")
+    assert snapshot(root) == before
+
+
+# ---- what is never replaced ------------------------------------------------------------------
+def test_the_current_folder_and_those_above_are_never_replaced(tmp_path):
+    Path("notes.txt").write_text("mine")
+    for target in (".", "..", Path.cwd(), Path.cwd().parent, "/", "sub/.."):
+        refused(target, match="new folder name")
+
+
+def test_home_is_never_replaced(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "thesis.txt").write_text("years of work")
+    monkeypatch.setenv("HOME", str(home))
+    refused("~", match="home folder")
+    refused(home, match="home folder")
+
+
+def test_a_file_is_never_replaced_by_a_folder():
+    Path("notes.txt").write_text("mine")
+    Path("song.mid").write_bytes(b"MThd")
+    refused("notes.txt", match="is a file")
+    refused("song.mid", match="is a file")
+
+
+def test_a_link_is_never_replaced(tmp_path):
+    make_output(Path("real"), {"music.mid": b"x"})
+    Path("link").symlink_to("real")
+    refused("link", match="link")
+
+
+def test_folders_that_are_not_our_outputs_are_refused():
+    Path("plain").mkdir()
+    Path("plain/keep.txt").write_text("mine")
+    refused("plain", match="no generation.json")
+
+    Path("fake").mkdir()
+    Path("fake/generation.json").write_text("[1, 2]")
+    refused("fake", match="not Disco-Musica's")
+
+    make_output(Path("ours"), {"music.mid": b"x"})
+    Path("ours/my-notes.txt").write_text("mine")
+    refused("ours", match="did not write .*my-notes.txt")
+
+    make_output(Path("nested"), {"music.mid": b"x"})
+    Path("nested/takes").mkdir()
+    refused("nested", match="takes")
+
+
+def test_an_output_edited_since_is_refused():
+    make_output(Path("piece"), {"music.mid": b"ours", "music.wav": b"wav"})
+    Path("piece/music.mid").write_bytes(b"edited in a DAW")
+    refused("piece", match="music.mid was changed")
+
+
+def test_without_overwrite_an_existing_folder_is_refused():
+    make_output(Path("piece"), {"music.mid": b"x"})
+    refused("piece", overwrite=False, match="already exists; add --overwrite")
+
+
+def test_a_missing_parent_is_refused():
+    refused("no/such/place", match="does not exist")
+
+
+# ---- what is replaced, and how ---------------------------------------------------------------
+def test_replacing_our_output_moves_the_old_one_to_the_trash():
+    make_output(Path("piece"), {"music.mid": b"old", "music.wav": b"old wav"})
+    old = {p.name: p.read_bytes() for p in Path("piece").iterdir()}
+    with R.OutputFolder("piece", overwrite=True) as out:
+        (out.path / "music.mid").write_bytes(b"new")
+        (out.path / R.GENERATION_FILE).write_text(json.dumps({"outputs": {}}))
+    assert Path("piece/music.mid").read_bytes() == b"new"
+    assert not Path("piece/music.wav").exists()
+    assert out.replaced is not None and out.replaced.parent.name == R.TRASH_DIR
+    assert {p.name: p.read_bytes() for p in out.replaced.iterdir()} == old
+    assert "move it back" in R.trash_hint(Path("piece"), out.replaced)
+    assert sorted(p.name for p in Path(".").iterdir()) == [R.TRASH_DIR, "piece"]
+
+
+def test_an_empty_folder_is_filled_without_trash():
+    Path("empty").mkdir()
+    with R.OutputFolder("empty", overwrite=True) as out:
+        (out.path / "music.mid").write_bytes(b"new")
+    assert out.replaced is None and Path("empty/music.mid").read_bytes() == b"new"
+    assert not Path(R.TRASH_DIR).exists()
+
+
+def test_new_folders_get_ordinary_modes():
+    with R.OutputFolder("piece") as out:
+        (out.path / "music.mid").write_bytes(b"new")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert Path("piece").stat().st_mode & 0o777 == 0o777 & ~umask
+    assert sorted(p.name for p in Path("piece").iterdir()) == ["music.mid"]  # no owner file
+
+
+def test_an_error_while_writing_leaves_the_old_output_and_no_litter(state):
+    make_output(Path("piece"), {"music.mid": b"old"})
+    before = snapshot(Path.cwd())
+    with pytest.raises(ZeroDivisionError):
+        with R.OutputFolder("piece", overwrite=True) as out:
+            (out.path / "music.mid").write_bytes(b"half")
+            raise ZeroDivisionError("a bug while writing")
+    assert snapshot(Path.cwd()) == before
+    assert not list(state.glob("*.json"))
+
+
+def test_ctrl_c_while_writing_leaves_nothing(state):
+    with pytest.raises(KeyboardInterrupt):
+        with R.OutputFolder("piece") as out:
+            (out.path / "music.wav").write_bytes(b"x" * 1000)
+            raise KeyboardInterrupt
+    assert list(Path.cwd().iterdir()) == []
+    assert not list(state.glob("*.json"))
+
+
+def test_a_folder_changed_while_writing_is_not_replaced():
+    make_output(Path("piece"), {"music.mid": b"old"})
+    with pytest.raises(OutputError, match="did not write .*late.txt"):
+        with R.OutputFolder("piece", overwrite=True) as out:
+            (out.path / "music.mid").write_bytes(b"new")
+            Path("piece/late.txt").write_text("the user saved this meanwhile")
+    assert Path("piece/music.mid").read_bytes() == b"old"
+    assert Path("piece/late.txt").exists()
+    assert [p.name for p in Path.cwd().iterdir()] == ["piece"]
+
+
+# ---- crashes -----------------------------------------------------------------------------
+CRASH = """
+import json, os, sys
+from engine import record as R
+with R.OutputFolder(sys.argv[1], overwrite=True) as out:
+    (out.path / "music.wav").write_bytes(b"x" * 100000)
+    if sys.argv[2] == "between-renames":
+        R.OutputFolder._abort = lambda self: None
+        real = os.rename
+        def rename(a, b):
+            real(a, b)
+            if str(b).find(R.TRASH_DIR) >= 0:
+                os._exit(9)
+        os.rename = rename
+        (out.path / R.GENERATION_FILE).write_text(json.dumps({"outputs": {"music.wav": {}}}))
+    else:
+        os._exit(9)
+"""
+
+
+def crash(folder: str, when: str) -> None:
+    code = subprocess.run(
+        [sys.executable, "-c", CRASH, folder, when], env=os.environ, cwd=Path.cwd()
+    ).returncode
+    assert code == 9
+
+
+def test_a_killed_run_is_cleaned_by_the_next_one(state):
+    crash("piece", "writing")
+    left = [p for p in Path.cwd().iterdir()]
+    assert len(left) == 1 and left[0].name.startswith(R.TEMP_PREFIX)
+    assert len(list(state.glob("*.json"))) == 1
+    done = R.sweep_stale()
+    assert done and "removed" in done[0]
+    assert list(Path.cwd().iterdir()) == [] and not list(state.glob("*.json"))
+
+
+def test_a_run_killed_between_its_two_renames_is_finished_by_the_next_one(state):
+    make_output(Path("piece"), {"music.wav": b"old"})
+    crash("piece", "between-renames")
+    assert not Path("piece").exists()  # the old one is in the trash, the new one beside
+    assert R.sweep_stale()[0].startswith("finished writing")
+    assert Path("piece/music.wav").read_bytes() == b"x" * 100000
+    assert sorted(p.name for p in Path("piece").iterdir()) == ["generation.json", "music.wav"]
+    trashed = list(Path(R.TRASH_DIR).iterdir())
+    assert len(trashed) == 1 and (trashed[0] / "music.wav").read_bytes() == b"old"
+    assert not list(state.glob("*.json"))
+
+
+def test_running_processes_keep_their_temporary_folders(state):
+    with R.OutputFolder("piece") as out:
+        assert R.sweep_stale() == []
+        assert out.path.is_dir()
+
+
+def test_the_sweep_removes_only_what_carries_our_mark(state):
+    """A registry entry that names a user's folder (corrupt, or forged) removes nothing."""
+    Path("mine").mkdir()
+    Path("mine/song.wav").write_bytes(b"precious")
+    Path(f"{R.TEMP_PREFIX}lookalike").mkdir()
+    Path(f"{R.TEMP_PREFIX}lookalike/song.wav").write_bytes(b"precious too")
+    state.mkdir(parents=True)
+    for i, path in enumerate(["mine", f"{R.TEMP_PREFIX}lookalike", "mine/song.wav"]):
+        entry = {"pid": 999999999, "host": os.uname().nodename, "id": f"x{i}", "created": 0}
+        entry |= {"path": str(Path(path).absolute()), "target": "t", "kind": "folder"}
+        (state / f"x{i}.json").write_text(json.dumps(entry))
+    (state / "broken.json").write_text("{not json")
+    before = snapshot(Path.cwd())
+    assert R.sweep_stale() == []
+    assert snapshot(Path.cwd()) == before
+    assert not list(state.glob("*.json"))
+
+
+def test_stale_owners():
+    me = R._owner()
+    assert not R.is_stale({**me, "created": 0})
+    assert R.is_stale({**me, "pid": 999999999, "created": 0})  # gone
+    assert R.is_stale({**me, "started": me["started"] - 3600, "created": 0})  # pid reused
+    import time
+
+    other = {"pid": 1, "started": 0, "host": "elsewhere"}
+    assert not R.is_stale({**other, "created": time.time()})
+    assert R.is_stale({**other, "created": 0})
+
+
+# ---- files (MIDI and sidecar) ------------------------------------------------------------
+def sidecar_for(path: Path, data: bytes) -> bytes:
+    return json.dumps({"midi": {"file": path.name, "sha256": hashlib.sha256(data).hexdigest()}})
+
+
+def test_write_files_writes_both_and_replaces_only_our_unchanged_file():
+    mid, side = Path("a.mid"), Path("a.json")
+    assert R.write_files([(mid, b"one"), (side, sidecar_for(mid, b"one").encode())]) == []
+    with pytest.raises(OutputError, match="already exists; add --force"):
+        R.write_files([(mid, b"two"), (side, b"{}")], force=False)
+    trashed = R.write_files([(mid, b"two"), (side, sidecar_for(mid, b"two").encode())], force=True)
+    assert mid.read_bytes() == b"two" and [t.read_bytes() for t in trashed][0] == b"one"
+    mid.write_bytes(b"edited")
+    with pytest.raises(OutputError, match="changed since"):
+        R.write_files([(mid, b"three"), (side, b"{}")], force=True)
+    assert mid.read_bytes() == b"edited"
+
+
+def test_write_files_never_replaces_a_users_file():
+    Path("song.mid").write_bytes(b"the user's own")
+    Path("song.json").write_text('{"tempo": 120}')
+    before = snapshot(Path.cwd())
+    with pytest.raises(OutputError, match="not written by Disco-Musica"):
+        R.write_files([(Path("song.mid"), b"x"), (Path("song.json"), b"{}")], force=True)
+    assert snapshot(Path.cwd()) == before
+
+
+def test_write_files_refuses_folders_and_links():
+    Path("d.mid").mkdir()
+    with pytest.raises(OutputError, match="is a folder"):
+        R.write_files([(Path("d.mid"), b"x"), (Path("d.json"), b"{}")], force=True)
+    Path("l.mid").symlink_to("elsewhere.mid")
+    with pytest.raises(OutputError, match="link"):
+        R.write_files([(Path("l.mid"), b"x"), (Path("l.json"), b"{}")], force=True)
+
+
+# ---- folders made for outputs ----------------------------------------------------------------
+def test_folders_made_for_a_failed_run_are_removed_only_while_empty():
+    R.make_dirs(Path("out/a/b"))
+    R.make_dirs(Path("kept"))
+    Path("kept/file").write_text("x")
+    R.remove_made_dirs()
+    assert sorted(p.name for p in Path.cwd().iterdir()) == ["kept"]
+    R.make_dirs(Path("ok"))
+    R.forget_made_dirs()
+    R.remove_made_dirs()
+    assert Path("ok").is_dir()
+
+
+def test_unique_folder():
+    Path("p").mkdir()
+    assert R.unique_folder(Path("."), "p") == Path("p-2")
+    assert R.unique_folder(Path("."), "p", [Path("p-2")]) == Path("p-3")
+    assert R.prompt_words("A calm chorale in G major, please", "x") == "a-calm-chorale-in-g"
+
+
+def test_sha256_of_written_output_matches_record():
+    make_output(Path("piece"), {"music.mid": b"abc"})
+    rec = json.loads(Path("piece/generation.json").read_text())
+    assert rec["outputs"]["music.mid"]["sha256"] == sha256_file(Path("piece/music.mid"))
