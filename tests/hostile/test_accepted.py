@@ -74,6 +74,30 @@ ACCEPTED = [
         )
         for name, text in (("empty", ""), ("spaces", "   "), ("punctuation", "!!! ??? ..."))
     ],  # fmt: skip
+    (
+        "generate-out=empty-folder+overwrite",
+        [
+            "generate",
+            "",
+            "--formats",
+            "mid",
+            "--bars",
+            "2",
+            "--seed",
+            "1",
+            "--out",
+            "empty-folder",
+            "--overwrite",
+        ],
+        ["empty-folder"],
+        ["empty-folder/generation.json", "empty-folder/music.mid"],
+    ),  # fmt: skip
+    (
+        "accompany-part=BASS-with-spaces",
+        ["accompany", "tune.mid", "--part", " BASS ", "--out", "acc"],
+        ["tune.mid"],
+        ["acc/generation.json", "acc/part.mid"],
+    ),
     ("prompt-empty", ["prompt", ""], [], []),
     ("models", ["models"], [], []),
 ]

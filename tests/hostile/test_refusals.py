@@ -127,8 +127,16 @@ def test_refused(case: Case, sandbox, request):
     if os.environ.get("HOSTILE_REPORT"):  # a JSON line per case, for triage
         with open(os.environ["HOSTILE_REPORT"], "a") as f:
             exc_last = r.exc.strip().splitlines()[-1] if r.exc else None
-            row = {"id": case.id, "code": r.code, "err": r.err.strip()[-400:], "exc": exc_last,
-                   "changes": r.changes[:6], "problems": [p.splitlines()[0] for p in found],
-                   "seconds": round(r.seconds, 2), "loads": r.loads}  # fmt: skip
+            err = r.err.strip()
+            row = {
+                "id": case.id,
+                "code": r.code,
+                "err": err if len(err) < 700 else f"{err[:300]} ... {err[-300:]}",
+                "exc": exc_last,
+                "changes": r.changes[:6],
+                "problems": [p.splitlines()[0] for p in found],
+                "seconds": round(r.seconds, 2),
+                "loads": r.loads,
+            }
             f.write(json.dumps(row) + "\n")
     assert not found, report(case, sandbox.expand(argv), r, found)
