@@ -25,6 +25,7 @@ import numpy as np
 from symusic import KeySignature, Note, Score, TextMeta
 from symusic import Track as SymTrack
 
+from engine import names
 from engine.atomic import write_bytes_atomic
 from engine.errors import UserError, one_line
 from engine.grammar import GrammarError, ScoreGrammar, TrackPlan
@@ -47,25 +48,25 @@ from engine.tokenizer import (
 )
 
 MODELS_DIR = Path(__file__).parent / "assets" / "models"
-DEFAULT_MODEL = "score-base"
-DEFAULT_TEMPERATURE = 0.9
-DEFAULT_TOP_K = 0
-DEFAULT_TOP_P = 0.95
-DEFAULT_BARS = 8
-DEFAULT_CONTINUE_BARS = 4
+DEFAULT_MODEL = names.DEFAULT_MODEL
+DEFAULT_TEMPERATURE = names.DEFAULT_TEMPERATURE
+DEFAULT_TOP_K = names.DEFAULT_TOP_K
+DEFAULT_TOP_P = names.DEFAULT_TOP_P
+DEFAULT_BARS = names.DEFAULT_BARS
+DEFAULT_CONTINUE_BARS = names.DEFAULT_CONTINUE_BARS
 DEFAULT_SEED = 0
 # Logit bonus for pitches of the requested key's scale (0 = the model alone). The model
 # follows its Key condition only partly; this documented nudge makes keys audible.
-DEFAULT_KEY_STRENGTH = 1.5
-MAX_KEY_STRENGTH = 10.0
+DEFAULT_KEY_STRENGTH = names.DEFAULT_KEY_STRENGTH
+MAX_KEY_STRENGTH = names.MAX_KEY_STRENGTH
 TRIAD_BONUS = 0.5  # extra share of key_strength for the tonic triad's pitch classes
-MAX_TEMPERATURE = 5.0
+MAX_TEMPERATURE = names.MAX_TEMPERATURE
 TOKENS_PER_BAR_ESTIMATE = 20  # one voice, one bar: a generous average over the corpus
-MAX_BARS = 64
-MIN_TEMPO_BPM = 20.0
-MAX_TEMPO_BPM = 300.0
+MAX_BARS = names.MAX_BARS
+MIN_TEMPO_BPM = names.MIN_TEMPO_BPM
+MAX_TEMPO_BPM = names.MAX_TEMPO_BPM
 VOCAL_PROGRAMS = (52, 53, 54)
-MAX_SEED = 2**32 - 1  # as the command line's --seed
+MAX_SEED = names.MAX_SEED  # as the command line's --seed
 SCORE_MODEL_TYPE = "score"  # config.json "model_type" of a score model
 TRANSCRIPTION_MODELS = {"basic_pitch": "the transcription model (disco-musica transcribe)"}
 SIDECAR_SUFFIX = ".json"  # the recipe the command line writes beside a MIDI file
@@ -538,7 +539,10 @@ class ScoreModel:
             velocity = _median_velocity(score.tracks[i])
             target = out.tracks[i]
             # (appended after the given notes, which keep their own order)
-            for n in _placed(notes, self._tpq, score.ticks_per_quarter, start, velocity):
+            for n in _after_held(
+                _placed(notes, self._tpq, score.ticks_per_quarter, start, velocity),
+                score.tracks[i],
+            ):
                 target.notes.append(n)
         result.score = out
         start_tick = _scaled(start, self._tpq, score.ticks_per_quarter)
@@ -1163,6 +1167,22 @@ def _placed(notes, from_tpq: int, to_tpq: int, start: int, velocity: int) -> lis
         t0 = _scaled(start + n.time, from_tpq, to_tpq)
         t1 = _scaled(start + n.time + n.duration, from_tpq, to_tpq)
         out.append(Note(t0, max(1, t1 - t0), int(n.pitch), int(velocity)))
+    return out
+
+
+def _after_held(new: list, given) -> list:
+    """``new`` notes, each started no earlier than the end of a given note of its pitch that
+    still sounds (MIDI cannot hold one pitch twice on a track: the given note would be cut
+    short in the file); a note left with no length is dropped."""
+    held: dict[int, int] = {}
+    for n in given.notes:
+        held[n.pitch] = max(held.get(n.pitch, 0), n.time + n.duration)
+    out = []
+    for n in new:
+        end = n.time + n.duration
+        start = max(n.time, held.get(n.pitch, 0))
+        if start < end:
+            out.append(Note(start, end - start, n.pitch, n.velocity))
     return out
 
 

@@ -8,14 +8,30 @@
 
 Each call returns an `engine.compose.Composition`, written like ``generate`` writes.
 
+What is given is kept. The model hears a copy of the user's music snapped to its grid
+(eighths of a beat); the result holds the user's own notes, each one's onset, length,
+velocity and pitch unchanged, at the input's ticks per quarter, with the input's tempo map,
+time and key signatures and track names and programs. New parts are scaled from the
+model's grid onto that time base; their velocity is the median of the user's notes.
+
 How the melody is treated (``harmonize``):
 
 * audio is transcribed with Basic Pitch (``quantize=True``: beats, metre and tempo found);
-* the melody is cleaned: snapped to the score tokenizer's grid (eight steps a beat), then
-  made monophonic (at each onset the highest note is kept, and every note is cut where the
-  next one starts), then snapped once more. A polyphonic input (chords, several parts) is
-  accepted: its top line is harmonized and ``warnings`` says how many notes were left out;
-* the cleaned melody is kept exactly, note for note, in the result's first track.
+  the transcription is put back on the recording's time base (`lead_in`), so its first
+  note sounds when it was sung;
+* the model hears the melody snapped to the tokenizer's grid (eight steps a beat) and made
+  monophonic (at each onset the highest note is kept, and every note is cut where the next
+  one starts). A polyphonic input (chords, several parts) is accepted: its top line (the
+  highest note starting on each grid step) is harmonized and ``warnings`` says how many
+  notes were left out;
+* the result's first track is the user's top line, note for note, unchanged
+  (`Melody.score`; the model's copy is `Melody.grid`).
+
+``restyle`` keeps the melody track exactly (as above) and writes every other part again;
+with ``keep_rhythm`` each old note of those parts keeps its onset, length and velocity
+exactly and only its pitch changes. Tracks the model cannot read (drums) are kept as they
+are. ``continue_audio`` keeps the transcription's notes exactly (its tick 0 is a bar line of
+the beat grid) and adds the new bars after them.
 
 Pieces longer than the model's window are processed in sections of whole bars that fit
 (each section hears only itself, and its key is found in it); the sections are joined in
@@ -627,8 +643,11 @@ def harmonize(
     """A melody (MIDI file, audio file or Score) with ``voices - 1`` lower parts in ``style``.
 
     ``program``: General MIDI program of every part (default: the melody's own, or Choir
-    Aahs for audio). The result's first track is the cleaned melody, note for note
-    (`clean_melody`); ``comp.settings["warnings"]`` lists what was changed in the input.
+    Aahs for audio). The result's first track is the user's melody (its top line), every
+    note's onset, length, velocity and pitch unchanged at the input's ticks per quarter,
+    with its track name; the input's tempo map and time signatures are kept, and audio is
+    placed where it was sung (`lead_in`). ``comp.melody`` holds it and the grid copy the
+    model heard (`clean_melody`); ``comp.settings["warnings"]`` lists what was left out.
     """
     from engine.score_api import ScoreModelError, input_key
 
@@ -754,9 +773,11 @@ def restyle(
     """A piece's melody kept, its other parts written again in ``style``.
 
     ``melody_track``: index among the tracks with notes (default: the highest-sounding
-    one). The new parts keep the old parts' registers and programs. ``keep_rhythm``: every
-    old note keeps its onset, duration and velocity and takes its pitch from the new part
-    (`repitch`).
+    one). The melody comes back exactly (every note, velocity and the track's name and
+    program, at the file's ticks per quarter, with its tempo map and time signatures). The
+    new parts keep the old parts' registers, programs and names. ``keep_rhythm``: every old
+    note keeps its onset, duration and velocity exactly and takes its pitch from the new
+    part (`repitch`). Drum tracks are kept as they are.
     """
     from engine.score_api import ScoreModelError, _track_index, input_key, read_midi
 
