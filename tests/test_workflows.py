@@ -246,3 +246,21 @@ def test_harmonize_help_is_quick_to_load():
     assert proc.returncode == 0, proc.stderr
     assert "--voices" in proc.stdout
     assert "HEAVY []" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"seed": 2**70}, "seed must be 0..4294967295"),
+        ({"seed": "abc"}, "seed must be 0..4294967295"),
+        ({"temperature": float("nan")}, "temperature must be a number 0..5"),
+        ({"top_p": 2}, "top_p must be more than 0 and at most 1"),
+        ({"style": "jazz"}, "unknown style 'jazz'"),
+    ],
+)
+def test_workflow_arguments_are_one_line_errors(files, model, kwargs, words):
+    for call in (wf.harmonize, wf.restyle):
+        args = {"style": "chorale", **kwargs}
+        with pytest.raises(wf.WorkflowError, match=words) as e:
+            call(files["mid"], model=model, **args)
+        assert "\n" not in str(e.value)
