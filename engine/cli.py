@@ -767,6 +767,9 @@ def _cmd_train_score(args: argparse.Namespace) -> int:
             f"{out} already holds a training run; add --resume to continue it or choose "
             "another --out"
         )
+    run_files = {CHECKPOINT_DIR, "best", "model", "model.partial", "log.jsonl"}
+    if out.exists() and (not out.is_dir() or {p.name for p in out.iterdir()} - run_files):
+        raise CliError(f"{out} holds files that are not a training run's; choose another --out")
     if args.corpus == CORPUS_MUSIC21:
         corpus = DEFAULT_CORPUS_DIR
         if not (corpus / "pieces.jsonl").is_file():
@@ -806,7 +809,12 @@ def _cmd_train_score(args: argparse.Namespace) -> int:
 
 def _cmd_eval_score(args: argparse.Namespace) -> int:
     from engine import score_api as api
-    from engine.evaluate import evaluate_score_model, report_markdown, write_report
+    from engine.evaluate import (
+        check_report_target,
+        evaluate_score_model,
+        report_markdown,
+        write_report,
+    )
 
     _check_range("--pieces-per-style", args.pieces_per_style, 1, 1000)
     _check_range("--bars", args.bars, 1, api.MAX_BARS)
@@ -814,6 +822,7 @@ def _cmd_eval_score(args: argparse.Namespace) -> int:
     _check_range("--seed", args.seed, 0, MAX_SEED)
     model = args.model or api.DEFAULT_MODEL
     api.resolve_model_path(model)
+    check_report_target(args.out)
     corpus = Path(args.corpus)
     if not (corpus / "pieces.jsonl").is_file():
         raise CliError(f"{corpus} is not a built corpus; run `{PROG} corpus build` first")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import names
 from engine.atomic import json_default, sha256_file, write_bytes_atomic
 from engine.errors import UserError
 from engine.record import (
@@ -38,11 +39,11 @@ from engine.record import (
     with_replaced,
 )
 
-MAX_SECONDS = 600.0
-MAX_TOTAL_BARS = 64
-DEFAULT_BARS = 8
-DEFAULT_SECTION_BARS = 4
-DEFAULT_CREATIVITY = 0.5
+MAX_SECONDS = names.COMPOSE_MAX_SECONDS
+MAX_TOTAL_BARS = names.COMPOSE_MAX_BARS
+DEFAULT_BARS = names.COMPOSE_DEFAULT_BARS
+DEFAULT_SECTION_BARS = names.DEFAULT_SECTION_BARS
+DEFAULT_CREATIVITY = names.DEFAULT_CREATIVITY
 DEFAULT_FORMATS = ("wav", "mid", "musicxml")
 ALL_FORMATS = ("wav", "flac", "ogg", "mp3", "mid", "musicxml")
 STEM = "music"
@@ -67,10 +68,10 @@ STYLE_TEMPOS = {
     "folk": 100,
     "classical": 108,
 }
-DEFAULT_TEMPO = 96.0
+DEFAULT_TEMPO = names.DEFAULT_TEMPO_BPM
 # MIDI velocity of each dynamic level, and the swing of a crescendo or diminuendo.
 VELOCITIES = {"pp": 36, "p": 52, "mp": 66, "mf": 80, "f": 96, "ff": 112}
-DEFAULT_DYNAMICS = "mf"
+DEFAULT_DYNAMICS = names.DEFAULT_DYNAMICS
 HAIRPIN_SPAN = 40  # a crescendo goes from level - 20 to level + 20
 DOWNBEAT_ACCENT = 8
 MELODY_LIFT = 6  # the top part sounds a little above the others
@@ -1023,6 +1024,33 @@ def _replay_accompaniment(old: dict, folder, overwrite: bool, progress):
     return new, same
 
 
+# What replay reads from a record, per engine (engine.record.read_record checks the rest).
+RECORD_FIELDS = {
+    "score": (
+        ("request",),
+        ("output", "formats"),
+        ("output", "bit_depth"),
+        ("output", "effects"),
+        ("output", "soundfont"),
+    ),
+    "musicgen": (("request",), ("output", "formats"), ("output", "bit_depth")),
+    "accompany": (("input", "path"), ("part",)),
+}
+
+
+def _require(record: dict, path, *fields: tuple[str, ...]) -> None:
+    for keys in fields:
+        node = record
+        for k in keys:
+            if not isinstance(node, dict) or k not in node:
+                raise ComposeError(
+                    f"{path} has no {'.'.join(keys)}, which replay needs (was it edited?)"
+                )
+            node = node[k]
+    if not isinstance(record.get("request", {}), dict):
+        raise ComposeError(f"{path}: request is not a table of options (was it edited?)")
+
+
 def replay(
     record_path: str | Path,
     folder: str | Path,
@@ -1038,22 +1066,17 @@ def replay(
     from engine.render import Effects
 
     old = read_record(record_path)
-    if old.get("engine") == "musicgen":
+    engine = old.get("engine", "score")
+    _require(old, record_path, *RECORD_FIELDS[engine])
+    if engine == "musicgen":
         from engine.musicgen_api import replay_record
 
         return replay_record(old, folder, overwrite=overwrite, progress=progress)
-    if old.get("engine") == "accompany":
+    if engine == "accompany":
         return _replay_accompaniment(old, folder, overwrite, progress)
-    try:
-        request = dict(old["request"])
-        prompt = str(old.get("prompt", ""))
-        out = old["output"]
-        out["soundfont"], out["formats"], out["bit_depth"], out["effects"]  # noqa: B018
-    except (KeyError, TypeError, ValueError) as e:
-        raise ComposeError(
-            f"{record_path} is not a complete Disco-Musica generation.json (no {e}); was it "
-            "edited?"
-        ) from None
+    request = dict(old["request"])
+    prompt = str(old.get("prompt", ""))
+    out = old["output"]
     model = request.pop("model", None)
     if "workflow" in request:  # harmonize, restyle, continue (engine.workflows)
         comp = _rerun_workflow(request, old, model, progress)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -268,13 +269,43 @@ def _fmt(x: float | None) -> str:
     return "—" if x is None else f"{x:.3f}"
 
 
-def write_report(report: dict, out: str | Path) -> tuple[Path, Path]:
-    from engine.models import write_text_atomic
+def check_report_target(out: str | Path) -> tuple[Path, Path]:
+    """PATH.json and PATH.md for ``--out PATH``, after checking that each is new or an
+    earlier report of `disco-musica eval` (which is then replaced). Raises `OutputError`."""
+    from engine.errors import OutputError
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    js = out.with_suffix(".json")
-    md = out.with_suffix(".md")
-    write_text_atomic(js, json.dumps(report, indent=1, default=float))
-    write_text_atomic(md, report_markdown(report))
+    out = Path(out).expanduser()
+    js, md = out.with_suffix(".json"), out.with_suffix(".md")
+    for p in (js, md):
+        if p.is_symlink() or (p.exists() and not p.is_file()):
+            raise OutputError(f"{p} is not a file; choose another --out")
+    if js.exists() or md.exists():
+        try:
+            ours = str(json.loads(js.read_text()).get("command", "")).startswith(
+                "disco-musica eval"
+            )
+        except (OSError, ValueError, AttributeError):
+            ours = False
+        if not ours:
+            raise OutputError(
+                f"{js if js.exists() else md} is not an earlier evaluation report; nothing was "
+                "replaced: choose another --out"
+            )
+    return js, md
+
+
+def write_report(report: dict, out: str | Path) -> tuple[Path, Path]:
+    """Write PATH.json and PATH.md (an earlier report there goes to the trash beside it)."""
+    from engine.record import make_dirs, trash_path, write_files
+
+    js, md = check_report_target(out)
+    make_dirs(js.parent)
+    text = json.dumps(report, indent=1, default=float)
+    md_text = report_markdown(report)
+    for p in (js, md):  # checked above: ours, so they may be replaced
+        if p.exists():
+            trash = trash_path(p)
+            trash.parent.mkdir(exist_ok=True)
+            os.rename(p, trash)
+    write_files([(js, text.encode()), (md, md_text.encode())], force=False)
     return js, md

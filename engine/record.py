@@ -266,7 +266,7 @@ def check_new_folder(
     return parent
 
 
-def _trash_path(target: Path) -> Path:
+def trash_path(target: Path) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = target.absolute().parent / TRASH_DIR / f"{target.name}.{stamp}"
     path, k = base, 2
@@ -347,7 +347,7 @@ class OutputFolder:
         if self.target.exists():
             check_new_folder(self.target, self.overwrite, self.error, **self.checks)
             if any(self.target.iterdir()):
-                trash = _trash_path(self.target)
+                trash = trash_path(self.target)
         self._pending.mark_complete(trash)
         if trash is not None:
             trash.parent.mkdir(exist_ok=True)
@@ -444,7 +444,7 @@ def write_files(files: Sequence[tuple[Path, bytes]], *, force: bool = False) -> 
             os.chmod(tmp, 0o666 & ~_umask())
         check_new_file(paths[0], paths[1:], force=force)
         for (tmp, entry), (path, _) in zip(pending, files, strict=True):
-            trash = _trash_path(path) if path.exists() else None
+            trash = trash_path(path) if path.exists() else None
             entry.mark_complete(trash)
             if trash is not None:
                 trash.parent.mkdir(exist_ok=True)

@@ -332,3 +332,90 @@ def test_sha256_of_written_output_matches_record():
     make_output(Path("piece"), {"music.mid": b"abc"})
     rec = json.loads(Path("piece/generation.json").read_text())
     assert rec["outputs"]["music.mid"]["sha256"] == sha256_file(Path("piece/music.mid"))
+
+
+# ---- records read back for replay --------------------------------------------------------
+GOOD = {
+    "prompt": "a chorale",
+    "request": {"seed": 7, "model": "score-base"},
+    "plan": {"seed": 7},
+    "seed": 7,
+    "model": {"name": "score-base", "sha256": "ab"},
+    "output": {},
+    "outputs": {"music.mid": {"sha256": "cd", "bytes": 1}},
+}
+
+
+def write_record(data) -> Path:
+    path = Path("generation.json")
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ("", "is not JSON"),
+        ("{oops", "is not JSON"),
+        ([1, 2], "holds a list, not a Disco-Musica record"),
+        ('"text"', "holds a string"),
+        ("3", "holds a number"),
+        ({**GOOD, "engine": "stable-audio"}, "engine 'stable-audio', which this version cannot"),
+        ({**GOOD, "seed": "abc"}, "seed is 'abc', not a whole number"),
+        ({**GOOD, "seed": 2**70}, "outside 0..4294967295"),
+        ({**GOOD, "seed": -1}, "outside 0..4294967295"),
+        ({**GOOD, "seed": True}, "not a whole number"),
+        ({k: v for k, v in GOOD.items() if k != "seed"}, "has no seed"),
+        (
+            {**GOOD, "seed": 8},
+            r"edited: its copies of the seed differ \(seed = 8, request.seed = 7",
+        ),
+        ({**GOOD, "plan": {"seed": 9}}, "plan.seed = 9"),
+        ({k: v for k, v in GOOD.items() if k != "model"}, "has no model entry"),
+        ({**GOOD, "model": {"name": "score-base"}}, "has no model entry"),
+        ({**GOOD, "model": {"name": "other", "sha256": "ab"}}, "request.model is 'score-base'"),
+        ({**GOOD, "outputs": []}, "'outputs' is not a table"),
+        ({**GOOD, "outputs": {"music.mid": "cd"}}, "'outputs' is not a table"),
+    ],
+)
+def test_records_that_cannot_be_replayed_say_what_is_wrong(data, message):
+    from engine.errors import RecordError
+
+    path = write_record(data)
+    with pytest.raises(RecordError, match=message):
+        R.read_record(path)
+
+
+def test_a_consistent_record_reads_back_and_folders_find_their_record():
+    write_record(GOOD)
+    assert R.read_record("generation.json") == GOOD
+    Path("piece").mkdir()
+    Path("generation.json").rename("piece/generation.json")
+    assert R.read_record("piece")["seed"] == 7
+    from engine.errors import RecordError
+
+    with pytest.raises(RecordError, match="does not exist"):
+        R.read_record("nowhere/generation.json")
+    Path("bin.json").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(RecordError, match="not text|not JSON"):
+        R.read_record("bin.json")
+
+
+def test_eval_reports_replace_only_earlier_reports(monkeypatch):
+    from engine import evaluate
+    from engine.evaluate import write_report
+
+    monkeypatch.setattr(evaluate, "report_markdown", lambda r: f"# {r['model']}\n")
+
+    Path("notes.json").write_text('{"mine": true}')
+    before = snapshot(Path.cwd())
+    with pytest.raises(OutputError, match="not an earlier evaluation report"):
+        write_report({"command": "disco-musica eval score"}, "notes")
+    assert snapshot(Path.cwd()) == before
+    report = {"command": "disco-musica eval score", "model": "m"}
+    js, md = write_report(report, "eval/first")
+    assert json.loads(js.read_text()) == report and md.is_file()
+    write_report({**report, "model": "n"}, "eval/first")
+    assert json.loads(js.read_text())["model"] == "n"
+    trashed = sorted(p.name.split(".")[1] for p in Path("eval", R.TRASH_DIR).iterdir())
+    assert trashed == ["json", "md"]

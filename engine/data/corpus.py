@@ -18,18 +18,18 @@ Pieces that fail to parse are reported and skipped; they never stop the build.
 
 from __future__ import annotations
 
-from engine.errors import UserError
 import json
 import multiprocessing as mp
 import os
 import random
-import shutil
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from engine.errors import UserError
 
 # Style of each top-level folder of the music21 corpus; folders not listed are skipped
 # (theory exercises, demos, 20th-century atonal pieces, single lead sheets).
@@ -245,10 +245,9 @@ def build_corpus(
     """Parse, tokenize and split the music21 corpus into ``out_dir``; return a summary.
 
     ``styles`` / ``limit`` select a subset (``limit`` takes files round-robin by style);
-    ``paths`` names corpus files exactly (``"bach/bwv66.6.mxl"``).
+    ``paths`` names corpus files exactly (``"bach/bwv66.6.mxl"``). A corpus already in
+    ``out_dir`` is replaced (moved to the trash beside it); any other folder is refused.
     """
-    from engine.tokenizer import ScoreTokenizer
-
     out_dir = Path(out_dir)
     files = corpus_files(styles, limit)
     if paths is not None:
@@ -260,9 +259,45 @@ def build_corpus(
         files = [by_path[p] for p in wanted]
     if not files:
         raise CorpusError("no music21 corpus files match; check the style names")
-    tmp = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    from engine.record import OutputFolder
+
+    out_dir.absolute().parent.mkdir(parents=True, exist_ok=True)
+    folder = OutputFolder(
+        out_dir, overwrite=True, error=CorpusError, replaceable=check_corpus_folder
+    )
+    with folder:
+        return _build(folder.path, files, workers, progress, val_fraction, seed)
+
+
+CORPUS_FILES = (
+    "tokenizer",
+    "pieces.jsonl",
+    "tokens.npy",
+    "bars.npy",
+    "failed.jsonl",
+    "split.json",
+    "summary.json",
+)
+
+
+def check_corpus_folder(folder: Path) -> None:
+    """Raise `engine.errors.OutputError` unless ``folder`` holds a built corpus and nothing
+    else (so that building again may replace it)."""
+    from engine.errors import OutputError
+
+    names = sorted(p.name for p in folder.iterdir())
+    foreign = [n for n in names if n not in CORPUS_FILES]
+    if "pieces.jsonl" not in names or foreign:
+        why = f"it holds {', '.join(foreign[:3])}" if foreign else "it has no pieces.jsonl"
+        raise OutputError(
+            f"{folder} is not a corpus folder Disco-Musica built ({why}); nothing was "
+            "replaced: choose another --out"
+        )
+
+
+def _build(tmp: Path, files, workers, progress, val_fraction, seed) -> dict:
+    from engine.tokenizer import ScoreTokenizer
+
     tok = ScoreTokenizer()
     tok.save(tmp / "tokenizer")
     workers = workers or max(1, min(len(files), os.cpu_count() or 1))
@@ -286,11 +321,7 @@ def build_corpus(
             pool.terminate()
     pieces.sort(key=lambda p: p["id"])
     failed.sort(key=lambda f: f["id"])
-    summary = _write_dataset(tmp, pieces, failed, val_fraction, seed)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
-    return summary
+    return _write_dataset(tmp, pieces, failed, val_fraction, seed)
 
 
 def _write_dataset(
