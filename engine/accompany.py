@@ -55,14 +55,15 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import names
 from engine.atomic import json_default, sha256_file
 from engine.errors import UserError
 from engine.record import OWNER_FILE, OutputFolder, check_new_folder, with_replaced
 
-PARTS = ("bass", "chords", "strings", "drums")
+PARTS = names.ACCOMPANY_PARTS
 MODEL_PARTS = ("bass", "chords", "strings")  # written by the score model; drums are rule-based
-DRUM_STYLES = ("pop", "rock", "ballad", "jazz", "folk")
-DEFAULT_DRUM_STYLE = "pop"
+DRUM_STYLES = names.DRUM_STYLES
+DEFAULT_DRUM_STYLE = names.DEFAULT_DRUM_STYLE
 ANALYSIS_SAMPLE_RATE = 22050
 HOP = 512  # analysis frames: 23 ms at 22050 Hz
 FINE_HOP = 128  # onset frames (6 ms) that beats are refined to

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import musicgen_catalog as catalog
+from engine import names
 from engine.atomic import json_default, sha256_file, write_bytes_atomic
 from engine.errors import UserError
 from engine.record import (
@@ -35,10 +36,10 @@ from engine.record import (
     with_replaced,
 )
 
-DEFAULT_SECONDS = 10.0
-MAX_SECONDS = 300.0
-DEFAULT_GUIDANCE = 3.0
-DEFAULT_TOP_K = 250
+DEFAULT_SECONDS = names.MUSICGEN_DEFAULT_SECONDS
+MAX_SECONDS = names.MUSICGEN_MAX_SECONDS
+DEFAULT_GUIDANCE = names.DEFAULT_GUIDANCE
+DEFAULT_TOP_K = names.MUSICGEN_DEFAULT_TOP_K
 AUDIO_FORMATS = ("wav", "flac", "ogg", "mp3")
 GENERATION_FILE = "generation.json"
 STEM = "music"

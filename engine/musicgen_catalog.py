@@ -9,11 +9,12 @@ bias per group, in fp16) while the rest stays in fp16.
 
 from __future__ import annotations
 
-from engine.errors import UserError
 import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from engine.errors import UserError
 
 LICENCE = "CC-BY-NC-4.0"
 NON_COMMERCIAL_WARNING = (

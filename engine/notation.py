@@ -13,7 +13,6 @@ and beams.
 
 from __future__ import annotations
 
-from engine.errors import UserError
 import re
 from collections import defaultdict
 from fractions import Fraction
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.atomic import write_bytes_atomic
+from engine.errors import UserError
 from engine.tokenizer import POSITIONS_PER_BEAT
 
 if TYPE_CHECKING:

@@ -24,7 +24,6 @@ Tempos are quarter-note beats per minute, as in MIDI.
 
 from __future__ import annotations
 
-from engine.errors import UserError
 import difflib
 import functools
 import re
@@ -32,6 +31,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from engine.errors import UserError
 
 MAX_PROMPT_CHARS = 2000
 MIN_TEMPO_BPM = 20.0

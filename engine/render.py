@@ -17,7 +17,6 @@ SoundFont give the same samples on every run.  ``docs/audio.md`` is the user gui
 
 from __future__ import annotations
 
-from engine.errors import UserError
 import hashlib
 import importlib.util
 import io
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.atomic import write_bytes_atomic
+from engine.errors import UserError
 
 DEFAULT_SAMPLE_RATE = 44100
 SAMPLE_RATE_RANGE = (8000, 192000)

@@ -7,7 +7,6 @@ A model folder (what ``engine.score_api.load`` reads) holds ``config.json``,
 
 from __future__ import annotations
 
-from engine.errors import UserError
 import json
 import platform
 import shutil
@@ -19,6 +18,7 @@ import mlx.core as mx
 
 from engine import __version__
 from engine.data.dataset import ScoreDataset, TrainStream, val_batches
+from engine.errors import UserError
 from engine.models import build_model, load_model, save_model, write_text_atomic
 from engine.train import JsonlCallback, PrintCallback, TrainConfig, train
 

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import names
 from engine.errors import InputWarning, UserError
 from engine.models.basic_pitch import (
     ANNOT_N_FRAMES,
@@ -56,9 +57,9 @@ from engine.models.basic_pitch import (
     prepare_audio,
 )
 
-DEFAULT_ONSET_THRESHOLD = 0.5  # onset activation that starts a note
-DEFAULT_FRAME_THRESHOLD = 0.3  # note activation that keeps it sounding
-DEFAULT_MIN_NOTE_MS = 127.7  # shorter notes are dropped (11 frames)
+DEFAULT_ONSET_THRESHOLD = names.DEFAULT_ONSET_THRESHOLD  # onset activation that starts a note
+DEFAULT_FRAME_THRESHOLD = names.DEFAULT_FRAME_THRESHOLD  # note activation that keeps it sounding
+DEFAULT_MIN_NOTE_MS = names.DEFAULT_MIN_NOTE_MS  # shorter notes are dropped (11 frames)
 ENERGY_TOLERANCE = 11  # frames below the frame threshold that end a note
 INFER_ONSETS_N_DIFF = 2  # frame differences used to infer onsets
 PITCH_BEND_TOLERANCE_BINS = 25  # contour bins (1/3 semitone) searched around a note's pitch
@@ -71,7 +72,7 @@ TICKS_PER_QUARTER = 480
 QUANTIZE_DIVISIONS = 4  # grid steps a beat when quantizing (sixteenths in 4/4)
 METER_CANDIDATES = (4, 3)  # beats a bar that guess_meter chooses between, preferred first
 METER_MARGIN = 1.1  # 3/4 must explain the accents this much better than 4/4 to win
-MAX_AUDIO_SECONDS = 3600  # one hour: memory grows ~1 GB an hour; longer audio is refused
+MAX_AUDIO_SECONDS = names.MAX_AUDIO_SECONDS  # 1 hour (~1 GB of memory); longer is refused
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped
 CLIP_WARN_FRACTION = 0.001  # warn when more than 0.1 % of samples are clipped
 SILENCE_DBFS = -60.0  # audio whose peak is below this is refused as silent

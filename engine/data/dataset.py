@@ -16,7 +16,6 @@ only a handful of shapes.
 
 from __future__ import annotations
 
-from engine.errors import UserError
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.data.corpus import duplicate_of, style_of
+from engine.errors import UserError
 from engine.tokenizer import MAX_VOICES, PITCH_RANGE, TONICS, ScoreTokenizer, Track
 
 # Share of training windows drawn from each style (the corpus is dominated by folk tunes
