@@ -58,4 +58,3 @@ def json_default(o):
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"cannot record {type(o).__name__}")
-
