@@ -26,7 +26,6 @@ from symusic import KeySignature, Note, Score, TextMeta
 from symusic import Track as SymTrack
 
 from engine import names
-from engine import names
 from engine.atomic import write_bytes_atomic
 from engine.errors import UserError, one_line
 from engine.grammar import GrammarError, ScoreGrammar, TrackPlan

@@ -1,0 +1,87 @@
+"""The shared vocabulary of ranges and defaults: what the code checks, `--help` states and the
+docs quote (tests/test_docs_agree.py holds the three together).
+
+Plain values only: this module imports nothing, so ``disco-musica --help`` stays quick. The
+engine modules take their limits from here (``from engine.names import X``); where a module
+keeps its own copy (the tokenizer, the renderer, the workflows) the tests check it is equal.
+"""
+
+from __future__ import annotations
+
+# ---- the score model (engine.score_api): sketch, continue, add-tracks, regenerate ---------------
+DEFAULT_MODEL = "score-base"
+DEFAULT_TEMPERATURE = 0.9
+MAX_TEMPERATURE = 5.0
+DEFAULT_TOP_K = 0  # 0: no limit
+DEFAULT_TOP_P = 0.95
+DEFAULT_KEY_STRENGTH = 1.5
+MAX_KEY_STRENGTH = 10.0
+DEFAULT_BARS = 8  # sketch
+DEFAULT_CONTINUE_BARS = 4  # continue (MIDI or a transcribed recording)
+MAX_BARS = 64
+MIN_TEMPO_BPM = 20.0
+MAX_TEMPO_BPM = 300.0
+MAX_SEED = 2**32 - 1
+MAX_VOICES = 8  # engine.tokenizer.MAX_VOICES
+MAX_PROGRAM = 127  # General MIDI programs 0..127
+DEFAULT_EVAL_PIECES_PER_STYLE = 20
+DEFAULT_EVAL_HARMONIZATIONS = 20
+MAX_EVAL_PIECES_PER_STYLE = 1000
+MAX_EVAL_HARMONIZATIONS = 1000
+
+# ---- generate (engine.compose) ---------------------------------------------------------------
+COMPOSE_MAX_SECONDS = 600.0  # --duration: more than 0, at most 10 minutes (and MAX_BARS bars)
+COMPOSE_MAX_BARS = MAX_BARS
+COMPOSE_DEFAULT_BARS = 8  # no length, no form
+DEFAULT_SECTION_BARS = 4  # bars a section when a form is given without a length
+DEFAULT_CREATIVITY = 0.5
+DEFAULT_TEMPO_BPM = 96.0  # no tempo, no style (each style has its own, engine.compose)
+DEFAULT_DYNAMICS = "mf"
+DYNAMICS = ("pp", "p", "mp", "mf", "f", "ff")
+MAX_VARIATIONS = 32
+DEFAULT_VARIATIONS = 1
+# Creativity c sets the sampling: temperature 0.6 + 0.6 c, top-p 0.85 + 0.14 c, key strength
+# 3 - 2.5 c (engine.compose.plan).
+
+# ---- workflows (engine.workflows): harmonize, restyle, continue on audio -----------------------
+WORKFLOW_KEY_STRENGTH = 3.0  # engine.workflows.WORKFLOW_KEY_STRENGTH
+WORKFLOW_DEFAULT_STYLE = "chorale"
+WORKFLOW_DEFAULT_VOICES = 4
+WORKFLOW_VOICES = (2, 3, 4)
+AUDIO_MELODY_PROGRAM = 52  # Choir Aahs
+
+# ---- audio rendering (engine.render.Effects) ---------------------------------------------------
+DEFAULT_REVERB = 0.25
+DEFAULT_COMPRESSION = 0.3
+DEFAULT_EQ_DB = 0.0
+EQ_RANGE_DB = 24.0
+BIT_DEPTHS = (16, 24)
+DEFAULT_BIT_DEPTH = 16
+
+# ---- MusicGen (engine.musicgen_api) -----------------------------------------------------------
+MUSICGEN_DEFAULT_SECONDS = 10.0
+MUSICGEN_MAX_SECONDS = 300.0
+DEFAULT_GUIDANCE = 3.0
+MAX_GUIDANCE = 20.0
+MUSICGEN_DEFAULT_TOP_K = 250
+
+# ---- transcribe (engine.transcribe) ------------------------------------------------------------
+DEFAULT_ONSET_THRESHOLD = 0.5
+DEFAULT_FRAME_THRESHOLD = 0.3
+DEFAULT_MIN_NOTE_MS = 127.7
+MAX_MIN_NOTE_MS = 10_000.0
+MIN_FREQ_HZ = 20.0
+MAX_FREQ_HZ = 20_000.0
+MAX_AUDIO_SECONDS = 3600
+
+# ---- accompany (engine.accompany) -------------------------------------------------------------
+ACCOMPANY_PARTS = ("bass", "chords", "strings", "drums")
+DEFAULT_ACCOMPANY_PART = "bass"
+DRUM_STYLES = ("pop", "rock", "ballad", "jazz", "folk")
+DEFAULT_DRUM_STYLE = "pop"
+DEFAULT_ACCOMPANY_SEED = 0
+
+
+def num(x) -> str:
+    """A number as help and docs write it: 0.9, 300, 4294967295 (no trailing .0)."""
+    return f"{x:g}" if isinstance(x, float) else str(x)
