@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import names
+from engine import names
 from engine.atomic import json_default, sha256_file, write_bytes_atomic
 from engine.errors import UserError
 from engine.record import (
@@ -682,6 +683,9 @@ def _steering(p: Plan, bass_track: int | None):
     )
 
 
+PROGRESS_STAGE = "music"  # the stage name of the bar-by-bar progress (the whole piece)
+
+
 def _write(sm, p: Plan, progress: ProgressFn | None):
     """The score, section by section; repeated labels reuse their material with a variation."""
     from symusic import Score
@@ -698,14 +702,25 @@ def _write(sm, p: Plan, progress: ProgressFn | None):
     voice_parts = [q.voice for q in p.parts] if all(q.voice for q in p.parts) else None
     registers = [q.register for q in p.parts]
 
+    shown = [0]  # bars reported so far: one stream for the whole piece, never going back
+
+    def report(bars_done: int) -> None:
+        shown[0] = max(shown[0], min(total, bars_done))
+        progress(PROGRESS_STAGE, shown[0], total)
+
     def stage(label: str, bars: int) -> Callable[[int, int], None] | None:
-        """Token counts -> bars done, estimated (about 14 tokens a bar and part)."""
+        """Token counts -> bars of the whole piece done, estimated (about 14 tokens a bar and
+        part, counted from the first token of this call: its prompt holds the bars before)."""
         if progress is None:
             return None
-        start, expected = done, max(1, bars * len(p.parts) * 14)
-        return lambda tokens, cap: progress(
-            label, int(start + min(bars - 1, bars * tokens / expected)), total
-        )
+        start, expected, first = done, max(1, bars * len(p.parts) * 14), []
+
+        def on_tokens(tokens: int, cap: int) -> None:
+            if not first:
+                first.append(tokens)
+            report(int(start + min(bars - 1, bars * max(0, tokens - first[0]) / expected)))
+
+        return on_tokens
 
     score: Score | None = None
     first_use: dict[str, tuple[int, int]] = {}  # label -> (start bar, bars)
@@ -752,7 +767,7 @@ def _write(sm, p: Plan, progress: ProgressFn | None):
             first_use[label] = (done, n)
         done += n
         if progress is not None:
-            progress(what, done, total)
+            report(done)
     for t, name in zip(score.tracks, names, strict=True):
         t.name = name
     return score
