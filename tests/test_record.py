@@ -419,3 +419,30 @@ def test_eval_reports_replace_only_earlier_reports(monkeypatch):
     assert json.loads(js.read_text())["model"] == "n"
     trashed = sorted(p.name.split(".")[1] for p in Path("eval", R.TRASH_DIR).iterdir())
     assert trashed == ["json", "md"]
+
+
+def test_convert_force_replaces_only_a_converted_model(capsys):
+    from engine import cli
+
+    Path("models").mkdir()
+    Path("models/my-notes.txt").write_text("mine")
+    before = snapshot(Path.cwd())
+    for out in ("models", ".", "~"):
+        code = cli.main(["convert", "musicgen", "facebook/musicgen-small", "--out", out, "--force"])
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.splitlines()) == 1, err
+        assert "nothing was replaced" in err or "new folder name" in err, err
+    assert snapshot(Path.cwd()) == before
+
+
+def test_corpus_build_force_replaces_only_a_corpus(capsys):
+    from engine import cli
+
+    Path("data").mkdir()
+    Path("data/pieces.jsonl").write_text("{}\n")  # looks like a corpus, but holds more
+    Path("data/thesis.tex").write_text("mine")
+    before = snapshot(Path.cwd())
+    code = cli.main(["corpus", "build", "--out", "data", "--force", "--limit", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "thesis.tex" in err and len(err.strip().splitlines()) == 1, err
+    assert snapshot(Path.cwd()) == before
