@@ -758,7 +758,6 @@ for cmd, (base, files, flag) in FOLDER_COMMANDS.items():
     ]
     if cmd in INPUT_OF:
         targets.append(("the-input+flag", INPUT_OF[cmd], True, lit(INPUT_OF[cmd]), ()))
-        targets.append(("input-folder+flag", ".", True, DOT, ()))
     if cmd == "generate":
         targets.append(("variations-into-file", "notes.txt", False, "notes.txt", ("notes.txt",)))
     seen = set()
@@ -771,9 +770,6 @@ for cmd, (base, files, flag) in FOLDER_COMMANDS.items():
         argv = [*base, "--out", out, *([flag] if with_flag else [])]
         if name == "variations-into-file":
             argv += ["--variations", "2"]
-        if name == "input-folder+flag" and cmd == "replay":
-            argv = ["replay", "good/generation.json", "--out", "good", flag]
-            needle = "good"
         add(
             f"{cmd}-out={name}",
             argv,

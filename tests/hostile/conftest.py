@@ -119,7 +119,7 @@ class Sandbox:
             out.append(a)
         return out
 
-    def run(self, argv, stdin: str | None = None) -> Result:
+    def run(self, argv, stdin: str | None = None, timeout: float = CASE_TIMEOUT_S) -> Result:
         """``engine.cli.main(argv)`` in-process; the snapshot diff of the watched folder."""
         from engine import score_api
 
@@ -153,10 +153,10 @@ class Sandbox:
         before = snapshot(self.root)
 
         def expire(signum, frame):
-            raise CaseTimeout(f"still running after {CASE_TIMEOUT_S} s")
+            raise CaseTimeout(f"still running after {timeout:g} s")
 
         old = signal.signal(signal.SIGALRM, expire)
-        signal.setitimer(signal.ITIMER_REAL, CASE_TIMEOUT_S)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
         start = time.perf_counter()
         code, exc = None, None
         try:

@@ -109,7 +109,7 @@ ACCEPTED = [
 )
 def test_accepted(argv, files, outputs, sandbox):
     sandbox.build(files)
-    r = sandbox.run(argv)
+    r = sandbox.run(argv, timeout=180)  # the first audio analysis compiles librosa's kernels
     assert r.exc is None, r.exc
     assert r.code == 0, r.err[-3000:]
     assert "Traceback" not in r.err
