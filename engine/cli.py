@@ -36,6 +36,7 @@ import sys
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
+from engine import names
 from engine.atomic import sha256_file
 from engine.errors import UserError, one_line
 
@@ -48,10 +49,10 @@ STYLE_NAMES = "chorale, renaissance, madrigal, medieval, celtic, folk, classical
 MIDI_SUFFIXES = (".mid", ".midi")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 SIDECAR_SUFFIX = ".json"
-MAX_SEED = 2**32 - 1
+MAX_SEED = names.MAX_SEED
 RANDOM_SEED_LIMIT = 100_000  # seeds picked for the user stay short enough for file names
-MAX_TEMPERATURE = 5.0
-MAX_PROGRAM = 127
+MAX_TEMPERATURE = names.MAX_TEMPERATURE
+MAX_PROGRAM = names.MAX_PROGRAM
 STOP_REASONS = {
     "max_steps": "step limit reached",
     "early_stop": "validation loss stopped improving",
@@ -59,6 +60,11 @@ STOP_REASONS = {
     "data_exhausted": "no more training data",
 }
 EXIT_USER_ERROR = 2
+_n = names.num  # numbers in help texts: 0.9, 300, 4294967295
+TEMPO_RANGE = f"{_n(names.MIN_TEMPO_BPM)}..{_n(names.MAX_TEMPO_BPM)}"
+SEED_HELP = f"0..{MAX_SEED}; the same seed makes the same music"
+MAX_LIMIT = 10**9  # corpus build --limit, train score --max-steps
+MAX_WORKERS = 1024
 EXIT_INTERRUPTED = 130
 # Options that say where and how to write, not what to make: left out of the recipe.
 NOT_RECORDED = {"out", "force", "json", "help", "handler", "parser", "words"}
@@ -200,13 +206,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("major", "minor"), help="major or minor (default: any)")
     p.add_argument("--meter", help="time signature such as 4/4, 3/4, 6/8 (default: any)")
     p.add_argument(
-        "--tempo", type=float, metavar="BPM", help="beats per minute, 20..300 (default: any)"
+        "--tempo",
+        type=float,
+        metavar="BPM",
+        help=f"beats per minute, {TEMPO_RANGE} (default: the model chooses)",
     )
-    p.add_argument("--voices", type=int, metavar="N", help="number of parts, 1..8 (default: any)")
+    p.add_argument(
+        "--voices",
+        type=int,
+        metavar="N",
+        help=f"number of parts, 1..{names.MAX_VOICES} (default: the model chooses)",
+    )
     p.add_argument(
         "--programs",
         metavar="P,P,...",
-        help="General MIDI program (0..127) of each part, e.g. 52,52,52,52 for a choir",
+        help=f"General MIDI program (0..{MAX_PROGRAM}) of each part, e.g. 52,52,52,52 for a choir",
     )
     p.add_argument(
         "--parts",
@@ -214,7 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="register of each part: soprano, alto, tenor, bass, melody, bassline, high, low "
         "(default: 2-4 voices are soprano..bass, more are left to the model)",
     )
-    p.add_argument("--bars", type=int, metavar="N", help="length in bars, 1..64 (default 8)")
+    p.add_argument(
+        "--bars",
+        type=int,
+        metavar="N",
+        help=f"length in bars, 1..{names.MAX_BARS} (default {names.DEFAULT_BARS})",
+    )
     _sampling_options(p)
 
     p = _command(
@@ -226,14 +245,31 @@ def build_parser() -> argparse.ArgumentParser:
         ("continue",),
     )
     p.add_argument("input", metavar="INPUT", help="the MIDI or audio file to continue")
-    p.add_argument("--bars", type=int, metavar="N", help="new bars to add, 1..64 (default 4)")
+    p.add_argument(
+        "--bars",
+        type=int,
+        metavar="N",
+        help=f"new bars to add, 1..{names.MAX_BARS} (default {names.DEFAULT_CONTINUE_BARS})",
+    )
     p.add_argument("--style", help=f"{STYLE_NAMES} (default: the model chooses)")
-    _sampling_options(p)
+    _sampling_options(p, audio_key_strength=names.WORKFLOW_KEY_STRENGTH)
     a = p.add_argument_group("audio input (MusicGen: --model musicgen-small and the family)")
     a.add_argument("--prompt", default="", metavar="TEXT", help="what the continuation is")
-    a.add_argument("--duration", type=float, metavar="SECONDS", help="seconds to add (10)")
+    a.add_argument(
+        "--duration",
+        type=float,
+        metavar="SECONDS",
+        help=f"seconds to add, more than 0, at most {_n(names.MUSICGEN_MAX_SECONDS)} "
+        f"(default {_n(names.MUSICGEN_DEFAULT_SECONDS)})",
+    )
     a.add_argument("--formats", default="wav", metavar="LIST", help="wav, flac, ogg, mp3")
-    a.add_argument("--bit-depth", type=int, default=16, choices=(16, 24), help="WAV/FLAC bits")
+    a.add_argument(
+        "--bit-depth",
+        type=int,
+        default=names.DEFAULT_BIT_DEPTH,
+        choices=names.BIT_DEPTHS,
+        help=f"WAV/FLAC bits (default {names.DEFAULT_BIT_DEPTH})",
+    )
     a.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
 
     p = _command(
@@ -253,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--programs",
         metavar="P,P,...",
-        help="General MIDI program (0..127) of each new part (default: the first given part's)",
+        help=f"General MIDI program (0..{MAX_PROGRAM}) of each new part (default: the first "
+        "given part's)",
     )
     p.add_argument("--style", help=f"{STYLE_NAMES} (default: the model chooses)")
     _sampling_options(p)
@@ -297,8 +334,18 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"where to write the corpus (default {DEFAULT_CORPUS_DIR})",
     )
     p.add_argument("--styles", metavar="S,...", help="only these styles (default: all)")
-    p.add_argument("--limit", type=int, metavar="N", help="only N files, taken across styles")
-    p.add_argument("--workers", type=int, metavar="N", help="parallel processes (default: CPUs)")
+    p.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help=f"only N files, taken across styles, 1..{MAX_LIMIT} (default: all)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help=f"parallel processes, 1..{MAX_WORKERS} (default: the CPUs)",
+    )
     p.add_argument("--force", action="store_true", help="replace a corpus already in DIR")
 
     train = sub.add_parser("train", help="train models").add_subparsers(
@@ -316,9 +363,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="base", help="model size and schedule (default base)")
     p.add_argument("--out", metavar="DIR", help="run folder (default runs/score-PRESET)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--max-steps", type=int, metavar="N", help="stop after N steps")
-    p.add_argument("--max-minutes", type=float, metavar="M", help="stop after M minutes")
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        metavar="N",
+        help=f"stop after N steps, 1..{MAX_LIMIT} (default: the preset's)",
+    )
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        metavar="M",
+        help="stop after M minutes, more than 0 (default: the preset's)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, metavar="N", help=f"random seed, 0..{MAX_SEED} (default 0)"
+    )
 
     evaluate = sub.add_parser("eval", help="measure model quality").add_subparsers(
         dest="eval_command", required=True, metavar="MODEL"
@@ -337,17 +396,38 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help=f"built corpus with the held-out split (default {DEFAULT_CORPUS_DIR})",
     )
-    p.add_argument("--pieces-per-style", type=int, default=20, metavar="N", help="default 20")
-    p.add_argument("--bars", type=int, default=8, metavar="N", help="bars per piece (default 8)")
     p.add_argument(
-        "--harmonizations", type=int, default=20, metavar="N", help="held-out chorales (20)"
+        "--pieces-per-style",
+        type=int,
+        default=names.DEFAULT_EVAL_PIECES_PER_STYLE,
+        metavar="N",
+        help=f"pieces generated per style, 1..{names.MAX_EVAL_PIECES_PER_STYLE} "
+        f"(default {names.DEFAULT_EVAL_PIECES_PER_STYLE})",
     )
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="first seed (default 0)")
+    p.add_argument(
+        "--bars",
+        type=int,
+        default=names.DEFAULT_BARS,
+        metavar="N",
+        help=f"bars per piece, 1..{names.MAX_BARS} (default {names.DEFAULT_BARS})",
+    )
+    p.add_argument(
+        "--harmonizations",
+        type=int,
+        default=names.DEFAULT_EVAL_HARMONIZATIONS,
+        metavar="N",
+        help=f"held-out chorales, 0..{names.MAX_EVAL_HARMONIZATIONS} "
+        f"(default {names.DEFAULT_EVAL_HARMONIZATIONS})",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, metavar="N", help=f"first seed, 0..{MAX_SEED} (default 0)"
+    )
     p.add_argument(
         "--key-strength",
         type=float,
         metavar="S",
-        help="scale bonus while generating (default: as generate; 0 = the model alone)",
+        help=f"scale bonus while generating, 0..{_n(names.MAX_KEY_STRENGTH)}; 0 = the model "
+        f"alone (default {_n(names.DEFAULT_KEY_STRENGTH)})",
     )
     p.add_argument(
         "--no-nll", action="store_true", help="skip the validation NLL (it ignores sampling)"
@@ -369,36 +449,47 @@ def _command(sub, name: str, handler: Callable, help_text: str, words: tuple[str
     return p
 
 
-def _sampling_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--temperature", type=float, metavar="T", help="randomness, 0..5 (default 0.9)")
+def _sampling_options(p: argparse.ArgumentParser, audio_key_strength: float | None = None) -> None:
+    """The sampling options of the MIDI commands; ``audio_key_strength``: the default
+    ``--key-strength`` when the input is a recording (continue: engine.workflows)."""
+    p.add_argument(
+        "--temperature",
+        type=float,
+        metavar="T",
+        help=f"randomness, 0..{_n(MAX_TEMPERATURE)} (default {_n(names.DEFAULT_TEMPERATURE)})",
+    )
     p.add_argument(
         "--top-k",
         type=int,
         metavar="K",
-        help="sample from the K likeliest tokens only (default 0: no limit)",
+        help=f"sample from the K likeliest tokens only, 0 or more (default "
+        f"{names.DEFAULT_TOP_K}: no limit)",
     )
     p.add_argument(
         "--top-p",
         type=float,
         metavar="P",
-        help="sample from the likeliest tokens covering P of the chance, 0 < P <= 1 (default 0.95)",
+        help=f"sample from the likeliest tokens covering P of the chance, 0 < P <= 1 (default "
+        f"{_n(names.DEFAULT_TOP_P)})",
     )
+    audio = "" if audio_key_strength is None else f"; {_n(audio_key_strength)} for a recording"
     p.add_argument(
         "--key-strength",
         type=float,
         metavar="S",
-        help="bonus for notes of the key's scale, 0..10; 0 leaves the key to the model alone "
-        "(default 1.5)",
+        help=f"bonus for notes of the key's scale, 0..{_n(names.MAX_KEY_STRENGTH)}; 0 leaves the "
+        f"key to the model alone (default {_n(names.DEFAULT_KEY_STRENGTH)}{audio})",
     )
     p.add_argument(
         "--seed",
         type=int,
         metavar="N",
-        help="0..4294967295; the same seed makes the same music (default: a new random seed, "
-        "written to the sidecar)",
+        help=f"{SEED_HELP} (default: a new random seed, written to the sidecar)",
     )
     p.add_argument(
-        "--model", metavar="NAME|DIR", help="score model name or model folder (default score-base)"
+        "--model",
+        metavar="NAME|DIR",
+        help=f"score model name or model folder (default {names.DEFAULT_MODEL})",
     )
     p.add_argument(
         "--out",

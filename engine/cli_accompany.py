@@ -15,7 +15,9 @@ import argparse
 import json
 from pathlib import Path
 
-PARTS = ("bass", "chords", "strings", "drums")  # engine.accompany.PARTS; the tests check them
+from engine import names
+
+PARTS = names.ACCOMPANY_PARTS  # engine.accompany.PARTS
 
 
 def add_commands(sub, command) -> None:
@@ -32,16 +34,22 @@ def add_commands(sub, command) -> None:
     )
     p.add_argument(
         "--part",
-        default="bass",
+        default=names.DEFAULT_ACCOMPANY_PART,
         metavar="PART",
-        help=f"what to add: {', '.join(PARTS)} (default bass)",
+        help=f"what to add: {', '.join(PARTS)} (default {names.DEFAULT_ACCOMPANY_PART})",
     )
     p.add_argument(
         "--style",
         help="bass/chords/strings: the score model's style (chorale, folk, classical, ...); "
-        "drums: pop, rock, ballad, jazz, folk (default pop)",
+        f"drums: {', '.join(names.DRUM_STYLES)} (default {names.DEFAULT_DRUM_STYLE})",
     )
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="same seed, same part (0)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=names.DEFAULT_ACCOMPANY_SEED,
+        metavar="N",
+        help=f"0..{names.MAX_SEED}; same seed, same part (default {names.DEFAULT_ACCOMPANY_SEED})",
+    )
     p.add_argument(
         "--out", metavar="DIR", help="folder to create (default: INPUT's name + -PART, here)"
     )

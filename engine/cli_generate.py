@@ -12,7 +12,10 @@ import random
 import sys
 from pathlib import Path
 
-MAX_VARIATIONS = 32
+from engine import names
+
+_n = names.num
+MAX_VARIATIONS = names.MAX_VARIATIONS
 RANDOM_SEED_LIMIT = 100_000
 DEFAULT_OUTPUT_ROOT = Path("disco-musica-output")
 DEFAULT_FORMATS = "wav,mid,musicxml"
@@ -31,29 +34,60 @@ def add_commands(sub, command) -> None:
         "standard input)",
     )
     g = p.add_argument_group("what to make (each overrides the prompt's words)")
-    g.add_argument("--model", metavar="NAME|DIR", help="score model (default score-base)")
     g.add_argument(
-        "--style", help="chorale, renaissance, madrigal, medieval, celtic, folk, classical"
+        "--model",
+        metavar="NAME|DIR",
+        help=f"score model, or musicgen-small and the family (default {names.DEFAULT_MODEL})",
+    )
+    g.add_argument(
+        "--style",
+        help="chorale, renaissance, madrigal, medieval, celtic, folk, classical (default: the "
+        "prompt's, or the model chooses)",
     )
     g.add_argument("--mood", help="joy, sadness, anger, tranquility, tension, nostalgia, ...")
     g.add_argument("--key", help="tonic: C, C#, Db, ... B")
     g.add_argument("--mode", choices=("major", "minor"))
     g.add_argument("--meter", help="time signature: 4/4, 3/4, 6/8, 2/4, ...")
-    g.add_argument("--tempo", type=float, metavar="BPM", help="beats per minute, 20..300")
-    g.add_argument("--duration", type=float, metavar="SECONDS", help="length in seconds")
-    g.add_argument("--bars", type=int, metavar="N", help="length in bars, 1..64")
+    g.add_argument(
+        "--tempo",
+        type=float,
+        metavar="BPM",
+        help=f"beats per minute, {_n(names.MIN_TEMPO_BPM)}..{_n(names.MAX_TEMPO_BPM)} (default: "
+        f"the style's, else {_n(names.DEFAULT_TEMPO_BPM)})",
+    )
+    g.add_argument(
+        "--duration",
+        type=float,
+        metavar="SECONDS",
+        help=f"length in seconds, more than 0, at most {_n(names.COMPOSE_MAX_SECONDS)} and "
+        f"{names.COMPOSE_MAX_BARS} bars (MusicGen: at most {_n(names.MUSICGEN_MAX_SECONDS)}, "
+        f"default {_n(names.MUSICGEN_DEFAULT_SECONDS)})",
+    )
+    g.add_argument(
+        "--bars",
+        type=int,
+        metavar="N",
+        help=f"length in bars, 1..{names.COMPOSE_MAX_BARS} (default {names.COMPOSE_DEFAULT_BARS}; "
+        f"with a form, {names.DEFAULT_SECTION_BARS} a section)",
+    )
     g.add_argument(
         "--instruments", metavar="LIST", help='parts, top to bottom: "violin, viola, cello"'
     )
     g.add_argument(
         "--structure",
         metavar="FORM",
-        help='e.g. AABA, "verse chorus verse", or with bars "A:8 A:8 B:4 A:8"',
+        help='e.g. AABA, "verse chorus verse", or with bars "A:8 A:8 B:4 A:8" (sections share '
+        f"the length; default {names.DEFAULT_SECTION_BARS} bars a section; at most "
+        f"{names.COMPOSE_MAX_BARS} bars in all)",
     )
     g.add_argument(
         "--progression", metavar="CHORDS", help='one chord a bar: "I-vi-IV-V", "Am F C G"'
     )
-    g.add_argument("--dynamics", choices=("pp", "p", "mp", "mf", "f", "ff"))
+    g.add_argument(
+        "--dynamics",
+        choices=names.DYNAMICS,
+        help=f"loudness (default: the prompt's, else {names.DEFAULT_DYNAMICS})",
+    )
     g.add_argument(
         "--hairpin",
         dest="dynamics_shape",
@@ -61,22 +95,50 @@ def add_commands(sub, command) -> None:
         help="over the piece",
     )
     g.add_argument("--articulation", choices=("legato", "staccato"))
-    g.add_argument("--density", type=float, metavar="0..1", help="0 sparse, 1 busy")
-    g.add_argument("--syncopation", type=float, metavar="0..1", help="0 on the beat, 1 off it")
+    g.add_argument(
+        "--density",
+        type=float,
+        metavar="0..1",
+        help="0..1: 0 sparse, 1 busy (default: the prompt's, else the model's own)",
+    )
+    g.add_argument(
+        "--syncopation",
+        type=float,
+        metavar="0..1",
+        help="0..1: 0 on the beat, 1 off it (default: the prompt's, else the model's own)",
+    )
     g.add_argument("--register", choices=("low", "middle", "high"))
     g.add_argument("--contour", choices=("rising", "falling", "arch"), help="of the top part")
     g.add_argument(
-        "--creativity", type=float, metavar="0..1", help="0 conservative, 1 experimental (0.5)"
+        "--creativity",
+        type=float,
+        metavar="0..1",
+        help=f"0..1: 0 conservative, 1 experimental (default {_n(names.DEFAULT_CREATIVITY)})",
     )
-    g.add_argument("--seed", type=int, metavar="N", help="same seed, same music (default: random)")
+    g.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help=f"0..{names.MAX_SEED} (less N-1 with --variations N); same seed, same music "
+        "(default: random)",
+    )
     g.add_argument(
         "--melody", metavar="AUDIO", help="MusicGen melody models: follow this audio's melody"
     )
     g.add_argument(
-        "--guidance", type=float, metavar="G", help="MusicGen: classifier-free guidance (3)"
+        "--guidance",
+        type=float,
+        metavar="G",
+        help=f"MusicGen: classifier-free guidance, 0..{_n(names.MAX_GUIDANCE)} (default "
+        f"{_n(names.DEFAULT_GUIDANCE)})",
     )
     g.add_argument(
-        "--variations", type=int, default=1, metavar="N", help="N pieces, seeds SEED..SEED+N-1"
+        "--variations",
+        type=int,
+        default=names.DEFAULT_VARIATIONS,
+        metavar="N",
+        help=f"N pieces, seeds SEED..SEED+N-1, 1..{MAX_VARIATIONS} (default "
+        f"{names.DEFAULT_VARIATIONS})",
     )
     o = p.add_argument_group("output")
     o.add_argument(
@@ -85,12 +147,29 @@ def add_commands(sub, command) -> None:
         metavar="LIST",
         help="any of wav, flac, ogg, mp3, mid, musicxml (default wav,mid,musicxml)",
     )
-    o.add_argument("--bit-depth", type=int, default=16, choices=(16, 24), help="WAV/FLAC bits")
+    o.add_argument(
+        "--bit-depth",
+        type=int,
+        default=names.DEFAULT_BIT_DEPTH,
+        choices=names.BIT_DEPTHS,
+        help=f"WAV/FLAC bits (default {names.DEFAULT_BIT_DEPTH})",
+    )
     o.add_argument("--soundfont", metavar="FILE.sf2", help="General MIDI SoundFont for the audio")
-    o.add_argument("--reverb", type=float, metavar="0..1", help="room reverb (default 0.25)")
-    o.add_argument("--eq-low", type=float, metavar="DB", help="low shelf gain, -24..24 dB")
-    o.add_argument("--eq-high", type=float, metavar="DB", help="high shelf gain, -24..24 dB")
-    o.add_argument("--compression", type=float, metavar="0..1", help="compressor (default 0.3)")
+    o.add_argument(
+        "--reverb",
+        type=float,
+        metavar="0..1",
+        help=f"room reverb, 0..1 (default {_n(names.DEFAULT_REVERB)})",
+    )
+    eq = f"-{_n(names.EQ_RANGE_DB)}..{_n(names.EQ_RANGE_DB)} dB (default {_n(names.DEFAULT_EQ_DB)})"
+    o.add_argument("--eq-low", type=float, metavar="DB", help=f"low shelf gain, {eq}")
+    o.add_argument("--eq-high", type=float, metavar="DB", help=f"high shelf gain, {eq}")
+    o.add_argument(
+        "--compression",
+        type=float,
+        metavar="0..1",
+        help=f"compressor, 0..1 (default {_n(names.DEFAULT_COMPRESSION)})",
+    )
     o.add_argument(
         "--out",
         metavar="DIR",
@@ -120,7 +199,12 @@ def add_commands(sub, command) -> None:
     p.add_argument("source", metavar="REPO|DIR", help="e.g. facebook/musicgen-small, or a folder")
     p.add_argument("--out", required=True, metavar="DIR", help="the MLX model folder to write")
     p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
-    p.add_argument("--quantize", type=int, choices=(4, 8), help="decoder linears at 4 or 8 bits")
+    p.add_argument(
+        "--quantize",
+        type=int,
+        choices=(4, 8),
+        help="decoder linears at 4 or 8 bits (default: none)",
+    )
     p.add_argument("--revision", metavar="REV", help="Hub revision (default: the pinned one)")
     p.add_argument("--force", action="store_true", help="replace an existing --out folder")
 

@@ -22,6 +22,8 @@ import platform
 import shutil
 from pathlib import Path
 
+from engine import names
+
 PIANO_ROLL_MAX_ROWS = 24  # more pitches than this: only the rows that have notes
 PIANO_ROLL_WIDTH = 96  # columns at most (the terminal may allow fewer)
 SHADES = " ░▒▓█"  # how much of a column a note fills: none, <1/3, <2/3, <1, all
@@ -29,11 +31,13 @@ NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 DISPLAY_ONLY = {"no_preview"}  # options left out of the recipe besides cli.NOT_RECORDED
 
 
-# engine.transcribe's defaults, repeated so that --help imports no MLX; the tests check them
-DEFAULT_ONSET_THRESHOLD = 0.5
-DEFAULT_FRAME_THRESHOLD = 0.3
-DEFAULT_MIN_NOTE_MS = 127.7
-MAX_AUDIO_SECONDS = 3600
+# engine.transcribe's defaults and limits, from engine.names so that --help imports no MLX
+DEFAULT_ONSET_THRESHOLD = names.DEFAULT_ONSET_THRESHOLD
+DEFAULT_FRAME_THRESHOLD = names.DEFAULT_FRAME_THRESHOLD
+DEFAULT_MIN_NOTE_MS = names.DEFAULT_MIN_NOTE_MS
+MAX_AUDIO_SECONDS = names.MAX_AUDIO_SECONDS
+_n = names.num
+FREQ_RANGE = f"{_n(names.MIN_FREQ_HZ)}..{_n(names.MAX_FREQ_HZ)} Hz"
 
 
 def add_commands(sub, command) -> None:
@@ -62,7 +66,7 @@ def add_commands(sub, command) -> None:
         type=float,
         default=DEFAULT_ONSET_THRESHOLD,
         metavar="0..1",
-        help=f"how sure a note must be to start; lower finds more notes "
+        help=f"how sure a note must be to start, 0 < T <= 1; lower finds more notes "
         f"(default {DEFAULT_ONSET_THRESHOLD})",
     )
     g.add_argument(
@@ -70,7 +74,7 @@ def add_commands(sub, command) -> None:
         type=float,
         default=DEFAULT_FRAME_THRESHOLD,
         metavar="0..1",
-        help=f"how sure a note must be to go on sounding; lower makes longer notes "
+        help=f"how sure a note must be to go on sounding, 0 < T <= 1; lower makes longer notes "
         f"(default {DEFAULT_FRAME_THRESHOLD})",
     )
     g.add_argument(
@@ -78,10 +82,21 @@ def add_commands(sub, command) -> None:
         type=float,
         default=DEFAULT_MIN_NOTE_MS,
         metavar="MS",
-        help=f"drop notes shorter than this (default {DEFAULT_MIN_NOTE_MS})",
+        help=f"drop notes shorter than this, 0..{_n(names.MAX_MIN_NOTE_MS)} ms "
+        f"(default {DEFAULT_MIN_NOTE_MS})",
     )
-    g.add_argument("--min-freq", type=float, metavar="HZ", help="ignore notes below this pitch")
-    g.add_argument("--max-freq", type=float, metavar="HZ", help="ignore notes above this pitch")
+    g.add_argument(
+        "--min-freq",
+        type=float,
+        metavar="HZ",
+        help=f"ignore notes below this pitch, {FREQ_RANGE} (default: none)",
+    )
+    g.add_argument(
+        "--max-freq",
+        type=float,
+        metavar="HZ",
+        help=f"ignore notes above this pitch, {FREQ_RANGE} (default: none)",
+    )
     g.add_argument("--pitch-bends", action="store_true", help="add pitch bends (slides, vibrato)")
     g.add_argument(
         "--multiple-pitch-bends",

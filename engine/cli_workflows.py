@@ -12,6 +12,9 @@ import random
 import sys
 from pathlib import Path
 
+from engine import names
+
+_n = names.num
 DEFAULT_FORMATS = "wav,mid,musicxml"
 STYLE_HELP = "chorale, renaissance, madrigal, medieval, celtic, folk, classical"
 
@@ -31,20 +34,25 @@ def add_commands(sub, command) -> None:
         help="a MIDI file, or a WAV/FLAC/OGG/MP3 of one voice or instrument; a part with chords "
         "(or several parts) is reduced to its top line, with a warning",
     )
-    p.add_argument("--style", default="chorale", help=f"{STYLE_HELP} (default chorale)")
+    p.add_argument(
+        "--style",
+        default=names.WORKFLOW_DEFAULT_STYLE,
+        help=f"{STYLE_HELP} (default {names.WORKFLOW_DEFAULT_STYLE})",
+    )
     p.add_argument(
         "--voices",
         type=int,
-        default=4,
-        choices=(2, 3, 4),
+        default=names.WORKFLOW_DEFAULT_VOICES,
+        choices=names.WORKFLOW_VOICES,
         help="voices in all, the melody included: 2 adds a bass, 3 alto and bass, 4 alto, tenor "
-        "and bass (default 4)",
+        f"and bass (default {names.WORKFLOW_DEFAULT_VOICES})",
     )
     p.add_argument(
         "--program",
         type=int,
         metavar="P",
-        help="General MIDI program of every part (default: the melody's; 52 choir for audio)",
+        help=f"General MIDI program of every part, 0..{names.MAX_PROGRAM} (default: the "
+        f"melody's; {names.AUDIO_MELODY_PROGRAM} choir for audio)",
     )
     _common(p)
 
@@ -61,7 +69,8 @@ def add_commands(sub, command) -> None:
         "--melody-track",
         type=int,
         metavar="N",
-        help="the melody's track, 0 = the first track with notes (default: the highest part)",
+        help="the melody's track, 0 or more: 0 = the first track with notes (default: the "
+        "highest part)",
     )
     p.add_argument(
         "--keep-rhythm",
@@ -73,13 +82,35 @@ def add_commands(sub, command) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sampling")
-    g.add_argument("--model", metavar="NAME|DIR", help="score model (default score-base)")
-    g.add_argument("--temperature", type=float, metavar="T", help="randomness, 0..5 (0.9)")
-    g.add_argument("--top-p", type=float, metavar="P", help="0 < P <= 1 (default 0.95)")
     g.add_argument(
-        "--key-strength", type=float, metavar="S", help="bonus for the key's notes, 0..10 (1.5)"
+        "--model", metavar="NAME|DIR", help=f"score model (default {names.DEFAULT_MODEL})"
     )
-    g.add_argument("--seed", type=int, metavar="N", help="same seed, same music (default: random)")
+    g.add_argument(
+        "--temperature",
+        type=float,
+        metavar="T",
+        help=f"randomness, 0..{_n(names.MAX_TEMPERATURE)} (default "
+        f"{_n(names.DEFAULT_TEMPERATURE)})",
+    )
+    g.add_argument(
+        "--top-p",
+        type=float,
+        metavar="P",
+        help=f"0 < P <= 1 (default {_n(names.DEFAULT_TOP_P)})",
+    )
+    g.add_argument(
+        "--key-strength",
+        type=float,
+        metavar="S",
+        help=f"bonus for the key's notes, 0..{_n(names.MAX_KEY_STRENGTH)} (default "
+        f"{_n(names.WORKFLOW_KEY_STRENGTH)}, firmer than generate's)",
+    )
+    g.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help=f"0..{names.MAX_SEED}; same seed, same music (default: random)",
+    )
     o = p.add_argument_group("output")
     o.add_argument(
         "--formats",
@@ -87,7 +118,13 @@ def _common(p: argparse.ArgumentParser) -> None:
         metavar="LIST",
         help="any of wav, flac, ogg, mp3, mid, musicxml (default wav,mid,musicxml)",
     )
-    o.add_argument("--bit-depth", type=int, default=16, choices=(16, 24), help="WAV/FLAC bits")
+    o.add_argument(
+        "--bit-depth",
+        type=int,
+        default=names.DEFAULT_BIT_DEPTH,
+        choices=names.BIT_DEPTHS,
+        help=f"WAV/FLAC bits (default {names.DEFAULT_BIT_DEPTH})",
+    )
     o.add_argument("--soundfont", metavar="FILE.sf2", help="General MIDI SoundFont for the audio")
     o.add_argument("--out", metavar="DIR", help="folder to create (default: disco-musica-output/…)")
     o.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")

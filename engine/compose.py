@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from engine import names
-from engine import names
 from engine.atomic import json_default, sha256_file, write_bytes_atomic
 from engine.errors import UserError
 from engine.record import (
