@@ -551,12 +551,12 @@ def _cmd_continue(args: argparse.Namespace) -> int:
 
     _fill_defaults(args, bars=_default_of(api.ScoreModel.continue_score, "bars"))
     _check_range("--bars", args.bars, 1, api.MAX_BARS)
-    score = api.read_midi(args.input)
+    api.read_midi(args.input)  # a broken file is refused before the model loads
     out = _check_out(args.out, args.force)
     model = _load_model(args.model)
-    with _TokenProgress("Continuing") as progress:
+    with _TokenProgress("Continuing") as progress:  # the path: its sidecar may name a style
         piece = model.continue_score(
-            score, bars=args.bars, style=args.style, **_sampling(args), progress=progress
+            args.input, bars=args.bars, style=args.style, **_sampling(args), progress=progress
         )
     stem = f"{Path(args.input).stem}-continued-{args.seed}"
     return _finish(args, piece, model, out, stem, source=Path(args.input))
@@ -569,12 +569,12 @@ def _cmd_add_tracks(args: argparse.Namespace) -> int:
     parts = _split(args.parts) if isinstance(args.parts, str) else list(args.parts)
     args.parts = ",".join(parts)
     programs = _parse_programs(args.programs)
-    score = api.read_midi(args.input)
+    api.read_midi(args.input)  # a broken file is refused before the model loads
     out = _check_out(args.out, args.force)
     model = _load_model(args.model)
-    with _TokenProgress("Writing parts") as progress:
+    with _TokenProgress("Writing parts") as progress:  # the path: its sidecar may name a style
         piece = model.add_tracks(
-            score,
+            args.input,
             parts=parts,
             programs=programs,
             style=args.style,
