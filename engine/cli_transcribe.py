@@ -66,24 +66,24 @@ def add_commands(sub, command) -> None:
         type=float,
         default=DEFAULT_ONSET_THRESHOLD,
         metavar="0..1",
-        help=f"how sure a note must be to start, 0 < T <= 1; lower finds more notes "
-        f"(default {DEFAULT_ONSET_THRESHOLD})",
+        help=f"0 < T <= 1 (default {DEFAULT_ONSET_THRESHOLD}): how sure a note must be to start; "
+        "lower finds more notes",
     )
     g.add_argument(
         "--frame-threshold",
         type=float,
         default=DEFAULT_FRAME_THRESHOLD,
         metavar="0..1",
-        help=f"how sure a note must be to go on sounding, 0 < T <= 1; lower makes longer notes "
-        f"(default {DEFAULT_FRAME_THRESHOLD})",
+        help=f"0 < T <= 1 (default {DEFAULT_FRAME_THRESHOLD}): how sure a note must be to go on "
+        "sounding; lower makes longer notes",
     )
     g.add_argument(
         "--min-note-ms",
         type=float,
         default=DEFAULT_MIN_NOTE_MS,
         metavar="MS",
-        help=f"drop notes shorter than this, 0..{_n(names.MAX_MIN_NOTE_MS)} ms "
-        f"(default {DEFAULT_MIN_NOTE_MS})",
+        help=f"0..{_n(names.MAX_MIN_NOTE_MS)} (default {DEFAULT_MIN_NOTE_MS}): drop notes "
+        "shorter than this",
     )
     g.add_argument(
         "--min-freq",
