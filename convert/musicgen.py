@@ -98,16 +98,9 @@ def convert_musicgen(
         ConversionError: the checkpoint does not fit its config; every missing, unexpected or
             mis-shaped tensor is named in one message.
     """
-    if dtype not in DTYPES:
-        raise ConversionError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
-    if quantize not in (None, 4, 8):
-        raise ConversionError(f"quantize must be 4, 8 or None, not {quantize!r}")
-    snapshot, source, revision = _snapshot(src, revision)
-    raw = json.loads((snapshot / "config.json").read_text())
-    if raw.get("model_type") not in ("musicgen", "musicgen_melody"):
-        raise ConversionError(
-            f"{source} is not a MusicGen checkpoint (model_type {raw.get('model_type')!r})"
-        )
+    snapshot, source, revision, raw = check_source(
+        src, dtype=dtype, quantize=quantize, revision=revision
+    )
     config = MusicgenConfig.from_dict(raw)
     state = _read_weights(snapshot)
     weights = convert_musicgen_weights(state, raw, config)
@@ -183,6 +176,36 @@ def _cast(weights: dict[str, np.ndarray], config: MusicgenConfig, dtype: mx.Dtyp
             a = a.astype(text_dtype if k.startswith("text_encoder.") else dtype)
         out[k] = a
     return out
+
+
+def check_source(
+    src: str | Path,
+    *,
+    dtype: str = "float32",
+    quantize: int | None = None,
+    revision: str | None = None,
+) -> tuple[Path, str, str | None, dict]:
+    """Everything `convert_musicgen` checks before it writes anything: the settings, the
+    snapshot (a folder, or a Hub id found in the cache or downloaded) and its config.
+    Returns (snapshot folder, source name, revision, config); raises `ConversionError`."""
+    if dtype not in DTYPES:
+        raise ConversionError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+    if quantize not in (None, 4, 8):
+        raise ConversionError(f"quantize must be 4, 8 or None, not {quantize!r}")
+    if not str(src).strip():
+        raise ConversionError(
+            "no checkpoint given: name a snapshot folder or a Hub id such as "
+            "facebook/musicgen-small"
+        )
+    snapshot, source, revision = _snapshot(src, revision)
+    try:
+        raw = json.loads((snapshot / "config.json").read_text())
+    except (OSError, ValueError):
+        raise ConversionError(f"{source}/config.json is not a JSON config") from None
+    if not isinstance(raw, dict) or raw.get("model_type") not in ("musicgen", "musicgen_melody"):
+        kind = raw.get("model_type") if isinstance(raw, dict) else None
+        raise ConversionError(f"{source} is not a MusicGen checkpoint (model_type {kind!r})")
+    return snapshot, source, revision, raw
 
 
 def _snapshot(src: str | Path, revision: str | None) -> tuple[Path, str, str | None]:

@@ -59,6 +59,7 @@ STOP_REASONS = {
     "time_budget": "time limit reached",
     "data_exhausted": "no more training data",
 }
+MAX_TRAIN_MINUTES = 7 * 24 * 60  # a week
 EXIT_USER_ERROR = 2
 _n = names.num  # numbers in help texts: 0.9, 300, 4294967295
 TEMPO_RANGE = f"{_n(names.MIN_TEMPO_BPM)}..{_n(names.MAX_TEMPO_BPM)}"
@@ -847,8 +848,8 @@ def _cmd_train_score(args: argparse.Namespace) -> int:
         raise CliError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
     if args.max_steps is not None:
         _check_range("--max-steps", args.max_steps, 1, 10**9)
-    if args.max_minutes is not None and not args.max_minutes > 0:
-        raise CliError(f"--max-minutes must be more than 0, not {args.max_minutes:g}")
+    if args.max_minutes is not None:
+        _check_range("--max-minutes", args.max_minutes, 1 / 60, MAX_TRAIN_MINUTES)
     _check_range("--seed", args.seed, 0, MAX_SEED)
     out = Path(args.out) if args.out else DEFAULT_RUNS_DIR / f"score-{args.preset}"
     if args.resume and not (out / CHECKPOINT_DIR).is_dir():
@@ -858,6 +859,11 @@ def _cmd_train_score(args: argparse.Namespace) -> int:
             f"{out} already holds a training run; add --resume to continue it or choose "
             "another --out"
         )
+    from engine.record import protected_reason
+
+    why = protected_reason(out)
+    if why:
+        raise CliError(f"--out {out} {why}; give a new folder for the run, e.g. {out / 'run'}")
     run_files = {CHECKPOINT_DIR, "best", "model", "model.partial", "log.jsonl"}
     if out.exists() and (not out.is_dir() or {p.name for p in out.iterdir()} - run_files):
         raise CliError(f"{out} holds files that are not a training run's; choose another --out")
@@ -913,7 +919,8 @@ def _cmd_eval_score(args: argparse.Namespace) -> int:
     _check_range("--seed", args.seed, 0, MAX_SEED)
     model = args.model or api.DEFAULT_MODEL
     api.resolve_model_path(model)
-    check_report_target(args.out)
+    default_out = args.out == args.parser.get_default("out")  # eval/ is made for the default
+    check_report_target(args.out, make_parent=default_out)
     corpus = Path(args.corpus)
     if not (corpus / "pieces.jsonl").is_file():
         raise CliError(f"{corpus} is not a built corpus; run `{PROG} corpus build` first")
@@ -934,7 +941,7 @@ def _cmd_eval_score(args: argparse.Namespace) -> int:
             progress=progress,
         )
     report["command"] = " ".join([PROG, "eval", "score", *_eval_args(args)])
-    js, md = write_report(report, args.out)
+    js, md = write_report(report, args.out, make_parent=default_out)
     print(report_markdown(report))
     print(f"report: {js} and {md}")
     return 0

@@ -249,11 +249,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     effects.validate()
     formats = check_formats([f for f in args.formats.split(",") if f.strip()])
     first_plan, parsed = plan(args.prompt, **options)  # all checks before any work
-    if any(f in ("wav", "flac", "ogg", "mp3") for f in formats):
+    if args.soundfont is not None or any(f in ("wav", "flac", "ogg", "mp3") for f in formats):
         load_soundfont(args.soundfont)
     folders = _folders(args, first_plan.style or "piece")
-    _show_understanding(args.prompt, parsed, first_plan, quiet=args.json)
     model = cli._load_model(args.model or "score-base")
+    _show_understanding(args.prompt, parsed, first_plan, quiet=args.json)
     results = []
     for i, folder in enumerate(folders):
         seed = args.seed + i
@@ -442,10 +442,10 @@ def _options(args: argparse.Namespace) -> dict:
 
 def _folders(args: argparse.Namespace, fallback: str) -> list[Path]:
     """One new folder per piece; checked (a new name, or with --overwrite one of our outputs
-    to replace; a writable parent) before any work. Folders made here for them (the default
-    root, the variations' folder) are removed again by `engine.cli.main` if the run fails."""
+    to replace; a writable parent) before any work. The folders above them (the default
+    root, the variations' folder) are made only when a piece is written (`plan_dirs`)."""
     from engine import cli
-    from engine.record import DEFAULT_ROOT, check_new_folder, make_dirs, prompt_words, unique_folder
+    from engine.record import DEFAULT_ROOT, check_new_folder, plan_dirs, prompt_words, unique_folder
 
     n = args.variations
     if args.out and n == 1:
@@ -454,10 +454,10 @@ def _folders(args: argparse.Namespace, fallback: str) -> list[Path]:
         base = Path(args.out).expanduser()
         if base.is_symlink() or (base.exists() and not base.is_dir()):
             raise cli.CliError(f"--out {base} is a file; give a folder for the variations")
-        make_dirs(base)
+        plan_dirs(base)
         folders = [base / f"variation-{i + 1}" for i in range(n)]
     else:
-        make_dirs(DEFAULT_ROOT)
+        plan_dirs(DEFAULT_ROOT)
         words = prompt_words(args.prompt, fallback)
         folders = []
         for i in range(n):
@@ -586,23 +586,23 @@ def cmd_convert_musicgen(args: argparse.Namespace) -> int:
 
     out = Path(args.out).expanduser()
     check_new_folder(out, args.force, cli.CliError, flag="--force", replaceable=_converted_model)
+    if not args.source.strip():
+        raise cli.CliError("give a MusicGen snapshot folder or a Hub id (facebook/musicgen-small)")
     src = Path(args.source).expanduser()
     if not src.exists() and "/" not in args.source:
         raise cli.CliError(
             f"{args.source} is neither a folder nor a Hub id (owner/name, e.g. "
             "facebook/musicgen-small)"
         )
-    from convert.musicgen import convert_musicgen
+    from convert.musicgen import check_source, convert_musicgen
 
+    source = str(src) if src.exists() else args.source
+    options = {"dtype": args.dtype, "quantize": args.quantize, "revision": args.revision}
+    with cli._status(f"Finding {args.source}"):
+        check_source(source, **options)  # before anything is written
     folder = OutputFolder(out, overwrite=args.force, flag="--force", replaceable=_converted_model)
     with folder, cli._status(f"Converting {args.source}"):
-        convert_musicgen(
-            str(src) if src.exists() else args.source,
-            folder.path,
-            dtype=args.dtype,
-            quantize=args.quantize,
-            revision=args.revision,
-        )
+        convert_musicgen(source, folder.path, **options)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"wrote {cli._shown(out)}/ ({size / 1e6:.1f} MB); use it with --model {out}")
     cli.say_replaced(out, folder.replaced)

@@ -149,7 +149,7 @@ def _prepare(args: argparse.Namespace, words: str) -> tuple[list[str], Path]:
     if args.key_strength is not None:
         cli._check_range("--key-strength", args.key_strength, 0.0, 10.0)
     formats = check_formats([f for f in args.formats.split(",") if f.strip()])
-    if any(f in ("wav", "flac", "ogg", "mp3") for f in formats):
+    if args.soundfont is not None or any(f in ("wav", "flac", "ogg", "mp3") for f in formats):
         load_soundfont(args.soundfont)
     ns = argparse.Namespace(
         variations=1, out=args.out, prompt=words, seed=args.seed, overwrite=args.overwrite

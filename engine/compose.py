@@ -303,6 +303,15 @@ def plan(prompt: str = "", **options) -> tuple[Plan, dict]:
         hint = f"did you mean {' or '.join(near)}? " if near else ""
         raise ComposeError(f"unknown style {style!r}; {hint}known: {', '.join(STYLES)}")
     key, mode = pick("key"), pick("mode")
+    if key is not None:
+        from engine.tokenizer import TokenizerError, tonic_index
+
+        try:
+            tonic_index(key)
+        except TokenizerError as e:
+            raise ComposeError(str(e)) from None
+    if mode is not None and mode not in ("major", "minor"):
+        raise ComposeError(f"unknown mode {mode!r}; use major or minor")
     progression = o.get("progression", a.progression)
     if isinstance(progression, str):
         progression = [c for c in re.split(r"[\s,\-–]+", progression) if c]
@@ -1042,6 +1051,7 @@ def _replay_accompaniment(old: dict, folder, overwrite: bool, progress):
 RECORD_FIELDS = {
     "score": (
         ("request",),
+        ("plan",),
         ("output", "formats"),
         ("output", "bit_depth"),
         ("output", "effects"),
@@ -1063,6 +1073,26 @@ def _require(record: dict, path, *fields: tuple[str, ...]) -> None:
             node = node[k]
     if not isinstance(record.get("request", {}), dict):
         raise ComposeError(f"{path}: request is not a table of options (was it edited?)")
+
+
+def _check_output_settings(old: dict, path) -> None:
+    """The recorded prompt and output settings have the kinds a record holds."""
+    out = old["output"]
+    problems = []
+    if not isinstance(old.get("prompt", ""), str):
+        problems.append(f"prompt is {old['prompt']!r}, not text")
+    if out["bit_depth"] not in (16, 24):
+        problems.append(f"output.bit_depth is {out['bit_depth']!r}, not 16 or 24")
+    if not isinstance(out["formats"], list) or not all(isinstance(f, str) for f in out["formats"]):
+        problems.append("output.formats is not a list of format names")
+    if not isinstance(out["effects"], dict):
+        problems.append("output.effects is not a table of effect settings")
+    if not isinstance(out["soundfont"], dict):
+        problems.append("output.soundfont is not a table")
+    if not isinstance(old["plan"], dict):
+        problems.append("plan is not a table")
+    if problems:
+        raise ComposeError(f"{path} cannot be replayed: {'; '.join(problems)} (was it edited?)")
 
 
 def replay(
@@ -1089,8 +1119,9 @@ def replay(
     if engine == "accompany":
         return _replay_accompaniment(old, folder, overwrite, progress)
     request = dict(old["request"])
-    prompt = str(old.get("prompt", ""))
+    prompt = old.get("prompt", "")
     out = old["output"]
+    _check_output_settings(old, record_path)
     model = request.pop("model", None)
     if "workflow" in request:  # harmonize, restyle, continue (engine.workflows)
         comp = _rerun_workflow(request, old, model, progress)

@@ -9,6 +9,8 @@ bug and raises normally. Each module keeps its own subclass (``ComposeError``,
 
 from __future__ import annotations
 
+MAX_MESSAGE_CHARS = 600
+
 
 class UserError(Exception):
     """A problem with what the user gave (a file, a folder, a number, a name), in one line
@@ -34,7 +36,11 @@ def one_line(e: BaseException) -> str:
         text = f"{e.filename}: {e.strerror.lower()}"
     else:
         text = str(e) or type(e).__name__
-    return " ".join(text.split())
+    text = " ".join(text.split())
+    if len(text) > MAX_MESSAGE_CHARS:  # it quotes what the user gave: 10 MB of it helps nobody
+        keep = MAX_MESSAGE_CHARS // 2
+        text = f"{text[:keep]} … {text[-keep:]}"
+    return text
 
 
 class RecordError(UserError, ValueError):

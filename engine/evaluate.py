@@ -269,12 +269,17 @@ def _fmt(x: float | None) -> str:
     return "—" if x is None else f"{x:.3f}"
 
 
-def check_report_target(out: str | Path) -> tuple[Path, Path]:
+def check_report_target(out: str | Path, *, make_parent: bool = False) -> tuple[Path, Path]:
     """PATH.json and PATH.md for ``--out PATH``, after checking that each is new or an
-    earlier report of `disco-musica eval` (which is then replaced). Raises `OutputError`."""
+    earlier report of `disco-musica eval` (which is then replaced), and that PATH's folder
+    exists (or, ``make_parent``, may be made). Raises `OutputError`."""
     from engine.errors import OutputError
 
     out = Path(out).expanduser()
+    if out.name in ("", ".", ".."):
+        raise OutputError(f"--out {out} names a folder; give a report path such as {out / 'eval'}")
+    if not make_parent and not out.absolute().parent.is_dir():
+        raise OutputError(f"{out.absolute().parent} does not exist; create it or change --out")
     js, md = out.with_suffix(".json"), out.with_suffix(".md")
     for p in (js, md):
         if p.is_symlink() or (p.exists() and not p.is_file()):
@@ -294,11 +299,11 @@ def check_report_target(out: str | Path) -> tuple[Path, Path]:
     return js, md
 
 
-def write_report(report: dict, out: str | Path) -> tuple[Path, Path]:
+def write_report(report: dict, out: str | Path, *, make_parent: bool = True) -> tuple[Path, Path]:
     """Write PATH.json and PATH.md (an earlier report there goes to the trash beside it)."""
     from engine.record import make_dirs, trash_path, write_files
 
-    js, md = check_report_target(out)
+    js, md = check_report_target(out, make_parent=make_parent)
     make_dirs(js.parent)
     text = json.dumps(report, indent=1, default=float)
     md_text = report_markdown(report)

@@ -37,7 +37,8 @@ TRASH_DIR = ".disco-musica-trash"
 TEMP_PREFIX = ".dm-tmp-"
 OWNER_FILE = ".disco-musica-owner.json"
 STALE_FOREIGN_HOST_S = 7 * 24 * 3600  # another machine's leftovers (shared disks) after a week
-_made_dirs: list[Path] = []  # folders this process created for its outputs (see made_dirs)
+_made_dirs: list[Path] = []  # folders this process created for its outputs (see make_dirs)
+_planned: set[Path] = set()  # folders an output may create when it is written (plan_dirs)
 
 
 # ---- owners and the registry of temporary places --------------------------------------------
@@ -159,7 +160,7 @@ def _temp_name(target: Path) -> str:
 
 
 # ---- checks on targets ----------------------------------------------------------------------
-def _protected(path: Path) -> str | None:
+def protected_reason(path: Path) -> str | None:
     """Why ``path`` may never be replaced, or None."""
     if path.name in ("", ".", ".."):
         return "is not a new folder name"
@@ -236,7 +237,7 @@ def check_new_folder(
     Raises ``error`` with a one-line message otherwise; changes nothing.
     """
     folder = Path(folder).expanduser()
-    why = _protected(folder)
+    why = protected_reason(folder)
     if why:
         raise error(
             f"{folder} {why}; give a new folder name for the output, e.g. {folder / 'piece'}"
@@ -259,10 +260,16 @@ def check_new_folder(
         except OutputError as e:
             raise error(str(e)) from None
     parent = folder.absolute().parent
-    if not parent.is_dir():
+    existing = parent
+    if parent in _planned:  # made when the output is written (the default root, variations)
+        while not existing.exists():
+            existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise error(f"{existing} is a file; choose another folder")
+    if not existing.is_dir():
         raise error(f"{parent} does not exist; create it or choose another folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise error(f"cannot write in {parent}; choose another folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise error(f"cannot write in {existing}; choose another folder")
     return parent
 
 
@@ -320,6 +327,8 @@ class OutputFolder:
     def __enter__(self) -> OutputFolder:
         parent = check_new_folder(self.target, self.overwrite, self.error, **self.checks)
         sweep_stale()
+        if not parent.exists():  # a planned folder (see plan_dirs)
+            make_dirs(parent)
         self.path = parent / _temp_name(self.target)
         self._pending = _Pending(self.path, self.target, "folder")
         try:
@@ -470,6 +479,19 @@ def _umask() -> int:
 
 
 # ---- default folders ----------------------------------------------------------------------
+def plan_dirs(folder: Path) -> None:
+    """Let outputs inside ``folder`` create it (and missing folders above it) when they are
+    written, not before: a run refused or stopped earlier leaves nothing, not even an
+    empty ``disco-musica-output/``. Raises `OutputError` if a part of the path is a file."""
+    folder = Path(folder).expanduser().absolute()
+    for p in (folder, *folder.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise OutputError(f"{p} is a file; choose another folder")
+            break
+    _planned.add(folder)
+
+
 def make_dirs(folder: Path) -> None:
     """``mkdir -p`` that remembers which folders it made, so that a failed run can remove
     them again if they stayed empty (`remove_made_dirs`)."""
@@ -480,6 +502,7 @@ def make_dirs(folder: Path) -> None:
 
 def remove_made_dirs() -> None:
     """Remove the folders `make_dirs` made in this process that are still empty."""
+    _planned.clear()
     while _made_dirs:
         d = _made_dirs.pop()
         try:
@@ -491,13 +514,15 @@ def remove_made_dirs() -> None:
 def forget_made_dirs() -> None:
     """The run succeeded: the folders it made stay."""
     _made_dirs.clear()
+    _planned.clear()
 
 
 def prompt_words(prompt: str, fallback: str) -> str:
     """A folder name from a prompt's first five words (``a-calm-chorale-in-g``)."""
     import re
 
-    return "-".join(re.findall(r"[a-z0-9]+", prompt.lower())[:5]) or fallback
+    words = "-".join(w[:20] for w in re.findall(r"[a-z0-9]+", prompt.lower())[:5])
+    return words or fallback
 
 
 def unique_folder(root: Path, stem: str, taken: Iterable[Path] = ()) -> Path:
