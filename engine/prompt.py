@@ -33,12 +33,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.errors import UserError
+from engine.names import MAX_BARS, MAX_TEMPO_BPM, MIN_TEMPO_BPM  # generate's own limits
 
 MAX_PROMPT_CHARS = 2000
-MIN_TEMPO_BPM = 20.0
-MAX_TEMPO_BPM = 400.0
+
 MAX_SECONDS = 600.0  # 10 minutes
-MAX_BARS = 256
 MAX_COUNT = 16  # "sixteen violins" at most
 MAX_PARTS = 16  # a sanity limit; the score model itself writes at most 8 parts
 SUGGESTION_CUTOFF = 0.75

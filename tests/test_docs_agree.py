@@ -293,8 +293,8 @@ def test_docs_tempo_range_is_the_code_s():
         text = _doc(name)
         for m in re.finditer(r"(use )?(\d+) (?:to|and|–|-) (\d+) (?:BPM|beats per minute)", text):
             lo, hi = int(m[2]), int(m[3])
-            if m[1]:  # the prompt reader's own message, quoted: its limit, far outside
-                assert hi == prompt.MAX_TEMPO_BPM > score_api.MAX_TEMPO_BPM, (name, m[0])
+            if m[1]:  # the prompt reader's own message, quoted: the same limit
+                assert hi == prompt.MAX_TEMPO_BPM == score_api.MAX_TEMPO_BPM, (name, m[0])
                 continue
             if lo == score_api.MIN_TEMPO_BPM:  # a statement of the tempo range
                 assert hi == score_api.MAX_TEMPO_BPM, (name, m[0])
