@@ -208,7 +208,7 @@ def _load_mono(path: Path) -> tuple[np.ndarray, int, np.ndarray]:
     from engine.transcribe import TranscribeError, check_audible, load_audio
 
     try:  # NaN/Inf refused, a file cut short warned about (InputWarning), silence refused
-        audio, sr = load_audio(path)
+        audio, sr = load_audio(path, min_seconds=MIN_SECONDS)  # cut short and too short: 1 line
         check_audible(audio, str(path))
     except TranscribeError as e:
         raise AccompanyError(str(e)) from None

@@ -131,14 +131,19 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     if out is None:
         out = cli._new_path(Path.cwd(), audio.stem or "transcription")
 
-    from engine.transcribe import TranscribeError, _model, transcribe
+    from engine.transcribe import TranscribeError, _model, check_audio, check_settings, transcribe
 
-    try:
+    try:  # settings and audio are checked before the model loads
+        check_settings(
+            args.onset_threshold, args.frame_threshold, args.min_note_ms, args.min_freq,
+            args.max_freq,
+        )  # fmt: skip
+        checked = check_audio(audio, min_note_ms=args.min_note_ms)
         with cli._status("Loading Basic Pitch"):
             model = _model()
         with _WindowProgress(f"Transcribing {audio.name}") as progress:
             result = transcribe(
-                audio,
+                checked,
                 onset_threshold=args.onset_threshold,
                 frame_threshold=args.frame_threshold,
                 min_note_ms=args.min_note_ms,

@@ -251,7 +251,8 @@ def continue_audio_with_score_model(args: argparse.Namespace) -> int:
     Uses the ``continue`` command's arguments: input, bars, style, model, temperature,
     top_p, key_strength, seed, out (a folder), overwrite, formats (its default ``wav`` means
     wav,mid,musicxml here), bit_depth, json; ``prompt``/``duration`` must be unset, and
-    ``soundfont`` is read when present.
+    ``soundfont`` is read when present. The sampling options are range-checked as for a MIDI
+    input; ``top_k`` must be unset (the transcription is continued without a top-k limit).
     """
     from engine import cli, workflows
     from engine.cli_generate import _StageProgress
@@ -269,6 +270,7 @@ def continue_audio_with_score_model(args: argparse.Namespace) -> int:
     _check_input(args.input)
     if args.bars is not None:
         cli._check_range("--bars", args.bars, 1, MAX_BARS)
+    _check_sampling_as_for_midi(args)
     if getattr(args, "formats", "wav") == "wav":  # the command's default: give notation too
         args.formats = DEFAULT_FORMATS
     for name, default in (("soundfont", None), ("bit_depth", 16), ("json", False)):
@@ -287,3 +289,18 @@ def continue_audio_with_score_model(args: argparse.Namespace) -> int:
         )
         what = f"transcribed and continued by {comp.model_name}"
         return _write(args, comp, formats, folder, prog, what)
+
+
+def _check_sampling_as_for_midi(args: argparse.Namespace) -> None:
+    """The sampling options of ``continue clip.wav`` checked by the MIDI path's own check
+    (`engine.cli._fill_defaults`, on a copy: the recording keeps its own defaults, e.g. key
+    strength); ``--top-k``, which this path cannot pass on, is refused rather than ignored."""
+    from engine import cli
+
+    cli._fill_defaults(argparse.Namespace(**{"top_k": None, **vars(args)}))
+    if getattr(args, "top_k", None) is not None:
+        raise cli.CliError(
+            f"--top-k does not apply when a recording is continued (its transcription is "
+            f"continued with top-k {names.DEFAULT_TOP_K}: no limit); leave it out, or transcribe "
+            "it first (`disco-musica transcribe`) and continue the MIDI file with --top-k"
+        )

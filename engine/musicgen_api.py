@@ -96,7 +96,12 @@ def resolve_model(name_or_path: str, *, progress: ProgressFn | None = None) -> P
             return p
         out = catalog.models_home() / f"{p.resolve().name}-mlx"
         if not (out / "config.json").is_file():
-            _convert(str(p), out, progress)
+            try:
+                _convert(str(p), out, progress)
+            except UserError:
+                raise
+            except (ValueError, KeyError, TypeError) as e:  # a config or weights that do not fit
+                raise MusicgenError(_not_a_snapshot(p, _first_line(e))) from None
         return out
     try:
         entry = catalog.entry(str(name_or_path))
@@ -127,6 +132,19 @@ def resolve_model(name_or_path: str, *, progress: ProgressFn | None = None) -> P
     return out
 
 
+def _not_a_snapshot(folder: Path, why: str) -> str:
+    return (
+        f"{folder} is not a usable MusicGen model ({why}); give a model name such as "
+        "musicgen-small, a folder made by `disco-musica convert musicgen`, or a complete "
+        "transformers snapshot"
+    )
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def _convert(src: str, out: Path, progress: ProgressFn | None) -> None:
     from convert.musicgen import convert_musicgen
 
@@ -150,50 +168,21 @@ def _convert(src: str, out: Path, progress: ProgressFn | None) -> None:
 def read_audio(path: str | Path, what: str) -> tuple[np.ndarray, int]:
     """Audio [T, C] float32 and its rate, with one-line errors for bad files.
 
-    Refused: a missing or unreadable file, no samples, NaN or infinite samples (a broken
-    export), silence (peak below `engine.transcribe.SILENCE_DBFS`). A WAV or AIFF cut short
-    is used as far as it goes, with an `engine.transcribe.InputWarning`.
+    `engine.transcribe.load_audio` reads it (the one audio reader: a missing or empty file,
+    content that is not audio, no samples, NaN or infinite samples are refused; a WAV or AIFF
+    cut short is used as far as it goes, with an `engine.errors.InputWarning`); silence (peak
+    below `engine.transcribe.SILENCE_DBFS`) is refused too. ``what`` ("melody") starts the
+    name of the file in every message.
     """
-    import warnings
-
-    import soundfile as sf
-
-    from engine.transcribe import (
-        InputWarning,
-        TranscribeError,
-        check_audible,
-        check_finite,
-        promised_frames,
-        quiet_libraries,
-    )
+    from engine.transcribe import TranscribeError, check_audible, load_audio
 
     p = Path(path).expanduser()
-    if not p.is_file():
-        raise MusicgenError(f"{what} {p} does not exist")
     try:
-        with quiet_libraries():
-            audio, sr = sf.read(str(p), dtype="float32", always_2d=True)
-    except Exception as e:  # libsndfile's messages: unknown format, truncated file...
-        raise MusicgenError(
-            f"{what} {p} cannot be read as audio ({str(e).splitlines()[0]}); give a WAV, FLAC, "
-            "OGG or MP3 file"
-        ) from None
-    if audio.shape[0] == 0:
-        raise MusicgenError(f"{what} {p} holds no samples")
-    try:
-        check_finite(audio, f"{what} {p}")
+        audio, sr = load_audio(p, what=what)
         check_audible(audio, f"{what} {p}")
     except TranscribeError as e:
         raise MusicgenError(str(e)) from None
-    promised = promised_frames(p) or 0
-    if audio.shape[0] < promised:
-        warnings.warn(
-            f"{what} {p} is cut short: only {audio.shape[0] / sr:.2f} s of the "
-            f"{promised / sr:.2f} s its header promises could be read; using what is there",
-            InputWarning,
-            stacklevel=2,
-        )
-    return audio, int(sr)
+    return audio, sr
 
 
 def check_formats(formats: Sequence[str]) -> list[str]:
@@ -228,6 +217,7 @@ KNOWN_OPTIONS = ("style", "mood", "instruments", "key", "mode", "tempo_bpm")
 
 
 def check_request(
+    prompt: str = "",
     *,
     model: str = "musicgen-small",
     seconds: float | None = None,
@@ -239,14 +229,22 @@ def check_request(
     formats: Sequence[str] | None = None,
     **options,
 ) -> CheckedRequest:
-    """Every check of a MusicGen request that needs no model: numbers, options, the model's
-    name (and whether it takes a melody), the melody and audio-prompt files, ``formats``.
+    """Every check of a MusicGen request that needs no model: the prompt's length, numbers,
+    options, the model's name (and whether it takes a melody), the melody and audio-prompt
+    files, ``formats``.
 
     `compose_audio` calls it before `resolve_model`, so a wrong option is reported as itself
     even when the model would have to be downloaded (or the network is down).
     """
     from engine.models.musicgen import DEFAULT_MAX_WINDOW_S
+    from engine.prompt import MAX_PROMPT_CHARS
 
+    if not isinstance(prompt, str):
+        raise MusicgenError(f"the prompt must be text, not {type(prompt).__name__}")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise MusicgenError(
+            f"prompt is {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}: shorten it"
+        )
     seconds = DEFAULT_SECONDS if seconds is None else _number("duration", seconds)
     if not 0 < seconds <= MAX_SECONDS:
         raise MusicgenError(
@@ -366,6 +364,7 @@ def compose_audio(
     from engine.models.musicgen import MusicGen
 
     checked = check_request(
+        prompt,
         model=model,
         seconds=seconds,
         seed=seed,

@@ -33,7 +33,9 @@ whole piece, so pieces would not give the same notes as the whole).
 
 from __future__ import annotations
 
+import os
 import struct
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -490,60 +492,185 @@ def model_output_to_notes(
 
 
 # ---- audio in --------------------------------------------------------------------------------
-def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
+AUDIO_KINDS = "WAV, FLAC, OGG, MP3 or AIFF"  # what `sniff_audio` knows, for messages
+SNIFF_BYTES = 4096  # enough for an MPEG frame and the header of the next
+_W64_GUID = bytes.fromhex("726966662e91cf11a5d628db04c10000")  # Sony Wave64's "riff"
+_MPEG_KBPS = {  # (version is 1, layer): bitrate index 1..14 -> kbit/s
+    (True, 1): (32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (True, 2): (32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (True, 3): (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (False, 1): (32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (False, 2): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (False, 3): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_MPEG_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def _mpeg_frame_length(head: bytes, pos: int) -> int | None:
+    """Bytes of the MPEG audio frame whose header starts at ``head[pos]``, or None when the
+    four bytes there are not a valid frame header (sync, version, layer, bitrate, rate)."""
+    if pos + 4 > len(head) or head[pos] != 0xFF or head[pos + 1] & 0xE0 != 0xE0:
+        return None
+    version, layer_bits = (head[pos + 1] >> 3) & 3, (head[pos + 1] >> 1) & 3
+    rate_idx, bitrate_idx = (head[pos + 2] >> 2) & 3, head[pos + 2] >> 4
+    if version == 1 or layer_bits == 0 or rate_idx == 3 or not 1 <= bitrate_idx <= 14:
+        return None
+    layer = 4 - layer_bits
+    kbps = _MPEG_KBPS[(version == 3, layer)][bitrate_idx - 1]
+    rate = _MPEG_RATES[version][rate_idx]
+    padding = (head[pos + 2] >> 1) & 1
+    if layer == 1:
+        return (12 * kbps * 1000 // rate + padding) * 4
+    per_frame = 72 if layer == 3 and version != 3 else 144
+    return per_frame * kbps * 1000 // rate + padding
+
+
+def sniff_audio(head: bytes) -> str | None:
+    """The kind of audio file that starts with the bytes ``head`` ("WAV", "FLAC", "OGG",
+    "MP3", "AIFF", "CAF", "AU", "W64"), or None when they are none of these.
+
+    Looked at before any decoder sees the file: libsndfile hands data it does not know to
+    libmpg123, which reads random bytes as broken MP3 (talking on stderr as it goes) and then
+    reports "file does not exist". An MP3 without an ID3 tag must start with an MPEG frame
+    header followed by another where the first one ends (one valid header alone turns up in
+    random bytes, and in UTF-16 text).
+    """
+    four, form = head[:4], head[8:12]
+    if four in (b"RIFF", b"RIFX", b"RF64", b"BW64") and form == b"WAVE":
+        return "WAV"
+    if four == b"FORM" and form in (b"AIFF", b"AIFC"):
+        return "AIFF"
+    kinds = {b"fLaC": "FLAC", b"OggS": "OGG", b"caff": "CAF", b".snd": "AU"}
+    if four in kinds:
+        return kinds[four]
+    if head[:3] == b"ID3":
+        return "MP3"  # (an ID3 tag may also sit before FLAC data: the decoder tells)
+    if head[:16] == _W64_GUID:
+        return "W64"
+    n = _mpeg_frame_length(head, 0)
+    if n and (n + 4 > len(head) or _mpeg_frame_length(head, n)):
+        return "MP3"
+    return None
+
+
+@contextmanager
+def quiet_decoder() -> Iterator[None]:
+    """Send what C libraries write to file descriptor 2 to /dev/null, only around a call
+    into a decoder (libmpg123 prints ``Note: Illegal Audio-MPEG-Header ...`` there, past
+    Python's ``sys.stderr``); the error that follows says what matters in one line."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no fd 2 (embedded): nothing to hide
+        yield
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+        finally:
+            os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _label(path: str | Path, what: str | None) -> str:
+    p = Path(path).expanduser()
+    return f"{what} {p}" if what else str(p)
+
+
+def load_audio(
+    path: str | Path, *, what: str | None = None, min_seconds: float | None = None
+) -> tuple[np.ndarray, int]:
     """(samples [S, channels] float32, sample_rate) of an audio file, or a TranscribeError.
 
-    The one reader of audio files for transcribe, accompany and the audio workflows
-    (harmonize, continue, restyle of a recording). Refused in one line: a missing, empty or
-    undecodable file, NaN or infinite samples (a broken export). A file cut short (its
-    header promises more than it holds) is read as far as it goes with an `InputWarning`
-    saying how much was readable.
+    The one reader of audio files: transcribe, accompany, the audio workflows (harmonize,
+    continue, restyle of a recording) and MusicGen's melody and audio prompt
+    (`engine.musicgen_api.read_audio`). ``what`` ("melody") goes before the file's name in
+    messages. Refused in one line that names the file: a missing, empty or undecodable file,
+    content that is not audio (`sniff_audio`, before any decoder sees it), a file with no
+    samples, NaN or infinite samples (a broken export). A file cut short (its header promises
+    more than it holds) is read as far as it goes with an `InputWarning` saying how much was
+    readable; when ``min_seconds`` is given and the readable part is shorter, it is refused
+    instead, in one line that says both (a warning before the error would be noise).
     """
-    audio, sr, problems = _read_audio(path)
+    audio, sr, problems, promised = _read_audio(path, what)
+    if min_seconds is not None and promised > audio.shape[0] and audio.shape[0] < min_seconds * sr:
+        raise TranscribeError(
+            f"{_label(path, what)} is cut short: only {audio.shape[0] / sr:.2f} s of the "
+            f"{promised / sr:.2f} s its header promises could be read, and at least "
+            f"{min_seconds:g} s are needed; use a complete copy of the file"
+        )
     for text in problems:
         warnings.warn(text, InputWarning, stacklevel=2)
     return audio, sr
 
 
-def _read_audio(path: str | Path) -> tuple[np.ndarray, int, list[str]]:
-    """`load_audio`'s work: (samples, rate, warnings as text) without warning yet."""
+def _read_audio(path: str | Path, what: str | None = None):
+    """`load_audio`'s work: (samples, rate, warnings as text, frames the header promises or
+    0) without warning yet."""
     import soundfile as sf
 
     p = Path(path).expanduser()
+    name = _label(p, what)
     if not p.exists():
-        raise TranscribeError(f"{p} does not exist; check the path")
+        raise TranscribeError(f"{name} does not exist; check the path")
     if p.is_dir():
-        raise TranscribeError(f"{p} is a folder; give an audio file (WAV, FLAC, OGG, MP3)")
-    if p.stat().st_size == 0:
-        raise TranscribeError(f"{p}: the file is empty; give a recording")
+        raise TranscribeError(f"{name} is a folder; give an audio file (WAV, FLAC, OGG, MP3)")
+    target = f"{p.stem}-fixed.wav" if p.suffix.lower() == ".wav" else f"{p.stem}.wav"
+    convert = f"if it plays elsewhere, convert it to WAV, e.g. `ffmpeg -i {p.name} {target}`"
     try:
-        with quiet_libraries():
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(SNIFF_BYTES)
+    except OSError as e:
+        raise TranscribeError(
+            f"cannot open {name} ({e.strerror or e}); check its permissions"
+        ) from None
+    if size == 0:
+        raise TranscribeError(f"{name}: the file is empty; give a recording")
+    if sniff_audio(head) is None:
+        if head[:4] == b"MThd":
+            raise TranscribeError(
+                f"{name} is a MIDI file, not audio (its first bytes are MThd); rename it to "
+                f"{p.stem}.mid and give it as MIDI"
+            )
+        raise TranscribeError(
+            f"{name} is not audio (its first bytes are not {AUDIO_KINDS}); {convert}"
+        )
+    try:
+        with quiet_libraries(), quiet_decoder():
             info = sf.info(str(p))
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError on unknown data
-        target = f"{p.stem}-fixed.wav" if p.suffix.lower() == ".wav" else f"{p.stem}.wav"
-        raise TranscribeError(
-            f"cannot read {p} as audio ({_reason(e)}); if it plays elsewhere, convert it to WAV, "
-            f"e.g. `ffmpeg -i {p.name} {target}`"
-        ) from None
-    _check_duration(info.frames / info.samplerate if info.samplerate else 0.0, str(p))
+        raise TranscribeError(f"cannot read {name} as audio ({_reason(e)}); {convert}") from None
+    _check_duration(info.frames / info.samplerate if info.samplerate else 0.0, name)
     try:
-        with quiet_libraries():
+        with quiet_libraries(), quiet_decoder():
             audio, sr = sf.read(str(p), dtype="float32", always_2d=True)
     except Exception as e:
         raise TranscribeError(
-            f"cannot decode {p} ({_reason(e)}); the file may be damaged: export it again as "
+            f"cannot decode {name} ({_reason(e)}); the file may be damaged: export it again as "
             "WAV or FLAC"
         ) from None
-    check_finite(audio, str(p))
-    problems = []
     promised = max(int(info.frames), promised_frames(p) or 0)
+    if audio.shape[0] == 0:
+        if promised and sr:
+            raise TranscribeError(
+                f"{name} holds no samples: its header promises {promised / sr:.2f} s but the "
+                "file ends there (a truncated copy or an interrupted export); use a complete copy"
+            )
+        raise TranscribeError(f"{name} holds no samples (a header only); give a recording")
+    check_finite(audio, name)
+    problems = []
     if sr and audio.shape[0] < promised:
         problems.append(
-            f"{p} is cut short: only {audio.shape[0] / sr:.2f} s of the {promised / sr:.2f} s "
+            f"{name} is cut short: only {audio.shape[0] / sr:.2f} s of the {promised / sr:.2f} s "
             "its header promises could be read (a truncated copy or an interrupted export); "
             "using what is there"
         )
-    return audio, int(sr), problems
+    return audio, int(sr), problems, promised if promised > audio.shape[0] else 0
 
 
 def promised_frames(path: Path) -> int | None:
@@ -611,16 +738,21 @@ def check_audible(audio: np.ndarray, name: str) -> None:
 
 
 def _reason(e: Exception) -> str:
+    """libsndfile's reason, without its path; its "File does not exist or is not a regular
+    file" (said of data no decoder took) as what it means."""
     text = " ".join(str(e).split())
-    return text.split(": ", 1)[-1] if text else type(e).__name__
+    text = text.split(": ", 1)[-1] if text else type(e).__name__
+    if "does not exist or is not a regular file" in text:
+        return "no decoder here understands its data"
+    return text.rstrip(".")
 
 
 def _check_duration(seconds: float, name: str) -> None:
     if seconds > MAX_AUDIO_SECONDS:
         h, m = divmod(round(seconds / 60), 60)
         raise TranscribeError(
-            f"{name} is {h} h {m:02d} min long; transcribe at most {MAX_AUDIO_SECONDS // 60} "
-            "minutes at a time: cut it into parts first, e.g. `sox in.wav part.wav trim 0 3600 "
+            f"{name} is {h} h {m:02d} min long; at most {MAX_AUDIO_SECONDS // 60} minutes "
+            "are read at a time: cut it into parts first, e.g. `sox in.wav part.wav trim 0 3600 "
             ": newfile : restart`"
         )
 
@@ -720,8 +852,90 @@ def _model():
     return _MODEL
 
 
-def transcribe(
+@dataclass
+class CheckedAudio:
+    """Audio read and checked by `check_audio`, ready for `transcribe`: the model can be
+    loaded after every check has passed (``disco-musica transcribe`` does that)."""
+
+    audio: np.ndarray  # as given or read: [S] or [S, channels]
+    sample_rate: int
+    mono: np.ndarray  # mono at AUDIO_SAMPLE_RATE, what the model reads
+    name: str  # the file's path, or "the audio" for an array
+    problems: list[str] = field(default_factory=list)  # warnings, not warned yet
+    promised_s: float = 0.0  # seconds the header of a file cut short promises (0: not cut)
+
+    @property
+    def duration_s(self) -> float:
+        return self.audio.shape[0] / self.sample_rate
+
+
+def check_audio(
     audio_path_or_array: str | Path | np.ndarray,
+    sample_rate: int | None = None,
+    *,
+    min_note_ms: float = DEFAULT_MIN_NOTE_MS,
+) -> CheckedAudio:
+    """Read (a path, with `load_audio`'s checks) and check audio for `transcribe`, without the
+    model: refused (`TranscribeError`) when it is empty, too long, NaN/Inf, shorter than the
+    shortest note kept (``min_note_ms``) or silent; clipping and a file cut short become
+    ``problems`` (warned when `transcribe` has run)."""
+    problems: list[str] = []
+    promised = 0
+    if isinstance(audio_path_or_array, str | Path):
+        if sample_rate is not None:
+            raise TranscribeError("sample_rate is read from the file; leave it out for a path")
+        name = str(Path(audio_path_or_array).expanduser())
+        audio, sample_rate, problems, promised = _read_audio(audio_path_or_array)
+    else:
+        name = "the audio"
+        audio = np.asarray(audio_path_or_array)
+        if sample_rate is None:
+            raise TranscribeError("give the sample rate of the audio array (sample_rate=...)")
+    if isinstance(sample_rate, bool) or not float(sample_rate) == int(sample_rate) > 0:
+        raise TranscribeError(f"the sample rate must be a whole number of Hz, not {sample_rate}")
+    sample_rate = int(sample_rate)
+    if audio.ndim not in (1, 2) or audio.size == 0:
+        raise TranscribeError(
+            f"{name} is empty; give a recording at least a few tenths of a second long"
+            if audio.size == 0
+            else f"audio must be [samples] or [samples, channels], not shape {audio.shape}"
+        )
+    _check_duration(audio.shape[0] / sample_rate, name)
+    check_finite(audio, name)
+    checked = CheckedAudio(audio, sample_rate, audio, name, problems, promised / sample_rate)
+    _check_long_enough(checked, min_note_ms)
+    check_audible(audio, name)
+    if np.issubdtype(audio.dtype, np.floating):
+        clipped = float(np.mean(np.abs(audio) >= CLIP_LEVEL))
+        if clipped > CLIP_WARN_FRACTION:
+            problems.append(
+                f"{clipped:.1%} of the samples are clipped (at full scale): expect some extra or "
+                "missing notes; record or export it quieter if you can"
+            )
+    try:
+        checked.mono = prepare_audio(audio, sample_rate)
+    except ValueError as e:
+        raise TranscribeError(f"{e}; check the file or the array") from None
+    return checked
+
+
+def _check_long_enough(checked: CheckedAudio, min_note_ms: float) -> None:
+    duration_s = checked.duration_s
+    shortest = max(min_note_ms / 1000, 1 / (AUDIO_SAMPLE_RATE // FFT_HOP))  # >= 1 frame
+    if duration_s < shortest or n_output_frames(round(duration_s * AUDIO_SAMPLE_RATE)) == 0:
+        cut = (
+            f" (the file is cut short: its header promises {checked.promised_s:.2f} s)"
+            if checked.promised_s
+            else ""
+        )
+        raise TranscribeError(
+            f"{checked.name} is {duration_s * 1000:.0f} ms long{cut}, too short to hold a note "
+            f"(the shortest kept is {shortest * 1000:.0f} ms); give a longer recording"
+        )
+
+
+def transcribe(
+    audio_path_or_array: str | Path | np.ndarray | CheckedAudio,
     sample_rate: int | None = None,
     *,
     onset_threshold: float = DEFAULT_ONSET_THRESHOLD,
@@ -736,7 +950,8 @@ def transcribe(
     progress: Callable[[int, int], None] | None = None,
     model=None,
 ) -> Transcription:
-    """Transcribe audio (a file, or an array [S] / [S, channels] with ``sample_rate``) to notes.
+    """Transcribe audio (a file, or an array [S] / [S, channels] with ``sample_rate``, or what
+    `check_audio` returned) to notes.
 
     ``onset_threshold`` / ``frame_threshold`` (0..1): how sure the model must be that a note
     starts / still sounds; lower finds more notes. ``min_note_ms``: shorter notes are dropped.
@@ -745,56 +960,24 @@ def transcribe(
     per pitch). ``melodia_trick``: also turn strong activations without an onset into notes.
     ``quantize``: snap to the beat grid (see ``estimate_quantization``). ``progress(done,
     total)`` counts 2-second windows. ``model``: a loaded ``BasicPitch`` (default: the
-    shipped one, loaded once).
+    shipped one, loaded once, after every check of the settings and the audio).
 
-    Refused (`TranscribeError`): NaN/Inf samples, silence (peak below `SILENCE_DBFS`), audio
-    shorter than the shortest note kept (``min_note_ms``, at least one model frame).
+    Refused (`TranscribeError`): settings out of range (`check_settings`), a file that cannot
+    be read as audio (`load_audio`), NaN/Inf samples, silence (peak below `SILENCE_DBFS`),
+    audio shorter than the shortest note kept (``min_note_ms``, at least one model frame).
     Warned (`InputWarning`, also kept in ``Transcription.warnings``): a file cut short (read
     as far as it goes), clipping, no notes found, no steady beat when quantizing.
     """
-    _check_settings(onset_threshold, frame_threshold, min_note_ms, min_freq, max_freq)
-    problems: list[str] = []
-    if isinstance(audio_path_or_array, str | Path):
+    check_settings(onset_threshold, frame_threshold, min_note_ms, min_freq, max_freq)
+    if isinstance(audio_path_or_array, CheckedAudio):
         if sample_rate is not None:
-            raise TranscribeError("sample_rate is read from the file; leave it out for a path")
-        source = str(audio_path_or_array)
-        audio, sample_rate, problems = _read_audio(audio_path_or_array)
+            raise TranscribeError("the sample rate was checked with the audio; leave it out")
+        checked = audio_path_or_array
+        _check_long_enough(checked, min_note_ms)
     else:
-        source = None
-        audio = np.asarray(audio_path_or_array)
-        if sample_rate is None:
-            raise TranscribeError("give the sample rate of the audio array (sample_rate=...)")
-    if isinstance(sample_rate, bool) or not float(sample_rate) == int(sample_rate) > 0:
-        raise TranscribeError(f"the sample rate must be a whole number of Hz, not {sample_rate}")
-    sample_rate = int(sample_rate)
-    if audio.ndim not in (1, 2) or audio.size == 0:
-        raise TranscribeError(
-            "the audio is empty; give a recording at least a few tenths of a second long"
-            if audio.size == 0
-            else f"audio must be [samples] or [samples, channels], not shape {audio.shape}"
-        )
-    duration_s = audio.shape[0] / sample_rate
-    name = source or "the audio"
-    _check_duration(duration_s, name)
-    check_finite(audio, name)
-    shortest = max(min_note_ms / 1000, 1 / (AUDIO_SAMPLE_RATE // FFT_HOP))  # >= 1 frame
-    if duration_s < shortest or n_output_frames(round(duration_s * AUDIO_SAMPLE_RATE)) == 0:
-        raise TranscribeError(
-            f"{name} is {duration_s * 1000:.0f} ms long, too short to hold a note (the shortest "
-            f"kept is {shortest * 1000:.0f} ms); give a longer recording"
-        )
-    check_audible(audio, name)
-    if np.issubdtype(audio.dtype, np.floating):
-        clipped = float(np.mean(np.abs(audio) >= CLIP_LEVEL))
-        if clipped > CLIP_WARN_FRACTION:
-            problems.append(
-                f"{clipped:.1%} of the samples are clipped (at full scale): expect some extra or "
-                "missing notes; record or export it quieter if you can"
-            )
-    try:
-        mono = prepare_audio(audio, sample_rate)
-    except ValueError as e:
-        raise TranscribeError(f"{e}; check the file or the array") from None
+        checked = check_audio(audio_path_or_array, sample_rate, min_note_ms=min_note_ms)
+    name, mono, duration_s = checked.name, checked.mono, checked.duration_s
+    problems = list(checked.problems)
 
     settings = {
         "onset_threshold": onset_threshold,
@@ -807,7 +990,7 @@ def transcribe(
         "melodia_trick": melodia_trick,
         "multiple_pitch_bends": multiple_pitch_bends,
         "quantize": quantize,
-        "sample_rate": sample_rate,
+        "sample_rate": checked.sample_rate,
     }
 
     bp = model or _model()
@@ -836,7 +1019,9 @@ def transcribe(
     return Transcription(notes, duration_s, settings, output, quantization, problems)
 
 
-def _check_settings(onset, frame, min_ms, min_freq, max_freq) -> None:
+def check_settings(onset, frame, min_ms, min_freq, max_freq) -> None:
+    """A TranscribeError for a threshold, note length or frequency out of range (cheap: no
+    model, no audio)."""
     for name, v in (("onset threshold", onset), ("frame threshold", frame)):
         if not 0 < v <= 1:
             raise TranscribeError(f"the {name} must be more than 0 and at most 1, not {v:g}")
@@ -849,3 +1034,6 @@ def _check_settings(onset, frame, min_ms, min_freq, max_freq) -> None:
         raise TranscribeError(
             f"the minimum frequency ({min_freq:g} Hz) must be below the maximum ({max_freq:g} Hz)"
         )
+
+
+_check_settings = check_settings  # the name it had

@@ -182,3 +182,138 @@ def test_librosa_warnings_stay_inside_in_process(files, model):
         A.analyze(files["short21"], transcribe_notes=False)  # chroma_cqt warned here
         T.transcribe(files["short21"], quantize=True, model=model)
         T.transcribe(files["short03"], quantize=True, model=model)
+
+
+# ---- content before decoders, every message naming the file -----------------------------------
+def _random_bytes(path, seed: int = 1, n: int = 40_000):
+    """Random bytes; seed 1 starts with a valid MPEG frame header (ff e4 22 ..)."""
+    path.write_bytes(np.random.default_rng(seed).bytes(n))
+    return path
+
+
+def test_content_that_is_not_audio_is_refused_before_any_decoder(tmp_path, capfd, model):
+    """libmpg123 printed 'Note: Illegal Audio-MPEG-Header ...' on fd 2 for random bytes, and
+    the error then said 'File does not exist or is not a regular file'."""
+    from tests.hostile.corpus import melody_midi
+
+    cases = {
+        "random.wav": _random_bytes(tmp_path / "random.wav"),
+        "random.mp3": _random_bytes(tmp_path / "random.mp3", seed=4),
+        "utf16.wav": tmp_path / "utf16.wav",  # ff fe: a valid-looking MPEG header alone
+    }
+    cases["utf16.wav"].write_text("hello, this is text\n" * 50, encoding="utf-16")
+    for path in cases.values():
+        for call, args in ((T.load_audio, {}), (T.transcribe, {"model": model}), (A.analyze, {})):
+            with pytest.raises((T.TranscribeError, A.AccompanyError)) as e:
+                call(path, **args)
+            assert str(e.value).startswith(f"{path} is not audio (its first bytes are not WAV, ")
+        with pytest.raises(mg.MusicgenError, match=f"melody {path} is not audio"):
+            mg.check_request(model="musicgen-melody", melody=path)
+    (tmp_path / "midi.wav").write_bytes(melody_midi())
+    with pytest.raises(T.TranscribeError, match="midi.wav is a MIDI file, not audio"):
+        T.load_audio(tmp_path / "midi.wav")
+    out, err = capfd.readouterr()
+    assert err == "" and out == ""
+
+
+def test_every_kind_soundfile_writes_passes_the_content_check(tmp_path):
+    x = pulse(0.5)
+    for name, kw in (("a.wav", {}), ("a.flac", {}), ("a.ogg", {}), ("a.aiff", {}),
+                     ("a.mp3", {"format": "MP3"}), ("a.caf", {"format": "CAF"}),
+                     ("a.w64", {"format": "W64"}), ("a.rf64", {"format": "RF64"})):  # fmt: skip
+        sf.write(tmp_path / name, np.stack([x, x], axis=1), SR, **kw)
+        assert T.sniff_audio((tmp_path / name).read_bytes()[: T.SNIFF_BYTES]), name
+        audio, sr = T.load_audio(tmp_path / name)
+        assert sr == SR and audio.shape[1] == 2 and audio.shape[0] >= 0.45 * SR, name
+
+
+def test_decoder_chatter_on_fd2_is_kept_off_the_terminal(tmp_path, capfd):
+    """Data that passes the content check but not the decoder (an ID3 tag, then noise): the
+    C library's own lines go to /dev/null, only around the decode; fd 2 works after it."""
+    bad = tmp_path / "tagged.mp3"
+    bad.write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x00" + np.random.default_rng(1).bytes(40_000))
+    with pytest.raises(T.TranscribeError, match="tagged.mp3") as e:
+        T.load_audio(bad)
+    assert "does not exist or is not a regular file" not in str(e.value)
+    os.write(2, b"still here\n")
+    out, err = capfd.readouterr()
+    assert err == "still here\n"
+    with T.quiet_decoder():
+        os.write(2, b"hidden\n")
+    os.write(2, b"shown\n")
+    assert capfd.readouterr().err == "shown\n"
+
+
+def test_a_file_without_samples_is_refused_naming_it(tmp_path, model):
+    """header-only.wav / header-lies.wav said 'the audio is empty' without the file's name."""
+    from tests.hostile.corpus import FILES
+
+    for name, words in (
+        ("header-only.wav", r"header-only.wav holds no samples \(a header only\)"),
+        ("header-lies.wav", r"header-lies.wav holds no samples: its header promises 10.00 s"),
+    ):
+        path = tmp_path / name
+        FILES[name](path)
+        for call, args in ((T.load_audio, {}), (T.transcribe, {"model": model})):
+            with pytest.raises(T.TranscribeError, match=words):
+                call(path, **args)
+        with pytest.raises(A.AccompanyError, match=words):
+            A.analyze(path)
+        with pytest.raises(mg.MusicgenError, match="audio prompt .*" + words):
+            mg.check_request(audio_prompt=path)
+
+
+def test_too_short_after_a_cut_is_one_error_without_a_warning_first(tmp_path, model):
+    """accompany truncated.wav printed 'warning: ... cut short' and then 'error: ... 0.10 s
+    long': the warning was noise, the run ended in an error anyway."""
+    from tests.hostile.corpus import FILES
+
+    path = tmp_path / "truncated.wav"
+    FILES["truncated.wav"](path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no InputWarning may escape before the error
+        with pytest.raises(A.AccompanyError) as e:
+            A.analyze(path)
+        assert str(e.value) == (
+            f"{path} is cut short: only 0.10 s of the 10.00 s its header promises could be "
+            "read, and at least 2 s are needed; use a complete copy of the file"
+        )
+        with pytest.raises(T.TranscribeError, match=r"cut short: its header promises 10.00 s"):
+            T.transcribe(path, model=model)
+    with pytest.warns(T.InputWarning, match="cut short"):  # long enough: read, with a warning
+        T.load_audio(path, min_seconds=0.05)
+
+
+def test_accompany_cli_cut_short_and_empty_are_one_line(run, tmp_path):
+    from tests.hostile.corpus import FILES
+
+    for name in ("truncated.wav", "header-lies.wav", "header-only.wav", "random.wav"):
+        FILES[name](tmp_path / name)
+        code, _, err = run("accompany", tmp_path / name, "--part", "drums", "--out", tmp_path / "o")
+        assert code == 2 and err.count("\n") == 1 and err.startswith("error: "), err
+        assert name in err and not (tmp_path / "o").exists()
+
+
+# ---- continuing a recording: every option honoured or refused --------------------------------
+def test_continue_a_recording_checks_the_sampling_options_as_for_midi(
+    files, run, tmp_path, monkeypatch
+):
+    """--top-k -1 and --top-k 2**70 were silently ignored and a folder was written."""
+
+    def no_model(name):
+        raise AssertionError(f"the model {name} was loaded before the options were checked")
+
+    monkeypatch.setattr(cli, "_load_model", no_model)
+    for argv, words in (
+        (["--top-k", "-1"], "--top-k must be 0 or more, not -1"),
+        (["--top-k", str(2**70)], "--top-k does not apply when a recording is continued"),
+        (["--top-k", "5"], "--top-k does not apply when a recording is continued"),
+        (["--temperature", "nan"], "--temperature"),
+        (["--top-p", "0"], "--top-p must be more than 0"),
+        (["--key-strength", "11"], "--key-strength"),
+        (["--seed", "-1"], "--seed"),
+    ):
+        out = tmp_path / "o"
+        code, _, err = run("continue", files["good"], "--formats", "mid", *argv, "--out", out)
+        assert code == 2 and err.count("\n") == 1 and words in err, (argv, err)
+        assert not out.exists()

@@ -183,6 +183,9 @@ def audio(tmp_path_factory):
     y[10] = np.nan
     sf.write(d / "nan.wav", y, 16000, subtype="FLOAT")
     (d / "text.wav").write_text("not audio")
+    # random bytes that start with an MPEG frame header: libmpg123 used to talk on fd 2
+    (d / "random.wav").write_bytes(np.random.default_rng(1).bytes(40_000))
+    sf.write(d / "header.wav", np.zeros((0, 1)), 16000)
     sf.write(d / "long.wav", np.tile(0.3 * np.sin(2 * np.pi * 330 * t), 31), 16000)
     return d
 
@@ -196,7 +199,9 @@ BAD_OPTIONS = {
     "guidance nan": (["--guidance", "nan"], "guidance must be between 0 and 20"),
     "creativity": (["--creativity", "2"], "creativity must be between 0 and 1"),
     "missing melody": (["--melody", "{d}/nope.wav", *MELODY], "does not exist"),
-    "corrupt melody": (["--melody", "{d}/text.wav", *MELODY], "cannot be read as audio"),
+    "corrupt melody": (["--melody", "{d}/text.wav", *MELODY], "text.wav is not audio (its"),
+    "random-bytes melody": (["--melody", "{d}/random.wav", *MELODY], "random.wav is not audio"),
+    "header-only melody": (["--melody", "{d}/header.wav", *MELODY], "header.wav holds no samp"),
     "silent melody": (["--melody", "{d}/silent.wav", *MELODY], "is silent"),
     "nan melody": (["--melody", "{d}/nan.wav", *MELODY], "NaN or infinite"),
     "melody on a plain model": (["--melody", "{d}/hum.wav"], "has no melody conditioning"),
@@ -233,6 +238,47 @@ def test_continue_checks_the_clip_before_the_model(no_lookup, audio, capsys, tmp
         )
         lines = error_lines(err)
         assert code == 2 and len(lines) == 1 and message in lines[0], err
+
+
+def test_a_prompt_over_the_limit_is_refused_before_the_model_lookup(no_lookup, capsys, tmp_path):
+    """A 10 MB prompt said "musicgen-small is not on this computer": the lookup came first."""
+    from engine.prompt import MAX_PROMPT_CHARS
+
+    big = "a calm chorale " * 700_000
+    for argv in (["generate", big, "--model", "musicgen-small"],
+                 ["continue", "{clip}", "--model", "musicgen-small", "--prompt", big]):  # fmt: skip
+        clip = tmp_path / "clip.wav"
+        sf.write(clip, 0.3 * np.sin(np.arange(16000) / 16000 * 2 * np.pi * 330), 16000)
+        argv = [str(clip) if a == "{clip}" else a for a in argv]
+        code, _, err, _ = run(capsys, *argv, "--out", tmp_path / "o")
+        lines = error_lines(err)
+        assert code == 2 and len(lines) == 1, err
+        assert lines[0] == (
+            f"error: prompt is {len(big)} characters; the limit is {MAX_PROMPT_CHARS}: shorten it"
+        )
+    with pytest.raises(mg.MusicgenError, match="prompt is 2001 characters"):
+        mg.check_request("y" * 2001)
+    with pytest.raises(mg.MusicgenError, match="the prompt must be text"):
+        mg.check_request(12)
+    mg.check_request("y" * MAX_PROMPT_CHARS)  # the limit itself is allowed
+
+
+def test_a_musicgen_folder_that_is_only_a_config_is_one_line_naming_it(capsys, tmp_path):
+    """``{"model_type": "musicgen"}`` alone: ``ValueError: Not a MusicGen config`` escaped
+    from the conversion (engine.models.musicgen's from_dict) as a traceback."""
+    junk = tmp_path / "musicgen-junk"
+    junk.mkdir()
+    (junk / "config.json").write_text('{"model_type": "musicgen"}')
+    with pytest.raises(mg.MusicgenError) as e:
+        mg.resolve_model(str(junk))
+    text = str(e.value)
+    assert "\n" not in text and text.startswith(f"{junk} is not a usable MusicGen model")
+    assert "missing text_encoder, decoder, audio_encoder" in text
+    code, out, err, _ = run(capsys, "generate", "", "--model", junk, "--out", tmp_path / "o")
+    lines = error_lines(err)
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {junk} is not a"), err
+    assert not (tmp_path / "o").exists()
+    assert not list((tmp_path / "home").glob("models/*musicgen-junk*"))  # no partial left
 
 
 def test_check_request_api(audio):

@@ -255,7 +255,8 @@ def test_bad_input_is_a_one_line_transcribe_error(tmp_path, monkeypatch, model):
     fails("is a folder", tmp_path)
     (tmp_path / "notes.txt").write_text("not audio")
     fails(
-        "cannot read .* as audio .*convert it to WAV.*ffmpeg -i notes.txt notes.wav",
+        r"notes.txt is not audio \(its first bytes are not WAV, FLAC, OGG, MP3 or AIFF\); .*"
+        "convert it to WAV.*ffmpeg -i notes.txt notes.wav",
         tmp_path / "notes.txt",
     )
     (tmp_path / "broken.wav").write_bytes(b"RIFF1234WAVEfmt garbage")
@@ -272,7 +273,7 @@ def test_bad_input_is_a_one_line_transcribe_error(tmp_path, monkeypatch, model):
     monkeypatch.setattr(T, "MAX_AUDIO_SECONDS", 1)
     long_file = tmp_path / "long.wav"
     sf.write(long_file, np.zeros(3 * 8000, np.float32), 8000)
-    fails("long; transcribe at most 0 minutes at a time: cut it", long_file)
+    fails("long; at most 0 minutes are read at a time: cut it", long_file)
     fails("long", np.zeros(3 * 8000, np.float32), 8000)
 
 

@@ -114,7 +114,7 @@ def test_bad_input_is_one_line_and_writes_nothing(run, wav, tmp_path):
     cases = [
         (["transcribe", tmp_path / "missing.wav"], "does not exist"),
         (["transcribe", tmp_path], "is a folder"),
-        (["transcribe", tmp_path / "notes.txt", "--out", tmp_path / "x.mid"], "cannot read"),
+        (["transcribe", tmp_path / "notes.txt", "--out", tmp_path / "x.mid"], "is not audio"),
         (["transcribe", wav, "--out", tmp_path / "x.txt"], "ending in .mid"),
         (["transcribe", wav, "--out", tmp_path / "x.mid", "--onset-threshold", "2"], "onset"),
         (["transcribe", wav, "--out", tmp_path / "x.mid", "--multiple-pitch-bends"], "needs"),
@@ -155,3 +155,26 @@ def test_help_defaults_are_the_apis_and_help_is_quick():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY []" in proc.stdout
+
+
+def test_settings_and_audio_are_checked_before_the_model_loads(run, wav, tmp_path, monkeypatch):
+    """transcribe loaded Basic Pitch first, then found --max-freq 0 or a file of random bytes
+    wrong."""
+    from engine import transcribe as T
+
+    loads = []
+    monkeypatch.setattr(T, "_model", lambda: loads.append("basic-pitch") or 1 / 0)
+    (tmp_path / "random.wav").write_bytes(np.random.default_rng(1).bytes(40_000))
+    sf.write(tmp_path / "header.wav", np.zeros((0, 1)), 22050)
+    for argv, words in (
+        ([wav, "--onset-threshold", "0"], "onset threshold must be more than 0"),
+        ([wav, "--frame-threshold", "1.5"], "frame threshold"),
+        ([wav, "--min-note-ms", "-1"], "minimum note length"),
+        ([wav, "--max-freq", "0"], "maximum frequency"),
+        ([wav, "--min-freq", "1000", "--max-freq", "500"], "below the maximum"),
+        ([tmp_path / "random.wav"], "random.wav is not audio (its first bytes are not WAV"),
+        ([tmp_path / "header.wav"], "header.wav holds no samples"),
+    ):
+        code, _, err = run("transcribe", *argv, "--out", tmp_path / "x.mid")
+        assert code == 2 and err.count("\n") == 1 and words in err, (argv, err)
+    assert loads == [] and not (tmp_path / "x.mid").exists()
