@@ -277,6 +277,7 @@ def continue_audio_with_score_model(args: argparse.Namespace) -> int:
         if not hasattr(args, name):
             setattr(args, name, default)
     formats, folder = _prepare(args, f"{Path(args.input).stem} continued")
+    _check_recording(args.input)
     model = cli._load_model(args.model or "score-base")
     with _StageProgress("") as prog:
         comp = workflows.continue_audio(
@@ -304,3 +305,12 @@ def _check_sampling_as_for_midi(args: argparse.Namespace) -> None:
             f"continued with top-k {names.DEFAULT_TOP_K}: no limit); leave it out, or transcribe "
             "it first (`disco-musica transcribe`) and continue the MIDI file with --top-k"
         )
+
+
+def _check_recording(path: str) -> None:
+    """The recording read and checked as the transcriber will (not audio, no samples, NaN,
+    silence, too short: one line), before the score model loads. What it would warn about
+    is warned when it is transcribed. (A `TranscribeError` is a `UserError`: one line.)"""
+    from engine.transcribe import check_audio
+
+    check_audio(path)

@@ -317,3 +317,16 @@ def test_continue_a_recording_checks_the_sampling_options_as_for_midi(
         code, _, err = run("continue", files["good"], "--formats", "mid", *argv, "--out", out)
         assert code == 2 and err.count("\n") == 1 and words in err, (argv, err)
         assert not out.exists()
+
+
+def test_continue_a_recording_checks_the_audio_before_the_model_loads(run, tmp_path, monkeypatch):
+    from tests.hostile.corpus import FILES
+
+    monkeypatch.setattr(cli, "_load_model", lambda name: 1 / 0)  # a traceback if reached
+    for name, words in (("random.wav", "is not audio"), ("header-lies.wav", "holds no samples"),
+                        ("silence.wav", "is silent"), ("one-sample.wav", "too short")):  # fmt: skip
+        FILES[name](tmp_path / name)
+        out = tmp_path / "o"
+        code, _, err = run("continue", tmp_path / name, "--formats", "mid", "--out", out)
+        assert code == 2 and err.count("\n") == 1 and name in err and words in err, err
+        assert not out.exists()
