@@ -197,6 +197,13 @@ def analyze(input_path: str | Path, *, transcribe_notes: bool = True) -> Analysi
     with open(path, "rb") as f:
         head = f.read(4)
     if head == b"MThd":
+        from engine.workflows import AUDIO_SUFFIXES
+
+        if path.suffix.lower() in AUDIO_SUFFIXES:  # as every other command says of it
+            raise AccompanyError(
+                f"{input_path} is a MIDI file, not audio (its first bytes are MThd); rename it "
+                f"to {path.stem}.mid and give it as MIDI"
+            )
         return _analyze_midi(path)
     return _analyze_audio(path, transcribe_notes=transcribe_notes)
 
@@ -792,6 +799,27 @@ class Accompaniment:
         return _save(self, Path(folder), overwrite, soundfont, progress)
 
 
+def check_request(part: str, *, style: str | None = None, seed: int = 0, model=None) -> str:
+    """The cheap checks of an `accompany` call, before any analysis or model: the part, the
+    style (a drum style for drums, a score-model style for the others), the seed and the
+    score model's name or folder (found, not loaded). Returns the part's name as `check_part`.
+    """
+    from engine import score_api as api
+
+    part = check_part(part)
+    try:
+        api.check_seed(seed)
+        if part == "drums":
+            drum_pattern(Analysis("midi", 120, 4, 4, "", [], 0, 0, 0), style=style)
+            return part
+        api.check_conditions(style)
+        if not isinstance(model, api.ScoreModel):
+            api.resolve_model_path(model or api.DEFAULT_MODEL)
+    except api.ScoreModelError as e:
+        raise AccompanyError(str(e)) from None
+    return part
+
+
 def accompany(
     input_path: str | Path,
     part: str = "bass",
@@ -804,17 +832,15 @@ def accompany(
     """Analyse ``input_path`` (audio or MIDI) and write ``part`` (bass, chords, strings,
     drums) on its beats. ``style``: the score model's style for bass/chords/strings, the drum style
     (pop, rock, ballad, jazz, folk) for drums; ``progress(stage, done, total)``."""
-    part = check_part(part)
-    if part == "drums":
-        drum_pattern(Analysis("midi", 120, 4, 4, "", [], 0, 0, 0), style=style)  # check early
+    part = check_request(part, style=style, seed=seed, model=model)
     if progress:
         progress("analysis", 0, 1)
-    if part in MODEL_PARTS:
+    an = analyze(input_path, transcribe_notes=part in MODEL_PARTS)
+    if part in MODEL_PARTS:  # (after the input is known to be usable)
         from engine import score_api as api
 
         if not isinstance(model, api.ScoreModel):
             model = api.load(model or api.DEFAULT_MODEL)
-    an = analyze(input_path, transcribe_notes=part in MODEL_PARTS)
     if progress:
         progress("analysis", 1, 1)
     tracks = write_part(an, part, style=style, seed=seed, model=model, progress=progress)

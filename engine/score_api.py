@@ -67,6 +67,7 @@ MIN_TEMPO_BPM = names.MIN_TEMPO_BPM
 MAX_TEMPO_BPM = names.MAX_TEMPO_BPM
 VOCAL_PROGRAMS = (52, 53, 54)
 MAX_SEED = names.MAX_SEED  # as the command line's --seed
+MAX_TOP_K = 2**31 - 1  # top_k's limit before a model (its vocabulary) is known
 SCORE_MODEL_TYPE = "score"  # config.json "model_type" of a score model
 TRANSCRIPTION_MODELS = {"basic_pitch": "the transcription model (disco-musica transcribe)"}
 SIDECAR_SUFFIX = ".json"  # the recipe the command line writes beside a MIDI file
@@ -232,8 +233,22 @@ def load(name_or_path: str | Path = DEFAULT_MODEL) -> ScoreModel:
     return ScoreModel.load(name_or_path)
 
 
+def _source_name(source) -> str:
+    """How a message names an input: its path as given, else what it is."""
+    if isinstance(source, str | Path):
+        return str(source)
+    return "the score" if isinstance(source, Score) else "the MIDI data"
+
+
 def read_midi(source: str | Path | Score | bytes) -> Score:
-    """A symusic Score from a path, MIDI bytes or a Score; clear errors for bad files."""
+    """A symusic Score from a path, MIDI bytes or a Score; clear errors for bad files.
+
+    A file is read by its content (a MIDI file starts with ``MThd``), whatever its name ends
+    in. Every refusal names the file as it was given and says what is wrong with it: no
+    notes (and why, when the file says), 0 ticks a beat, an impossible tempo, a note so far
+    out (tick 2**31 and beyond, which MIDI readers wrap to negative times) or a file so long
+    (over ``MAX_MIDI_HOURS``) that it cannot be music to work with.
+    """
     if isinstance(source, Score):
         return source
     if isinstance(source, bytearray | memoryview):
@@ -242,57 +257,325 @@ def read_midi(source: str | Path | Score | bytes) -> Score:
         raise ScoreModelError(
             f"give a MIDI file path, MIDI bytes or a symusic Score, not {type(source).__name__}"
         )
-    try:
-        if isinstance(source, bytes):
-            if not source:
-                raise ScoreModelError("the MIDI data is empty")
-            if source[:4] != b"MThd":
-                raise ScoreModelError("the data is not MIDI (it does not start with MThd)")
-            score = Score.from_midi(source)
-        else:
-            path = Path(source)
-            if path.is_dir():
-                raise ScoreModelError(f"{path} is a folder, not a MIDI file")
-            if not path.is_file():
-                raise ScoreModelError(f"{path}: no such file")
-            if path.stat().st_size == 0:
-                raise ScoreModelError(f"{path}: the file is empty")
-            head = path.read_bytes()[:4]
-            if head != b"MThd":
-                raise ScoreModelError(f"{path}: not a MIDI file (it does not start with MThd)")
-            score = Score(path)
-    except ScoreModelError:
-        raise
-    except Exception as e:  # symusic raises RuntimeError/ValueError on corrupt data
+    name = _source_name(source)
+    if isinstance(source, bytes):
+        data = source
+        if not data:
+            raise ScoreModelError("the MIDI data is empty")
+        if data[:4] != b"MThd":
+            raise ScoreModelError("the data is not MIDI (it does not start with MThd)")
+    else:
+        path = Path(source)
+        if path.is_dir():
+            raise ScoreModelError(f"{name} is a folder, not a MIDI file")
+        if not path.is_file():
+            raise ScoreModelError(f"{name}: no such file")
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise ScoreModelError(f"cannot read {name}: {(e.strerror or str(e)).lower()}") from None
+        if not data:
+            raise ScoreModelError(f"{name}: the file is empty")
+        if data[:4] != b"MThd":
+            raise ScoreModelError(f"{name}: not a MIDI file (it does not start with MThd)")
+    if len(data) >= 14 and data[12] & 0x80:
         raise ScoreModelError(
-            f"{source if not isinstance(source, bytes) else 'MIDI data'}: corrupt MIDI file ({e})"
-        ) from None
-    if score.note_num() == 0:
-        raise ScoreModelError("the MIDI file has no notes")
-    _check_timing(score)
+            f"{name} counts time in SMPTE frames, not ticks a beat, which is not read; save it "
+            "again from a MIDI editor with a tempo and ticks per beat"
+        )
+    try:
+        score = Score.from_midi(data)
+    except Exception as e:  # symusic raises RuntimeError/ValueError on corrupt data
+        raise ScoreModelError(f"{name}: corrupt MIDI file ({one_line(e)})") from None
+    _check_timing(score, name, _scan_midi(data))
     return score
 
 
 MAX_MIDI_HOURS = 3.0
+MAX_MIDI_TICK = 2**31 - 1  # symusic holds ticks as int32: later ones wrap to negative times
 
 
-def _check_timing(score: Score) -> None:
-    """Refuse tempo 0 (or absurd tempi) and absurd lengths before anything allocates for them."""
+@dataclass
+class _MidiScan:
+    """What the raw MIDI data says, in exact ticks (symusic's int32 ticks wrap at 2**31)."""
+
+    tracks: int = 0  # MTrk chunks
+    note_ons: int = 0  # note-ons with a velocity above 0
+    silent_note_ons: int = 0  # note-ons with velocity 0 (MIDI's other spelling of note-off)
+    last_onset: int = 0  # the latest tick a note starts at
+    last_end: int = 0  # the latest tick a note stops at
+
+
+def _vlq(data: bytes, i: int) -> tuple[int, int]:
+    """(value, next index) of the variable-length quantity at ``data[i]`` (IndexError at end)."""
+    value = 0
+    for _ in range(4):
+        b = data[i]
+        i += 1
+        value = (value << 7) | (b & 0x7F)
+        if not b & 0x80:
+            break
+    return value, i
+
+
+def _scan_midi(data: bytes) -> _MidiScan:
+    """The notes' exact ticks in ``data`` (a MIDI file symusic has read), as far as it parses."""
+    scan = _MidiScan()
+    pos = 8 + int.from_bytes(data[4:8], "big")
+    while pos + 8 <= len(data):
+        chunk_id, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "big")
+        chunk = data[pos + 8 : pos + 8 + size]
+        pos += 8 + size
+        if chunk_id != b"MTrk":
+            continue
+        scan.tracks += 1
+        tick, i, status = 0, 0, 0
+        try:
+            while i < len(chunk):
+                delta, i = _vlq(chunk, i)
+                tick += delta
+                b = chunk[i]
+                if b == 0xFF:  # meta event: type, length, data
+                    if chunk[i + 1] == 0x2F:
+                        break
+                    length, i = _vlq(chunk, i + 2)
+                    i += length
+                    continue
+                if b in (0xF0, 0xF7):  # sysex: length, data
+                    length, i = _vlq(chunk, i + 1)
+                    i += length
+                    continue
+                if b & 0x80:
+                    status = b
+                    i += 1
+                elif not status:
+                    break  # data byte without a status: symusic decided what it means
+                kind = status & 0xF0
+                if kind in (0xC0, 0xD0):
+                    i += 1
+                    continue
+                velocity = chunk[i + 1]  # (after the pitch)
+                i += 2
+                if kind == 0x90 and velocity > 0:
+                    scan.note_ons += 1
+                    scan.last_onset = max(scan.last_onset, tick)
+                elif kind == 0x90 or kind == 0x80:
+                    scan.silent_note_ons += kind == 0x90
+                    scan.last_end = max(scan.last_end, tick)
+        except IndexError:  # a track cut short: what was read stands
+            pass
+    scan.last_end = max(scan.last_end, scan.last_onset)
+    return scan
+
+
+def _bar_of(score: Score, tick: int) -> int:
+    """The bar (from 1) that ``tick`` lies in, counted in the file's first time signature."""
+    ts = score.time_signatures[0] if len(score.time_signatures) else None
+    num, den = (int(ts.numerator), int(ts.denominator)) if ts is not None else (4, 4)
+    bar_ticks = max(1, score.ticks_per_quarter) * 4 * max(num, 1) / max(den, 1)
+    return int(tick // bar_ticks) + 1
+
+
+def _check_timing(score: Score, name: str = "the MIDI file", scan: _MidiScan | None = None):
+    """Refuse a file whose notes cannot be placed in time: notes past tick 2**31, 0 ticks a
+    beat, no notes, tempo 0 (or absurd tempi) and absurd lengths, before anything allocates
+    for them. ``name`` is the file as the user gave it; ``scan`` what its raw data says."""
+    if scan is not None and scan.last_end > MAX_MIDI_TICK:
+        late = scan.last_onset > MAX_MIDI_TICK
+        tick = scan.last_onset if late else scan.last_end
+        what = "a note at" if late else "a note that lasts until"
+        raise ScoreModelError(
+            f"{name} has {what} bar {_bar_of(score, tick):,} (tick {tick:,}), far beyond the "
+            f"{MAX_MIDI_HOURS:g}-hour limit and past the last tick MIDI readers hold "
+            f"({MAX_MIDI_TICK:,}); fix or delete that note in a MIDI editor"
+        )
+    if score.ticks_per_quarter <= 0:
+        raise ScoreModelError(
+            f"{name} says its beat has 0 ticks (a broken header), so its notes have no place "
+            "in time; save it again from a MIDI editor"
+        )
+    if score.note_num() == 0:
+        why = ""
+        if scan is not None and scan.tracks == 0:
+            why = ": it holds a MIDI header and no tracks"
+        elif scan is not None and scan.silent_note_ons and not scan.note_ons:
+            n = scan.silent_note_ons
+            what = f"its {n} note-ons all have" if n > 1 else "its one note-on has"
+            why = f": {what} velocity 0, which MIDI reads as a note-off"
+        raise ScoreModelError(f"{name} has no notes{why}; give a MIDI file with music in it")
     for t in score.tempos:
         qpm = float(t.qpm)
         if not math.isfinite(qpm) or not 1.0 <= qpm <= 1000.0:
             shown = f"{qpm:g} BPM" if math.isfinite(qpm) else f"{t.mspq} microseconds a beat"
             raise ScoreModelError(
-                f"the MIDI file sets an impossible tempo ({shown}); fix its tempo (1..1000 BPM) "
+                f"{name} sets an impossible tempo ({shown}); fix its tempo (1..1000 BPM) "
                 "in a MIDI editor"
             )
     seconds = score.to("second").end()
     if not math.isfinite(seconds) or seconds > MAX_MIDI_HOURS * 3600:
         hours = seconds / 3600
         raise ScoreModelError(
-            f"the MIDI file lasts {hours:,.0f} hours (absurd tick values?); the limit is "
-            f"{MAX_MIDI_HOURS:g} hours"
+            f"{name} lasts {hours:,.0f} hours (absurd tick values?): its music reaches bar "
+            f"{_bar_of(score, score.end()):,}; the limit is {MAX_MIDI_HOURS:g} hours"
         )
+
+
+def check_sampling(
+    temperature: float = DEFAULT_TEMPERATURE,
+    top_k: int = DEFAULT_TOP_K,
+    top_p: float = DEFAULT_TOP_P,
+    seed: int = DEFAULT_SEED,
+    key_strength: float = DEFAULT_KEY_STRENGTH,
+    vocab: int | None = None,
+) -> dict:
+    """The sampling settings checked (no model needed); ``vocab``: the model's vocabulary
+    size, top_k's upper limit (unknown before a model loads: any whole number then)."""
+    temperature = _number("temperature", temperature, 0, MAX_TEMPERATURE)
+    top = MAX_TOP_K if vocab is None else vocab
+    if not _is_int(top_k) or not 0 <= top_k <= top:
+        raise ScoreModelError(f"top_k must be a whole number 0..{top} (0: no limit), not {top_k!r}")
+    if not _is_number(top_p) or not 0 < top_p <= 1:
+        raise ScoreModelError(f"top_p must be more than 0 and at most 1, not {top_p!r}")
+    key_strength = _number("key_strength", key_strength, 0, MAX_KEY_STRENGTH)
+    return {
+        "temperature": temperature,
+        "top_k": int(top_k),
+        "top_p": float(top_p),
+        "seed": check_seed(seed),
+        "key_strength": key_strength,
+    }
+
+
+def check_conditions(
+    style=None, key=None, mode=None, meter=None, tempo_bpm=None, voices=None
+) -> dict[str, str]:
+    """The condition values checked (no model needed): unknown names are refused."""
+    c: dict[str, str] = {}
+    if style is not None:
+        if not isinstance(style, str) or style not in STYLES:
+            import difflib
+
+            near = difflib.get_close_matches(str(style), STYLES, n=2)
+            hint = f"did you mean {' or '.join(near)}? " if near else ""
+            raise ScoreModelError(
+                f"unknown style {style!r}; {hint}known styles: {', '.join(STYLES)}"
+            )
+        c["style"] = style
+    if key is not None:
+        if not isinstance(key, str):
+            raise ScoreModelError(f"key must be a tonic name ({', '.join(TONICS)}), not {key!r}")
+        try:
+            c["key"] = TONICS[tonic_index(key)]
+        except TokenizerError as e:
+            raise ScoreModelError(str(e)) from None
+    if mode is not None:
+        if not isinstance(mode, str) or mode not in CONDITION_VALUES["mode"]:
+            raise ScoreModelError(f"unknown mode {mode!r}; use major or minor")
+        c["mode"] = mode
+    if meter is not None:
+        if not isinstance(meter, str) or meter not in METERS:
+            raise ScoreModelError(f"unsupported meter {meter!r}; use one of {', '.join(METERS)}")
+        c["meter"] = meter
+    if tempo_bpm is not None:
+        if not _is_number(tempo_bpm) or not MIN_TEMPO_BPM <= tempo_bpm <= MAX_TEMPO_BPM:
+            raise ScoreModelError(
+                f"tempo {tempo_bpm} BPM is outside {MIN_TEMPO_BPM:g}..{MAX_TEMPO_BPM:g}"
+            )
+        c["tempo"] = tempo_band(float(tempo_bpm))
+    if voices is not None:
+        if not _is_int(voices) or not 1 <= voices <= MAX_VOICES:
+            raise ScoreModelError(f"voices must be 1..{MAX_VOICES}, not {voices}")
+        c["voices"] = str(int(voices))
+    return c
+
+
+def check_request(
+    source: str | Path | Score | bytes | None = None,
+    *,
+    style: str | None = None,
+    key: str | None = None,
+    mode: str | None = None,
+    meter: str | None = None,
+    parts: Sequence[str] | str | None = None,
+    programs: Sequence[int] | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
+    top_k: int = DEFAULT_TOP_K,
+    top_p: float = DEFAULT_TOP_P,
+    key_strength: float = DEFAULT_KEY_STRENGTH,
+    seed: int = DEFAULT_SEED,
+    model: str | Path | None = None,
+) -> Score | None:
+    """Every cheap check of a request, before any model loads: the names (style, key, mode,
+    meter, parts), the programs, the sampling numbers, the model's name or folder (found,
+    not loaded) and the input file (read with `read_midi`). Returns the input's Score
+    (None without one); raises the same `ScoreModelError` the model's call would.
+
+    A face calls it first, so that a wrong ``--style`` or a broken file is refused in a
+    moment rather than after the model has loaded: ``api.check_request(path, style=...)``.
+    """
+    check_sampling(temperature, top_k, top_p, seed, key_strength)
+    check_conditions(style, key, mode, meter)
+    if parts is not None:
+        parts = parse_parts(parts)
+    if programs is not None:
+        count = len(parts) if parts is not None else _length(programs)
+        _check_programs(programs, count, "part" if parts is not None else "program")
+    if model is not None and not isinstance(model, ScoreModel):
+        resolve_model_path(model)
+    if source is None:
+        return None
+    score = read_midi(source)
+    name = _source_name(source)
+    n = len(readable_tracks(score, name))
+    if n > MAX_VOICES:  # (as `_encode_input` says it once the model has read the file)
+        raise ScoreModelError(
+            f"{name} has {n} tracks with notes; the model writes at most {MAX_VOICES}: keep "
+            "the parts you need (a MIDI editor can delete tracks)"
+        )
+    if parts is not None and n + len(parts) > MAX_VOICES:  # (as `add_tracks` says it)
+        raise ScoreModelError(
+            f"{n} given + {len(parts)} new tracks is more than {MAX_VOICES} voices"
+        )
+    return score
+
+
+def input_shape(
+    source: str | Path | Score | bytes, model: str | Path = DEFAULT_MODEL
+) -> tuple[int, int]:
+    """(bars, tracks) of the input as the score model reads it, from the model's tokenizer
+    alone (its weights are not loaded): what a face checks bar and track numbers against
+    before loading the model (`regenerate_bars`)."""
+    path = model.path if isinstance(model, ScoreModel) else resolve_model_path(model)
+    score = read_midi(source)
+    try:
+        tokenizer = ScoreTokenizer.load(Path(path) / "tokenizer")
+    except (OSError, ValueError, KeyError) as e:
+        raise ScoreModelError(
+            f"{model}: its tokenizer cannot be read ({one_line(e)}); give a score "
+            "model folder or a name from `disco-musica models`"
+        ) from None
+    try:
+        piece = tokenizer.encode_score(score, _source_name(source))
+    except TokenizerError as e:
+        raise ScoreModelError(str(e)) from None
+    return piece.num_bars, len(piece.tracks)
+
+
+def readable_tracks(score: Score, name: str = "the MIDI file") -> list:
+    """The tracks of ``score`` the model reads (not drums, some pitch in `PITCH_RANGE`);
+    refused in the tokenizer's words when there are none (e.g. a file of drums only)."""
+    lo, hi = PITCH_RANGE
+    tracks = [t for t in score.tracks if not t.is_drum and any(lo <= n.pitch < hi for n in t.notes)]
+    if not tracks:
+        raise ScoreModelError(
+            f"{name} has no pitched notes the model can read (drum tracks and pitches "
+            f"outside {lo}..{hi - 1} are left out)"
+        )
+    return tracks
+
+
+def _length(x) -> int:
+    return len(x) if isinstance(x, Sequence) and not isinstance(x, str | bytes) else 0
 
 
 class ScoreModel:
@@ -506,7 +789,7 @@ class ScoreModel:
         sampling = self._sampling(temperature, top_k, top_p, seed, key_strength)
         self._conditions(style, key, mode, None, None, None)  # bad names fail before work
         score = read_midi(prefix)
-        piece_tracks, info = self._encode_input(score)
+        piece_tracks, info = self._encode_input(score, _source_name(prefix))
         keep = self._bars_that_fit(piece_tracks, extra_bars=bars)
         if pitch_ranges is not None:
             pitch_ranges = _check_ranges(pitch_ranges, len(piece_tracks))
@@ -589,7 +872,7 @@ class ScoreModel:
         sampling = self._sampling(temperature, top_k, top_p, seed, key_strength)
         self._conditions(style, None, None, None, None, None)
         score = read_midi(existing)
-        given, info = self._encode_input(score)
+        given, info = self._encode_input(score, _source_name(existing))
         if len(given) + len(parts) > MAX_VOICES:
             raise ScoreModelError(
                 f"{len(given)} given + {len(parts)} new tracks is more than {MAX_VOICES} voices"
@@ -687,7 +970,7 @@ class ScoreModel:
         sampling = self._sampling(temperature, top_k, top_p, seed, key_strength)
         self._conditions(style, None, None, None, None, None)
         score = read_midi(source)
-        given, info = self._encode_input(score)
+        given, info = self._encode_input(score, _source_name(source))
         nbars = len(given[0].bars)
         if not end_bar < nbars:
             raise ScoreModelError(
@@ -727,80 +1010,26 @@ class ScoreModel:
     def _sampling(
         self, temperature: float, top_k: int, top_p: float, seed: int, key_strength: float
     ) -> dict:
-        temperature = _number("temperature", temperature, 0, MAX_TEMPERATURE)
-        if not _is_int(top_k) or not 0 <= top_k <= len(self.tokenizer):
-            raise ScoreModelError(
-                f"top_k must be a whole number 0..{len(self.tokenizer)} (0: no limit), "
-                f"not {top_k!r}"
-            )
-        if not _is_number(top_p) or not 0 < top_p <= 1:
-            raise ScoreModelError(f"top_p must be more than 0 and at most 1, not {top_p!r}")
-        key_strength = _number("key_strength", key_strength, 0, MAX_KEY_STRENGTH)
-        return {
-            "temperature": temperature,
-            "top_k": int(top_k),
-            "top_p": float(top_p),
-            "seed": check_seed(seed),
-            "key_strength": key_strength,
-        }
+        return check_sampling(temperature, top_k, top_p, seed, key_strength, len(self.tokenizer))
 
     def _conditions(self, style, key, mode, meter, tempo_bpm, voices) -> dict[str, str]:
-        c: dict[str, str] = {}
-        if style is not None:
-            if not isinstance(style, str) or style not in STYLES:
-                import difflib
+        return check_conditions(style, key, mode, meter, tempo_bpm, voices)
 
-                near = difflib.get_close_matches(str(style), STYLES, n=2)
-                hint = f"did you mean {' or '.join(near)}? " if near else ""
-                raise ScoreModelError(
-                    f"unknown style {style!r}; {hint}known styles: {', '.join(STYLES)}"
-                )
-            c["style"] = style
-        if key is not None:
-            if not isinstance(key, str):
-                raise ScoreModelError(
-                    f"key must be a tonic name ({', '.join(TONICS)}), not {key!r}"
-                )
-            try:
-                c["key"] = TONICS[tonic_index(key)]
-            except TokenizerError as e:
-                raise ScoreModelError(str(e)) from None
-        if mode is not None:
-            if not isinstance(mode, str) or mode not in CONDITION_VALUES["mode"]:
-                raise ScoreModelError(f"unknown mode {mode!r}; use major or minor")
-            c["mode"] = mode
-        if meter is not None:
-            if not isinstance(meter, str) or meter not in METERS:
-                raise ScoreModelError(
-                    f"unsupported meter {meter!r}; use one of {', '.join(METERS)}"
-                )
-            c["meter"] = meter
-        if tempo_bpm is not None:
-            if not _is_number(tempo_bpm) or not MIN_TEMPO_BPM <= tempo_bpm <= MAX_TEMPO_BPM:
-                raise ScoreModelError(
-                    f"tempo {tempo_bpm} BPM is outside {MIN_TEMPO_BPM:g}..{MAX_TEMPO_BPM:g}"
-                )
-            c["tempo"] = tempo_band(float(tempo_bpm))
-        if voices is not None:
-            if not _is_int(voices) or not 1 <= voices <= MAX_VOICES:
-                raise ScoreModelError(f"voices must be 1..{MAX_VOICES}, not {voices}")
-            c["voices"] = str(int(voices))
-        return c
-
-    def _encode_input(self, score: Score) -> tuple[list[Track], dict]:
+    def _encode_input(self, score: Score, name: str = "the MIDI file") -> tuple[list[Track], dict]:
         """The model's view of ``score`` (its grid) and what the model is told about it.
 
-        ``info["track_index"][j]`` is the index in ``score.tracks`` of encoded track ``j``.
+        ``info["track_index"][j]`` is the index in ``score.tracks`` of encoded track ``j``;
+        ``name`` is how an error names the input.
         """
         tok = self.tokenizer
         try:
-            piece = tok.encode_score(score)
+            piece = tok.encode_score(score, name)
         except TokenizerError as e:
             raise ScoreModelError(str(e)) from None
         if len(piece.tracks) > MAX_VOICES:
             raise ScoreModelError(
-                f"the MIDI file has {len(piece.tracks)} tracks; the model writes at most "
-                f"{MAX_VOICES}"
+                f"{name} has {len(piece.tracks)} tracks with notes; the model writes at most "
+                f"{MAX_VOICES}: keep the parts you need (a MIDI editor can delete tracks)"
             )
         tonic, mode = input_key(score)
         ts = piece.tracks[0].bars[0][1]

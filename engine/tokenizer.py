@@ -207,10 +207,17 @@ class ScoreTokenizer:
         return num * POSITIONS_PER_BEAT
 
     # ---- encoding ------------------------------------------------------------------------
-    def encode_score(self, score: Score) -> Piece:
-        """Tokenize a MIDI score into per-track bars (no conditions)."""
+    def encode_score(self, score: Score, name: str = "the MIDI file") -> Piece:
+        """Tokenize a MIDI score into per-track bars (no conditions).
+
+        ``name`` is how an error names the input (its path as the user gave it)."""
         if score.note_num() == 0:
-            raise TokenizerError("the MIDI file has no notes")
+            raise TokenizerError(f"{name} has no notes")
+        if score.start() < 0:
+            raise TokenizerError(  # (a file read with engine.score_api.read_midi never has)
+                f"{name} has notes before its start (negative times: ticks past 2**31 that "
+                "wrapped?); fix its timing in a MIDI editor"
+            )
         seq = self.base.encode(score)
         ids = seq.ids if isinstance(seq, TokSequence) else seq[0].ids
         names = [t.name for t in score.tracks if not t.is_drum and t.note_num() > 0]
@@ -235,7 +242,11 @@ class ScoreTokenizer:
             elif cur.bars:
                 cur.bars[-1].append(i)
         if not tracks:
-            raise TokenizerError("the MIDI file has no pitched notes MidiTok can encode")
+            lo, hi = PITCH_RANGE
+            raise TokenizerError(
+                f"{name} has no pitched notes the model can read (drum tracks and pitches "
+                f"outside {lo}..{hi - 1} are left out)"
+            )
         n = max(len(t.bars) for t in tracks)
         for j, t in enumerate(tracks):
             t.name = names[j] if j < len(names) else ""

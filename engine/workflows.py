@@ -244,15 +244,16 @@ def place_lead_in(score, lead: LeadIn | None):
     return out
 
 
-def snap(score, tokenizer):
+def snap(score, tokenizer, name: str = "the input"):
     """``score`` as the score model keeps it: encoded and decoded by its tokenizer.
 
-    Times and durations land on the tokenizer's grid; velocities are the decoder's.
+    Times and durations land on the tokenizer's grid; velocities are the decoder's. ``name``
+    is how an error names the input (its path as the user gave it).
     """
     from engine.tokenizer import TokenizerError
 
     try:
-        piece = tokenizer.encode_score(score)
+        piece = tokenizer.encode_score(score, name)
     except TokenizerError as e:
         raise WorkflowError(str(e)) from None
     tempo = float(score.tempos[0].qpm) if len(score.tempos) else None
@@ -307,12 +308,19 @@ def top_line(score, track: int | None = None):
     return out, len(notes) - len(line)
 
 
-def clean_melody(score, tokenizer, *, source: str = "midi", track: int | None = None) -> Melody:
+def clean_melody(
+    score,
+    tokenizer,
+    *,
+    source: str = "midi",
+    track: int | None = None,
+    name: str = "the input",
+) -> Melody:
     """The melody to harmonize (see the module docstring): the user's notes of its top line
     (``score``) and the monophonic copy on the tokenizer's grid that the model hears
-    (``grid``)."""
+    (``grid``). ``name``: how an error names the input."""
     tracks = [t for t in score.tracks if not t.is_drum and t.note_num() > 0]
-    line, dropped = top_line(snap(score, tokenizer), track)
+    line, dropped = top_line(snap(score, tokenizer, name), track)
     line = snap(line, tokenizer)
     line, more = top_line(line)  # grid rounding may have put two onsets together
     line = snap(line, tokenizer)
@@ -582,21 +590,172 @@ def _sampling(temperature, top_p, key_strength, seed, sm=None) -> dict:
         "key_strength": WORKFLOW_KEY_STRENGTH if key_strength is None else key_strength,
         "seed": seed,
     }
-    if sm is not None:
-        try:
-            sampling = sm._sampling(**sampling)
-        except api.ScoreModelError as e:
-            raise WorkflowError(str(e)) from None
-    return sampling
+    try:
+        checked = api.check_sampling(**sampling) if sm is None else sm._sampling(**sampling)
+    except api.ScoreModelError as e:
+        raise WorkflowError(str(e)) from None
+    return checked if sm is not None else sampling
 
 
 def _check_style(sm, style) -> None:
-    from engine.score_api import ScoreModelError
+    from engine.score_api import ScoreModelError, check_conditions
 
     try:
-        sm._conditions(style, None, None, None, None, None)
+        check_conditions(style)
     except ScoreModelError as e:
         raise WorkflowError(str(e)) from None
+
+
+def _input_name(source) -> str:
+    """How a message names an input: its path as the user gave it, else "the score"."""
+    return str(source) if isinstance(source, str | Path) else "the score"
+
+
+def _check_model(model) -> None:
+    """The score model's name or folder found (not loaded): a wrong one fails before work."""
+    from engine import score_api as api
+
+    if not isinstance(model, api.ScoreModel):
+        try:
+            api.resolve_model_path(model or api.DEFAULT_MODEL)
+        except api.ScoreModelError as e:
+            raise WorkflowError(str(e)) from None
+
+
+def check_input(source, *, audio: bool = True):
+    """The input checked without a model: a MIDI file read (`engine.score_api.read_midi`:
+    its Score is returned), an audio file read and checked as `engine.transcribe` will
+    (`engine.transcribe.check_audio`; None is returned: it is transcribed later), a Score
+    returned as it is. ``audio=False``: an audio file is refused (restyle)."""
+    from symusic import Score
+
+    from engine.score_api import ScoreModelError, read_midi
+
+    if isinstance(source, Score):
+        return source
+    if not isinstance(source, str | Path):
+        raise WorkflowError(
+            f"give a MIDI or audio file path or a symusic Score, not {type(source).__name__}"
+        )
+    if is_audio(source):
+        if not audio:
+            raise WorkflowError(
+                f"{source} is audio; restyle needs a MIDI file with several parts (transcribe "
+                "it first, or harmonize it)"
+            )
+        import warnings
+
+        from engine.transcribe import check_audio
+
+        with warnings.catch_warnings():  # (what it warns about is warned when it is read)
+            warnings.simplefilter("ignore")
+            check_audio(source)
+        return None
+    try:
+        return read_midi(source)
+    except ScoreModelError as e:
+        raise WorkflowError(str(e)) from None
+
+
+def check_harmonize(
+    melody,
+    *,
+    style: str = DEFAULT_STYLE,
+    voices: int = DEFAULT_VOICES,
+    program: int | None = None,
+    model=None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    key_strength: float | None = None,
+    seed: int = 0,
+):
+    """Every cheap check of a `harmonize` call, before any model loads or any transcription
+    runs: voices, program, sampling numbers, style, the model's name or folder (found, not
+    loaded) and the input (`check_input`). Returns the MIDI input's Score (None for audio).
+    A face calls it before loading the model: ``workflows.check_harmonize(path, style=...)``.
+    """
+    if isinstance(voices, bool) or voices not in LOWER_PARTS:
+        raise WorkflowError(
+            f"voices must be 2, 3 or 4 (the melody and 1 to 3 lower parts), not {voices}"
+        )
+    from engine.score_api import _is_int
+
+    if program is not None and (not _is_int(program) or not 0 <= program <= 127):
+        raise WorkflowError(f"program {program!r} is not a General MIDI program (0..127)")
+    _sampling(temperature, top_p, key_strength, seed)
+    _check_style(None, style)
+    _check_model(model)
+    score = check_input(melody)
+    if score is not None:
+        _check_readable(score, _input_name(melody))
+    return score
+
+
+def _check_readable(score, name: str) -> list:
+    """The tracks of ``score`` the model reads (not drums, pitches in its range); refused
+    when there are none, in the words of `engine.tokenizer.ScoreTokenizer.encode_score`."""
+    from engine.score_api import ScoreModelError, readable_tracks
+
+    try:
+        return readable_tracks(score, name)
+    except ScoreModelError as e:
+        raise WorkflowError(str(e)) from None
+
+
+def check_restyle(
+    source,
+    *,
+    style: str,
+    melody_track: int | None = None,
+    model=None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    key_strength: float | None = None,
+    seed: int = 0,
+):
+    """Every cheap check of a `restyle` call, before any model loads: sampling numbers,
+    style, the model's name or folder, the input (a MIDI file, read: its Score is returned)
+    and ``melody_track`` against the tracks the model reads."""
+    _sampling(temperature, top_p, key_strength, seed)
+    _check_style(None, style)
+    if melody_track is not None and (
+        isinstance(melody_track, bool) or not isinstance(melody_track, int)
+    ):
+        raise WorkflowError(f"melody_track must be a track number from 0, not {melody_track!r}")
+    _check_model(model)
+    score = check_input(source, audio=False)
+    name = _input_name(source)
+    readable = _check_readable(score, name)
+    if len(readable) == 1:
+        raise WorkflowError(f"{name} has one part only; use harmonize to add parts to a melody")
+    if melody_track is not None and readable and not 0 <= melody_track < len(readable):
+        raise WorkflowError(
+            f"track {melody_track} does not exist; {name} has tracks 0..{len(readable) - 1}"
+        )
+    return score
+
+
+def check_continue_audio(
+    audio,
+    *,
+    bars: int | None = None,
+    style: str | None = None,
+    model=None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    key_strength: float | None = None,
+    seed: int = 0,
+) -> None:
+    """Every cheap check of a `continue_audio` call, before any model loads or any
+    transcription runs: bars, sampling numbers, style, the model and the audio file."""
+    from engine import score_api as api
+
+    if bars is not None and (not api._is_int(bars) or not 1 <= bars <= api.MAX_BARS):
+        raise WorkflowError(f"bars must be a whole number 1..{api.MAX_BARS}, not {bars!r}")
+    _sampling(temperature, top_p, key_strength, seed)
+    _check_style(None, style)
+    _check_model(model)
+    check_input(audio)
 
 
 def _on_time_base(tracks, from_tpq: int, to_tpq: int, shift: int, velocities) -> list:
@@ -651,17 +810,23 @@ def harmonize(
     """
     from engine.score_api import ScoreModelError, input_key
 
-    if voices not in LOWER_PARTS:
-        raise WorkflowError(
-            f"voices must be 2, 3 or 4 (the melody and 1 to 3 lower parts), not {voices}"
-        )
-    if program is not None and not 0 <= int(program) <= 127:
-        raise WorkflowError(f"program {program} is not a General MIDI program (0..127)")
+    # Cheap checks first (an unknown style or a broken file fails before any model loads),
+    # then the input (transcribed if audio), then the model.
+    given = check_harmonize(
+        melody,
+        style=style,
+        voices=voices,
+        program=program,
+        model=model,
+        temperature=temperature,
+        top_p=top_p,
+        key_strength=key_strength,
+        seed=seed,
+    )
+    score, kind, lead = read_input_timed(melody if given is None else given)
     sm = _load(model)
     sampling = _sampling(temperature, top_p, key_strength, seed, sm)
-    _check_style(sm, style)  # unknown style: fail before any work
-    score, kind, lead = read_input_timed(melody)
-    m = clean_melody(score, sm.tokenizer, source=kind)
+    m = clean_melody(score, sm.tokenizer, source=kind, name=_input_name(melody))
     user = place_lead_in(m.score, lead)  # the user's notes, where they were played
     own_program = m.score.tracks[0].program
     if program is None:
@@ -779,25 +944,32 @@ def restyle(
     note keeps its onset, duration and velocity exactly and takes its pitch from the new
     part (`repitch`). Drum tracks are kept as they are.
     """
-    from engine.score_api import ScoreModelError, _track_index, input_key, read_midi
+    from engine.score_api import ScoreModelError, _track_index, input_key
 
+    original = check_restyle(  # cheap checks and the input first: then the model
+        source,
+        style=style,
+        melody_track=melody_track,
+        model=model,
+        temperature=temperature,
+        top_p=top_p,
+        key_strength=key_strength,
+        seed=seed,
+    )
     sm = _load(model)
     sampling = _sampling(temperature, top_p, key_strength, seed, sm)
-    _check_style(sm, style)
-    if is_audio(source) if isinstance(source, str | Path) else False:
-        raise WorkflowError("restyle needs a MIDI file with several parts, not audio")
-    original = read_midi(source)
+    name = _input_name(source)
     from engine.tokenizer import TokenizerError
 
     try:
-        piece = sm.tokenizer.encode_score(original)
+        piece = sm.tokenizer.encode_score(original, name)
     except TokenizerError as e:
         raise WorkflowError(str(e)) from None
     index = _track_index(original, piece.tracks)  # grid track j is original.tracks[index[j]]
-    score = snap(original, sm.tokenizer)
+    score = snap(original, sm.tokenizer, name)
     tracks = list(score.tracks)
     if len(tracks) < 2:
-        raise WorkflowError("the piece has one part only; use harmonize to add parts to a melody")
+        raise WorkflowError(f"{name} has one part only; use harmonize to add parts to a melody")
     if melody_track is None:
         melody_track = max(
             range(len(tracks)),
@@ -891,10 +1063,19 @@ def continue_audio(
     from engine.tokenizer import TONICS
 
     bars = api.DEFAULT_CONTINUE_BARS if bars is None else bars
+    check_continue_audio(
+        audio,
+        bars=bars,
+        style=style,
+        model=model,
+        temperature=temperature,
+        top_p=top_p,
+        key_strength=key_strength,
+        seed=seed,
+    )
+    score, kind = read_input(audio)
     sm = _load(model)
     sampling = _sampling(temperature, top_p, key_strength, seed, sm)
-    _check_style(sm, style)
-    score, kind = read_input(audio)
     sm_progress = (lambda d, t: progress("continuation", d, t)) if progress else None
     try:
         result = sm.continue_score(score, bars=bars, style=style, progress=sm_progress, **sampling)

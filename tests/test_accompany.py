@@ -232,3 +232,51 @@ def test_cli_writes_a_folder(run, inputs, tmp_path):
     assert record["part"] == "drums" and record["style"] == "rock"
     assert set(record["outputs"]) == {"mix.mid", "mix.wav", "part.mid", "part.wav"}
     assert PARTS == acc_mod.PARTS
+
+
+def _no_model_load(monkeypatch):
+    from engine import score_api
+
+    def no_load(*a, **k):
+        raise AssertionError("the score model was loaded before the refusal")
+
+    monkeypatch.setattr(score_api.ScoreModel, "load", classmethod(no_load))
+
+
+def test_absurd_midi_is_refused_naming_the_file_before_the_model_loads(tmp_path, monkeypatch):
+    from tests.hostile import corpus
+
+    _no_model_load(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    late = corpus.notes_events([(0, 480, 60, 80), (2**31, 480, 62, 80)])
+    files = {
+        "late.mid": (
+            corpus.midi_bytes([corpus.conductor(), corpus.track_bytes(late)]),
+            "late.mid has a note at bar 1,118,482",
+        ),
+        "none.mid": (
+            corpus.midi_bytes([corpus.conductor(), corpus.track_bytes([])]),
+            "none.mid has no notes",
+        ),
+        "tempo.mid": (corpus.melody_midi(mspq=0), "tempo.mid sets an impossible tempo"),
+        "midi.wav": (corpus.melody_midi(), "midi.wav is a MIDI file, not audio"),
+    }
+    for name, (data, words) in files.items():
+        (tmp_path / name).write_bytes(data)
+        for part in ("bass", "drums"):
+            with pytest.raises(AccompanyError) as e:
+                accompany(name, part)
+            assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_unknown_style_or_model_is_refused_before_any_work(inputs, monkeypatch):
+    _no_model_load(monkeypatch)
+    for part, kwargs, words in (
+        ("bass", {"style": "banjo"}, "unknown style 'banjo'"),
+        ("chords", {"model": "no-such-model"}, "unknown score model 'no-such-model'"),
+        ("drums", {"style": "chorale"}, "unknown drum style 'chorale'"),
+        ("strings", {"seed": -1}, "seed must be 0..4294967295"),
+    ):
+        with pytest.raises(AccompanyError, match=words):
+            accompany(inputs / "in.mid", part, **kwargs)
+    assert acc_mod.check_request(" BASS ") == "bass"

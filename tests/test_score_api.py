@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from symusic import Score
+from symusic import Note, Score, Track
 
 from engine.score_api import ScoreModelError, load, read_midi
 
@@ -367,3 +367,165 @@ def test_basic_pitch_is_not_a_score_model():
     _one_line_error(
         lambda: load("basic-pitch"), "basic-pitch is the transcription model", "not a score model"
     )
+
+
+# ---- absurd MIDI files: refused at read time, naming the file and what is wrong --------------
+def _raw_midi(tracks, tpq=480):
+    """A MIDI file written byte by byte (ticks symusic cannot hold, tempo 0, 0 ticks a beat)."""
+    from tests.hostile import corpus
+
+    return corpus.midi_bytes(tracks, tpq)
+
+
+def _absurd_files():
+    from tests.hostile import corpus as c
+
+    notes = c.notes_events
+    return {
+        "late.mid": (
+            _raw_midi(
+                [c.conductor(), c.track_bytes(notes([(0, 480, 60, 80), (2**31, 480, 62, 80)]))]
+            ),
+            "has a note at bar 1,118,482 (tick 2,147,483,648)",
+        ),
+        "held.mid": (
+            _raw_midi([c.conductor(), c.track_bytes(notes([(0, 2**31, 60, 80)]))]),
+            "has a note that lasts until bar 1,118,482",
+        ),
+        "head.mid": (
+            c.midi_bytes([], ntracks=1),
+            "has no notes: it holds a MIDI header and no tracks",
+        ),
+        "silent.mid": (
+            _raw_midi(
+                [c.conductor(), c.track_bytes([(i * 480, bytes([0x90, 60, 0])) for i in range(3)])]
+            ),
+            "has no notes: its 3 note-ons all have velocity 0",
+        ),
+        "none.mid": (_raw_midi([c.conductor(), c.track_bytes([])]), "has no notes"),
+        "tempo.mid": (c.melody_midi(mspq=0), "sets an impossible tempo (0 microseconds a beat)"),
+        "zero.mid": (
+            c.midi_bytes([c.conductor(), c.track_bytes(notes(c.scale(1)))], 0),
+            "says its beat has 0 ticks",
+        ),
+        "smpte.mid": (
+            c.midi_bytes([c.conductor(), c.track_bytes(notes(c.scale(480)))], 65535),
+            "counts time in SMPTE frames",
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", list(_absurd_files()))
+def test_absurd_midi_files_are_refused_naming_the_file(tmp_path, monkeypatch, name):
+    from engine.score_api import check_request
+
+    data, words = _absurd_files()[name]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).write_bytes(data)
+    for call in (read_midi, check_request):
+        text = _one_line_error(lambda call=call: call(name), words)
+        assert text.startswith(name), text  # the path as the user gave it
+        assert "the MIDI file" not in text
+
+
+def test_a_midi_file_is_read_by_its_content_whatever_its_name(tmp_path):
+    from tests.hostile import corpus
+
+    path = tmp_path / "tune.txt"
+    path.write_bytes(corpus.melody_midi())
+    assert read_midi(path).note_num() == 8
+    assert read_midi(str(path)).note_num() == 8
+
+
+def test_negative_times_are_refused_by_the_tokenizer(model):
+    from engine.tokenizer import TokenizerError
+
+    s = Score(480)
+    t = Track(program=0)
+    t.notes.append(Note(-(2**31), 480, 60, 80))
+    t.notes.append(Note(0, 480, 62, 80))
+    s.tracks.append(t)
+    with pytest.raises(TokenizerError, match="odd.mid has notes before its start"):
+        model.tokenizer.encode_score(s, "odd.mid")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"style": "banjo"}, "unknown style 'banjo'"),
+        ({"key": "H"}, "unknown key tonic"),
+        ({"mode": "lydian"}, "unknown mode"),
+        ({"meter": "7/0"}, "unsupported meter"),
+        ({"parts": "alto,kazoo"}, "unknown part 'kazoo'"),
+        ({"parts": "alto,bass", "programs": [1, 2, 3]}, "2 parts but 3 programs"),
+        ({"programs": [128]}, "program 128 is not a General MIDI program"),
+        ({"top_k": 2**70}, "top_k must be a whole number"),
+        ({"temperature": float("inf")}, "temperature must be a number 0..5"),
+        ({"seed": -1}, "seed must be 0..4294967295"),
+        ({"model": "no-such-model"}, "unknown score model 'no-such-model'"),
+    ],
+)
+def test_check_request_refuses_cheap_arguments_without_a_model(monkeypatch, kwargs, words):
+    from engine import score_api
+
+    def no_load(*a, **k):
+        raise AssertionError("check_request loaded a model")
+
+    monkeypatch.setattr(score_api.ScoreModel, "load", classmethod(no_load))
+    _one_line_error(lambda: score_api.check_request(**kwargs), words)
+
+
+def test_check_request_reads_the_input_and_refuses_what_the_model_cannot(tmp_path):
+    from engine.score_api import MAX_VOICES, check_request
+    from tests.hostile import corpus
+
+    drums = tmp_path / "drums.mid"
+    drums.write_bytes(
+        corpus.midi_bytes(
+            [corpus.conductor(), corpus.track_bytes(corpus.notes_events(corpus.scale(480), 9))]
+        )
+    )
+    _one_line_error(lambda: check_request(drums), f"{drums} has no pitched notes")
+    many = tmp_path / "many.mid"
+    tracks = [corpus.track_bytes(corpus.notes_events(corpus.scale(480), ch)) for ch in range(9)]
+    many.write_bytes(corpus.midi_bytes([corpus.conductor(), *tracks]))
+    _one_line_error(lambda: check_request(many), f"{many} has 9 tracks", f"at most {MAX_VOICES}")
+    tune = tmp_path / "tune.mid"
+    tune.write_bytes(corpus.melody_midi())
+    assert check_request(tune, style="folk", parts="bass").note_num() == 8
+    assert check_request() is None
+
+
+def test_model_calls_name_the_input_file(model, tmp_path):
+    from tests.hostile import corpus
+
+    drums = tmp_path / "drums.mid"
+    drums.write_bytes(
+        corpus.midi_bytes(
+            [corpus.conductor(), corpus.track_bytes(corpus.notes_events(corpus.scale(480), 9))]
+        )
+    )
+    for call in (
+        lambda: model.continue_score(drums, bars=1),
+        lambda: model.add_tracks(drums, parts="bass"),
+        lambda: model.regenerate_bars(drums, start_bar=0, end_bar=0),
+    ):
+        _one_line_error(call, f"{drums} has no pitched notes")
+
+
+def test_parts_and_bars_are_checked_before_the_model_loads(tmp_path, tiny_model_dir, monkeypatch):
+    from engine import score_api
+    from tests.hostile import corpus
+
+    def no_load(*a, **k):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(score_api.ScoreModel, "load", classmethod(no_load))
+    tune = tmp_path / "tune.mid"
+    tune.write_bytes(corpus.duet_midi())
+    _one_line_error(
+        lambda: score_api.check_request(tune, parts=["soprano"] * 7),
+        "2 given + 7 new tracks is more than 8 voices",
+    )
+    assert score_api.input_shape(tune, tiny_model_dir) == (2, 2)
+    _one_line_error(lambda: score_api.input_shape(tune, "no-such-model"), "unknown score model")

@@ -264,3 +264,73 @@ def test_workflow_arguments_are_one_line_errors(files, model, kwargs, words):
         with pytest.raises(wf.WorkflowError, match=words) as e:
             call(files["mid"], model=model, **args)
         assert "\n" not in str(e.value)
+
+
+def _no_model_load(monkeypatch):
+    from engine import score_api
+
+    def no_load(*a, **k):
+        raise AssertionError("the score model was loaded before the refusal")
+
+    monkeypatch.setattr(score_api.ScoreModel, "load", classmethod(no_load))
+
+
+def test_bad_inputs_are_refused_before_the_model_loads_naming_the_file(tmp_path, monkeypatch):
+    from tests.hostile import corpus
+
+    _no_model_load(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    late = corpus.notes_events([(0, 480, 60, 80), (2**31, 480, 62, 80)])
+    drums = corpus.notes_events(corpus.scale(480, [36, 38] * 4), 9)
+    files = {
+        "late.mid": (
+            corpus.midi_bytes([corpus.conductor(), corpus.track_bytes(late)]),
+            "late.mid has a note at bar",
+        ),
+        "velocity0.mid": (
+            corpus.midi_bytes(
+                [corpus.conductor(), corpus.track_bytes([(0, bytes([0x90, 60, 0]))])]
+            ),
+            "velocity0.mid has no notes: its one note-on has velocity 0",
+        ),
+        "drums.mid": (
+            corpus.midi_bytes([corpus.conductor(), corpus.track_bytes(drums)]),
+            "drums.mid has no pitched notes",
+        ),
+    }
+    for name, (data, words) in files.items():
+        (tmp_path / name).write_bytes(data)
+        for call, kwargs in (
+            (wf.harmonize, {}),
+            (wf.restyle, {"style": "folk"}),
+            (wf.check_harmonize, {}),
+            (wf.check_restyle, {"style": "folk"}),
+        ):
+            with pytest.raises(wf.WorkflowError) as e:
+                call(name, **kwargs)
+            assert words in str(e.value) and "\n" not in str(e.value), str(e.value)
+    (tmp_path / "one.mid").write_bytes(corpus.melody_midi())
+    with pytest.raises(wf.WorkflowError, match="one.mid has one part only"):
+        wf.restyle("one.mid", style="folk")
+    (tmp_path / "two.mid").write_bytes(corpus.duet_midi())
+    with pytest.raises(wf.WorkflowError, match="track 5 does not exist; two.mid has tracks 0..1"):
+        wf.restyle("two.mid", style="folk", melody_track=5)
+
+
+def test_cheap_arguments_are_refused_before_the_model_loads(files, monkeypatch):
+    _no_model_load(monkeypatch)
+    for call, kwargs, words in (
+        (wf.harmonize, {"style": "banjo"}, "unknown style 'banjo'"),
+        (wf.harmonize, {"voices": 9}, "voices must be 2, 3 or 4"),
+        (wf.harmonize, {"program": 128}, "program 128 is not a General MIDI program"),
+        (wf.harmonize, {"model": "no-such-model"}, "unknown score model"),
+        (wf.restyle, {"style": "banjo"}, "unknown style 'banjo'"),
+        (wf.restyle, {"style": "folk", "melody_track": True}, "melody_track must be"),
+        (wf.continue_audio, {"style": "banjo"}, "unknown style 'banjo'"),
+        (wf.continue_audio, {"bars": 0}, "bars must be a whole number 1..64"),
+    ):
+        source = files["wav"] if call is wf.continue_audio else files["mid"]
+        with pytest.raises(wf.WorkflowError, match=words):
+            call(source, **kwargs)
+    with pytest.raises(wf.WorkflowError, match="tune.wav is audio; restyle needs a MIDI file"):
+        wf.restyle(files["wav"], style="folk")
