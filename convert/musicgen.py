@@ -205,6 +205,13 @@ def check_source(
     if not isinstance(raw, dict) or raw.get("model_type") not in ("musicgen", "musicgen_melody"):
         kind = raw.get("model_type") if isinstance(raw, dict) else None
         raise ConversionError(f"{source} is not a MusicGen checkpoint (model_type {kind!r})")
+    try:
+        MusicgenConfig.from_dict(raw)
+    except ValueError as e:  # the config lacks a part MusicGen needs
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConversionError(
+            f"{source}/config.json is not a usable MusicGen config ({first})"
+        ) from None
     return snapshot, source, revision, raw
 
 

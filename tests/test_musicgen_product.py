@@ -171,7 +171,7 @@ BAD = {
     "unknown name": (["--model", "musicgen-smal"], "did you mean musicgen-small"),
     "duration 0": (["--duration", "0"], "duration 0 s is outside"),
     "silent melody": (["--melody", "{silent}"], "is silent"),
-    "unreadable melody": (["--melody", "{text}"], "cannot be read as audio"),
+    "unreadable melody": (["--melody", "{text}"], "is not audio"),
 }
 
 
