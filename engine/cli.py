@@ -513,6 +513,16 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if args.tempo is not None:
         _check_range("--tempo", args.tempo, api.MIN_TEMPO_BPM, api.MAX_TEMPO_BPM)
     programs = _parse_programs(args.programs)
+    api.check_request(
+        style=args.style,
+        key=args.key,
+        mode=args.mode,
+        meter=args.meter,
+        parts=_split(args.parts) if args.parts else None,
+        programs=programs,
+        model=args.model,
+        **_sampling(args),
+    )
     out = _check_out(args.out, args.force)
     model = _load_model(args.model)
     with _TokenProgress("Generating") as progress:
@@ -552,7 +562,7 @@ def _cmd_continue(args: argparse.Namespace) -> int:
 
     _fill_defaults(args, bars=_default_of(api.ScoreModel.continue_score, "bars"))
     _check_range("--bars", args.bars, 1, api.MAX_BARS)
-    api.read_midi(args.input)  # a broken file is refused before the model loads
+    api.check_request(args.input, style=args.style, model=args.model, **_sampling(args))
     out = _check_out(args.out, args.force)
     model = _load_model(args.model)
     with _TokenProgress("Continuing") as progress:  # the path: its sidecar may name a style
@@ -570,7 +580,14 @@ def _cmd_add_tracks(args: argparse.Namespace) -> int:
     parts = _split(args.parts) if isinstance(args.parts, str) else list(args.parts)
     args.parts = ",".join(parts)
     programs = _parse_programs(args.programs)
-    api.read_midi(args.input)  # a broken file is refused before the model loads
+    api.check_request(
+        args.input,
+        style=args.style,
+        parts=parts,
+        programs=programs,
+        model=args.model,
+        **_sampling(args),
+    )
     out = _check_out(args.out, args.force)
     model = _load_model(args.model)
     with _TokenProgress("Writing parts") as progress:  # the path: its sidecar may name a style
@@ -592,20 +609,20 @@ def _cmd_regenerate(args: argparse.Namespace) -> int:
     _fill_defaults(args)
     first, last = _parse_bar_range(args.bars)
     track_numbers = None if args.tracks is None else _parse_ints("--tracks", args.tracks)
-    score = api.read_midi(args.input)
-    out = _check_out(args.out, args.force)
-    model = _load_model(args.model)
-    given = model.tokenizer.encode_score(score)
-    if last > given.num_bars:
-        raise CliError(f"--bars {args.bars} is outside the piece: it has bars 1-{given.num_bars}")
+    api.check_request(args.input, style=args.style, model=args.model, **_sampling(args))
+    num_bars, num_tracks = api.input_shape(args.input, args.model)
+    if last > num_bars:
+        raise CliError(f"--bars {args.bars} is outside the piece: it has bars 1-{num_bars}")
     tracks = None
     if track_numbers is not None:
         for t in track_numbers:
-            _check_range("--tracks", t, 1, len(given.tracks), what="track")
+            _check_range("--tracks", t, 1, num_tracks, what="track")
         tracks = sorted({t - 1 for t in track_numbers})
+    out = _check_out(args.out, args.force)
+    model = _load_model(args.model)
     with _TokenProgress("Regenerating") as progress:
         piece = model.regenerate_bars(
-            score,
+            args.input,
             start_bar=first - 1,
             end_bar=last - 1,
             tracks=tracks,

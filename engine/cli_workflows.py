@@ -209,6 +209,14 @@ def cmd_harmonize(args: argparse.Namespace) -> int:
     if args.program is not None:
         cli._check_range("--program", args.program, 0, 127)
     formats, folder = _prepare(args, f"{Path(args.melody).stem} {args.style}")
+    workflows.check_harmonize(
+        args.melody,
+        style=args.style,
+        voices=args.voices,
+        program=args.program,
+        model=args.model,
+        **_sampling(args),
+    )
     model = cli._load_model(args.model or "score-base")
     with _StageProgress("") as prog:
         comp = workflows.harmonize(
@@ -230,6 +238,13 @@ def cmd_restyle(args: argparse.Namespace) -> int:
 
     _check_input(args.input)
     formats, folder = _prepare(args, f"{Path(args.input).stem} {args.style}")
+    workflows.check_restyle(
+        args.input,
+        style=args.style,
+        melody_track=args.melody_track,
+        model=args.model,
+        **_sampling(args),
+    )
     model = cli._load_model(args.model or "score-base")
     with _StageProgress("") as prog:
         comp = workflows.restyle(
@@ -277,7 +292,9 @@ def continue_audio_with_score_model(args: argparse.Namespace) -> int:
         if not hasattr(args, name):
             setattr(args, name, default)
     formats, folder = _prepare(args, f"{Path(args.input).stem} continued")
-    _check_recording(args.input)
+    workflows.check_continue_audio(
+        args.input, bars=args.bars, style=args.style, model=args.model, **_sampling(args)
+    )
     model = cli._load_model(args.model or "score-base")
     with _StageProgress("") as prog:
         comp = workflows.continue_audio(
@@ -305,12 +322,3 @@ def _check_sampling_as_for_midi(args: argparse.Namespace) -> None:
             f"continued with top-k {names.DEFAULT_TOP_K}: no limit); leave it out, or transcribe "
             "it first (`disco-musica transcribe`) and continue the MIDI file with --top-k"
         )
-
-
-def _check_recording(path: str) -> None:
-    """The recording read and checked as the transcriber will (not audio, no samples, NaN,
-    silence, too short: one line), before the score model loads. What it would warn about
-    is warned when it is transcribed. (A `TranscribeError` is a `UserError`: one line.)"""
-    from engine.transcribe import check_audio
-
-    check_audio(path)
