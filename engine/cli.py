@@ -934,6 +934,8 @@ def _cmd_eval_score(args: argparse.Namespace) -> int:
     _check_range("--bars", args.bars, 1, api.MAX_BARS)
     _check_range("--harmonizations", args.harmonizations, 0, 1000)
     _check_range("--seed", args.seed, 0, MAX_SEED)
+    if args.key_strength is not None:
+        _check_range("--key-strength", args.key_strength, 0.0, api.MAX_KEY_STRENGTH)
     model = args.model or api.DEFAULT_MODEL
     api.resolve_model_path(model)
     default_out = args.out == args.parser.get_default("out")  # eval/ is made for the default
