@@ -98,15 +98,21 @@ class _Pending:
         self._write()
 
     def _write(self) -> None:
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(self.file, json.dumps(self.entry))
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.file, json.dumps(self.entry))
+        except OSError:  # a read-only home: outputs still work, only the sweep cannot see this
+            pass
 
     def mark_complete(self, trash: Path | None) -> None:
         self.entry.update(complete=True, trash=str(trash) if trash else None)
         self._write()
 
     def close(self) -> None:
-        self.file.unlink(missing_ok=True)
+        try:
+            self.file.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def sweep_stale() -> list[str]:

@@ -446,3 +446,13 @@ def test_corpus_build_force_replaces_only_a_corpus(capsys):
     err = capsys.readouterr().err
     assert code == 2 and "thesis.tex" in err and len(err.strip().splitlines()) == 1, err
     assert snapshot(Path.cwd()) == before
+
+
+def test_outputs_still_work_when_the_state_folder_cannot_be_written(monkeypatch, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the state folder would be")
+    monkeypatch.setenv("DISCO_MUSICA_HOME", str(blocker))
+    with R.OutputFolder("piece") as out:
+        (out.path / "music.mid").write_bytes(b"x")
+    assert Path("piece/music.mid").read_bytes() == b"x"
+    assert R.write_files([(Path("a.mid"), b"m"), (Path("a.json"), b"{}")]) == []
