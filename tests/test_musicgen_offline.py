@@ -269,14 +269,17 @@ def test_a_musicgen_folder_that_is_only_a_config_is_one_line_naming_it(capsys, t
     junk = tmp_path / "musicgen-junk"
     junk.mkdir()
     (junk / "config.json").write_text('{"model_type": "musicgen"}')
-    with pytest.raises(mg.MusicgenError) as e:
+    from engine.errors import UserError
+
+    with pytest.raises(UserError) as e:  # the converter's ConversionError, checked first
         mg.resolve_model(str(junk))
     text = str(e.value)
-    assert "\n" not in text and text.startswith(f"{junk} is not a usable MusicGen model")
+    assert "\n" not in text and text.startswith(f"{junk}/config.json is not a usable MusicGen")
     assert "missing text_encoder, decoder, audio_encoder" in text
     code, out, err, _ = run(capsys, "generate", "", "--model", junk, "--out", tmp_path / "o")
     lines = error_lines(err)
-    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {junk} is not a"), err
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0].startswith(f"error: {junk}/config.json is not a usable"), err
     assert not (tmp_path / "o").exists()
     assert not list((tmp_path / "home").glob("models/*musicgen-junk*"))  # no partial left
 
