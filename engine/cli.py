@@ -38,7 +38,7 @@ from pathlib import Path
 
 from engine import names
 from engine.atomic import sha256_file
-from engine.errors import UserError, one_line
+from engine.errors import Stopped, UserError, check_stop, clear_stop, one_line, request_stop
 
 PROG = "disco-musica"
 DEFAULT_CORPUS_DIR = Path("data") / "music21"
@@ -93,12 +93,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else EXIT_USER_ERROR
     from engine import record
 
+    clear_stop()
     restore = _stop_on_signals()
     code = EXIT_USER_ERROR
     try:
         record.sweep_stale()
         with _warnings_as_lines():
             code = args.handler(args) or 0
+        check_stop()  # a stop that a library swallowed still ends the run as stopped
         return code
     except KeyboardInterrupt as e:
         print("interrupted", file=sys.stderr)
@@ -142,25 +144,19 @@ def _warnings_as_lines():
         yield
 
 
-class Stopped(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised where the program is, so that it cleans up as on Ctrl-C."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
 def _stop_on_signals() -> Callable[[], None]:
-    """Turn SIGTERM and SIGHUP into `Stopped` (main thread only); return the undo."""
+    """Turn SIGINT, SIGTERM and SIGHUP into `Stopped` (main thread only), remembered (see
+    `engine.errors.request_stop`) in case a library swallows it; return the undo."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 
     def stop(signum, frame):
+        request_stop(signum)
         raise Stopped(signum)
 
-    names = ("SIGTERM", "SIGHUP")
+    names = ("SIGINT", "SIGTERM", "SIGHUP")
     old = {n: signal.signal(getattr(signal, n), stop) for n in names if hasattr(signal, n)}
 
     def restore() -> None:

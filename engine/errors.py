@@ -30,6 +30,35 @@ class InputWarning(UserWarning):
     """
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, so that it cleans up as on Ctrl-C."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_stop_requests: list[int] = []
+
+
+def request_stop(signum: int) -> None:
+    """Remember that the user asked to stop (a signal), in case a library swallows the
+    `Stopped` raised for it: `check_stop` raises it again before anything is published."""
+    _stop_requests.append(signum)
+
+
+def check_stop() -> None:
+    """Raise `Stopped` if a stop was asked for since `clear_stop`."""
+    if _stop_requests:
+        raise Stopped(_stop_requests[0])
+
+
+def clear_stop() -> None:
+    _stop_requests.clear()
+
+
 def one_line(e: BaseException) -> str:
     """The message of ``e`` on one line (an ``OSError`` as ``path: reason``)."""
     if isinstance(e, OSError) and e.filename is not None and e.strerror:

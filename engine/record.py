@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from engine.atomic import chmod_like_new, sha256_file, write_text_atomic
-from engine.errors import OutputError
+from engine.errors import OutputError, check_stop
 
 GENERATION_FILE = "generation.json"
 DEFAULT_ROOT = Path("disco-musica-output")
@@ -357,6 +357,7 @@ class OutputFolder:
             raise
 
     def _publish(self) -> None:
+        check_stop()  # never publish what a stopped run made
         chmod_like_new(self.path)
         trash = None
         if self.target.exists():
@@ -458,6 +459,7 @@ def write_files(files: Sequence[tuple[Path, bytes]], *, force: bool = False) -> 
                 f.write(data)
             os.chmod(tmp, 0o666 & ~_umask())
         check_new_file(paths[0], paths[1:], force=force)
+        check_stop()
         for (tmp, entry), (path, _) in zip(pending, files, strict=True):
             trash = trash_path(path) if path.exists() else None
             entry.mark_complete(trash)

@@ -456,3 +456,25 @@ def test_outputs_still_work_when_the_state_folder_cannot_be_written(monkeypatch,
         (out.path / "music.mid").write_bytes(b"x")
     assert Path("piece/music.mid").read_bytes() == b"x"
     assert R.write_files([(Path("a.mid"), b"m"), (Path("a.json"), b"{}")]) == []
+
+
+def test_a_stop_that_a_library_swallowed_still_stops_before_publishing(state):
+    """A C extension may run our SIGTERM handler and clear the exception it raised; the
+    request is remembered, so nothing is published and the run ends as stopped."""
+    from engine.errors import Stopped, clear_stop, request_stop
+
+    try:
+        with pytest.raises(Stopped):
+            with R.OutputFolder("piece") as out:
+                (out.path / "music.mid").write_bytes(b"x")
+                try:
+                    request_stop(15)
+                    raise Stopped(15)
+                except Stopped:
+                    pass  # swallowed, as some libraries do
+        assert list(Path.cwd().iterdir()) == [] and not list(state.glob("*.json"))
+        with pytest.raises(Stopped):
+            R.write_files([(Path("a.mid"), b"m"), (Path("a.json"), b"{}")])
+        assert list(Path.cwd().iterdir()) == []
+    finally:
+        clear_stop()
