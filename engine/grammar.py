@@ -13,7 +13,10 @@ with these extra rules, all checked by ``tests/test_grammar.py`` on real corpus 
 - every track after the first has exactly as many bars as the first, with the same time
   signature bar by bar; the number of tracks equals the ``Voices`` condition;
 - a plan (``TrackPlan``) can force whole parts of tracks: a program, a register, bars to
-  copy before and after the freely generated ones, and how many bars to generate.
+  copy before and after the freely generated ones, and how many bars to generate;
+- with ``max_tokens`` (the model's window), a note may start only while the tokens that
+  must still follow (the rest of the planned bars and tracks, each at least ``Bar TimeSig``,
+  and ``EOS``) fit after it: a planned sequence always ends inside the window.
 
 ``allowed()`` returns a boolean mask over the vocabulary; ``feed(token)`` advances.
 """
@@ -61,6 +64,7 @@ class ScoreGrammar:
         meter: str | None = None,
         max_bars: int = 512,
         strict_meter: bool = True,
+        max_tokens: int | None = None,
     ):
         self.tok = tok = tokenizer
         self.V = len(tok)
@@ -76,6 +80,10 @@ class ScoreGrammar:
         # where meters change.
         self.strict_meter = strict_meter
         self.max_bars = max_bars
+        # The window: notes are masked once only the tokens that must follow still fit.
+        self.max_tokens = max_tokens
+        self.squeezed = False  # the window, not the model, ended some bar's notes
+        self._fixed = [sum(len(bar) for bar in p.prefix + p.suffix) for p in self.plans]
         k = tok.ids_of_kind
         self.cond_ids = {c: k(CONDITION_PREFIX[c]) for c in CONDITION_ORDER}
         self.program_ids = k("Program")
@@ -179,15 +187,19 @@ class ScoreGrammar:
             if self.sealed:
                 return self._mask(self._boundary_tokens())
             m = np.zeros(self.V, dtype=bool)
-            if self.position >= 0:  # another note at the same position
+            room = self._room()
+            if self.position >= 0 and room >= 2:  # another note at the same position
                 m |= self.allowed_pitch_mask()
-            m[
-                [
-                    i
-                    for i in self.position_ids
-                    if self.position < self.position_value[int(i)] < self.bar_len
-                ]
-            ] = True
+            if room >= 3:
+                m[
+                    [
+                        i
+                        for i in self.position_ids
+                        if self.position < self.position_value[int(i)] < self.bar_len
+                    ]
+                ] = True
+            if room < 3:
+                self.squeezed = True
             m[self._boundary_tokens()] = True
             return m
         raise GrammarError(f"unknown grammar state {s!r}")
@@ -199,6 +211,29 @@ class ScoreGrammar:
             return self.allowed()
         finally:
             self.state = saved
+
+    def _room(self) -> float:
+        """Tokens free for notes now: the window less what is written and what must follow
+        (infinite without ``max_tokens``, or while the first track decides its length)."""
+        if self.max_tokens is None:
+            return float("inf")
+        free_end, target = self._free_end(), self._target_bars()
+        if free_end is None or target is None:
+            return float("inf")
+        n, plan = self.bars_in_track, self._plan()
+        # This track: Bar TimeSig for each generated bar still to come, its suffix, Track_End.
+        need = 2 * max(0, free_end - n) + 1
+        if n <= free_end:
+            need += sum(len(bar) for bar in plan.suffix)
+        bars = len(self.bar_meters) if self.track > 0 else target
+        voices = self.voices if self.voices is not None else len(self.plans)
+        for j in range(self.track + 1, max(voices, len(self.plans))):
+            p = self.plans[j] if j < len(self.plans) else TrackPlan()
+            fixed = self._fixed[j] if j < len(self.plans) else 0
+            free = max(0, bars - len(p.prefix) - len(p.suffix))
+            need += 3 + fixed + 2 * free + 1  # Track_Start Program Register ... Track_End
+        need += 1  # EOS
+        return self.max_tokens - len(self.tokens) - need
 
     def _boundary_tokens(self) -> list[int]:
         """Tokens that may close the current bar: next Bar, the plan's suffix, Track_End."""
