@@ -63,11 +63,11 @@ TRIAD_BONUS = 0.5  # extra share of key_strength for the tonic triad's pitch cla
 MAX_TEMPERATURE = names.MAX_TEMPERATURE
 TOKENS_PER_BAR_ESTIMATE = 20  # one voice, one bar: a generous average over the corpus
 # Sections of a piece longer than one window (`ScoreModel._next_section`): a new bar is
-# reckoned from the tokens of the last RECENT_BARS bars (their most, at least NEW_BAR_MARGIN
-# times their mean); the kept bars take at most PREFIX_SHARE of the window when the new
-# bars need more; WINDOW_SLACK tokens are left over.
+# reckoned at NEW_BAR_MARGIN times the mean tokens of the last RECENT_BARS bars; the kept
+# bars take at most PREFIX_SHARE of the window when the new bars need more; WINDOW_SLACK
+# tokens are left over.
 RECENT_BARS = 8
-NEW_BAR_MARGIN = 1.3
+NEW_BAR_MARGIN = 1.5
 PREFIX_SHARE = 0.4
 WINDOW_SLACK = 8
 MAX_BARS = names.MAX_BARS
@@ -753,17 +753,18 @@ class ScoreModel:
     def _next_section(self, tracks: list[Track], remaining: int) -> tuple[int, int]:
         """(bars of ``tracks`` to keep as the prompt, new bars) of the next section.
 
-        Sized from the tokens the piece has used so far: a new bar is reckoned at the most
-        tokens any of the last `RECENT_BARS` bars took (all tracks together), and at least
-        `NEW_BAR_MARGIN` times their mean. When all ``remaining`` bars fit beside the
-        prompt they are written at once, else the prompt keeps at most `PREFIX_SHARE` of the
-        window (the latest bars), and the new bars get the rest: always at least one bar,
-        with fewer (down to none) kept bars if one bar needs it.
+        Sized from the tokens the piece has used so far: a new bar is reckoned at
+        `NEW_BAR_MARGIN` times the mean of the last `RECENT_BARS` bars (all tracks
+        together). When all ``remaining`` bars fit beside the prompt they are written at
+        once; else the prompt keeps the latest bars that fit in `PREFIX_SHARE` of the
+        window (at least the last bar when one new bar fits beside it) and the new bars get
+        the rest (at least one bar: the grammar paces the window, so a bar denser than
+        reckoned still ends inside it).
         """
         n = len(tracks)
         per_bar = [sum(len(t.bars[b]) for t in tracks) for b in range(len(tracks[0].bars))]
         recent = per_bar[-RECENT_BARS:] or [0]
-        est = max(NEW_BAR_MARGIN * float(np.mean(recent)), float(max(recent)), 4.0 * n)
+        est = max(NEW_BAR_MARGIN * float(np.mean(recent)), 4.0 * n)
         # BOS, 6 conditions and EOS; Track_Start, Program, Register, Track_End per track.
         room = self.context - 8 - 4 * n - WINDOW_SLACK
         if remaining * est <= room * (1 - PREFIX_SHARE):
@@ -776,9 +777,8 @@ class ScoreModel:
                 break
             used += tokens
             keep += 1
-        while keep and room - used < est:  # one new bar needs the room: keep fewer bars
-            used -= per_bar[len(per_bar) - keep]
-            keep -= 1
+        if not keep and per_bar and per_bar[-1] + est <= room:  # at least the last bar
+            keep, used = 1, per_bar[-1]
         step = int(max(1.0, min(remaining, (room - used) // est)))
         return keep, step
 
