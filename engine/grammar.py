@@ -18,7 +18,7 @@ with these extra rules, all checked by ``tests/test_grammar.py`` on real corpus 
   must still follow (the rest of the planned bars and tracks, each at least ``Bar TimeSig``,
   and ``EOS``) fit after it: a planned sequence always ends inside the window. The room is
   also paced: one generated bar of one track may take at most ``PACE`` times its fair share
-  of the room left when it starts (at least ``PACE_MIN`` tokens), so that a bar the model
+  of the room left when it starts (at least one note), so that a bar the model
   crowds with notes cannot starve the bars and tracks after it.
 
 ``allowed()`` returns a boolean mask over the vocabulary; ``feed(token)`` advances.
@@ -34,7 +34,7 @@ import numpy as np
 from engine.tokenizer import CONDITION_ORDER, CONDITION_PREFIX, ScoreTokenizer
 
 PACE = 2.0  # a generated bar may take this many times its fair share of the room left
-PACE_MIN = 24  # tokens a generated bar may always take (room permitting): about 8 notes
+PACE_MIN = 3  # tokens a generated bar may always take (room permitting): one note
 
 
 class GrammarError(ValueError):
