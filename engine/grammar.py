@@ -13,7 +13,13 @@ with these extra rules, all checked by ``tests/test_grammar.py`` on real corpus 
 - every track after the first has exactly as many bars as the first, with the same time
   signature bar by bar; the number of tracks equals the ``Voices`` condition;
 - a plan (``TrackPlan``) can force whole parts of tracks: a program, a register, bars to
-  copy before and after the freely generated ones, and how many bars to generate.
+  copy before and after the freely generated ones, and how many bars to generate;
+- with ``max_tokens`` (the model's window), a note may start only while the tokens that
+  must still follow (the rest of the planned bars and tracks, each at least ``Bar TimeSig``,
+  and ``EOS``) fit after it: a planned sequence always ends inside the window. The room is
+  also paced: one generated bar of one track may take at most ``PACE`` times its fair share
+  of the room left when it starts (at least one note), so that a bar the model
+  crowds with notes cannot starve the bars and tracks after it.
 
 ``allowed()`` returns a boolean mask over the vocabulary; ``feed(token)`` advances.
 """
@@ -26,6 +32,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.tokenizer import CONDITION_ORDER, CONDITION_PREFIX, ScoreTokenizer
+
+PACE = 2.0  # a generated bar may take this many times its fair share of the room left
+PACE_MIN = 3  # tokens a generated bar may always take (room permitting): one note
 
 
 class GrammarError(ValueError):
@@ -61,6 +70,7 @@ class ScoreGrammar:
         meter: str | None = None,
         max_bars: int = 512,
         strict_meter: bool = True,
+        max_tokens: int | None = None,
     ):
         self.tok = tok = tokenizer
         self.V = len(tok)
@@ -76,6 +86,11 @@ class ScoreGrammar:
         # where meters change.
         self.strict_meter = strict_meter
         self.max_bars = max_bars
+        # The window: notes are masked once only the tokens that must follow still fit.
+        self.max_tokens = max_tokens
+        self.squeezed = False  # the window, not the model, ended some bar's notes
+        self.bar_cap: float | None = None  # token count at which this bar's notes must end
+        self._fixed = [sum(len(bar) for bar in p.prefix + p.suffix) for p in self.plans]
         k = tok.ids_of_kind
         self.cond_ids = {c: k(CONDITION_PREFIX[c]) for c in CONDITION_ORDER}
         self.program_ids = k("Program")
@@ -179,15 +194,23 @@ class ScoreGrammar:
             if self.sealed:
                 return self._mask(self._boundary_tokens())
             m = np.zeros(self.V, dtype=bool)
-            if self.position >= 0:  # another note at the same position
+            window, slots = self._room()
+            if self.bar_cap is None:  # the first event of a generated bar: pace the room
+                share = window / max(1, slots)
+                self.bar_cap = len(self.tokens) + max(PACE_MIN, PACE * share)
+            room = min(window, self.bar_cap - len(self.tokens))
+            if self.position >= 0 and room >= 2:  # another note at the same position
                 m |= self.allowed_pitch_mask()
-            m[
-                [
-                    i
-                    for i in self.position_ids
-                    if self.position < self.position_value[int(i)] < self.bar_len
-                ]
-            ] = True
+            if room >= 3:
+                m[
+                    [
+                        i
+                        for i in self.position_ids
+                        if self.position < self.position_value[int(i)] < self.bar_len
+                    ]
+                ] = True
+            if window < 3:
+                self.squeezed = True
             m[self._boundary_tokens()] = True
             return m
         raise GrammarError(f"unknown grammar state {s!r}")
@@ -199,6 +222,32 @@ class ScoreGrammar:
             return self.allowed()
         finally:
             self.state = saved
+
+    def _room(self) -> tuple[float, int]:
+        """(tokens free for notes now, generated bars left including this one): the window
+        less what is written and what must follow (infinite without ``max_tokens``, or while
+        the first track decides its length)."""
+        if self.max_tokens is None:
+            return float("inf"), 1
+        free_end, target = self._free_end(), self._target_bars()
+        if free_end is None or target is None:
+            return float("inf"), 1
+        n, plan = self.bars_in_track, self._plan()
+        # This track: Bar TimeSig for each generated bar still to come, its suffix, Track_End.
+        need = 2 * max(0, free_end - n) + 1
+        slots = max(1, free_end - n + 1)
+        if n <= free_end:
+            need += sum(len(bar) for bar in plan.suffix)
+        bars = len(self.bar_meters) if self.track > 0 else target
+        voices = self.voices if self.voices is not None else len(self.plans)
+        for j in range(self.track + 1, max(voices, len(self.plans))):
+            p = self.plans[j] if j < len(self.plans) else TrackPlan()
+            fixed = self._fixed[j] if j < len(self.plans) else 0
+            free = max(0, bars - len(p.prefix) - len(p.suffix))
+            need += 3 + fixed + 2 * free + 1  # Track_Start Program Register ... Track_End
+            slots += free
+        need += 1  # EOS
+        return self.max_tokens - len(self.tokens) - need, slots
 
     def _boundary_tokens(self) -> list[int]:
         """Tokens that may close the current bar: next Bar, the plan's suffix, Track_End."""
@@ -285,6 +334,7 @@ class ScoreGrammar:
 
     def _start_bar(self) -> None:
         self.sealed = False
+        self.bar_cap = None
         self.bars_in_track += 1
         self.position = -1
         self.state = "timesig"

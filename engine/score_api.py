@@ -62,6 +62,14 @@ MAX_KEY_STRENGTH = names.MAX_KEY_STRENGTH
 TRIAD_BONUS = 0.5  # extra share of key_strength for the tonic triad's pitch classes
 MAX_TEMPERATURE = names.MAX_TEMPERATURE
 TOKENS_PER_BAR_ESTIMATE = 20  # one voice, one bar: a generous average over the corpus
+# Sections of a piece longer than one window (`ScoreModel._next_section`): a new bar is
+# reckoned at NEW_BAR_MARGIN times the mean tokens of the last RECENT_BARS bars; the kept
+# bars take at most PREFIX_SHARE of the window when the new bars need more; WINDOW_SLACK
+# tokens are left over.
+RECENT_BARS = 8
+NEW_BAR_MARGIN = 1.5
+PREFIX_SHARE = 0.4
+WINDOW_SLACK = 8
 MAX_BARS = names.MAX_BARS
 MIN_TEMPO_BPM = names.MIN_TEMPO_BPM
 MAX_TEMPO_BPM = names.MAX_TEMPO_BPM
@@ -690,39 +698,25 @@ class ScoreModel:
                 conditions, first_plans(b), meter, tempo_bpm, sampling, progress, steer
             ),
         )
-        done, section = first, 0
-        while done < bars and result.finish_reason == "stop":
+        if first < bars:
             # Longer than one window: continue section by section, all conditions now fixed.
-            section += 1
             cond, tracks = self.tokenizer.split(result.tokens)
-
-            def next_section(b: int, tracks=tracks, cond=cond, section=section, done=done):
-                keep = self._bars_that_fit(tracks, extra_bars=b)
-                plans = self._continuation_plans(tracks, keep, b, pitch_ranges)
-                r = self._run(
-                    cond,
-                    plans,
-                    meter,
-                    tempo_bpm,
-                    {**sampling, "seed": seed + section},
-                    progress,
-                    steer,
-                    bar_offset=done - keep,
-                )
-                r.settings["kept_bars"] = keep
-                return r
-
-            step = min(bars - done, self._section_bars(len(tracks)))
-            nxt, step = _fitting(step, next_section)
-            keep = nxt.settings["kept_bars"]
-            _, new_tracks = self.tokenizer.split(nxt.tokens)
-            _check_complete(new_tracks, len(tracks))
-            for t, t_new in zip(tracks, new_tracks, strict=True):
-                t.bars = t.bars[: len(t.bars) - keep] + t_new.bars
+            last, sections = self._extend(
+                cond,
+                tracks,
+                bars - first,
+                meter=meter,
+                tempo_bpm=tempo_bpm,
+                sampling=sampling,
+                progress=progress,
+                steer=steer,
+                ranges=pitch_ranges,
+                seed_of=lambda k: seed + 1 + k,
+            )
             tokens = self.tokenizer.build_sequence(cond, tracks)
-            result = self._result(tokens, conditions, tempo_bpm, sampling, nxt.finish_reason)
-            result.settings["sections"] = section + 1
-            done += step
+            result = self._result(tokens, conditions, tempo_bpm, sampling, last.finish_reason)
+            result.settings["sections"] = 1 + len(sections)
+            result.settings["kept_bars"] = [keep for keep, _ in sections]
         if n is not None:
             _check_complete(result.score.tracks, n)
         if parts:  # tracks in the requested order, named after their parts
@@ -745,7 +739,7 @@ class ScoreModel:
             TrackPlan(
                 program=t.program,
                 register=self.tokenizer.track_register(t.bars),
-                prefix=t.bars[-keep:],
+                prefix=t.bars[len(t.bars) - keep :],
                 free_bars=bars,
                 pitch_range=ranges[i] if ranges else None,
             )
@@ -755,6 +749,91 @@ class ScoreModel:
     def _section_bars(self, voices: int) -> int:
         """Bars of ``voices`` tracks that safely fit 60 % of the window (20 tokens a bar)."""
         return max(1, int(0.6 * self.context / (voices * TOKENS_PER_BAR_ESTIMATE)))
+
+    def _next_section(self, tracks: list[Track], remaining: int) -> tuple[int, int]:
+        """(bars of ``tracks`` to keep as the prompt, new bars) of the next section.
+
+        Sized from the tokens the piece has used so far: a new bar is reckoned at
+        `NEW_BAR_MARGIN` times the mean of the last `RECENT_BARS` bars (all tracks
+        together). When all ``remaining`` bars fit beside the prompt they are written at
+        once; else the prompt keeps the latest bars that fit in `PREFIX_SHARE` of the
+        window (at least the last bar when one new bar fits beside it) and the new bars get
+        the rest (at least one bar: the grammar paces the window, so a bar denser than
+        reckoned still ends inside it).
+        """
+        n = len(tracks)
+        per_bar = [sum(len(t.bars[b]) for t in tracks) for b in range(len(tracks[0].bars))]
+        recent = per_bar[-RECENT_BARS:] or [0]
+        est = max(NEW_BAR_MARGIN * float(np.mean(recent)), 4.0 * n)
+        # BOS, 6 conditions and EOS; Track_Start, Program, Register, Track_End per track.
+        room = self.context - 8 - 4 * n - WINDOW_SLACK
+        if remaining * est <= room * (1 - PREFIX_SHARE):
+            prefix_budget = room - remaining * est
+        else:
+            prefix_budget = room * PREFIX_SHARE
+        keep, used = 0, 0
+        for tokens in reversed(per_bar):
+            if used + tokens > prefix_budget:
+                break
+            used += tokens
+            keep += 1
+        if not keep and per_bar and per_bar[-1] + est <= room:  # at least the last bar
+            keep, used = 1, per_bar[-1]
+        step = int(max(1.0, min(remaining, (room - used) // est)))
+        return keep, step
+
+    def _extend(
+        self,
+        cond: dict[str, str],
+        tracks: list[Track],
+        bars: int,
+        *,
+        meter,
+        tempo_bpm,
+        sampling: dict,
+        progress,
+        steer,
+        ranges,
+        seed_of: Callable[[int], int],
+    ) -> tuple[GeneratedScore, list[tuple[int, int]]]:
+        """Add ``bars`` bars to every track of ``tracks`` (in place), section by section.
+
+        Each section is planned by `_next_section` from the tokens used so far and copies
+        the last kept bars as its prompt. If the window still ran short of room for the
+        model's notes (the grammar had to end a bar: ``squeezed``), the section is planned
+        again with half the new bars, then half the kept bars, with the same seed; a
+        section of one new bar and no kept bars stands as it came. Returns the last
+        section's result and (kept bars, new bars) of every section.
+        """
+        sections: list[tuple[int, int]] = []
+        done = 0
+        while done < bars:
+            keep, step = self._next_section(tracks, bars - done)
+            k = len(sections)
+            while True:
+                r = self._run(
+                    cond,
+                    self._continuation_plans(tracks, keep, step, ranges),
+                    meter,
+                    tempo_bpm,
+                    {**sampling, "seed": seed_of(k)},
+                    progress,
+                    steer,
+                    bar_offset=len(tracks[0].bars) - keep,
+                )
+                if not r.settings.pop("squeezed", False) or (step == 1 and keep == 0):
+                    break
+                if step > 1:
+                    step //= 2
+                else:
+                    keep //= 2
+            _, new_tracks = self.tokenizer.split(r.tokens)
+            _check_complete(new_tracks, len(tracks))
+            for t, t_new in zip(tracks, new_tracks, strict=True):
+                t.bars = t.bars[: len(t.bars) - keep] + t_new.bars
+            sections.append((keep, step))
+            done += step
+        return r, sections
 
     def continue_score(
         self,
@@ -790,10 +869,8 @@ class ScoreModel:
         self._conditions(style, key, mode, None, None, None)  # bad names fail before work
         score = read_midi(prefix)
         piece_tracks, info = self._encode_input(score, _source_name(prefix))
-        keep = self._bars_that_fit(piece_tracks, extra_bars=bars)
         if pitch_ranges is not None:
             pitch_ranges = _check_ranges(pitch_ranges, len(piece_tracks))
-        plans = self._continuation_plans(piece_tracks, keep, bars, pitch_ranges)
         style, style_from = _style_of(style, prefix, score)
         conditions = self._conditions(
             style,
@@ -804,21 +881,24 @@ class ScoreModel:
             len(piece_tracks),
         )
         nbars = len(piece_tracks[0].bars)
-        result = self._run(
-            conditions,
-            plans,
-            None,
-            info["tempo_bpm"],
-            sampling,
-            progress,
-            steer,
-            bar_offset=nbars - keep,
-        )
-        _, gen_tracks = self.tokenizer.split(result.tokens)
         start = self._ticks_of_bars(piece_tracks[0].bars)
+        # (the bars are written section by section when they do not fit one window)
+        result, sections = self._extend(
+            conditions,
+            piece_tracks,
+            bars,
+            meter=None,
+            tempo_bpm=info["tempo_bpm"],
+            sampling=sampling,
+            progress=progress,
+            steer=steer,
+            ranges=pitch_ranges,
+            seed_of=lambda k: seed + k,
+        )
+        keep = sections[0][0]
         out = score.copy()
-        for t_gen, i in zip(gen_tracks, info["track_index"], strict=False):
-            notes = self._notes_of_bars(t_gen.program, t_gen.bars[keep:])
+        for t_gen, i in zip(piece_tracks, info["track_index"], strict=False):
+            notes = self._notes_of_bars(t_gen.program, t_gen.bars[nbars:])
             velocity = _median_velocity(score.tracks[i])
             target = out.tracks[i]
             # (appended after the given notes, which keep their own order)
@@ -833,6 +913,7 @@ class ScoreModel:
         result.settings.update(
             prefix_bars_used=keep,
             prefix_bars=nbars,
+            sections=len(sections),
             ticks_per_quarter=int(score.ticks_per_quarter),
             continuation_start_tick=int(start_tick),
         )
@@ -1089,26 +1170,6 @@ class ScoreModel:
             ]
         _mark(score, c)
 
-    def _bars_that_fit(self, tracks: list[Track], extra_bars: int) -> int:
-        """How many of the last bars of a prefix fit the context with room for new bars."""
-        n = len(tracks[0].bars)
-        per_bar = [sum(len(t.bars[b]) for t in tracks) for b in range(n)]
-        avg = max(8.0, float(np.mean(per_bar)))
-        budget = self.context - 16 - 4 * len(tracks) - int(avg * extra_bars * 1.5)
-        if budget <= avg:
-            raise ScoreModelError(
-                f"{_plural(extra_bars, 'new bar')} of {_plural(len(tracks), 'track')} do not fit "
-                f"the model's "
-                f"{self.context}-token window; ask for fewer bars"
-            )
-        keep, used = 0, 0
-        for b in range(n - 1, -1, -1):
-            if used + per_bar[b] > budget:
-                break
-            used += per_bar[b]
-            keep += 1
-        return max(keep, 1)
-
     def _check_fits(self, tracks: list[Track], new_tracks: int) -> None:
         n_tok = sum(len(bar) for t in tracks for bar in t.bars)
         per_track = n_tok / max(1, len(tracks))
@@ -1134,7 +1195,9 @@ class ScoreModel:
         from engine.sample import make_sampler
 
         tok = self.tokenizer
-        grammar = ScoreGrammar(tok, conditions=conditions, plans=plans, meter=meter)
+        grammar = ScoreGrammar(
+            tok, conditions=conditions, plans=plans, meter=meter, max_tokens=self.context
+        )
         # The longest run of forced tokens is the prompt (prefilled in one pass).
         prompt: list[int] = []
         while not grammar.done:
@@ -1200,7 +1263,10 @@ class ScoreModel:
                 grammar.feed(t)
         except GrammarError as e:  # internal bug: the mask was not honoured
             raise RuntimeError(f"sampled sequence broke the grammar: {e}") from e
-        return self._result(tokens, conditions, tempo_bpm, sampling, reason)
+        result = self._result(tokens, conditions, tempo_bpm, sampling, reason)
+        if grammar.squeezed:
+            result.settings["squeezed"] = True
+        return result
 
     def _key_bias(self, tokens: list[int], strength: float) -> np.ndarray | None:
         """Bias [V]: ``strength`` on pitches of the scale named by the Key/Mode conditions."""
@@ -1458,10 +1524,12 @@ def _mark(score: Score, conditions: dict[str, str]) -> None:
 
 
 def _fitting(bars: int, run: Callable[[int], GeneratedScore]) -> tuple[GeneratedScore, int]:
-    """``run(bars)``, halving ``bars`` while the model's window fills up before the end."""
+    """``run(bars)``, halving ``bars`` while the model's window runs short of room for its
+    notes (the grammar had to end a bar early, or the window filled up)."""
     while True:
         result = run(bars)
-        if result.finish_reason != "length" or bars == 1:
+        squeezed = result.settings.pop("squeezed", False)
+        if (result.finish_reason != "length" and not squeezed) or bars == 1:
             return result, bars
         bars = max(1, bars // 2)
 

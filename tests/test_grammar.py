@@ -64,6 +64,26 @@ def test_random_walks_decode_to_valid_midi(tmp_path):
         assert {len(t.bars) for t in tracks} == {plans[0].free_bars}
 
 
+def test_a_window_always_holds_the_planned_sequence():
+    # Random walks crowd every bar with notes: with max_tokens the grammar still ends every
+    # planned bar and track, and EOS, inside the window (up to 8 voices, copied bars first).
+    tok = ScoreTokenizer()
+    rng = np.random.default_rng(2)
+    pos0, dur = tok.vocab["Position_0"], tok.vocab["Duration_1.0.8"]
+    given = [tok.bar_id, tok.timesig_id("4/4"), pos0, tok.vocab["Pitch_60"], dur]
+    for window, voices, bars in [(300, 8, 6), (200, 4, 3), (1024, 8, 12), (1024, 1, 64)]:
+        plans = [TrackPlan(prefix=[given], free_bars=bars) for _ in range(voices)]
+        conditions = {"voices": str(voices), "meter": "4/4"}
+        g = ScoreGrammar(tok, conditions=conditions, plans=plans, max_tokens=window)
+        ids = _random_walk(tok, g, rng, max_len=window)
+        assert g.done and len(ids) <= window
+        _, tracks = tok.split(ids)
+        assert [len(t.bars) for t in tracks] == [1 + bars] * voices
+        assert all(t.bars[0] == given for t in tracks)
+        if window == 1024:  # paced: even walks that crowd every bar leave notes to the last part
+            assert any(tok.kind(i) == "Pitch" for bar in tracks[-1].bars[1:] for i in bar)
+
+
 def test_plans_force_prefix_suffix_program_register():
     tok = ScoreTokenizer()
     rng = np.random.default_rng(1)
