@@ -870,6 +870,9 @@ class ScoreModel:
         score = read_midi(prefix)
         piece_tracks, info = self._encode_input(score, _source_name(prefix))
         if pitch_ranges is not None:
+            if len(pitch_ranges) == len(score.tracks) != len(piece_tracks):
+                # one range per track of the file; its silent tracks are not encoded
+                pitch_ranges = [pitch_ranges[i] for i in info["track_index"]]
             pitch_ranges = _check_ranges(pitch_ranges, len(piece_tracks))
         style, style_from = _style_of(style, prefix, score)
         conditions = self._conditions(

@@ -529,3 +529,21 @@ def test_parts_and_bars_are_checked_before_the_model_loads(tmp_path, tiny_model_
     )
     assert score_api.input_shape(tune, tiny_model_dir) == (2, 2)
     _one_line_error(lambda: score_api.input_shape(tune, "no-such-model"), "unknown score model")
+
+
+def test_continue_takes_one_pitch_range_per_file_track_even_when_one_is_silent(model):
+    """A planned part that came out silent is a track without notes: it is not encoded, but
+    the caller still gives a range for it (compose does, section after section)."""
+    score = Score(480)
+    for name, pitches in (("Soprano", [72, 74, 76, 77]), ("Alto", []), ("Bass", [48, 50, 52, 53])):
+        t = Track(name=name, program=0)
+        for i, p in enumerate(pitches):
+            t.notes.append(Note(i * 480, 480, p, 80))
+        score.tracks.append(t)
+    ranges = [(60, 84), (55, 77), (36, 60)]
+    out = model.continue_score(score, bars=1, pitch_ranges=ranges, seed=1)
+    assert [t.name for t in out.score.tracks][:3] == ["Soprano", "Alto", "Bass"]
+    new = [n.pitch for n in out.score.tracks[2].notes if n.time >= 4 * 480]
+    assert all(36 <= p <= 60 for p in new)
+    with pytest.raises(ScoreModelError, match="1 pitch ranges for 2 tracks"):
+        model.continue_score(score, bars=1, pitch_ranges=ranges[:1], seed=1)
