@@ -21,7 +21,6 @@ import pytest
 
 from engine.record import TEMP_PREFIX, state_dir
 
-pytestmark = pytest.mark.slow
 PROMPT = "a chorale in G major, 4 bars"
 
 
