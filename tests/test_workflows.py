@@ -142,19 +142,29 @@ def test_restyle_keeps_the_melody_and_changes_the_rest(files, model, tmp_path):
 
 
 def test_continue_audio_stays_in_the_input_key(files, model):
+    """Over 8 seeds: conditioned on the recording's key (G major), the new bars keep to its
+    scale, and their key is heard as G major in several seeds (4 bars can also read as the
+    relative minor or the subdominant, which share the scale)."""
     from engine.quality import analyze_key
 
-    comp = wf.continue_audio(files["wav"], bars=4, model=model, seed=2)
-    end = comp.settings["input_end_tick"]
-    cont = comp.score.copy()
-    for t in cont.tracks:
-        notes = [n for n in t.notes if n.time >= end]
-        t.notes.clear()
-        for n in notes:
-            t.notes.append(n)
-    assert cont.note_num() >= 4
-    assert (comp.settings["input_key"], comp.settings["input_mode"]) == ("G", "major")
-    assert analyze_key(cont) == (7, "major")
+    g_major = {7, 9, 11, 0, 2, 4, 6}
+    heard, in_scale, total = [], 0, 0
+    for seed in range(1, 9):
+        comp = wf.continue_audio(files["wav"], bars=4, model=model, seed=seed)
+        assert (comp.settings["input_key"], comp.settings["input_mode"]) == ("G", "major")
+        end = comp.settings["input_end_tick"]
+        cont = comp.score.copy()
+        for t in cont.tracks:
+            notes = [n for n in t.notes if n.time >= end]
+            t.notes.clear()
+            for n in notes:
+                t.notes.append(n)
+        assert cont.note_num() >= 4
+        in_scale += sum(n.pitch % 12 in g_major for t in cont.tracks for n in t.notes)
+        total += cont.note_num()
+        heard.append(analyze_key(cont))
+    assert in_scale / total >= 0.95
+    assert heard.count((7, "major")) >= 3, heard  # 5 of 8 on the machine this was written on
 
 
 def test_long_melody_is_harmonized_in_sections(model):
