@@ -436,6 +436,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="report path without suffix: writes PATH.json and PATH.md (default eval/score-base)",
     )
 
+    p = _command(
+        evaluate,
+        "prompts",
+        _cmd_eval_prompts,
+        "measure what users hear: compose a fixed set of 40 prompts and measure each piece",
+        ("eval", "prompts"),
+    )
+    p.add_argument("--model", default=None, metavar="NAME|DIR", help="default score-base")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=3,
+        metavar="N",
+        help="seeds per prompt, 1..100 (default 3)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, metavar="N", help=f"first seed, 0..{MAX_SEED} (default 0)"
+    )
+    p.add_argument(
+        "--out",
+        default="eval/prompts",
+        metavar="PATH",
+        help="report path without suffix: writes PATH.json and PATH.md (default eval/prompts)",
+    )
+
     _command(sub, "models", _cmd_models, "list the models: score models and MusicGen", ("models",))
     return parser
 
@@ -957,6 +982,34 @@ def _cmd_eval_score(args: argparse.Namespace) -> int:
         )
     report["command"] = " ".join([PROG, "eval", "score", *_eval_args(args)])
     js, md = write_report(report, args.out, make_parent=default_out)
+    print(report_markdown(report))
+    print(f"report: {js} and {md}")
+    return 0
+
+
+def _cmd_eval_prompts(args: argparse.Namespace) -> int:
+    from engine import score_api as api
+    from engine.eval_prompts import evaluate_prompts, report_markdown
+    from engine.evaluate import check_report_target, write_report
+
+    _check_range("--seeds", args.seeds, 1, 100)
+    _check_range("--seed", args.seed, 0, MAX_SEED)
+    model = args.model or api.DEFAULT_MODEL
+    api.resolve_model_path(model)
+    default_out = args.out == args.parser.get_default("out")
+    check_report_target(args.out, make_parent=default_out)
+    sm = _load_model(model)
+    with _Spinner("Evaluating") as spinner:
+
+        def progress(stage: str, i: int, n: int) -> None:
+            spinner.update(f"Evaluating: {stage} {i}/{n}")
+
+        report = evaluate_prompts(sm, seeds=args.seeds, first_seed=args.seed, progress=progress)
+    report["command"] = " ".join(
+        [PROG, "eval", "prompts", "--model", model, "--seeds", str(args.seeds)]
+        + ["--seed", str(args.seed)]
+    )
+    js, md = write_report(report, args.out, make_parent=default_out, markdown=report_markdown)
     print(report_markdown(report))
     print(f"report: {js} and {md}")
     return 0

@@ -41,7 +41,7 @@ DYNAMICS = ("pp", "p", "mp", "mf", "f", "ff")
 MAX_VARIATIONS = 32
 DEFAULT_VARIATIONS = 1
 # Creativity c sets the sampling: temperature 0.6 + 0.6 c, top-p 0.85 + 0.14 c, key strength
-# 3 - 2.5 c (engine.compose.plan).
+# 2.4 - 2.2 c (engine.compose.plan).
 
 # ---- workflows (engine.workflows): harmonize, restyle, continue on audio -----------------------
 WORKFLOW_KEY_STRENGTH = 3.0  # engine.workflows.WORKFLOW_KEY_STRENGTH

@@ -59,7 +59,11 @@ DEFAULT_SEED = 0
 # follows its Key condition only partly; this documented nudge makes keys audible.
 DEFAULT_KEY_STRENGTH = names.DEFAULT_KEY_STRENGTH
 MAX_KEY_STRENGTH = names.MAX_KEY_STRENGTH
-TRIAD_BONUS = 0.5  # extra share of key_strength for the tonic triad's pitch classes
+# Extra shares of key_strength for the degrees that make a key heard as itself rather than
+# its relative or mediant key (music21's key finders weigh the tonic most, then the fifth):
+# tonic, fifth, third. In minor the raised 6th (melodic minor) gets half the scale's bonus.
+DEGREE_BONUS = {0: 0.6, 7: 0.3, "third": 0.15}
+RAISED_SIXTH_SHARE = 0.5
 MAX_TEMPERATURE = names.MAX_TEMPERATURE
 TOKENS_PER_BAR_ESTIMATE = 20  # one voice, one bar: a generous average over the corpus
 # Sections of a piece longer than one window (`ScoreModel._next_section`): a new bar is
@@ -784,7 +788,8 @@ class ScoreModel:
         if n == 1:
             bass = None  # a single part: only its last bar is held to the tonic
         elif ranges:
-            bass = int(np.argmin([(lo + hi) / 2 for lo, hi in ranges]))
+            centres = [(lo + hi) / 2 for lo, hi in ranges]
+            bass = min(reversed(range(n)), key=lambda i: centres[i])
         else:
             bass = n - 1
         return Steering(key=key, mode=mode, total_bars=bars, bass_track=bass)
@@ -1406,14 +1411,19 @@ class ScoreModel:
         if not strength or "key" not in cond or "mode" not in cond:
             return None
         tonic = TONICS.index(cond["key"])
+        minor = cond["mode"] == "minor"
         scale = scale_pitch_classes(tonic, cond["mode"])
-        third = 4 if cond["mode"] == "major" else 3
-        triad = [tonic, (tonic + third) % 12, (tonic + 7) % 12]
         pitch = self.tokenizer.pitch_of
+        pc = (pitch - tonic) % 12
         bias = np.zeros(len(self.tokenizer), dtype=np.float32)
         bias[(pitch >= 0) & np.isin(pitch % 12, list(scale))] = strength
-        # The tonic triad a little more, so the tonic (not the relative key) is heard.
-        bias[(pitch >= 0) & np.isin(pitch % 12, triad)] += TRIAD_BONUS * strength
+        if minor:
+            bias[(pitch >= 0) & (pc == 9)] = RAISED_SIXTH_SHARE * strength
+        # The tonic most, then the fifth and the third: the tonic (not the relative or the
+        # mediant key) is heard.
+        for degree, share in ((0, DEGREE_BONUS[0]), (7, DEGREE_BONUS[7])):
+            bias[(pitch >= 0) & (pc == degree)] += share * strength
+        bias[(pitch >= 0) & (pc == (3 if minor else 4))] += DEGREE_BONUS["third"] * strength
         return bias
 
     def _result(self, tokens, conditions, tempo_bpm, sampling, reason) -> GeneratedScore:
@@ -1492,16 +1502,15 @@ def check_polyphony(polyphony) -> int | None:
 def check_voice_leading(voice_leading, style: str | None, programs=None) -> tuple[float, float]:
     """(penalty strength, crossing strength) for a request (`engine.voicing`).
 
-    ``None``: the full penalty for the vocal styles and for parts that are all voices, else
-    the crossing rule alone (every ensemble keeps its parts in order); 0: the model alone.
+    ``None``: the default penalty, for every ensemble of lines (``style`` and ``programs``
+    are accepted for the record; vocal and instrumental lines are held to the same rules);
+    0: the model alone.
     """
     from engine.voicing import CROSSING_STRENGTH, DEFAULT_STRENGTH, MAX_STRENGTH
 
+    del style, programs
     if voice_leading is None:
-        vocal = style in VOCAL_STYLES or (
-            programs is not None and len(programs) and all(p in VOCAL_PROGRAMS for p in programs)
-        )
-        return (DEFAULT_STRENGTH, CROSSING_STRENGTH) if vocal else (0.0, CROSSING_STRENGTH)
+        return (DEFAULT_STRENGTH, CROSSING_STRENGTH)
     if not _is_number(voice_leading) or not 0 <= voice_leading <= MAX_STRENGTH:
         raise ScoreModelError(
             f"voice leading strength must be a number from 0 (the model alone) to "

@@ -13,10 +13,12 @@ next) and which returns a bias added to the logits (``-inf`` forbids a token):
 - **contour**: the melody part (track 0) is drawn towards a pitch line that rises, falls or
   arches over the piece.
 - **cadences** (on by default): the plan of `cadence_chords`. The last bar of the piece is
-  the tonic chord and the bar before it the dominant (an authentic cadence), unless a
-  progression names that bar's chord; the end of a section (``section_ends``) is a half
-  cadence (the dominant) or a full one (dominant, then tonic). In the last bar every part
-  keeps to the tonic triad and the bass to the tonic itself.
+  the tonic chord; without a progression the first bar is the tonic too and the bar before
+  the last the dominant (an authentic cadence), and the end of a section (``section_ends``)
+  is a half cadence (the dominant) or a full one (dominant, then tonic). The bass takes the
+  plan's chords like a progression's and plays the tonic alone in the last bar (a single
+  part is its own bass); the parts above get a gentle pull (``CADENCE_STRENGTH``) to the
+  chord's tones, and a chord instrument plays only the tonic as low as the bass's range.
 - **the bass on the beat**: in a bar with a chord the bass part starts a note on the bar's
   first beat, on the chord's root, and its notes do not tie over into a bar with a chord.
 
@@ -59,6 +61,7 @@ CHORD_STRENGTH = 2.0  # logit bonus for chord tones in the parts above the bass
 DENSITY_STRENGTH = 2.0  # logit scale of the duration/onset preference at density 0 or 1
 SYNCOPATION_STRENGTH = 1.5  # logit bonus for off-beat onsets at syncopation 1
 CONTOUR_STRENGTH = 1.5  # logit penalty per octave away from the contour line
+CADENCE_STRENGTH = 1.0  # logit bonus for a cadence chord's tones in the parts above the bass
 
 
 class SteeringError(UserError, ValueError):
@@ -159,22 +162,26 @@ class Steering:
         """bar -> (Roman numeral, final) of the cadence plan, for a piece in ``key``/``mode``.
 
         The last bar is ``I`` (final: every part on the tonic triad, the bass on the tonic);
-        the bar before it ``V`` unless a progression gives its chords; a "half" section end
-        is ``V``, a "full" one ``V`` then ``I``. Empty without a key or with cadences off.
+        without a progression the first bar is ``I`` and the bar before the last ``V``; a
+        "half" section end is ``V``, a "full" one ``V`` then ``I``. Empty without a key or
+        with cadences off.
         """
         if not self.cadence or key is None or mode is None:
             return {}
+        tonic = "i" if mode == "minor" else "I"  # (a minor piece ends in minor)
         plan: dict[int, tuple[str, bool]] = {}
         for bar, kind in sorted(self.section_ends.items()):
             if self.chords or not 0 <= bar < self.total_bars - 1:
                 continue
-            plan[bar] = ("I", False) if kind == "full" else ("V", False)
+            plan[bar] = (tonic, False) if kind == "full" else ("V", False)
             if kind == "full" and bar > 0:
                 plan.setdefault(bar - 1, ("V", False))
         last = self.total_bars - 1
+        if last >= 2 and not self.chords:
+            plan.setdefault(0, (tonic, False))  # the piece opens on the tonic
         if last >= 1 and not self.chords:
             plan[last - 1] = ("V", False)
-        plan[last] = ("I", True)
+        plan[last] = (tonic, True)
         return plan
 
     def chord_at(self, bar: int) -> Chord | None:
@@ -283,10 +290,15 @@ class _Biases:
             return bias
         bias = self.position_bias.copy()
         chord, final = self.chord(grammar, bar)
+        planned = self.s.chord_at(bar) is not chord  # a chord of the cadence plan
         if chord is not None:
-            if final:  # (a single part is its own bass)
-                alone = self.s.bass_track is None and (grammar.voices or 1) == 1
-                bias += self._final_bias(chord, is_bass or alone)
+            alone = self.s.bass_track is None and (grammar.voices or 1) == 1
+            if final and (is_bass or alone):  # (a single part is its own bass)
+                bias += self._final_bias(chord)
+            elif planned and not is_bass:  # a gentle pull above the bass
+                bias += self._chord_bias(chord, hard=False) * (CADENCE_STRENGTH / CHORD_STRENGTH)
+                if final and grammar.poly > 1:
+                    bias += self._below_the_bass(grammar, chord)
             else:
                 bias += self._chord_bias(chord, hard=is_bass)
             if is_bass:
@@ -295,11 +307,22 @@ class _Biases:
             bias += self._contour_bias(bar, grammar._plan().pitch_range)
         return bias
 
-    def _final_bias(self, chord: Chord, is_bass: bool) -> np.ndarray:
-        """The last bar: the tonic triad only (the bass: the tonic only)."""
-        tones = {chord.root} if is_bass else chord.pitch_classes
+    def _final_bias(self, chord: Chord) -> np.ndarray:
+        """The bass's last bar: the tonic only."""
         bias = np.zeros(len(self.pitch), np.float32)
-        bias[self.is_pitch & ~np.isin(self.pitch % 12, list(tones))] = -np.inf
+        bias[self.is_pitch & (self.pitch % 12 != chord.root)] = -np.inf
+        return bias
+
+    def _below_the_bass(self, grammar, chord: Chord) -> np.ndarray:
+        """The last bar of a chord instrument: what it plays as low as the bass's range is
+        the tonic, so the last sound has the tonic in the bass."""
+        bias = np.zeros(len(self.pitch), np.float32)
+        b = self.s.bass_track
+        plans = grammar.plans
+        if b is None or b >= len(plans) or plans[b].pitch_range is None:
+            return bias
+        top = plans[b].pitch_range[1]
+        bias[self.is_pitch & (self.pitch <= top) & (self.pitch % 12 != chord.root)] = -np.inf
         return bias
 
     def _bass_on_the_beat(self, grammar, chord: Chord) -> np.ndarray:

@@ -108,13 +108,17 @@ def ensemble_ranges(
 
     ``ranges`` are the instruments' playable ranges, first part first. Chord instruments
     (``programs`` with more than one note at once: piano, harp, guitar...) keep their whole
-    range and stand outside the order; the one-note parts (the lines) are ranked. Each line gets a
+    range and stand outside the order; the one-note parts (the lines) are ranked by their
+    instruments' registers (the first part highest among parts of one register). Each gets a
     centre (``CENTRE_SHARE`` up its instrument's range); parts of one instrument fan out
     around it `RANK_STEP` semitones apart, the first highest; then every centre is kept at
     least `RANK_STEP` below the one before (as far as its instrument allows), and the part
     keeps to `PART_WIDTH` semitones around its centre, inside its instrument's range.
     """
     lines = [i for i in range(len(ranges)) if programs is None or is_one_note(programs[i])]
+    # Top to bottom by the instruments' own registers (a horn trio's violin above its
+    # horn); parts on instruments of the same register keep their order, the first highest.
+    lines.sort(key=lambda i: -(ranges[i][0] + ranges[i][1]) / 2)
     centres: dict[int, float] = {}
     for i in lines:
         lo, hi = ranges[i]

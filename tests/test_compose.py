@@ -159,8 +159,9 @@ def test_progression_is_a_constraint_on_the_bass(model):
     bass = s.tracks[-1]
     bt = 4 * s.ticks_per_quarter
     assert len(bass.notes) > 0
-    for n in bass.notes:
-        assert n.pitch % 12 in chords[(n.time // bt) % 4]
+    for n in bass.notes:  # (the last bar is the cadence's tonic, the bass on the tonic)
+        bar = n.time // bt
+        assert n.pitch % 12 in (chords[bar % 4] if bar < 7 else {0})
     # the upper parts lean to the chord too
     upper = [n for t in s.tracks[:-1] for n in t.notes]
     share = np.mean([n.pitch % 12 in chords[(n.time // bt) % 4] for n in upper])
