@@ -60,7 +60,7 @@ def test_105_pieces_are_playable_and_never_drop_a_part(sketches):
 
 def test_a_style_writes_its_parts_and_the_pieces_close_on_the_tonic(sketches):
     finals = []
-    for style, key, mode, g in sketches:
+    for style, key, _mode, g in sketches:
         assert len(g.score.tracks) == STYLE_VOICES[style]  # a chorale has a bass
         finals.append(q.final_tonic_in_bass(g.score, TONICS.index(key)))
     assert np.mean(finals) >= 0.9
