@@ -222,14 +222,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--parts",
         metavar="P,P,...",
-        help="register of each part: soprano, alto, tenor, bass, melody, bassline, high, low "
-        "(default: 2-4 voices are soprano..bass, more are left to the model)",
+        help="register of each part: soprano, alto, tenor, bass, melody, bassline, high, low, "
+        "mezzo, baritone (default: 2-8 voices are laid out soprano..bass)",
     )
     p.add_argument(
         "--bars",
         type=int,
         metavar="N",
         help=f"length in bars, 1..{names.MAX_BARS} (default {names.DEFAULT_BARS})",
+    )
+    p.add_argument(
+        "--polyphony",
+        type=int,
+        metavar="N",
+        help=f"notes a chord instrument may sound at once, 1..{names.MAX_POLYPHONY} "
+        "(one-note instruments and voices always 1; default: the instrument's limit)",
+    )
+    p.add_argument(
+        "--voice-leading",
+        type=float,
+        metavar="S",
+        help=f"penalty on parallel fifths/octaves, crossing and wide spacing, "
+        f"0..{_n(names.MAX_VOICE_LEADING)}; 0 = the model alone "
+        f"(default {_n(names.DEFAULT_VOICE_LEADING)})",
     )
     _sampling_options(p)
 
@@ -534,6 +549,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if args.tempo is not None:
         _check_range("--tempo", args.tempo, api.MIN_TEMPO_BPM, api.MAX_TEMPO_BPM)
     programs = _parse_programs(args.programs)
+    api.check_polyphony(args.polyphony)
+    api.check_voice_leading(args.voice_leading, None)
     api.check_request(
         style=args.style,
         key=args.key,
@@ -559,6 +576,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             bars=args.bars,
             **_sampling(args),
             progress=progress,
+            polyphony=args.polyphony,
+            voice_leading=args.voice_leading,
         )
     stem = f"{PROG}-{piece.conditions.get('style', 'piece')}-{args.seed}"
     return _finish(args, piece, model, out, stem)
@@ -1086,7 +1105,10 @@ def _check_range(name: str, value, lo, hi, what: str | None = None) -> None:
     if not lo <= value <= hi:
         if what:
             raise CliError(f"{what} {_num(value)} does not exist ({name} allows {lo}..{hi})")
-        raise CliError(f"{name} must be {_num(lo)}..{_num(hi)}, not {_num(value)}")
+        nearest = lo if value < lo else hi
+        raise CliError(
+            f"{name} must be {_num(lo)}..{_num(hi)}, not {_num(value)}; use {_num(nearest)}"
+        )
 
 
 def _plural(n: int, word: str) -> str:

@@ -116,6 +116,21 @@ def add_commands(sub, command) -> None:
         help=f"0..1: 0 conservative, 1 experimental (default {_n(names.DEFAULT_CREATIVITY)})",
     )
     g.add_argument(
+        "--polyphony",
+        type=int,
+        metavar="N",
+        help=f"notes a chord instrument may sound at once, 1..{names.MAX_POLYPHONY} "
+        "(one-note instruments and voices always 1; default: the instrument's limit)",
+    )
+    g.add_argument(
+        "--voice-leading",
+        type=float,
+        metavar="S",
+        help=f"penalty on parallel fifths/octaves, crossing and wide spacing, "
+        f"0..{_n(names.MAX_VOICE_LEADING)}; 0 = the model alone "
+        f"(default {_n(names.DEFAULT_VOICE_LEADING)})",
+    )
+    g.add_argument(
         "--seed",
         type=int,
         metavar="N",
@@ -437,6 +452,8 @@ def _options(args: argparse.Namespace) -> dict:
         "contour": args.contour,
         "creativity": args.creativity,
         "seed": args.seed,
+        "polyphony": args.polyphony,
+        "voice_leading": args.voice_leading,
     }
 
 

@@ -160,7 +160,8 @@ class Plan:
     progression: list[str] | None
     moods: list[str]
     seed: int
-    voice_leading: float | None = None  # engine.voicing strength (None: by style, 0: off)
+    voice_leading: float | None = None  # engine.voicing strength (None: the default, 0: off)
+    polyphony: int | None = None  # notes a part may sound at once (engine.texture)
 
     @property
     def seconds(self) -> float:
@@ -408,7 +409,7 @@ def plan(prompt: str = "", **options) -> tuple[Plan, dict]:
         # Creativity 0 -> conservative (cool sampling, strong key), 1 -> experimental.
         temperature=round(0.6 + 0.6 * creativity, 4),
         top_p=round(0.85 + 0.14 * creativity, 4),
-        key_strength=round(2.4 - 2.2 * creativity, 4),
+        key_strength=round(2.7 - 2.4 * creativity, 4),
         creativity=creativity,
         dynamics=dynamics,
         dynamics_shape=shape,
@@ -420,8 +421,30 @@ def plan(prompt: str = "", **options) -> tuple[Plan, dict]:
         progression=progression or None,
         moods=list(a.moods),
         seed=seed,
+        voice_leading=_voice_leading(o.get("voice_leading")),
+        polyphony=_polyphony(o.get("polyphony")),
     )
     return p, _parsed_dict(parsed)
+
+
+def _voice_leading(v):
+    from engine.score_api import ScoreModelError, check_voice_leading
+
+    if v is None:
+        return None
+    try:
+        return check_voice_leading(v, None)[0]
+    except ScoreModelError as e:
+        raise ComposeError(str(e)) from None
+
+
+def _polyphony(v):
+    from engine.score_api import ScoreModelError, check_polyphony
+
+    try:
+        return check_polyphony(v)
+    except ScoreModelError as e:
+        raise ComposeError(str(e)) from None
 
 
 REQUEST_FIELDS = (
@@ -446,6 +469,8 @@ REQUEST_FIELDS = (
     "creativity",
     "seed",
     "model",
+    "polyphony",
+    "voice_leading",
 )
 
 
@@ -627,8 +652,8 @@ def _sections(structure: list[str] | None, bars: int) -> list[tuple[str, int]]:
 
 
 # ---- composing ---------------------------------------------------------------------------
-NUMBER_FIELDS = ("tempo_bpm", "seconds", "creativity")
-WHOLE_FIELDS = ("bars", "seed")
+NUMBER_FIELDS = ("tempo_bpm", "seconds", "creativity", "voice_leading")
+WHOLE_FIELDS = ("bars", "seed", "polyphony")
 LIST_FIELDS = ("instruments", "progression")  # text, or a list of names
 
 
@@ -788,6 +813,7 @@ def _write(sm, p: Plan, progress: ProgressFn | None):
                 steer=steer,
                 progress=stage(what, n),
                 voice_leading=p.voice_leading,
+                polyphony=p.polyphony,
                 **sampling,
             )
             score = g.score
@@ -806,6 +832,7 @@ def _write(sm, p: Plan, progress: ProgressFn | None):
                 steer=steer,
                 progress=stage(what, n),
                 voice_leading=p.voice_leading,
+                polyphony=p.polyphony,
                 **sampling,
             )
             score = g.score

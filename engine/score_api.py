@@ -924,6 +924,7 @@ class ScoreModel:
         steer: Steering | None = None,
         progress: ProgressFn | None = None,
         voice_leading: float | None = None,
+        polyphony: int | None = None,
     ) -> GeneratedScore:
         """The given music followed by ``bars`` new bars in every track (same key, meter).
 
@@ -978,6 +979,7 @@ class ScoreModel:
             ranges=pitch_ranges,
             seed_of=lambda k: seed + k,
             voicing=voicing,
+            polyphony=check_polyphony(polyphony),
         )
         keep = sections[0][0]
         out = score.copy()
@@ -1775,7 +1777,10 @@ def _check_ranges(ranges: Sequence[tuple[int, int]], tracks: int) -> list[tuple[
 
 def _check_bars(bars: int) -> None:
     if not _is_int(bars) or not 1 <= bars <= MAX_BARS:
-        raise ScoreModelError(f"bars must be a whole number 1..{MAX_BARS}, not {bars!r}")
+        nearest = MAX_BARS if _is_number(bars) and bars > MAX_BARS else 1
+        raise ScoreModelError(
+            f"bars must be a whole number 1..{MAX_BARS}, not {bars!r}; use {nearest}"
+        )
 
 
 def _key_sharps(tonic: str, mode: str) -> int:

@@ -19,7 +19,8 @@ Program numbers are General MIDI (0..127; -1 = drums).
 
 from __future__ import annotations
 
-MAX_POLYPHONY = 6  # notes one polyphonic part may sound at once
+from engine.names import MAX_POLYPHONY  # notes one polyphonic part may sound at once
+
 DOUBLE_STOPS = 2  # a solo string part that is asked for double stops
 KEYBOARD_SPAN = 36  # semitones: two hands on a keyboard or harp
 HAND_SPAN = 24  # semitones: a guitar's six strings, four mallets

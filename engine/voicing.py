@@ -26,9 +26,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-DEFAULT_STRENGTH = 6.0  # logits per fault: harmonize, add-tracks, restyle, vocal styles
-CROSSING_STRENGTH = 4.0  # logits per crossing, for every ensemble (registers by role)
-MAX_STRENGTH = 20.0
+from engine.names import DEFAULT_VOICE_LEADING as DEFAULT_STRENGTH  # logits per fault
+from engine.names import MAX_VOICE_LEADING as MAX_STRENGTH  # noqa: F401 (re-exported)
+
+CROSSING_STRENGTH = 4.0  # logits per crossing at the least, whenever voice leading is on
 SPACING = 12  # semitones: the widest interval between adjacent upper parts
 PERFECT = (0, 7)  # unison/octave, fifth (mod 12)
 

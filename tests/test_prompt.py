@@ -471,7 +471,7 @@ def test_length_in_bars(text, bars):
         ("3 hours", "the limit is 10 minutes"),
         ("11 minutes", "the limit is 10 minutes"),
         ("0 bars", "from 1 to 64"),
-        ("65 bars", "the limit is 64 bars"),
+        ("129 bars", "the limit is 128 bars"),
     ],
 )
 def test_bad_lengths(text, message):
