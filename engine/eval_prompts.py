@@ -280,7 +280,19 @@ def _part_writing(score, voices: list[int]) -> dict:
 
     rate, counts = q.parallel_perfects_per_100_beats(score, voices)
     cs = q.crossing_and_spacing(score, voices)
-    return {**counts, "crossing_moments": cs["crossing"] * cs["moments"], **cs, "rate": rate}
+    repeats = moves = 0
+    for v in voices[1:]:  # the lower voices: how often a note repeats the one before
+        pitches = [n.pitch for n in sorted(score.tracks[v].notes, key=lambda n: n.time)]
+        repeats += sum(a == b for a, b in zip(pitches, pitches[1:], strict=False))
+        moves += max(0, len(pitches) - 1)
+    return {
+        **counts,
+        "crossing_moments": cs["crossing"] * cs["moments"],
+        **cs,
+        "rate": rate,
+        "repeats": repeats,
+        "moves": moves,
+    }
 
 
 def evaluate_harmonization(
@@ -304,7 +316,16 @@ def evaluate_harmonization(
     sm = model if isinstance(model, api.ScoreModel) else api.load(model or api.DEFAULT_MODEL)
     ids = heldout_chorales()[:chorales]
     totals = {
-        who: {"fifths": 0, "octaves": 0, "beats": 0.0, "crossing": 0.0, "wide": 0.0, "n": 0.0}
+        who: {
+            "fifths": 0,
+            "octaves": 0,
+            "beats": 0.0,
+            "crossing": 0.0,
+            "wide": 0.0,
+            "n": 0.0,
+            "repeats": 0,
+            "moves": 0,
+        }
         for who in ("generated", "bach")
     }
     untouched, done, rows = True, 0, []
@@ -343,6 +364,8 @@ def evaluate_harmonization(
             t["crossing"] += d["crossing"] * d["moments"]
             t["wide"] += d["wide_spacing"] * d["moments"]
             t["n"] += d["moments"]
+            t["repeats"] += d["repeats"]
+            t["moves"] += d["moves"]
             row[who] = {k: d[k] for k in ("rate", "crossing", "wide_spacing")}
         rows.append(row)
         done += 1
@@ -359,5 +382,6 @@ def evaluate_harmonization(
             "beats": t["beats"],
             "crossing": t["crossing"] / t["n"] if t["n"] else None,
             "wide_spacing": t["wide"] / t["n"] if t["n"] else None,
+            "repeated_notes": t["repeats"] / t["moves"] if t["moves"] else None,
         }
     return {"chorales": done, "soprano_untouched": untouched, **summary, "pieces": rows}

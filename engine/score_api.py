@@ -61,8 +61,11 @@ DEFAULT_KEY_STRENGTH = names.DEFAULT_KEY_STRENGTH
 MAX_KEY_STRENGTH = names.MAX_KEY_STRENGTH
 # Extra shares of key_strength for the degrees that make a key heard as itself rather than
 # its relative or mediant key (music21's key finders weigh the tonic most, then the fifth):
-# tonic, fifth, third. In minor the raised 6th (melodic minor) gets half the scale's bonus.
+# tonic, fifth, third, each at most DEGREE_BONUS_CAP logits (a strong key bonus must not
+# pin the parts to the tonic). In minor the raised 6th (melodic minor) gets half the
+# scale's bonus.
 DEGREE_BONUS = {0: 0.6, 7: 0.3, "third": 0.15}
+DEGREE_BONUS_CAP = 0.9
 RAISED_SIXTH_SHARE = 0.5
 MAX_TEMPERATURE = names.MAX_TEMPERATURE
 TOKENS_PER_BAR_ESTIMATE = 20  # one voice, one bar: a generous average over the corpus
@@ -1423,9 +1426,13 @@ class ScoreModel:
             bias[(pitch >= 0) & (pc == 9)] = RAISED_SIXTH_SHARE * strength
         # The tonic most, then the fifth and the third: the tonic (not the relative or the
         # mediant key) is heard.
-        for degree, share in ((0, DEGREE_BONUS[0]), (7, DEGREE_BONUS[7])):
-            bias[(pitch >= 0) & (pc == degree)] += share * strength
-        bias[(pitch >= 0) & (pc == (3 if minor else 4))] += DEGREE_BONUS["third"] * strength
+        third = 3 if minor else 4
+        for degree, share in (
+            (0, DEGREE_BONUS[0]),
+            (7, DEGREE_BONUS[7]),
+            (third, DEGREE_BONUS["third"]),
+        ):
+            bias[(pitch >= 0) & (pc == degree)] += min(share * strength, DEGREE_BONUS_CAP)
         return bias
 
     def _result(self, tokens, conditions, tempo_bpm, sampling, reason) -> GeneratedScore:

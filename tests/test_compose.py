@@ -209,8 +209,8 @@ def test_key_adherence_over_prompts(model):
 def test_creativity_maps_to_sampling(model):
     lo, _ = C.plan("chorale", creativity=0.0)
     hi, _ = C.plan("chorale", creativity=1.0)
-    assert (lo.temperature, lo.top_p, lo.key_strength) == (0.6, 0.85, 3.0)
-    assert (hi.temperature, hi.top_p, hi.key_strength) == (1.2, 0.99, 0.5)
+    assert (lo.temperature, lo.top_p, lo.key_strength) == (0.6, 0.85, 2.7)
+    assert (hi.temperature, hi.top_p, hi.key_strength) == (1.2, 0.99, 0.3)
 
 
 def test_same_seed_same_midi_other_seed_other_midi(model):
@@ -294,7 +294,7 @@ def test_form_with_section_lengths(model):
     for bad, message in [
         ("A:2 B", "give every section a length"),
         ("A:2 B:3 A:4", "section A has two lengths"),
-        ("A:40 B:40", "adds up to 80 bars"),
+        ("A:80 B:80", "adds up to 160 bars"),
         ("A:2 B?", "cannot read the section"),
     ]:
         with pytest.raises(C.ComposeError, match=message):

@@ -470,7 +470,7 @@ def test_length_in_bars(text, bars):
         ("-5 seconds", "too short"),
         ("3 hours", "the limit is 10 minutes"),
         ("11 minutes", "the limit is 10 minutes"),
-        ("0 bars", "from 1 to 64"),
+        ("0 bars", "from 1 to 128"),
         ("129 bars", "the limit is 128 bars"),
     ],
 )
