@@ -34,12 +34,12 @@ def model():
 
 @pytest.fixture(scope="module")
 def sketches(model):
-    """105 pieces: 15 seeds of every style, keys cycling over all 24."""
+    """105 pieces of 8 bars: 15 seeds of every style, keys cycling over all 24."""
     out = []
     for s, style in enumerate(STYLES):
         for seed in range(15):
             key, mode = KEYS[(seed * 5 + s) % 24]
-            g = model.generate(style=style, key=key, mode=mode, bars=4, seed=seed)
+            g = model.generate(style=style, key=key, mode=mode, bars=8, seed=seed)
             out.append((style, key, mode, g))
     return out
 
@@ -55,7 +55,7 @@ def test_105_pieces_are_playable_and_never_drop_a_part(sketches):
             assert q.duplicate_notes(t) == 0
             if is_one_note(t.program):
                 assert q.chord_notes(t) == 0
-            assert q.silent_bar_share(t, bt, 4) <= 0.25, (style, key, mode, t.name)
+            assert q.silent_bar_share(t, bt, 8) <= 0.25, (style, key, mode, t.name)
 
 
 def test_a_style_writes_its_parts_and_the_pieces_close_on_the_tonic(sketches):
@@ -71,7 +71,9 @@ def test_the_requested_key_is_heard(sketches):
         q.analyze_key(g.score, "key.krumhansl") == (TONICS.index(key), mode)
         for _, key, mode, g in sketches
     ]
-    assert np.mean(heard) >= 0.9
+    # (measured: 100 of 105 on the machine this was written on; 95 % over the prompt set
+    # of `disco-musica eval prompts`, docs/models/score-base.md)
+    assert np.mean(heard) >= 0.93
 
 
 def test_sketch_keeps_a_chorale_in_four_parts_with_a_bass(model):
