@@ -571,7 +571,9 @@ def _model_parts(an, part, *, style, seed, model, progress) -> list[PartTrack]:
         # new part and are the only choice for the lowest one (given track first, so the
         # lowest new part is track len(parts)).
         bars = an.chords[w * WINDOW_BARS : (w + 1) * WINDOW_BARS]
-        steer = Steering(progression=bars, total_bars=len(bars), bass_track=len(parts))
+        steer = Steering(
+            progression=bars, total_bars=len(bars), bass_track=len(parts), cadence=False
+        )
         try:
             g = sm.add_tracks(
                 s, parts=parts, programs=programs, style=style, seed=seed + w, steer=steer

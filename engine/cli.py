@@ -222,14 +222,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--parts",
         metavar="P,P,...",
-        help="register of each part: soprano, alto, tenor, bass, melody, bassline, high, low "
-        "(default: 2-4 voices are soprano..bass, more are left to the model)",
+        help="register of each part: soprano, alto, tenor, bass, melody, bassline, high, low, "
+        "mezzo, baritone (default: 2-8 voices are laid out soprano..bass)",
     )
     p.add_argument(
         "--bars",
         type=int,
         metavar="N",
         help=f"length in bars, 1..{names.MAX_BARS} (default {names.DEFAULT_BARS})",
+    )
+    p.add_argument(
+        "--polyphony",
+        type=int,
+        metavar="N",
+        help=f"notes a chord instrument may sound at once, 1..{names.MAX_POLYPHONY} "
+        "(one-note instruments and voices always 1; default: the instrument's limit)",
+    )
+    p.add_argument(
+        "--voice-leading",
+        type=float,
+        metavar="S",
+        help=f"penalty on parallel fifths/octaves, crossing and wide spacing, "
+        f"0..{_n(names.MAX_VOICE_LEADING)}; 0 = the model alone "
+        f"(default {_n(names.DEFAULT_VOICE_LEADING)})",
     )
     _sampling_options(p)
 
@@ -436,6 +451,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="report path without suffix: writes PATH.json and PATH.md (default eval/score-base)",
     )
 
+    p = _command(
+        evaluate,
+        "prompts",
+        _cmd_eval_prompts,
+        "measure what users hear: compose a fixed set of 40 prompts and measure each piece",
+        ("eval", "prompts"),
+    )
+    p.add_argument("--model", default=None, metavar="NAME|DIR", help="default score-base")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=3,
+        metavar="N",
+        help="seeds per prompt, 1..100 (default 3)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, metavar="N", help=f"first seed, 0..{MAX_SEED} (default 0)"
+    )
+    p.add_argument(
+        "--out",
+        default="eval/prompts",
+        metavar="PATH",
+        help="report path without suffix: writes PATH.json and PATH.md (default eval/prompts)",
+    )
+
     _command(sub, "models", _cmd_models, "list the models: score models and MusicGen", ("models",))
     return parser
 
@@ -509,6 +549,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if args.tempo is not None:
         _check_range("--tempo", args.tempo, api.MIN_TEMPO_BPM, api.MAX_TEMPO_BPM)
     programs = _parse_programs(args.programs)
+    api.check_polyphony(args.polyphony)
+    api.check_voice_leading(args.voice_leading, None)
     api.check_request(
         style=args.style,
         key=args.key,
@@ -534,6 +576,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             bars=args.bars,
             **_sampling(args),
             progress=progress,
+            polyphony=args.polyphony,
+            voice_leading=args.voice_leading,
         )
     stem = f"{PROG}-{piece.conditions.get('style', 'piece')}-{args.seed}"
     return _finish(args, piece, model, out, stem)
@@ -962,6 +1006,34 @@ def _cmd_eval_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_prompts(args: argparse.Namespace) -> int:
+    from engine import score_api as api
+    from engine.eval_prompts import evaluate_prompts, report_markdown
+    from engine.evaluate import check_report_target, write_report
+
+    _check_range("--seeds", args.seeds, 1, 100)
+    _check_range("--seed", args.seed, 0, MAX_SEED)
+    model = args.model or api.DEFAULT_MODEL
+    api.resolve_model_path(model)
+    default_out = args.out == args.parser.get_default("out")
+    check_report_target(args.out, make_parent=default_out)
+    sm = _load_model(model)
+    with _Spinner("Evaluating") as spinner:
+
+        def progress(stage: str, i: int, n: int) -> None:
+            spinner.update(f"Evaluating: {stage} {i}/{n}")
+
+        report = evaluate_prompts(sm, seeds=args.seeds, first_seed=args.seed, progress=progress)
+    report["command"] = " ".join(
+        [PROG, "eval", "prompts", "--model", model, "--seeds", str(args.seeds)]
+        + ["--seed", str(args.seed)]
+    )
+    js, md = write_report(report, args.out, make_parent=default_out, markdown=report_markdown)
+    print(report_markdown(report))
+    print(f"report: {js} and {md}")
+    return 0
+
+
 def _eval_args(args: argparse.Namespace) -> list[str]:
     out = []
     flags = ("model", "corpus", "pieces_per_style", "bars", "harmonizations", "seed")
@@ -1033,7 +1105,10 @@ def _check_range(name: str, value, lo, hi, what: str | None = None) -> None:
     if not lo <= value <= hi:
         if what:
             raise CliError(f"{what} {_num(value)} does not exist ({name} allows {lo}..{hi})")
-        raise CliError(f"{name} must be {_num(lo)}..{_num(hi)}, not {_num(value)}")
+        nearest = lo if value < lo else hi
+        raise CliError(
+            f"{name} must be {_num(lo)}..{_num(hi)}, not {_num(value)}; use {_num(nearest)}"
+        )
 
 
 def _plural(n: int, word: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -114,6 +115,21 @@ def add_commands(sub, command) -> None:
         type=float,
         metavar="0..1",
         help=f"0..1: 0 conservative, 1 experimental (default {_n(names.DEFAULT_CREATIVITY)})",
+    )
+    g.add_argument(
+        "--polyphony",
+        type=int,
+        metavar="N",
+        help=f"notes a chord instrument may sound at once, 1..{names.MAX_POLYPHONY} "
+        "(one-note instruments and voices always 1; default: the instrument's limit)",
+    )
+    g.add_argument(
+        "--voice-leading",
+        type=float,
+        metavar="S",
+        help=f"penalty on parallel fifths/octaves, crossing and wide spacing, "
+        f"0..{_n(names.MAX_VOICE_LEADING)}; 0 = the model alone "
+        f"(default {_n(names.DEFAULT_VOICE_LEADING)})",
     )
     g.add_argument(
         "--seed",
@@ -437,6 +453,8 @@ def _options(args: argparse.Namespace) -> dict:
         "contour": args.contour,
         "creativity": args.creativity,
         "seed": args.seed,
+        "polyphony": args.polyphony,
+        "voice_leading": args.voice_leading,
     }
 
 
@@ -551,6 +569,26 @@ class _StageProgress:
 
 
 # ---- replay ----------------------------------------------------------------------------------
+# The release from which the score model samples under the rules of issue 11 (textures,
+# voice leading, cadences): records made before it cannot be replayed exactly by this code.
+SAMPLING_RULES_SINCE = "0.2.0"
+
+
+def _made_by(record_path: Path) -> str | None:
+    """The release that made the record, when it is older than `SAMPLING_RULES_SINCE`."""
+    try:
+        version = str(json.loads(record_path.read_text()).get("disco_musica_version", ""))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+    def parts(v: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
+
+    if version and parts(version) < parts(SAMPLING_RULES_SINCE):
+        return version
+    return None
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from engine import cli
     from engine.compose import GENERATION_FILE, replay
@@ -569,6 +607,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     check_new_folder(out, args.overwrite, cli.CliError)
     with _StageProgress("Replay") as prog:
         record, same = replay(record_path, out, overwrite=args.overwrite, progress=prog)
+    made_by = _made_by(record_path)
+    if not all(same.values()) and made_by is not None and not args.json:
+        print(
+            f"note: {record_path} was made by disco-musica {made_by}; since {SAMPLING_RULES_SINCE} "
+            "the score model samples with playable textures, voice leading and cadences, so "
+            f"its music differs here: `pip install disco-musica=={made_by}` reproduces it exactly"
+        )
     if args.json:
         print(json.dumps({"folder": str(out), "identical": same, **record}, indent=1))
     else:

@@ -21,8 +21,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from engine import names
 from engine.atomic import json_default, sha256_file, write_bytes_atomic
 from engine.errors import UserError
@@ -162,6 +160,8 @@ class Plan:
     progression: list[str] | None
     moods: list[str]
     seed: int
+    voice_leading: float | None = None  # engine.voicing strength (None: the default, 0: off)
+    polyphony: int | None = None  # notes a part may sound at once (engine.texture)
 
     @property
     def seconds(self) -> float:
@@ -409,7 +409,7 @@ def plan(prompt: str = "", **options) -> tuple[Plan, dict]:
         # Creativity 0 -> conservative (cool sampling, strong key), 1 -> experimental.
         temperature=round(0.6 + 0.6 * creativity, 4),
         top_p=round(0.85 + 0.14 * creativity, 4),
-        key_strength=round(3.0 - 2.5 * creativity, 4),
+        key_strength=round(2.7 - 2.4 * creativity, 4),
         creativity=creativity,
         dynamics=dynamics,
         dynamics_shape=shape,
@@ -421,8 +421,30 @@ def plan(prompt: str = "", **options) -> tuple[Plan, dict]:
         progression=progression or None,
         moods=list(a.moods),
         seed=seed,
+        voice_leading=_voice_leading(o.get("voice_leading")),
+        polyphony=_polyphony(o.get("polyphony")),
     )
     return p, _parsed_dict(parsed)
+
+
+def _voice_leading(v):
+    from engine.score_api import ScoreModelError, check_voice_leading
+
+    if v is None:
+        return None
+    try:
+        return check_voice_leading(v, None)[0]
+    except ScoreModelError as e:
+        raise ComposeError(str(e)) from None
+
+
+def _polyphony(v):
+    from engine.score_api import ScoreModelError, check_polyphony
+
+    try:
+        return check_polyphony(v)
+    except ScoreModelError as e:
+        raise ComposeError(str(e)) from None
 
 
 REQUEST_FIELDS = (
@@ -447,6 +469,8 @@ REQUEST_FIELDS = (
     "creativity",
     "seed",
     "model",
+    "polyphony",
+    "voice_leading",
 )
 
 
@@ -493,7 +517,7 @@ def _parts(instruments, a, style: str | None) -> list[Part]:
     for raw_name, program in chosen:
         name = raw_name[:1].upper() + raw_name[1:]  # "violin 1" -> "Violin 1" in MIDI/notation
         raw = raw_name.lower()
-        if raw in VOICE_PARTS or (program in (52, 53, 54) and len(chosen) <= 4):
+        if raw in VOICE_PARTS or (program in (52, 53, 54) and len(chosen) <= MAX_VOICES):
             from engine.score_api import PART_RANGES, PART_REGISTERS
 
             vname = raw if raw in VOICE_PARTS else _voice_for(len(chosen), len(parts))
@@ -502,6 +526,24 @@ def _parts(instruments, a, style: str | None) -> list[Part]:
         else:
             lo, hi = PROGRAM_RANGES.get(program, DEFAULT_RANGE)
             parts.append(Part(name, program, lo, hi))
+    return _by_role(parts)
+
+
+def _by_role(parts: list[Part]) -> list[Part]:
+    """Instrument parts get a range by their place in the ensemble (the first highest) and
+    the register token of its centre; named voices keep their choral ranges."""
+    from engine.texture import ensemble_ranges
+    from engine.tokenizer import register_of
+
+    inst = [i for i, q in enumerate(parts) if not q.voice]
+    if not inst:
+        return parts
+    ranges = ensemble_ranges(
+        [(parts[i].low, parts[i].high) for i in inst], [parts[i].program for i in inst]
+    )
+    for i, (lo, hi) in zip(inst, ranges, strict=True):
+        q = parts[i]
+        parts[i] = dataclasses.replace(q, low=lo, high=hi, register=register_of((lo + hi) / 2))
     return parts
 
 
@@ -610,8 +652,8 @@ def _sections(structure: list[str] | None, bars: int) -> list[tuple[str, int]]:
 
 
 # ---- composing ---------------------------------------------------------------------------
-NUMBER_FIELDS = ("tempo_bpm", "seconds", "creativity")
-WHOLE_FIELDS = ("bars", "seed")
+NUMBER_FIELDS = ("tempo_bpm", "seconds", "creativity", "voice_leading")
+WHOLE_FIELDS = ("bars", "seed", "polyphony")
 LIST_FIELDS = ("instruments", "progression")  # text, or a list of names
 
 
@@ -676,10 +718,25 @@ def _model_name(model, sm) -> str:
     return str(model)
 
 
+def _section_ends(sections: Sequence[tuple[str, int]]) -> dict[int, str]:
+    """The cadence at the end of each section but the last (bar -> "half" | "full"): a
+    section followed by its own repeat or by a return of earlier material ends on the
+    dominant (half); one followed by new material closes on the tonic (full)."""
+    ends: dict[int, str] = {}
+    bar, seen = 0, set()
+    for i, (label, n) in enumerate(sections[:-1]):
+        bar += n
+        seen.add(label)
+        following = sections[i + 1][0]
+        ends[bar - 1] = "half" if following in seen else "full"
+    return ends
+
+
 def _steering(p: Plan, bass_track: int | None):
     from engine.steer import Steering
 
     return Steering(
+        section_ends=_section_ends(p.sections),
         progression=p.progression,
         key=p.key,
         mode=p.mode,
@@ -699,8 +756,10 @@ def _write(sm, p: Plan, progress: ProgressFn | None):
     from symusic import Score
 
     ranges = [(q.low, q.high) for q in p.parts]
-    lows = [(q.low + q.high) / 2 for q in p.parts]
-    bass = int(np.argmin(lows)) if len(p.parts) > 1 else None
+    centres = [(q.low + q.high) / 2 for q in p.parts]
+    # the lowest part (of parts planned equally low, the last) is the bass
+    bass = min(reversed(range(len(centres))), key=lambda i: centres[i])
+    bass = bass if len(p.parts) > 1 else None
     steer = _steering(p, bass)
     sampling = {"temperature": p.temperature, "top_p": p.top_p, "key_strength": p.key_strength}
     total = sum(n for _, n in p.sections)
@@ -735,7 +794,9 @@ def _write(sm, p: Plan, progress: ProgressFn | None):
     for i, (label, n) in enumerate(p.sections):
         what = f"section {label}" if label else "music"
         if label in first_use and score is not None:
-            score = _repeat(sm, score, p, first_use[label], i, sampling, stage(what, n))
+            score = _repeat(
+                sm, score, p, first_use[label], i, sampling, stage(what, n), steer, p.voice_leading
+            )
         elif score is None:
             g = sm.generate(
                 style=p.style,
@@ -751,6 +812,8 @@ def _write(sm, p: Plan, progress: ProgressFn | None):
                 seed=p.seed,
                 steer=steer,
                 progress=stage(what, n),
+                voice_leading=p.voice_leading,
+                polyphony=p.polyphony,
                 **sampling,
             )
             score = g.score
@@ -768,6 +831,8 @@ def _write(sm, p: Plan, progress: ProgressFn | None):
                 seed=p.seed + i,
                 steer=steer,
                 progress=stage(what, n),
+                voice_leading=p.voice_leading,
+                polyphony=p.polyphony,
                 **sampling,
             )
             score = g.score
@@ -785,7 +850,17 @@ def _bar_ticks(score, meter: str) -> int:
     return int(round(score.ticks_per_quarter * _quarters_per_bar(meter)))
 
 
-def _repeat(sm, score, p: Plan, source: tuple[int, int], index: int, sampling, progress):
+def _repeat(
+    sm,
+    score,
+    p: Plan,
+    source: tuple[int, int],
+    index: int,
+    sampling,
+    progress,
+    steer=None,
+    voice_leading=None,
+):
     """Append a copy of bars ``source`` and rewrite its last bar (a varied repeat)."""
     from symusic import Note, Score
 
@@ -813,6 +888,9 @@ def _repeat(sm, score, p: Plan, source: tuple[int, int], index: int, sampling, p
                 style=p.style,
                 seed=p.seed + 1000 + index,
                 progress=progress,
+                steer=steer,
+                first_bar=end_tick // bt,
+                voice_leading=voice_leading,
                 **sampling,
             ).score
         except ValueError:  # too long for one window: repeat it as it is

@@ -299,14 +299,17 @@ def check_report_target(out: str | Path, *, make_parent: bool = False) -> tuple[
     return js, md
 
 
-def write_report(report: dict, out: str | Path, *, make_parent: bool = True) -> tuple[Path, Path]:
-    """Write PATH.json and PATH.md (an earlier report there goes to the trash beside it)."""
+def write_report(
+    report: dict, out: str | Path, *, make_parent: bool = True, markdown=None
+) -> tuple[Path, Path]:
+    """Write PATH.json and PATH.md (an earlier report there goes to the trash beside it);
+    ``markdown`` turns the report into the .md text (default: `report_markdown`)."""
     from engine.record import make_dirs, trash_path, write_files
 
     js, md = check_report_target(out, make_parent=make_parent)
     make_dirs(js.parent)
     text = json.dumps(report, indent=1, default=float)
-    md_text = report_markdown(report)
+    md_text = (markdown or report_markdown)(report)
     for p in (js, md):  # checked above: ours, so they may be replaced
         if p.exists():
             trash = trash_path(p)

@@ -19,7 +19,13 @@ with these extra rules, all checked by ``tests/test_grammar.py`` on real corpus 
   and ``EOS``) fit after it: a planned sequence always ends inside the window. The room is
   also paced: one generated bar of one track may take at most ``PACE`` times its fair share
   of the room left when it starts (at least one note), so that a bar the model
-  crowds with notes cannot starve the bars and tracks after it.
+  crowds with notes cannot starve the bars and tracks after it;
+- with ``texture=True`` (what generation uses), every generated note is playable by its
+  track's instrument (`engine.texture.limits`): a one-note instrument never sounds two
+  notes at once (a new onset waits for the note before to end), a chord instrument sounds
+  at most its limit of notes within its span, no pitch sounds twice at once in one track
+  (no duplicate notes), and no generated bar is silent (a bar starts a note or hears one
+  held from the bar before) unless the plan allows rests. Copied bars are left as given.
 
 ``allowed()`` returns a boolean mask over the vocabulary; ``feed(token)`` advances.
 """
@@ -31,10 +37,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.tokenizer import CONDITION_ORDER, CONDITION_PREFIX, ScoreTokenizer
+from engine.texture import MAX_POLYPHONY, limits
+from engine.tokenizer import (
+    CONDITION_ORDER,
+    CONDITION_PREFIX,
+    POSITIONS_PER_BEAT,
+    ScoreTokenizer,
+)
 
 PACE = 2.0  # a generated bar may take this many times its fair share of the room left
 PACE_MIN = 3  # tokens a generated bar may always take (room permitting): one note
+
+
+def _positions(duration: str) -> int:
+    """A Duration token's value ("beats.steps.resolution") in bar positions."""
+    beats, steps, res = (int(x) for x in duration.split("."))
+    return beats * POSITIONS_PER_BEAT + steps * POSITIONS_PER_BEAT // res
 
 
 class GrammarError(ValueError):
@@ -56,6 +74,9 @@ class TrackPlan:
     free_bars: int | None = None
     suffix: list[list[int]] = field(default_factory=list)
     pitch_range: tuple[int, int] | None = None  # inclusive MIDI range for generated notes
+    polyphony: int | None = None  # at most this many notes at once (the instrument's limit)
+    double_stops: bool = False  # a solo string part may sound two notes at once
+    rests: bool = False  # generated bars may be silent
 
 
 class ScoreGrammar:
@@ -71,6 +92,7 @@ class ScoreGrammar:
         max_bars: int = 512,
         strict_meter: bool = True,
         max_tokens: int | None = None,
+        texture: bool = False,
     ):
         self.tok = tok = tokenizer
         self.V = len(tok)
@@ -90,6 +112,15 @@ class ScoreGrammar:
         self.max_tokens = max_tokens
         self.squeezed = False  # the window, not the model, ended some bar's notes
         self.bar_cap: float | None = None  # token count at which this bar's notes must end
+        # Texture (``texture=True``): what each track sounds, in positions from its start.
+        self.texture = texture
+        self.notes: list[list[tuple[int, int, int]]] = []  # per track: (start, end, pitch)
+        self.polys: list[int] = []  # per track: notes it may sound at once
+        self._active: list[tuple[int, int, int]] = []  # this track's notes still sounding
+        self.bar_start = 0  # position of the current bar's start in the track
+        self.poly, self.span = MAX_POLYPHONY, 127
+        self.bar_sounds = False  # the current bar has a note (started or held into it)
+        self._pitch = -1
         self._fixed = [sum(len(bar) for bar in p.prefix + p.suffix) for p in self.plans]
         k = tok.ids_of_kind
         self.cond_ids = {c: k(CONDITION_PREFIX[c]) for c in CONDITION_ORDER}
@@ -102,6 +133,13 @@ class ScoreGrammar:
         self.position_value = {int(i): int(tok.value(i)) for i in self.position_ids}
         self.pitch_value = {int(i): int(tok.value(i)) for i in self.pitch_ids}
         self.voices_value = {int(i): int(tok.value(i)) for i in self.cond_ids["voices"]}
+        self.program_value = {int(i): int(tok.value(i)) for i in self.program_ids}
+        self.duration_value = {int(i): _positions(tok.value(i)) for i in self.duration_ids}
+        by_pitch = sorted(self.pitch_value.items(), key=lambda kv: kv[1])
+        self._pitch_ids_arr = np.array([i for i, _ in by_pitch])
+        self._pitch_arr = np.array([v for _, v in by_pitch])
+        self._pos_ids_arr = np.array([int(i) for i in self.position_ids])
+        self._pos_arr = np.array([self.position_value[int(i)] for i in self.position_ids])
         # state
         self.tokens: list[int] = []
         self.state = "bos"
@@ -187,7 +225,12 @@ class ScoreGrammar:
             if pr is not None:
                 inside = [i for i in ids if pr[0] <= self.pitch_value[int(i)] <= pr[1]]
                 ids = inside or ids
-            return self._mask(ids)
+            m = self._mask(ids)
+            if self.texture and not self.sealed:
+                playable = m & self._playable_pitches()
+                if playable.any():
+                    m = playable
+            return m
         if s == "duration":
             return self._mask(self.duration_ids)
         if s == "event":  # after TimeSig or Duration: more notes, next bar, or end of track
@@ -199,21 +242,52 @@ class ScoreGrammar:
                 share = window / max(1, slots)
                 self.bar_cap = len(self.tokens) + max(PACE_MIN, PACE * share)
             room = min(window, self.bar_cap - len(self.tokens))
-            if self.position >= 0 and room >= 2:  # another note at the same position
-                m |= self.allowed_pitch_mask()
+            now = self.bar_start + self.position
+            if self.position >= 0 and room >= 2 and self._free_voices(now) > 0:
+                m |= self.allowed_pitch_mask()  # another note at the same position
             if room >= 3:
-                m[
-                    [
-                        i
-                        for i in self.position_ids
-                        if self.position < self.position_value[int(i)] < self.bar_len
-                    ]
-                ] = True
+                later = (self._pos_arr > self.position) & (self._pos_arr < self.bar_len)
+                if self.texture and self._active:
+                    later &= self._onset_ok(self._pos_arr)
+                m[self._pos_ids_arr[later]] = True
             if window < 3:
                 self.squeezed = True
-            m[self._boundary_tokens()] = True
+            silent = self.texture and not self.bar_sounds and not self._plan().rests
+            if not (silent and room >= 3 and m.any()):  # a generated bar may not stay silent
+                m[self._boundary_tokens()] = True
             return m
         raise GrammarError(f"unknown grammar state {s!r}")
+
+    # ---- texture ----------------------------------------------------------------------------
+    def _sounding(self, at: int) -> list[tuple[int, int, int]]:
+        return [n for n in self._active if n[0] <= at < n[1]]
+
+    def _free_voices(self, at: int) -> int:
+        """How many more notes the track may start at position ``at`` (of the track)."""
+        if not self.texture:
+            return MAX_POLYPHONY
+        return self.poly - len(self._sounding(at))
+
+    def _onset_ok(self, positions: np.ndarray) -> np.ndarray:
+        """Which bar positions a new note may start at (fewer than ``poly`` notes sound)."""
+        at = self.bar_start + positions
+        count = np.zeros(len(positions), dtype=np.int32)
+        for start, end, _ in self._active:
+            count += (start <= at) & (at < end)
+        return count < self.poly
+
+    def _playable_pitches(self) -> np.ndarray:
+        """Pitch tokens a new note at the current position may take: not sounding already
+        in this track, and within the instrument's span of the notes that do sound."""
+        m = np.zeros(self.V, dtype=bool)
+        sounding = [n[2] for n in self._sounding(self.bar_start + self.position)]
+        ok = ~np.isin(self._pitch_arr, sounding)
+        if sounding and self.poly > 1:
+            ok &= (self._pitch_arr >= max(sounding) - self.span) & (
+                self._pitch_arr <= min(sounding) + self.span
+            )
+        m[self._pitch_ids_arr[ok]] = True
+        return m
 
     def allowed_pitch_mask(self) -> np.ndarray:
         saved = self.state
@@ -305,8 +379,16 @@ class ScoreGrammar:
             else:
                 self.track += 1
                 self.bars_in_track = 0
+                self.notes.append([])
+                self._active = []
+                self.bar_start = self.bar_len = 0
                 self.state = "program"
         elif s == "program":
+            plan = self._plan()
+            self.poly, self.span = limits(
+                self.program_value[token], plan.polyphony, plan.double_stops
+            )
+            self.polys.append(self.poly)
             self.state = "register"
         elif s == "register":
             prefix = self._plan().prefix
@@ -324,8 +406,14 @@ class ScoreGrammar:
             self.position = self.position_value[token]
             self.state = "pitch"
         elif kind == "Pitch":
+            self._pitch = self.pitch_value[token]
             self.state = "duration"
         elif kind == "Duration":
+            start = self.bar_start + self.position
+            note = (start, start + self.duration_value[token], self._pitch)
+            self.notes[self.track].append(note)
+            self._active.append(note)
+            self.bar_sounds = True
             self.state = "event"
         elif token == tok.track_end_id:
             self.state = "track_start"
@@ -335,6 +423,10 @@ class ScoreGrammar:
     def _start_bar(self) -> None:
         self.sealed = False
         self.bar_cap = None
+        if self.track >= 0:
+            self.bar_start += self.bar_len
+            self._active = [n for n in self._active if n[1] > self.bar_start]
+            self.bar_sounds = bool(self._active)
         self.bars_in_track += 1
         self.position = -1
         self.state = "timesig"

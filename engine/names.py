@@ -18,11 +18,14 @@ DEFAULT_KEY_STRENGTH = 1.5
 MAX_KEY_STRENGTH = 10.0
 DEFAULT_BARS = 8  # sketch
 DEFAULT_CONTINUE_BARS = 4  # continue (MIDI or a transcribed recording)
-MAX_BARS = 64
+MAX_BARS = 128
 MIN_TEMPO_BPM = 20.0
 MAX_TEMPO_BPM = 300.0
 MAX_SEED = 2**32 - 1
 MAX_VOICES = 8  # engine.tokenizer.MAX_VOICES
+MAX_POLYPHONY = 6  # engine.texture.MAX_POLYPHONY: notes one part sounds at once
+DEFAULT_VOICE_LEADING = 6.0  # engine.voicing.DEFAULT_STRENGTH
+MAX_VOICE_LEADING = 20.0  # engine.voicing.MAX_STRENGTH
 MAX_PROGRAM = 127  # General MIDI programs 0..127
 DEFAULT_EVAL_PIECES_PER_STYLE = 20
 DEFAULT_EVAL_HARMONIZATIONS = 20
@@ -41,7 +44,7 @@ DYNAMICS = ("pp", "p", "mp", "mf", "f", "ff")
 MAX_VARIATIONS = 32
 DEFAULT_VARIATIONS = 1
 # Creativity c sets the sampling: temperature 0.6 + 0.6 c, top-p 0.85 + 0.14 c, key strength
-# 3 - 2.5 c (engine.compose.plan).
+# 2.7 - 2.4 c (engine.compose.plan).
 
 # ---- workflows (engine.workflows): harmonize, restyle, continue on audio -----------------------
 WORKFLOW_KEY_STRENGTH = 3.0  # engine.workflows.WORKFLOW_KEY_STRENGTH

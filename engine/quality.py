@@ -298,3 +298,111 @@ def score_from_music21(s: Stream) -> Score:
             written.insert(0, flat_part)
         data = streamToMidiFile(written).writestr()
     return Score.from_midi(data)
+
+
+# ---- texture, part-writing and form (issue 11) ---------------------------------------------
+def _track_notes(track) -> list[tuple[int, int, int]]:
+    return sorted(
+        (int(n.time), int(n.time + max(n.duration, 1)), int(n.pitch)) for n in track.notes
+    )
+
+
+def max_simultaneous(track) -> int:
+    """The most notes one track sounds at one moment (a note sounds from onset to end)."""
+    events = []
+    for start, end, _ in _track_notes(track):
+        events += [(start, 1), (end, -1)]
+    events.sort(key=lambda e: (e[0], e[1]))
+    most = now = 0
+    for _, d in events:
+        now += d
+        most = max(most, now)
+    return most
+
+
+def duplicate_notes(track) -> int:
+    """Notes that repeat another of the same track: same pitch and onset."""
+    keys = [(int(n.time), int(n.pitch)) for n in track.notes]
+    return len(keys) - len(set(keys))
+
+
+def chord_notes(track) -> int:
+    """Notes of a track that sound while another of its notes sounds (overlaps)."""
+    notes = _track_notes(track)
+    count = 0
+    latest_end = -1
+    for i, (start, end, _) in enumerate(notes):
+        overlaps = latest_end > start or (i + 1 < len(notes) and notes[i + 1][0] < end)
+        count += overlaps
+        latest_end = max(latest_end, end)
+    return count
+
+
+def _moments(score: Score, voices: list[int]) -> tuple[np.ndarray, list[np.ndarray]]:
+    per_voice = [_note_arrays([score.tracks[v]]) for v in voices]
+    onsets = [times for times, _, _ in per_voice]
+    grid = np.unique(np.concatenate(onsets)) if onsets else np.zeros(0, dtype=np.int64)
+    return grid, [_sample_voice(*arrays, grid) for arrays in per_voice]
+
+
+def crossing_and_spacing(score: Score, voices: list[int]) -> dict:
+    """Shares of moments (the onsets of ``voices``, given top to bottom) where two adjacent
+    voices cross (the upper below the lower) and where two adjacent upper voices (not the
+    lowest) are more than an octave apart; each among the moments both voices sound."""
+    score = _in_ticks(score)
+    grid, sampled = _moments(score, voices)
+    crossed = both = wide = upper_both = 0
+    for k in range(len(sampled) - 1):
+        a, b = sampled[k], sampled[k + 1]
+        sounding = (a != SILENT) & (b != SILENT)
+        both += int(sounding.sum())
+        crossed += int((sounding & (a < b)).sum())
+        if k + 1 < len(sampled) - 1:
+            upper_both += int(sounding.sum())
+            wide += int((sounding & (a - b > 12)).sum())
+    return {
+        "crossing": crossed / both if both else 0.0,
+        "wide_spacing": wide / upper_both if upper_both else 0.0,
+        "moments": int(both),
+    }
+
+
+def medians_in_order(score: Score, voices: list[int]) -> bool:
+    """Whether the median pitches of ``voices`` (top to bottom) never rise."""
+    med = [float(np.median([n.pitch for n in score.tracks[v].notes])) for v in voices]
+    return all(a >= b for a, b in zip(med, med[1:], strict=False))
+
+
+def final_tonic_in_bass(score: Score, tonic: int) -> bool:
+    """Whether the lowest note sounding at the piece's last onset is the tonic."""
+    score = _in_ticks(score)
+    times, durations, pitches = _pitched_notes(score)
+    if not len(times):
+        return False
+    last = times.max()
+    sounding = (times == last) | ((times <= last) & (times + durations > last))
+    return int(pitches[sounding].min()) % 12 == tonic
+
+
+def silent_bar_share(track, bar_ticks: int, bars: int) -> float:
+    """Share of ``bars`` bars in which the track sounds no note at all."""
+    heard = np.zeros(bars, dtype=bool)
+    for start, end, _ in _track_notes(track):
+        first, last = start // bar_ticks, (max(end, start + 1) - 1) // bar_ticks
+        heard[max(0, first) : min(bars, last + 1)] = True
+    return float(1 - heard.mean()) if bars else 0.0
+
+
+def bass_root_rate(track, bar_ticks: int, roots: list[int | None]) -> float | None:
+    """Share of the bars with a chord (``roots``: root pitch class per bar, None: no chord)
+    where ``track`` sounds the chord's root at the bar's first beat."""
+    notes = _track_notes(track)
+    hits = total = 0
+    for bar, root in enumerate(roots):
+        if root is None:
+            continue
+        total += 1
+        t = bar * bar_ticks
+        at = [p for s, e, p in notes if s <= t < e]
+        hits += bool(at) and min(at) % 12 == root
+    return hits / total if total else None

@@ -59,7 +59,14 @@ DEFAULT_SEED = 0
 # follows its Key condition only partly; this documented nudge makes keys audible.
 DEFAULT_KEY_STRENGTH = names.DEFAULT_KEY_STRENGTH
 MAX_KEY_STRENGTH = names.MAX_KEY_STRENGTH
-TRIAD_BONUS = 0.5  # extra share of key_strength for the tonic triad's pitch classes
+# Extra shares of key_strength for the degrees that make a key heard as itself rather than
+# its relative or mediant key (music21's key finders weigh the tonic most, then the fifth):
+# tonic, fifth, third, each at most DEGREE_BONUS_CAP logits (a strong key bonus must not
+# pin the parts to the tonic). In minor the raised 6th (melodic minor) gets half the
+# scale's bonus.
+DEGREE_BONUS = {0: 0.6, 7: 0.3, "third": 0.15}
+DEGREE_BONUS_CAP = 0.9
+RAISED_SIXTH_SHARE = 0.5
 MAX_TEMPERATURE = names.MAX_TEMPERATURE
 TOKENS_PER_BAR_ESTIMATE = 20  # one voice, one bar: a generous average over the corpus
 # Sections of a piece longer than one window (`ScoreModel._next_section`): a new bar is
@@ -92,6 +99,8 @@ PART_REGISTERS = {
     "bassline": 1,
     "high": 5,
     "low": 0,
+    "mezzo": 4,
+    "baritone": 1,
 }
 
 # Pitch range (MIDI, inclusive) that generated notes of a named part keep to: the usual
@@ -105,13 +114,33 @@ PART_RANGES = {
     "bassline": (28, 60),
     "high": (67, 108),
     "low": (21, 57),
+    "mezzo": (55, 79),
+    "baritone": (41, 67),
 }
 # Default layout of small ensembles (top to bottom), as in four-part writing.
 DEFAULT_PARTS = {
     2: ("soprano", "bass"),
     3: ("soprano", "alto", "bass"),
     4: ("soprano", "alto", "tenor", "bass"),
+    5: ("soprano", "mezzo", "alto", "tenor", "bass"),
+    6: ("soprano", "mezzo", "alto", "tenor", "baritone", "bass"),
+    7: ("soprano", "soprano", "mezzo", "alto", "tenor", "baritone", "bass"),
+    8: ("soprano", "soprano", "mezzo", "alto", "alto", "tenor", "baritone", "bass"),
 }
+# Parts a style writes when the number of voices is not asked for (as the corpus does).
+STYLE_VOICES = {
+    "chorale": 4,
+    "renaissance": 4,
+    "madrigal": 5,
+    "medieval": 3,
+    "classical": 4,
+    "celtic": 1,
+    "folk": 1,
+}
+# Styles whose parts are sung lines: voice leading is on by default (`engine.voicing`).
+VOCAL_STYLES = ("chorale", "renaissance", "madrigal", "medieval")
+# Median pitch a Register token stands for (engine.tokenizer.register_of's bands).
+REGISTER_CENTRES = (38, 49, 56, 63, 70, 79)
 
 ProgressFn = Callable[[int, int], None]
 
@@ -639,6 +668,8 @@ class ScoreModel:
         registers: Sequence[int] | None = None,
         steer: Steering | None = None,
         progress: ProgressFn | None = None,
+        voice_leading: float | None = None,
+        polyphony: int | None = None,
     ) -> GeneratedScore:
         """A new piece from condition tokens alone. Unset conditions are chosen by the model.
 
@@ -648,9 +679,16 @@ class ScoreModel:
         pair per track) replaces the parts' ranges, e.g. with instruments' ranges, and
         ``registers`` (0..5 per track, see ``REGISTER_NAMES``) their register tokens.
         ``steer`` applies harmony, density, syncopation and contour controls while sampling
-        (`engine.steer.Steering`).
+        (`engine.steer.Steering`); by default it steers the last bars to a cadence.
+        ``voice_leading`` is the strength of the voice-leading penalty (`engine.voicing`;
+        default: on for the vocal styles, 0 = the model alone); ``polyphony`` caps the notes
+        each part sounds at once (`engine.texture`; one-note instruments always play one).
+        Without ``voices`` a style writes its usual number of parts (`STYLE_VOICES`).
         """
         _check_bars(bars)
+        polyphony = check_polyphony(polyphony)
+        if voices is None and parts is None and programs is None and style in STYLE_VOICES:
+            voices = STYLE_VOICES[style]
         if parts is not None:
             parts = parse_parts(parts)
             if voices is not None and voices != len(parts):
@@ -662,6 +700,7 @@ class ScoreModel:
             voices = len(programs)
         conditions = self._conditions(style, key, mode, meter, tempo_bpm, voices)
         sampling = self._sampling(temperature, top_k, top_p, seed, key_strength)
+        voicing = check_voice_leading(voice_leading, style, programs)
         n = int(conditions["voices"]) if "voices" in conditions else None
         first = min(bars, self._section_bars(n or 4))
         if parts is None and n is not None:
@@ -688,14 +727,24 @@ class ScoreModel:
                     register=registers[i] if registers else None,
                     pitch_range=pitch_ranges[i] if pitch_ranges else None,
                     free_bars=b,
+                    polyphony=polyphony,
                 )
                 for i in range(n or 1)
             ]
 
+        if steer is None:
+            steer = self.default_steering(bars, n, pitch_ranges, key, mode)
         result, first = _fitting(
             first,
             lambda b: self._run(
-                conditions, first_plans(b), meter, tempo_bpm, sampling, progress, steer
+                conditions,
+                first_plans(b),
+                meter,
+                tempo_bpm,
+                sampling,
+                progress,
+                steer,
+                voicing=voicing,
             ),
         )
         if first < bars:
@@ -712,11 +761,19 @@ class ScoreModel:
                 steer=steer,
                 ranges=pitch_ranges,
                 seed_of=lambda k: seed + 1 + k,
+                voicing=voicing,
+                polyphony=polyphony,
             )
             tokens = self.tokenizer.build_sequence(cond, tracks)
             result = self._result(tokens, conditions, tempo_bpm, sampling, last.finish_reason)
             result.settings["sections"] = 1 + len(sections)
             result.settings["kept_bars"] = [keep for keep, _ in sections]
+        result.settings.update(
+            voice_leading=voicing[0],
+            crossing_strength=voicing[1],
+            polyphony=polyphony,
+            steering=steer.to_dict(),
+        )
         if n is not None:
             _check_complete(result.score.tracks, n)
         if parts:  # tracks in the requested order, named after their parts
@@ -727,12 +784,26 @@ class ScoreModel:
             _sort_tracks_by_pitch(result.score)
         return result
 
+    def default_steering(self, bars: int, voices, ranges, key=None, mode=None) -> Steering:
+        """The controls a request without any gets: a cadence at the end of ``bars`` bars,
+        with the lowest part (by ``ranges``, else the last track) as the bass."""
+        n = voices or 1
+        if n == 1:
+            bass = None  # a single part: only its last bar is held to the tonic
+        elif ranges:
+            centres = [(lo + hi) / 2 for lo, hi in ranges]
+            bass = min(reversed(range(n)), key=lambda i: centres[i])
+        else:
+            bass = n - 1
+        return Steering(key=key, mode=mode, total_bars=bars, bass_track=bass)
+
     def _continuation_plans(
         self,
         tracks: list[Track],
         keep: int,
         bars: int,
         ranges: Sequence[tuple[int, int]] | None = None,
+        polyphony: int | None = None,
     ) -> list[TrackPlan]:
         """Plans that copy the last ``keep`` bars of every track and add ``bars`` new ones."""
         return [
@@ -742,6 +813,7 @@ class ScoreModel:
                 prefix=t.bars[len(t.bars) - keep :],
                 free_bars=bars,
                 pitch_range=ranges[i] if ranges else None,
+                polyphony=polyphony,
             )
             for i, t in enumerate(tracks)
         ]
@@ -795,6 +867,8 @@ class ScoreModel:
         steer,
         ranges,
         seed_of: Callable[[int], int],
+        voicing: tuple[float, float] = (0.0, 0.0),
+        polyphony: int | None = None,
     ) -> tuple[GeneratedScore, list[tuple[int, int]]]:
         """Add ``bars`` bars to every track of ``tracks`` (in place), section by section.
 
@@ -813,13 +887,14 @@ class ScoreModel:
             while True:
                 r = self._run(
                     cond,
-                    self._continuation_plans(tracks, keep, step, ranges),
+                    self._continuation_plans(tracks, keep, step, ranges, polyphony),
                     meter,
                     tempo_bpm,
                     {**sampling, "seed": seed_of(k)},
                     progress,
                     steer,
                     bar_offset=len(tracks[0].bars) - keep,
+                    voicing=voicing,
                 )
                 if not r.settings.pop("squeezed", False) or (step == 1 and keep == 0):
                     break
@@ -851,6 +926,8 @@ class ScoreModel:
         pitch_ranges: Sequence[tuple[int, int]] | None = None,
         steer: Steering | None = None,
         progress: ProgressFn | None = None,
+        voice_leading: float | None = None,
+        polyphony: int | None = None,
     ) -> GeneratedScore:
         """The given music followed by ``bars`` new bars in every track (same key, meter).
 
@@ -885,6 +962,13 @@ class ScoreModel:
         )
         nbars = len(piece_tracks[0].bars)
         start = self._ticks_of_bars(piece_tracks[0].bars)
+        voicing = check_voice_leading(
+            voice_leading, conditions.get("style"), [t.program for t in piece_tracks]
+        )
+        if steer is None:
+            steer = self.default_steering(
+                nbars + bars, len(piece_tracks), _track_ranges(self.tokenizer, piece_tracks)
+            )
         # (the bars are written section by section when they do not fit one window)
         result, sections = self._extend(
             conditions,
@@ -897,6 +981,8 @@ class ScoreModel:
             steer=steer,
             ranges=pitch_ranges,
             seed_of=lambda k: seed + k,
+            voicing=voicing,
+            polyphony=check_polyphony(polyphony),
         )
         keep = sections[0][0]
         out = score.copy()
@@ -936,6 +1022,7 @@ class ScoreModel:
         seed: int = DEFAULT_SEED,
         progress: ProgressFn | None = None,
         steer: Steering | None = None,
+        voice_leading: float | None = None,
     ) -> GeneratedScore:
         """New tracks written against the given ones (e.g. alto, tenor, bass under a soprano).
 
@@ -986,6 +1073,16 @@ class ScoreModel:
             style, info["key"], info["mode"], info["meter"], info["tempo_bpm"], len(plans)
         )
         self._check_fits(given, len(parts))
+        from engine.voicing import CROSSING_STRENGTH, DEFAULT_STRENGTH
+
+        voicing = (
+            (DEFAULT_STRENGTH, CROSSING_STRENGTH)
+            if voice_leading is None
+            else check_voice_leading(voice_leading, None)
+        )
+        order = _top_to_bottom(self.tokenizer, plans)
+        if steer is None:
+            steer = Steering(total_bars=nbars, bass_track=order[-1] if len(plans) > 1 else None)
         result = self._run(
             conditions,
             plans,
@@ -994,7 +1091,9 @@ class ScoreModel:
             sampling,
             progress,
             steer,
+            voicing=voicing,
         )
+        result.settings.update(voice_leading=voicing[0], crossing_strength=voicing[1])
         _, gen_tracks = self.tokenizer.split(result.tokens)
         out = score.copy()
         velocity = _median_velocity(*(score.tracks[i] for i in info["track_index"]))
@@ -1030,11 +1129,16 @@ class ScoreModel:
         key_strength: float = DEFAULT_KEY_STRENGTH,
         seed: int = DEFAULT_SEED,
         progress: ProgressFn | None = None,
+        steer: Steering | None = None,
+        first_bar: int = 0,
+        voice_leading: float | None = None,
     ) -> GeneratedScore:
         """Rewrite bars ``start_bar..end_bar`` (0-based, inclusive) of some tracks; keep the rest.
 
         Each regenerated track is written after all kept tracks, so it hears them in full,
         including the bars after ``end_bar``; its own later bars are copied back unchanged.
+        ``steer`` applies its controls to the rewritten bars, its bars counted from
+        ``first_bar`` (the number the source's first bar has in a longer piece).
         """
         for name, bar in (("start_bar", start_bar), ("end_bar", end_bar)):
             if not _is_int(bar) or bar < 0:
@@ -1083,7 +1187,24 @@ class ScoreModel:
         conditions = self._conditions(
             style, info["key"], info["mode"], info["meter"], info["tempo_bpm"], len(given)
         )
-        result = self._run(conditions, plans, None, info["tempo_bpm"], sampling, progress)
+        voicing = check_voice_leading(
+            voice_leading, conditions.get("style"), [t.program for t in given]
+        )
+        if steer is None:
+            steer = self.default_steering(
+                nbars, len(given), _track_ranges(self.tokenizer, [given[i] for i in order])
+            )
+        result = self._run(
+            conditions,
+            plans,
+            None,
+            info["tempo_bpm"],
+            sampling,
+            progress,
+            steer,
+            bar_offset=first_bar,
+            voicing=voicing,
+        )
         inverse = [order.index(i) for i in range(len(given))]
         result.score.tracks = [result.score.tracks[j] for j in inverse]
         _copy_names(score, result.score)
@@ -1193,14 +1314,26 @@ class ScoreModel:
         progress,
         steer: Steering | None = None,
         bar_offset: int = 0,
+        voicing: tuple[float, float] = (0.0, 0.0),
     ) -> GeneratedScore:
         from engine.generate import generate_step
         from engine.sample import make_sampler
+        from engine.voicing import VoiceLeading
 
         tok = self.tokenizer
         grammar = ScoreGrammar(
-            tok, conditions=conditions, plans=plans, meter=meter, max_tokens=self.context
+            tok,
+            conditions=conditions,
+            plans=plans,
+            meter=meter,
+            max_tokens=self.context,
+            texture=True,
         )
+        strength, crossing = voicing
+        leading = VoiceLeading(
+            tok, _top_to_bottom(tok, plans), strength=strength, crossing_strength=crossing
+        )
+        leading = leading if leading.active else None
         # The longest run of forced tokens is the prompt (prefilled in one pass).
         prompt: list[int] = []
         while not grammar.done:
@@ -1233,6 +1366,10 @@ class ScoreModel:
                 bias = key_bias[0]
             if steering is not None:
                 extra = steering(grammar, bar_offset)
+                if extra is not None:
+                    bias = extra if bias is None else bias + extra
+            if leading is not None:
+                extra = leading(grammar)
                 if extra is not None:
                     bias = extra if bias is None else bias + extra
             if bias is None:
@@ -1279,14 +1416,23 @@ class ScoreModel:
         if not strength or "key" not in cond or "mode" not in cond:
             return None
         tonic = TONICS.index(cond["key"])
+        minor = cond["mode"] == "minor"
         scale = scale_pitch_classes(tonic, cond["mode"])
-        third = 4 if cond["mode"] == "major" else 3
-        triad = [tonic, (tonic + third) % 12, (tonic + 7) % 12]
         pitch = self.tokenizer.pitch_of
+        pc = (pitch - tonic) % 12
         bias = np.zeros(len(self.tokenizer), dtype=np.float32)
         bias[(pitch >= 0) & np.isin(pitch % 12, list(scale))] = strength
-        # The tonic triad a little more, so the tonic (not the relative key) is heard.
-        bias[(pitch >= 0) & np.isin(pitch % 12, triad)] += TRIAD_BONUS * strength
+        if minor:
+            bias[(pitch >= 0) & (pc == 9)] = RAISED_SIXTH_SHARE * strength
+        # The tonic most, then the fifth and the third: the tonic (not the relative or the
+        # mediant key) is heard.
+        third = 3 if minor else 4
+        for degree, share in (
+            (0, DEGREE_BONUS[0]),
+            (7, DEGREE_BONUS[7]),
+            (third, DEGREE_BONUS["third"]),
+        ):
+            bias[(pitch >= 0) & (pc == degree)] += min(share * strength, DEGREE_BONUS_CAP)
         return bias
 
     def _result(self, tokens, conditions, tempo_bpm, sampling, reason) -> GeneratedScore:
@@ -1309,6 +1455,78 @@ class ScoreModel:
         _mark(score, cond)
         settings = {**sampling, "requested_conditions": conditions, "tempo_bpm": bpm}
         return GeneratedScore(score, tokens, cond, reason, settings)
+
+
+def _track_ranges(tok: ScoreTokenizer, tracks: Sequence[Track]) -> list[tuple[int, int]]:
+    """(lowest, highest) pitch of each encoded track (its notes so far)."""
+    out = []
+    for t in tracks:
+        ids = np.concatenate([np.asarray(b, np.int64) for b in t.bars]) if t.bars else []
+        p = [int(x) for x in tok.pitch_of[ids] if x >= 0] if len(ids) else []
+        out.append((min(p), max(p)) if p else (60, 60))
+    return out
+
+
+def _top_to_bottom(tok: ScoreTokenizer, plans: Sequence[TrackPlan]) -> list[int]:
+    """Track indices from the highest part to the lowest, as planned: a given part by its
+    median pitch, a new one by the centre of its range, else of its register; with none of
+    these, the order of the tracks (the first part highest)."""
+    keys = []
+    for p in plans:
+        bars = [b for b in p.prefix + p.suffix]
+        pitches = (
+            tok.pitch_of[np.concatenate([np.asarray(b, np.int64) for b in bars])] if bars else []
+        )
+        pitches = [x for x in pitches if x >= 0]
+        if p.free_bars == 0 and pitches:
+            keys.append(float(np.median(pitches)))
+        elif p.pitch_range is not None:
+            keys.append((p.pitch_range[0] + p.pitch_range[1]) / 2)
+        elif p.register is not None:
+            keys.append(float(REGISTER_CENTRES[p.register]))
+        elif pitches:
+            keys.append(float(np.median(pitches)))
+        else:
+            keys.append(None)
+    if any(k is None for k in keys):
+        return list(range(len(plans)))
+    return sorted(range(len(plans)), key=lambda i: (-keys[i], i))
+
+
+def check_polyphony(polyphony) -> int | None:
+    """``polyphony`` (notes a part may sound at once) checked against `MAX_POLYPHONY`."""
+    from engine.texture import MAX_POLYPHONY
+
+    if polyphony is None:
+        return None
+    if not _is_int(polyphony) or not 1 <= polyphony <= MAX_POLYPHONY:
+        nearest = MAX_POLYPHONY if _is_number(polyphony) and polyphony > MAX_POLYPHONY else 1
+        raise ScoreModelError(
+            f"polyphony {polyphony!r} is beyond the limit: a part sounds 1 to {MAX_POLYPHONY} "
+            f"notes at once (one-note instruments and voices always 1); use {nearest}"
+        )
+    return int(polyphony)
+
+
+def check_voice_leading(voice_leading, style: str | None, programs=None) -> tuple[float, float]:
+    """(penalty strength, crossing strength) for a request (`engine.voicing`).
+
+    ``None``: the default penalty, for every ensemble of lines (``style`` and ``programs``
+    are accepted for the record; vocal and instrumental lines are held to the same rules);
+    0: the model alone.
+    """
+    from engine.voicing import CROSSING_STRENGTH, DEFAULT_STRENGTH, MAX_STRENGTH
+
+    del style, programs
+    if voice_leading is None:
+        return (DEFAULT_STRENGTH, CROSSING_STRENGTH)
+    if not _is_number(voice_leading) or not 0 <= voice_leading <= MAX_STRENGTH:
+        raise ScoreModelError(
+            f"voice leading strength must be a number from 0 (the model alone) to "
+            f"{MAX_STRENGTH:g}, not {voice_leading!r}; the default is {DEFAULT_STRENGTH:g}"
+        )
+    v = float(voice_leading)
+    return (v, max(v, CROSSING_STRENGTH) if v else 0.0)
 
 
 def _plural(n: int, word: str) -> str:
@@ -1566,7 +1784,10 @@ def _check_ranges(ranges: Sequence[tuple[int, int]], tracks: int) -> list[tuple[
 
 def _check_bars(bars: int) -> None:
     if not _is_int(bars) or not 1 <= bars <= MAX_BARS:
-        raise ScoreModelError(f"bars must be a whole number 1..{MAX_BARS}, not {bars!r}")
+        nearest = MAX_BARS if _is_number(bars) and bars > MAX_BARS else 1
+        raise ScoreModelError(
+            f"bars must be a whole number 1..{MAX_BARS}, not {bars!r}; use {nearest}"
+        )
 
 
 def _key_sharps(tonic: str, mode: str) -> int:

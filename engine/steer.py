@@ -12,6 +12,15 @@ next) and which returns a bias added to the logits (``-inf`` forbids a token):
 - **syncopation**: onsets off the beat favoured (or, below 0.5, onsets on the beat).
 - **contour**: the melody part (track 0) is drawn towards a pitch line that rises, falls or
   arches over the piece.
+- **cadences** (on by default): the plan of `cadence_chords`. The last bar of the piece is
+  the tonic chord; without a progression the first bar is the tonic too and the bar before
+  the last the dominant (an authentic cadence), and the end of a section (``section_ends``)
+  is a half cadence (the dominant) or a full one (dominant, then tonic). The bass takes the
+  plan's chords like a progression's and plays the tonic alone in the last bar (a single
+  part is its own bass); the parts above get a gentle pull (``CADENCE_STRENGTH``) to the
+  chord's tones, and a chord instrument plays only the tonic as low as the bass's range.
+- **the bass on the beat**: in a bar with a chord the bass part starts a note on the bar's
+  first beat, on the chord's root, and its notes do not tie over into a bar with a chord.
 
 The biases are documented, reproducible (a pure function of the sequence so far) and small
 enough that the model's own choices still carry the music: see ``docs/prompting.md``.
@@ -52,6 +61,7 @@ CHORD_STRENGTH = 2.0  # logit bonus for chord tones in the parts above the bass
 DENSITY_STRENGTH = 2.0  # logit scale of the duration/onset preference at density 0 or 1
 SYNCOPATION_STRENGTH = 1.5  # logit bonus for off-beat onsets at syncopation 1
 CONTOUR_STRENGTH = 1.5  # logit penalty per octave away from the contour line
+CADENCE_STRENGTH = 1.0  # logit bonus for a cadence chord's tones in the parts above the bass
 
 
 class SteeringError(UserError, ValueError):
@@ -124,6 +134,8 @@ class Steering:
     contour: str | None = None  # rising, falling, arch
     total_bars: int = 8
     bass_track: int | None = None  # the part that must play chord tones only
+    cadence: bool = True  # steer the last bars (and section ends) to a cadence
+    section_ends: dict[int, str] = field(default_factory=dict)  # bar -> "half" | "full"
     chords: list[Chord] = field(default_factory=list, init=False)
 
     def __post_init__(self):
@@ -140,10 +152,37 @@ class Steering:
     def active(self) -> bool:
         return bool(
             self.chords
+            or self.cadence
             or (self.density is not None and self.density != 0.5)
             or self.syncopation is not None
             or self.contour
         )
+
+    def cadence_chords(self, key: str | None, mode: str | None) -> dict[int, tuple[str, bool]]:
+        """bar -> (Roman numeral, final) of the cadence plan, for a piece in ``key``/``mode``.
+
+        The last bar is ``I`` (final: every part on the tonic triad, the bass on the tonic);
+        without a progression the first bar is ``I`` and the bar before the last ``V``; a
+        "half" section end is ``V``, a "full" one ``V`` then ``I``. Empty without a key or
+        with cadences off.
+        """
+        if not self.cadence or key is None or mode is None:
+            return {}
+        tonic = "i" if mode == "minor" else "I"  # (a minor piece ends in minor)
+        plan: dict[int, tuple[str, bool]] = {}
+        for bar, kind in sorted(self.section_ends.items()):
+            if self.chords or not 0 <= bar < self.total_bars - 1:
+                continue
+            plan[bar] = (tonic, False) if kind == "full" else ("V", False)
+            if kind == "full" and bar > 0:
+                plan.setdefault(bar - 1, ("V", False))
+        last = self.total_bars - 1
+        if last >= 2 and not self.chords:
+            plan.setdefault(0, (tonic, False))  # the piece opens on the tonic
+        if last >= 1 and not self.chords:
+            plan[last - 1] = ("V", False)
+        plan[last] = (tonic, True)
+        return plan
 
     def chord_at(self, bar: int) -> Chord | None:
         """The chord of bar ``bar`` (0-based, over the whole piece), cycling the progression."""
@@ -156,10 +195,17 @@ class Steering:
             "syncopation": self.syncopation,
             "contour": self.contour,
             "bass_track": self.bass_track,
+            "cadence": self.cadence,
+            "section_ends": {str(k): v for k, v in sorted(self.section_ends.items())},
         }
 
     def bind(self, tokenizer: ScoreTokenizer) -> _Biases:
         return _Biases(self, tokenizer)
+
+
+def _duration_positions(value: str) -> int:
+    beats, steps, res = (int(x) for x in value.split("."))
+    return beats * 8 + steps * 8 // res
 
 
 class _Biases:
@@ -187,6 +233,34 @@ class _Biases:
                 p = int(tok.value(int(i)))
                 self.position_bias[i] = w * (1.0 if p % 8 else -1.0) / 2
         self.chord_cache: dict[tuple[int, bool], np.ndarray] = {}
+        self.tok = tok
+        self.cadences: dict[int, tuple[Chord, bool]] | None = None  # once the key is known
+        self.position_ids = tok.ids_of_kind("Position")
+        self.position_value = np.array([int(tok.value(int(i))) for i in self.position_ids])
+        self.duration_ids = tok.ids_of_kind("Duration")
+        self.duration_len = np.array(
+            [_duration_positions(tok.value(int(i))) for i in self.duration_ids]
+        )
+
+    def _cadence_plan(self, grammar) -> dict[int, tuple[Chord, bool]]:
+        if self.cadences is None:
+            key, mode = self.s.key, self.s.mode
+            if key is None or mode is None:
+                cond, _ = self.tok.split(grammar.tokens)
+                key, mode = key or cond.get("key"), mode or cond.get("mode")
+            plan = self.s.cadence_chords(key, mode)
+            self.cadences = {
+                bar: (parse_chord(numeral, key, mode), final)
+                for bar, (numeral, final) in plan.items()
+            }
+        return self.cadences
+
+    def chord(self, grammar, bar: int) -> tuple[Chord | None, bool]:
+        """(chord of ``bar``, whether it is the final bar of the piece)."""
+        planned = self._cadence_plan(grammar).get(bar) if self.s.cadence else None
+        if planned is not None:
+            return planned
+        return self.s.chord_at(bar), False
 
     def _chord_bias(self, chord: Chord, hard: bool) -> np.ndarray:
         key = (hash(chord), hard)
@@ -204,15 +278,64 @@ class _Biases:
         state = grammar.state
         if state not in ("pitch", "event", "duration") or grammar.sealed:
             return None
-        if state == "duration":
-            return self.duration_bias
-        bias = self.position_bias.copy()
         bar = bar_offset + max(grammar.bars_in_track - 1, 0)
-        chord = self.s.chord_at(bar)
+        is_bass = grammar.track == self.s.bass_track
+        if state == "duration":
+            if not is_bass or self.chord(grammar, bar + 1)[0] is None:
+                return self.duration_bias
+            # The bass does not tie into a bar with a chord: it must strike its root.
+            bias = self.duration_bias.copy()
+            left = grammar.bar_len - grammar.position
+            bias[self.duration_ids[self.duration_len > left]] = -np.inf
+            return bias
+        bias = self.position_bias.copy()
+        chord, final = self.chord(grammar, bar)
+        planned = self.s.chord_at(bar) is not chord  # a chord of the cadence plan
         if chord is not None:
-            bias += self._chord_bias(chord, hard=grammar.track == self.s.bass_track)
+            alone = self.s.bass_track is None and (grammar.voices or 1) == 1
+            if final and (is_bass or alone):  # (a single part is its own bass)
+                bias += self._final_bias(chord)
+            elif planned and not is_bass:  # a gentle pull above the bass
+                bias += self._chord_bias(chord, hard=False) * (CADENCE_STRENGTH / CHORD_STRENGTH)
+                if final and grammar.poly > 1:
+                    bias += self._below_the_bass(grammar, chord)
+            else:
+                bias += self._chord_bias(chord, hard=is_bass)
+            if is_bass:
+                bias += self._bass_on_the_beat(grammar, chord)
         if self.s.contour and grammar.track == 0:
             bias += self._contour_bias(bar, grammar._plan().pitch_range)
+        return bias
+
+    def _final_bias(self, chord: Chord) -> np.ndarray:
+        """The bass's last bar: the tonic only."""
+        bias = np.zeros(len(self.pitch), np.float32)
+        bias[self.is_pitch & (self.pitch % 12 != chord.root)] = -np.inf
+        return bias
+
+    def _below_the_bass(self, grammar, chord: Chord) -> np.ndarray:
+        """The last bar of a chord instrument: what it plays as low as the bass's range is
+        the tonic, so the last sound has the tonic in the bass."""
+        bias = np.zeros(len(self.pitch), np.float32)
+        b = self.s.bass_track
+        plans = grammar.plans
+        if b is None or b >= len(plans) or plans[b].pitch_range is None:
+            return bias
+        top = plans[b].pitch_range[1]
+        bias[self.is_pitch & (self.pitch <= top) & (self.pitch % 12 != chord.root)] = -np.inf
+        return bias
+
+    def _bass_on_the_beat(self, grammar, chord: Chord) -> np.ndarray:
+        """The bass's first note of a chord's bar: on the first beat, the chord's root."""
+        bias = np.zeros(len(self.pitch), np.float32)
+        if grammar.bar_sounds and grammar.position != 0:
+            return bias
+        if grammar.position < 0:  # the bar's first event: a note at its start
+            bias[self.position_ids[self.position_value != 0]] = -np.inf
+        elif grammar.state == "pitch" and not any(
+            n[0] == grammar.bar_start for n in grammar._active
+        ):
+            bias[self.is_pitch & (self.pitch % 12 != chord.root)] = -np.inf
         return bias
 
     def _contour_bias(self, bar: int, pitch_range: tuple[int, int] | None) -> np.ndarray:

@@ -159,8 +159,9 @@ def test_progression_is_a_constraint_on_the_bass(model):
     bass = s.tracks[-1]
     bt = 4 * s.ticks_per_quarter
     assert len(bass.notes) > 0
-    for n in bass.notes:
-        assert n.pitch % 12 in chords[(n.time // bt) % 4]
+    for n in bass.notes:  # (the last bar is the cadence's tonic, the bass on the tonic)
+        bar = n.time // bt
+        assert n.pitch % 12 in (chords[bar % 4] if bar < 7 else {0})
     # the upper parts lean to the chord too
     upper = [n for t in s.tracks[:-1] for n in t.notes]
     share = np.mean([n.pitch % 12 in chords[(n.time // bt) % 4] for n in upper])
@@ -208,8 +209,8 @@ def test_key_adherence_over_prompts(model):
 def test_creativity_maps_to_sampling(model):
     lo, _ = C.plan("chorale", creativity=0.0)
     hi, _ = C.plan("chorale", creativity=1.0)
-    assert (lo.temperature, lo.top_p, lo.key_strength) == (0.6, 0.85, 3.0)
-    assert (hi.temperature, hi.top_p, hi.key_strength) == (1.2, 0.99, 0.5)
+    assert (lo.temperature, lo.top_p, lo.key_strength) == (0.6, 0.85, 2.7)
+    assert (hi.temperature, hi.top_p, hi.key_strength) == (1.2, 0.99, 0.3)
 
 
 def test_same_seed_same_midi_other_seed_other_midi(model):
@@ -293,7 +294,7 @@ def test_form_with_section_lengths(model):
     for bad, message in [
         ("A:2 B", "give every section a length"),
         ("A:2 B:3 A:4", "section A has two lengths"),
-        ("A:40 B:40", "adds up to 80 bars"),
+        ("A:80 B:80", "adds up to 160 bars"),
         ("A:2 B?", "cannot read the section"),
     ]:
         with pytest.raises(C.ComposeError, match=message):

@@ -470,8 +470,8 @@ def test_length_in_bars(text, bars):
         ("-5 seconds", "too short"),
         ("3 hours", "the limit is 10 minutes"),
         ("11 minutes", "the limit is 10 minutes"),
-        ("0 bars", "from 1 to 64"),
-        ("65 bars", "the limit is 64 bars"),
+        ("0 bars", "from 1 to 128"),
+        ("129 bars", "the limit is 128 bars"),
     ],
 )
 def test_bad_lengths(text, message):

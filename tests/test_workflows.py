@@ -337,7 +337,7 @@ def test_cheap_arguments_are_refused_before_the_model_loads(files, monkeypatch):
         (wf.restyle, {"style": "banjo"}, "unknown style 'banjo'"),
         (wf.restyle, {"style": "folk", "melody_track": True}, "melody_track must be"),
         (wf.continue_audio, {"style": "banjo"}, "unknown style 'banjo'"),
-        (wf.continue_audio, {"bars": 0}, "bars must be a whole number 1..64"),
+        (wf.continue_audio, {"bars": 0}, "bars must be a whole number 1..128"),
     ):
         source = files["wav"] if call is wf.continue_audio else files["mid"]
         with pytest.raises(wf.WorkflowError, match=words):

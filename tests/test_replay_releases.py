@@ -1,0 +1,61 @@
+"""Replay of records made before the sampling rules of issue 11 (release 0.2.0): the files
+differ, and replay says in one line which release reproduces them (never "identical")."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from engine.score_api import available_models
+
+pytestmark = pytest.mark.skipif(
+    "score-base" not in available_models(), reason="needs the shipped score-base model"
+)
+
+
+def _replay(record, out):
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", "replay", str(record), "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+
+
+def _made(tmp_path, version: str, seed_shift: int):
+    folder = tmp_path / "piece"
+    subprocess.run(
+        [sys.executable, "-m", "engine.cli", "generate", "a chorale in G major, 2 bars",
+         "--seed", "3", "--out", str(folder), "--formats", "mid"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    path = folder / "generation.json"
+    record = json.loads(path.read_text())
+    # Stand in for a record an older release made: its version, and music this code does
+    # not make from it (another seed's).
+    record["disco_musica_version"] = version
+    record["seed"] += seed_shift
+    record["request"]["seed"] = record["plan"]["seed"] = record["seed"]
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_an_older_record_names_the_release_that_reproduces_it(tmp_path):
+    proc = _replay(_made(tmp_path, "0.1.0", 1), tmp_path / "again")
+    assert proc.returncode == 1
+    assert "music.mid: DIFFERENT" in proc.stdout and "identical" not in proc.stdout
+    (note,) = [line for line in proc.stdout.splitlines() if line.startswith("note:")]
+    assert "made by disco-musica 0.1.0" in note and "disco-musica==0.1.0" in note
+
+
+def test_a_current_record_that_differs_gets_no_release_note(tmp_path):
+    proc = _replay(_made(tmp_path, "0.2.0", 1), tmp_path / "again")
+    assert proc.returncode == 1 and "music.mid: DIFFERENT" in proc.stdout
+    assert "note:" not in proc.stdout
+
+
+def test_a_current_record_replays_identically(tmp_path):
+    proc = _replay(_made(tmp_path, "0.2.0", 0), tmp_path / "again")
+    assert proc.returncode == 0 and "music.mid: identical" in proc.stdout
