@@ -469,3 +469,9 @@ def test_get_refusals(machine, catalogue, capsys):
         assert len(err.strip().splitlines()) == 1
     code, out, _ = run(capsys, "soundfonts", "get", "TimGM6mb")
     assert code == 0 and "already installed" in out
+
+
+def test_ci_installs_fluidr3_so_the_fluidr3_tests_run_there():
+    ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text().splitlines()
+    installs = [line for line in ci if line.startswith("apt-get install")]
+    assert any("fluid-soundfont-gm" in line.split() for line in installs)
