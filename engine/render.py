@@ -141,17 +141,21 @@ def sf2_structure_problem(data: bytes) -> str | None:
     """What is wrong with the chunk layout of SoundFont bytes (their header already checked),
     in words, or None: a file cut short (an interrupted download or copy) or one missing the
     INFO, sdta (samples) or pdta (presets) part.  Microseconds: only chunk sizes are read."""
-    end = 8 + int.from_bytes(data[4:8], "little")
-    if end > len(data):
-        return f"cut short ({len(data)} of {end} bytes)"
+    riff_end = 8 + int.from_bytes(data[4:8], "little")
+    # The parts themselves decide: a file whose RIFF size overstates it but whose parts are
+    # all there still plays (the synthesizer reads part by part).
+    end = min(riff_end, len(data))
     parts, pos = set(), 12
     while pos + 8 <= end:
         size = int.from_bytes(data[pos + 4 : pos + 8], "little")
         if data[pos : pos + 4] == b"LIST":
             parts.add(data[pos + 8 : pos + 12].decode("latin-1"))
-        pos += 8 + size + (size & 1)
-    if pos > end + 1:
-        return "cut short (its last part ends after the end of the file)"
+        pos += 8 + size
+        if pos > end:
+            if riff_end > len(data):
+                return f"cut short ({len(data)} of {riff_end} bytes)"
+            return "cut short (its last part ends after the end of the file)"
+        pos += size & 1  # the pad byte after an odd-sized part (may be missing at the end)
     missing = [p for p in ("INFO", "sdta", "pdta") if p not in parts]
     if missing:
         return f"missing its {', '.join(missing)} part"
