@@ -51,6 +51,7 @@ SYSTEM_DIRS = (
 # MuseScore's own folders: the user's SoundFonts folder, and the installed program's (which
 # usually holds only the .sf3 edition, listed as unreadable).
 MUSESCORE_DIRS = (
+    "/usr/share/sounds/sf3",  # Debian's MuseScore_General.sf3 (an alternative: any SF3 font)
     "~/Documents/MuseScore4/SoundFonts",
     "~/Documents/MuseScore3/SoundFonts",
     "/usr/share/mscore-3.6/sound",
@@ -239,7 +240,8 @@ def survey(e: SoundFont) -> tuple[Path | None, list[tuple[Path, str]]]:
     """(the first usable copy of ``e`` or None, [(a copy that cannot be used, why)]).
 
     Copies under an ``.sf3`` name beside the places looked in are reported as unusable too
-    (MuseScore installs its SoundFont as ``MuseScore_General.sf3``)."""
+    (MuseScore installs its SoundFont as ``MuseScore_General.sf3``); an SF2 file under such a
+    name is neither used nor reported (Debian's alternatives give any SoundFont that name)."""
     if e.builtin:
         return builtin_soundfont(), []
     found, bad = None, []
@@ -253,7 +255,7 @@ def survey(e: SoundFont) -> tuple[Path | None, list[tuple[Path, str]]]:
             why = _problem(q)
             if why:
                 bad.append((q, why))
-            elif found is None:
+            elif q is p and found is None:  # an SF2 file named .sf3 is an alias: not used
                 found = q
     return found, bad
 

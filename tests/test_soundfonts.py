@@ -46,6 +46,9 @@ def machine(tmp_path, monkeypatch):
     system = tmp_path / "usr-share-soundfonts"
     system.mkdir()
     monkeypatch.setattr(sf, "SYSTEM_DIRS", (str(system),))
+    monkeypatch.setattr(
+        sf, "CATALOGUE", tuple(dataclasses.replace(e, dirs=()) for e in sf.CATALOGUE)
+    )
     user = sf.user_dir()
     user.mkdir(parents=True)
     return user, system
@@ -95,6 +98,24 @@ def test_the_fluid_entry_describes_debians_file():
     assert sha256_file(DEBIAN_FLUID) == FLUID.sha256
 
 
+SF3_FILES = [  # real SF3 files (Debian's default-GM.sf3 may be an SF2 file by another name)
+    p
+    for p in sorted(Path("/usr/share/sounds/sf3").glob("*.sf3"))
+    if sf.sf2_header_problem(p.read_bytes()[: sf.HEADER_BYTES]) == "sf3"
+]
+
+
+@pytest.mark.skipif(not SF3_FILES, reason="no real SF3 file in /usr/share/sounds/sf3")
+def test_the_synthesizer_cannot_read_sf3_so_it_is_never_offered(midi):
+    import midirenderer
+
+    data = SF3_FILES[0].read_bytes()
+    with pytest.raises(RuntimeError, match="SoundFont3 is not yet supported"):
+        midirenderer.render_wave_from(data, midi)
+    with pytest.raises(sf.RenderError, match="SF3"):
+        load_soundfont(SF3_FILES[0])
+
+
 def test_names_in_any_spelling_and_unknown_names():
     for text in ("FluidR3_GM", "fluidr3-gm", "FLUIDR3 GM", "fluidr3", "fluid"):
         assert sf.lookup(text) is FLUID
@@ -122,6 +143,10 @@ def test_the_default_is_the_best_installed_and_nothing_is_cached(machine):
     row = next(r for r in sf.status() if r["name"] == "MuseScore_General")
     assert not row["installed"]
     assert row["unusable"] == [(str(system / "MuseScore_General.sf3"), sf.PROBLEM_TEXT["sf3"])]
+    # an SF2 file under the .sf3 name is an alias, not trusted to be MuseScore General
+    (system / "MuseScore_General.sf3").write_bytes(header_only())
+    assert sf.default()[0] == "FluidR3_GM"
+    assert next(r for r in sf.status() if r["name"] == "MuseScore_General")["unusable"] == []
     # a .sf2 name that is really SF3 or not a SoundFont is skipped the same way
     (system / "MuseScore_General.sf2").write_bytes(header_only(version=3))
     assert sf.default()[0] == "FluidR3_GM"
