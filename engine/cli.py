@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from engine import cli_accompany, cli_generate, cli_transcribe, cli_workflows
+    from engine import cli_accompany, cli_generate, cli_soundfonts, cli_transcribe, cli_workflows
 
     cli_generate.add_commands(sub, _command)
     cli_transcribe.add_commands(sub, _command)
@@ -477,6 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _command(sub, "models", _cmd_models, "list the models: score models and MusicGen", ("models",))
+    cli_soundfonts.add_commands(sub, _command)
     return parser
 
 

@@ -1053,9 +1053,10 @@ def check_formats(formats: Sequence[str]) -> list[str]:
 
 
 def _record(comp, formats, soundfont, sf_bytes, effects, bit_depth, render_info) -> dict:
-    from engine.render import default_soundfont
+    from engine.soundfonts import name_for, resolve
 
-    sf_path = Path(soundfont) if soundfont else default_soundfont()
+    sf_path = resolve(soundfont)
+    sf_sha256 = hashlib.sha256(sf_bytes).hexdigest() if sf_bytes else None
     return {
         "prompt": comp.request.get("prompt", ""),
         "parsed": comp.parsed,
@@ -1067,9 +1068,10 @@ def _record(comp, formats, soundfont, sf_bytes, effects, bit_depth, render_info)
             "formats": list(formats),
             "bit_depth": bit_depth,
             "soundfont": {
+                "name": name_for(sf_path, sf_sha256),
                 "path": str(sf_path.resolve()),
                 "default": soundfont is None,
-                "sha256": hashlib.sha256(sf_bytes).hexdigest() if sf_bytes else None,
+                "sha256": sf_sha256,
             },
             "effects": effects.to_dict(),
         },
@@ -1116,8 +1118,11 @@ def _replay_accompaniment(old: dict, folder, overwrite: bool, progress):
 
     inp = old["input"]
     source = _recorded_input(inp["path"], inp.get("sha256"))
+    from engine.soundfonts import recorded_render_soundfont
+
+    soundfont = recorded_render_soundfont(old.get("render"))  # the same one, by sha256
     acc = accompany(source, old["part"], style=old.get("style"), seed=old["seed"])
-    new = acc.save(folder, overwrite=overwrite, progress=progress)
+    new = acc.save(folder, overwrite=overwrite, soundfont=soundfont, progress=progress)
     same = {
         name: new["outputs"].get(name, {}).get("sha256") == info["sha256"]
         for name, info in old.get("outputs", {}).items()
@@ -1200,6 +1205,9 @@ def replay(
     prompt = old.get("prompt", "")
     out = old["output"]
     _check_output_settings(old, record_path)
+    from engine.soundfonts import recorded_soundfont
+
+    soundfont = recorded_soundfont(out["soundfont"])  # the same SoundFont, found by sha256
     model = request.pop("model", None)
     if "workflow" in request:  # harmonize, restyle, continue (engine.workflows)
         comp = _rerun_workflow(request, old, model, progress)
@@ -1209,8 +1217,6 @@ def replay(
         raise ComposeError(
             f"model {model} is not the one recorded (sha256 differs); install the recorded model"
         )
-    sf = out["soundfont"]
-    soundfont = None if sf.get("default") else sf.get("path")
     new = comp.save(
         folder,
         formats=out["formats"],

@@ -13,6 +13,10 @@ import engine  # noqa: F401  (loads OpenBLAS before mlx)
 # Converted models and the registry of temporary outputs (engine.record) go to a folder of
 # the test run, never to the user's own (subprocesses inherit it).
 os.environ["DISCO_MUSICA_HOME"] = tempfile.mkdtemp(prefix="disco-musica-tests-")
+# Audio renders with the shipped TimGM6mb whatever else this machine has installed (CI installs
+# FluidR3_GM, which would otherwise be the default), so results do not depend on the machine;
+# tests/test_soundfonts.py unsets it to check the real choice.
+os.environ["DISCO_MUSICA_SOUNDFONT"] = "TimGM6mb"
 
 # Real public-domain pieces from music21's corpus, at least one per style.
 SMALL_CORPUS = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import shutil
+import struct
 
 import numpy as np
 import pyloudnorm
@@ -23,6 +24,7 @@ from engine.render import (
     Effects,
     RenderError,
     apply_effects,
+    builtin_soundfont,
     default_soundfont,
     load_soundfont,
     normalize_loudness,
@@ -162,7 +164,10 @@ def test_missing_midi_file(tmp_path):
 
 
 def test_default_soundfont_is_a_soundfont():
+    # tests/conftest.py pins the default to the built-in one (tests/test_soundfonts.py checks
+    # the ranking that otherwise picks it)
     path = default_soundfont()
+    assert path == builtin_soundfont()
     assert path.name == "TimGM6mb.sf2" and path.is_file()
     data = load_soundfont(None)
     assert data[:4] == b"RIFF" and data[8:12] == b"sfbk" and data == path.read_bytes()
@@ -188,12 +193,33 @@ def test_soundfont_errors(tmp_path):
         assert str(path) in one_line(e)
 
 
+def _riff(*lists: bytes) -> bytes:
+    body = b"sfbk" + b"".join(b"LIST" + struct.pack("<I", 4) + t for t in lists)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
 def test_damaged_soundfont_is_a_render_error(tmp_path, scale_midi):
     bad = tmp_path / "damaged.sf2"
-    bad.write_bytes(b"RIFF\x10\0\0\0sfbk" + bytes(100))
+    bad.write_bytes(_riff(b"INFO", b"sdta", b"pdta"))  # every part there, no samples in them
     with pytest.raises(RenderError, match="could not synthesize") as e:
         render_midi(scale_midi, soundfont=bad)
     one_line(e)
+
+
+def test_cut_short_or_incomplete_soundfont_is_refused_before_synthesis(tmp_path):
+    cut = tmp_path / "cut.sf2"
+    cut.write_bytes(builtin_soundfont().read_bytes()[:65536])  # an interrupted download
+    partial = tmp_path / "partial.sf2"
+    partial.write_bytes(_riff(b"INFO", b"pdta"))
+    for path, match in ((cut, r"damaged \(cut short \(65536 of"), (partial, "missing its sdta")):
+        with pytest.raises(RenderError, match=match) as e:
+            load_soundfont(path)
+        assert str(path) in one_line(e)
+    # a RIFF size that overstates the file while every part is there still plays: accepted
+    data = builtin_soundfont().read_bytes()
+    loose = tmp_path / "loose.sf2"
+    loose.write_bytes(data[:4] + struct.pack("<I", len(data)) + data[8:])
+    assert load_soundfont(loose)[8:] == data[8:]
 
 
 def test_custom_soundfont_path(tmp_path, scale_midi, scale_audio):

@@ -397,9 +397,11 @@ for cmd, (base, files) in FORMAT_USERS.items():
         ("not-a-soundfont.sf2", "not-a-soundfont.sf2"),
         ("empty.sf2", "empty.sf2"),
         ("riff-wave.sf2", "riff-wave.sf2"),
+        ("cut-short.sf2", "cut-short.sf2"),
         ("empty-folder", "empty-folder"),
+        ("banjo", "banjo"),  # neither a file nor a known SoundFont name
     ):
-        made = () if sf == "missing.sf2" else (sf,)
+        made = () if sf in ("missing.sf2", "banjo") else (sf,)
         add(f"{cmd}-soundfont={sf}", [*base, "--soundfont", sf], (*files, *made), lit(needle))
     add(
         f"{cmd}-soundfont-missing-formats-mid",
@@ -415,6 +417,13 @@ for v in ("banjo", "", "drums,bass"):
         ("tune.mid",),
         "part|" + lit(v.strip() or "part"),
     )
+# soundfonts: names that are not known, usage errors, and a download nobody can confirm
+for v, needle in (("banjo", "banjo"), ("", "SoundFont"), ("x" * 100_000, "SoundFont")):
+    add(f"soundfonts-get={v[:12] or 'empty'}", ["soundfonts", "get", v], (), needle)
+add("soundfonts-get=banjo+yes", ["soundfonts", "get", "banjo", "--yes"], (), "banjo")
+add("soundfonts-get-no-name", ["soundfonts", "get"], (), "name")
+add("soundfonts-action=frobnicate", ["soundfonts", "frobnicate"], (), "frobnicate")
+add("soundfonts-option=bogus", ["soundfonts", "--bogus"], (), "bogus")
 add(
     "convert-dtype=int8",
     ["convert", "musicgen", "facebook/musicgen-small", "--out", "conv", "--dtype", "int8"],
@@ -659,6 +668,8 @@ TAMPER_NEEDLE = {
     "formats-string": "format",
     "bit-depth-7": "bit",
     "soundfont-gone": "gone.sf2",
+    "soundfont-sha-gone": "gone.sf2",
+    "soundfont-sha-bad": "sha256",
     "prompt-number": "prompt",
     "prompt-huge": "prompt",
     "empty-object": "generation.json",

@@ -220,6 +220,14 @@ def _note_events_raw(events) -> Callable[[Path], None]:
 
 
 # ---- text, folders and the rest --------------------------------------------------------------
+def _cut_short_soundfont(p: Path) -> None:
+    """The first 64 KiB of the built-in SoundFont: a download or copy that stopped early."""
+    from engine.render import builtin_soundfont
+
+    with open(builtin_soundfont(), "rb") as f:
+        p.write_bytes(f.read(65536))
+
+
 def _text(text: str) -> Callable[[Path], None]:
     return lambda p: p.write_text(text)
 
@@ -301,6 +309,7 @@ FILES: dict[str, Callable[[Path], None]] = {
     "not-a-soundfont.sf2": _text("not a soundfont\n"),
     "empty.sf2": _midi(b""),
     "riff-wave.sf2": _audio(0.1),
+    "cut-short.sf2": _cut_short_soundfont,
     "no-config-model": _folder({"model.safetensors": b"\x00" * 16}),
     "bad-config-model": _folder({"config.json": b"{not json", "model.safetensors": b"x"}),
     "fake-corpus": _folder({"pieces.jsonl": b""}),
@@ -374,6 +383,15 @@ def tampered(base: dict, how: str, here: Path):
     elif how == "soundfont-gone":
         r["output"]["formats"] = ["wav"]
         r["output"]["soundfont"] = {"path": str(here / "gone.sf2"), "default": False}
+    elif how in ("soundfont-sha-gone", "soundfont-sha-bad"):
+        r["output"]["formats"] = ["wav"]
+        sha = "ab" * 32 if how == "soundfont-sha-gone" else "not a sha256"
+        r["output"]["soundfont"] = {
+            "name": "Gone",
+            "path": str(here / "gone.sf2"),
+            "default": False,
+            "sha256": sha,
+        }
     elif how == "prompt-number":
         r["prompt"] = 12
     elif how == "prompt-huge":
@@ -397,7 +415,8 @@ RECORD_TAMPERING = (
     "seed-abc seed-2e70 seed-negative seed-float seeds-disagree plan-seed-disagrees no-model "
     "model-sha-wrong model-unknown engine-unknown engine-number outputs-list outputs-string "
     "no-outputs no-request no-output no-plan request-list request-unknown-key bars-huge "
-    "bars-negative formats-unknown formats-string bit-depth-7 soundfont-gone prompt-number "
+    "bars-negative formats-unknown formats-string bit-depth-7 soundfont-gone soundfont-sha-gone "
+    "soundfont-sha-bad prompt-number "
     "prompt-huge empty-object json-list json-string json-number json-null"
 ).split()
 

@@ -100,6 +100,9 @@ ACCEPTED = [
     ),
     ("prompt-empty", ["prompt", ""], [], []),
     ("models", ["models"], [], []),
+    ("soundfonts", ["soundfonts"], [], []),
+    ("soundfonts-json", ["soundfonts", "--json"], [], []),
+    ("soundfonts-get-builtin", ["soundfonts", "get", "timgm6mb"], [], []),  # already there
 ]
 
 

@@ -35,6 +35,14 @@ CASES = [
     ("accompany-random.mp3", ["accompany", "random.mp3"], ["random.mp3"], "random.mp3", None),
     ("sketch-bars=0", ["sketch", "--bars", "0"], [], "--bars", None),
     ("replay-not-json", ["replay", "notes.txt"], ["notes.txt"], "notes.txt", None),
+    ("soundfonts-get=banjo", ["soundfonts", "get", "banjo"], [], "banjo", None),
+    (
+        "generate-soundfont=cut-short.sf2",
+        ["generate", "", "--formats", "wav", "--soundfont", "cut-short.sf2"],
+        ["cut-short.sf2"],
+        "cut-short.sf2",
+        None,
+    ),
     (
         "generate-out=dot+overwrite",
         [
