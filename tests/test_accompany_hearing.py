@@ -1,0 +1,67 @@
+"""`accompany` hears tempo, metre and chords of rendered pieces, legato and detached.
+
+The pieces (`tests/accompany_pieces.py`) are built here with symusic and rendered with the
+project's renderer (TimGM6mb): eight bars each, known tempo, metre and one chord a bar. A
+piece is heard right when the tempo is within 2 %, the metre is the written one and at
+least 80 % of its eight bars have the right chord (root and third; a seventh read as its
+triad counts). The pieces it still mishears are listed in KNOWN_MISHEARD, run as strict
+xfails (so a fix shows up), and described in docs/accompany.md.
+"""
+
+from __future__ import annotations
+
+import pytest
+import soundfile as sf
+
+from engine.accompany import analyze
+from tests.accompany_pieces import PIECES, same_chord, score_of
+
+TEMPO_TOLERANCE = 0.02
+MIN_CHORDS_RIGHT = 0.8
+
+KNOWN_MISHEARD = {
+    "organ-120-G-waltz": "legato 3/4 whose onsets come back every beat and a half: heard "
+    "as 80 BPM 4/4",
+    "strings-140-Eb": "fast legato strings: no onset pulse at the beat; heard at 68 BPM",
+    "choir-6/8-F": "legato 6/8 without a heard eighth-note pulse: right tempo, heard as 3/4",
+    "pizzicato-72-Bb": "right tempo and metre, but the bar starts on beat 3 (every chord a "
+    "bar late)",
+}
+
+
+def _heard(piece, tmp_path):
+    from engine.render import render_midi
+
+    path = tmp_path / "piece.wav"
+    sf.write(path, render_midi(score_of(piece)), 44100)
+    an = analyze(path, transcribe_notes=False)
+    true = piece.true_chords
+    right = sum(same_chord(f, c) for f, c in zip(an.chords, true, strict=False))
+    return an, right / len(true)
+
+
+@pytest.mark.parametrize(
+    "piece",
+    [
+        pytest.param(
+            p,
+            id=p.name,
+            marks=[pytest.mark.xfail(reason=KNOWN_MISHEARD[p.name], strict=True)]
+            if p.name in KNOWN_MISHEARD
+            else [],
+        )
+        for p in PIECES
+    ],
+)
+def test_hears_tempo_meter_and_chords(piece, tmp_path):
+    an, chords_right = _heard(piece, tmp_path)
+    assert abs(an.tempo_bpm - piece.bpm) <= TEMPO_TOLERANCE * piece.bpm, an.tempo_bpm
+    assert an.meter == piece.meter
+    assert chords_right >= MIN_CHORDS_RIGHT, an.chords
+
+
+def test_the_set_covers_both_styles_and_three_meters():
+    heard = [p for p in PIECES if p.name not in KNOWN_MISHEARD]
+    assert len(PIECES) >= 8
+    assert {p.style for p in heard} == {"legato", "detached"}
+    assert {p.meter for p in heard} == {"4/4", "3/4", "6/8"}
