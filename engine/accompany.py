@@ -8,8 +8,11 @@
 
 The pipeline is a chain of small steps, each testable alone:
 
-1. **Analysis** (`analyze`). Audio: the mono mix at 22050 Hz; beats from
-   ``librosa.beat.beat_track``; the metre (3 or 4 beats a bar) from the accents on the beats
+1. **Analysis** (`analyze`). Audio: the mono mix at 22050 Hz; the beat period from two
+   envelopes (`hear_pulse`): the onset strength (spectral flux, clear in detached playing)
+   and the chroma novelty (chord changes, there in legato playing too), then beats from
+   ``librosa.beat.beat_track`` at that tempo on both envelopes; 6/8 when the beat divides in
+   three, else 3 or 4 beats a bar from the accents and chord changes on the beats
    (`engine.transcribe.guess_meter`); one chord a bar from ``librosa.feature.chroma_cqt``
    averaged over the bar and matched (cosine) against the 24 major and minor triad templates;
    the key from the whole piece's chroma against the Krumhansl-Kessler profiles; the onset
