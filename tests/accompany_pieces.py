@@ -28,6 +28,7 @@ class Piece:
     chords: tuple[str, ...]  # one a bar, four bars (played twice)
     program: int  # GM program of the chords and the melody
     bass_program: int | None = None  # None: the bass on `program` too
+    tie: bool = False  # legato: a chord that stays the next bar is held over the bar line
 
     @property
     def bar_ticks(self) -> int:
@@ -56,6 +57,17 @@ PIECES = (
     Piece("pizzicato-72-Bb", "detached", 72, 4, 4, ("Bb", "Gm", "Eb", "F7"), 45),
     Piece("harp-6/8-A", "detached", 105, 6, 8, ("A", "D", "E7", "A"), 46),
 )
+# Pieces added after the rule was tuned on PIECES (held out): other keys, tempi from 60 to
+# 160, legato 2/4 and 3/4, chords that change every two bars (held over the bar line).
+HELD_OUT = (
+    Piece("strings-60-E-2bar", "legato", 60, 4, 4, ("E", "E", "C#m", "C#m"), 48, tie=True),
+    Piece("flute-2/4-A", "legato", 108, 2, 4, ("A", "F#m", "D", "E"), 73),
+    Piece("oohs-84-Db-waltz", "legato", 84, 3, 4, ("Db", "Bbm", "Gb", "Ab"), 53),
+    Piece("epiano-160-F#m", "detached", 160, 4, 4, ("F#m", "D", "A", "E"), 4),
+    Piece("marimba-2/4-B", "detached", 132, 2, 4, ("B", "G#m", "E", "F#"), 12),
+    Piece("organ-150-Ab-waltz-2bar", "legato", 150, 3, 4, ("Ab", "Ab", "Eb7", "Eb7"), 19, tie=True),
+)
+ALL_PIECES = PIECES + HELD_OUT
 
 
 def _parse(symbol: str) -> tuple[int, tuple[int, ...]]:
@@ -93,9 +105,12 @@ def score_of(piece: Piece) -> Score:
         voicing = sorted(_near(pc, 62) for pc in pcs)
         bass = _near(root, 40)
         if legato:
-            bass_tr.notes.append(Note(t0, bar, bass, 80))
-            for p in voicing:
-                chords_tr.notes.append(Note(t0, bar, p, 70))
+            held = piece.true_chords[b:] if piece.tie else [symbol]
+            span = next((k for k, c in enumerate(held) if c != symbol), len(held)) * bar
+            if b == 0 or not piece.tie or piece.true_chords[b - 1] != symbol:
+                bass_tr.notes.append(Note(t0, span, bass, 80))
+                for p in voicing:
+                    chords_tr.notes.append(Note(t0, span, p, 70))
         else:
             short = TPQ // 4
             bass_tr.notes.append(Note(t0, TPQ // 2, bass, 95))
