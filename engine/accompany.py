@@ -54,6 +54,7 @@ import json
 import platform
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,9 @@ PRIOR_WEIGHT = 0.5
 HARMONY_WEIGHT = 1.0  # chord changes at bar lines, against onsets at beats
 HARMONY_SMOOTH_FRAMES = 9  # chroma smoothed over 0.2 s before its novelty (a tremolo is no change)
 HARMONY_LAG = 4  # frames (90 ms) a chroma change is measured across
+METER_BEATS = (4, 3, 2)  # beats a bar that can be heard (simple metres), preferred first
+METER_MARGIN = 1.1  # a later metre must explain the bar lines this much better to win
+CHANGE_WEIGHT = 2.0  # chord changes on the downbeats, against accents
 GRID_SLACK_S = 0.05  # the first bar may start this early (before 0 s) and still be used
 LEAD_MIN_S = 0.02  # a first bar line later than this gets a silent lead-in bar in part.mid
 TICKS_PER_QUARTER = 480
@@ -250,7 +254,7 @@ def _analyze_audio(path: Path, *, transcribe_notes: bool) -> Analysis:
     import librosa
     from scipy.ndimage import uniform_filter1d
 
-    from engine.transcribe import guess_meter, quiet_libraries
+    from engine.transcribe import quiet_libraries
 
     y, _, _ = _load_mono(path)
     sr = ANALYSIS_SAMPLE_RATE
@@ -275,14 +279,11 @@ def _analyze_audio(path: Path, *, transcribe_notes: bool) -> Analysis:
             f"no steady beat found in {path.name} ({beats.shape[0]} beats); accompany music "
             "with a pulse, at least a few bars long"
         )
-    if pulse.compound:
-        per_bar, downbeat = 2, _downbeat(env, harmony, frames, 2)
-    else:  # 4 or 3 beats a bar from the accents and chord changes on the beats
-        idx = np.clip(frames, 0, n - 1)
-        per_bar, downbeat = guess_meter(
-            env[idx] / max(float(env.mean()), 1e-12)
-            + harmony[idx] / max(float(harmony.mean()), 1e-12)
-        )
+    idx = np.clip(frames, 0, n - 1)
+    accents = env[idx] / max(float(env.mean()), 1e-12)
+    per_bar, downbeat = hear_meter(
+        accents, _beat_chroma(chroma, frames), (2,) if pulse.compound else METER_BEATS
+    )
     beats = refine_beats(y, beats)
     if pulse.compound:  # the quarter-note grid through the dotted-quarter beats, from a bar line
         first = downbeat % 2
@@ -412,14 +413,66 @@ def hear_pulse(onsets: np.ndarray, harmony: np.ndarray, fps: float) -> Pulse:
     return Pulse(60.0 / bpm[i], 2 if third > half else 0, bool(third > half), float(score[i]))
 
 
-def _downbeat(env: np.ndarray, harmony: np.ndarray, frames: np.ndarray, per_bar: int) -> int:
-    """Index of a beat that starts a bar: the phase whose beats carry the most chord change
-    and accent (each envelope over its mean, at the beat frames)."""
-    idx = np.clip(frames, 0, env.shape[0] - 1)
-    s = env[idx] / max(float(env.mean()), 1e-12) + harmony[idx] / max(float(harmony.mean()), 1e-12)
-    if s.shape[0] < 2 * per_bar:
-        return 0
-    return int(np.argmax([s[p::per_bar].mean() for p in range(per_bar)]))
+def _beat_chroma(chroma: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """[B, 12]: the mean chroma of each beat, from its frame to the next beat's."""
+    edges = np.append(np.clip(frames, 0, chroma.shape[1] - 1), chroma.shape[1])
+    return np.stack(
+        [chroma[:, a:b].mean(axis=1) if b > a else chroma[:, a] for a, b in pairwise(edges)]
+    )
+
+
+def _chord_changes(per_beat: np.ndarray, span: int) -> np.ndarray:
+    """How much the harmony changes at each beat [B]: 1 - cosine of the mean chroma of the
+    ``span`` beats from it with that of the ``span`` beats before it (0 where either side
+    is short). Over a bar's span the melody averages out and a bar line stands out."""
+    c = np.cumsum(np.vstack([np.zeros((1, 12)), per_beat]), axis=0)
+    n = per_beat.shape[0]
+    out = np.zeros(n)
+    for k in range(span, n - span + 1):
+        a, b = c[k] - c[k - span], c[k + span] - c[k]
+        out[k] = 1.0 - a @ b / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12)
+    return out
+
+
+def _phase_contrast(s: np.ndarray, m: int, first: int = 1) -> np.ndarray:
+    """[m]: for each phase p, the mean of ``s`` on beats p, p + m, ... less its mean on the
+    other beats, in standard deviations of ``s`` (beats before ``first`` left out)."""
+    k = np.arange(s.shape[0])
+    use = k >= first
+    scale = max(float(s[use].std()), 1e-12)
+    out = np.zeros(m)
+    for p in range(m):
+        on = (k % m == p) & use
+        off = ~on & use
+        if on.any() and off.any():
+            out[p] = (s[on].mean() - s[off].mean()) / scale
+    return out
+
+
+def hear_meter(
+    accents: np.ndarray, per_beat: np.ndarray, candidates: tuple[int, ...] = (4, 3, 2)
+) -> tuple[int, int]:
+    """(beats a bar, index of a downbeat) from the accent [B] and the chroma [B, 12] of each
+    beat (`_beat_chroma`).
+
+    A bar line is where the chord changes and the beat is accented: for each number of beats
+    a bar and each phase, the contrast of both on the would-be downbeats against the other
+    beats (`_phase_contrast`, chord changes weighted CHANGE_WEIGHT). The harmony's contrast
+    is largest for the bar whose lines carry every change and no beat within it does, so
+    chords that change every bar give that bar, every two bars the longer metre (4/4 for
+    eight beats, 3/4 for six). A metre earlier in ``candidates`` is preferred unless a later
+    one's contrast is METER_MARGIN times larger.
+    """
+    best: tuple[float, int, int] | None = None
+    for m in candidates:
+        if accents.shape[0] < 2 * m:
+            continue
+        changes = _chord_changes(per_beat, m)
+        c = _phase_contrast(accents, m) + CHANGE_WEIGHT * _phase_contrast(changes, m, m)
+        p = int(np.argmax(c))
+        if best is None or c[p] > METER_MARGIN * best[0]:
+            best = (float(c[p]), m, p)
+    return (candidates[0], 0) if best is None else (best[1], best[2])
 
 
 def refine_beats(y: np.ndarray, beats: np.ndarray) -> np.ndarray:
