@@ -12,8 +12,8 @@ The pipeline is a chain of small steps, each testable alone:
    envelopes (`hear_pulse`): the onset strength (spectral flux, clear in detached playing)
    and the chroma novelty (chord changes, there in legato playing too), then beats from
    ``librosa.beat.beat_track`` at that tempo on both envelopes; 6/8 when the beat divides in
-   three, else 3 or 4 beats a bar from the accents and chord changes on the beats
-   (`engine.transcribe.guess_meter`); one chord a bar from ``librosa.feature.chroma_cqt``
+   three, else 4, 3 or 2 beats a bar and bar 1 from the chord changes and accents on the
+   beats (`hear_meter`); one chord a bar from ``librosa.feature.chroma_cqt``
    averaged over the bar and matched (cosine) against the 24 major and minor triad templates;
    the key from the whole piece's chroma against the Krumhansl-Kessler profiles; the onset
    density (onsets a beat). MIDI: tempo map and time signature from the file, beats on the
@@ -85,6 +85,7 @@ MIN_BARS_HEARD = 4  # a bar must fit this many times in the audio
 TEMPO_PRIOR_BPM = 100.0  # the preferred beat (log-normal, TEMPO_PRIOR_OCTAVES wide)
 TEMPO_PRIOR_OCTAVES = 1.0
 PRIOR_WEIGHT = 0.5
+COMPOUND_MARGIN = 1.25  # the beat divides in three when that pulse is this much clearer
 HARMONY_WEIGHT = 1.0  # chord changes at bar lines, against onsets at beats
 HARMONY_SMOOTH_FRAMES = 9  # chroma smoothed over 0.2 s before its novelty (a tremolo is no change)
 HARMONY_LAG = 4  # frames (90 ms) a chroma change is measured across
@@ -398,7 +399,8 @@ def hear_pulse(onsets: np.ndarray, harmony: np.ndarray, fps: float) -> Pulse:
       flat: a bar that holds a whole number of beats;
     - a log-normal tempo preference (TEMPO_PRIOR_BPM).
 
-    A beat whose onset pulse is clearer at a third of it than at a half divides in three.
+    A beat whose onset pulse is clearer at a third of it than at a half (by COMPOUND_MARGIN:
+    in legato playing both are faint) divides in three.
     At least MIN_BARS_HEARD bars of 2 beats must fit in the audio.
     """
     bpm = np.geomspace(PULSE_MIN_BPM, PULSE_MAX_BPM, PULSE_CANDIDATES)
@@ -410,7 +412,8 @@ def hear_pulse(onsets: np.ndarray, harmony: np.ndarray, fps: float) -> Pulse:
     score[period * 2 * MIN_BARS_HEARD > onsets.shape[0]] = -np.inf
     i = int(np.argmax(score))
     third, half = _fold_clarity(onsets, np.array([period[i] / 3, period[i] / 2]))
-    return Pulse(60.0 / bpm[i], 2 if third > half else 0, bool(third > half), float(score[i]))
+    compound = bool(third > COMPOUND_MARGIN * max(half, 0.0))
+    return Pulse(60.0 / bpm[i], 2 if compound else 0, compound, float(score[i]))
 
 
 def _beat_chroma(chroma: np.ndarray, frames: np.ndarray) -> np.ndarray:
@@ -435,8 +438,10 @@ def _chord_changes(per_beat: np.ndarray, span: int) -> np.ndarray:
 
 
 def _phase_contrast(s: np.ndarray, m: int, first: int = 1) -> np.ndarray:
-    """[m]: for each phase p, the mean of ``s`` on beats p, p + m, ... less its mean on the
-    other beats, in standard deviations of ``s`` (beats before ``first`` left out)."""
+    """[m]: for each phase p, the correlation of ``s`` with "beat p, p + m, ... is a bar
+    line" (the mean on those beats less the mean on the others, in standard deviations of
+    ``s``, times sqrt(share (1 - share)), so that bars of 2, 3 and 4 beats compare fairly);
+    beats before ``first`` left out."""
     k = np.arange(s.shape[0])
     use = k >= first
     scale = max(float(s[use].std()), 1e-12)
@@ -445,7 +450,8 @@ def _phase_contrast(s: np.ndarray, m: int, first: int = 1) -> np.ndarray:
         on = (k % m == p) & use
         off = ~on & use
         if on.any() and off.any():
-            out[p] = (s[on].mean() - s[off].mean()) / scale
+            share = on.sum() / use.sum()
+            out[p] = (s[on].mean() - s[off].mean()) / scale * np.sqrt(share * (1 - share))
     return out
 
 
