@@ -1,7 +1,8 @@
 """`accompany` hears tempo, metre and chords of rendered pieces, legato and detached.
 
 The pieces (`tests/accompany_pieces.py`) are built here with symusic and rendered with the
-project's renderer (TimGM6mb): eight bars each, known tempo, metre and one chord a bar. A
+project's renderer (TimGM6mb): eight bars each, known tempo, metre and one chord a bar (two
+bars in two of them); PIECES were tuned on, HELD_OUT were added after the rule was set. A
 piece is heard right when the tempo is within 2 %, the metre is the written one and at
 least 80 % of its eight bars have the right chord (root and third; a seventh read as its
 triad counts). The pieces it still mishears are listed in KNOWN_MISHEARD, run as strict
@@ -14,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from engine.accompany import analyze
-from tests.accompany_pieces import PIECES, same_chord, score_of
+from tests.accompany_pieces import ALL_PIECES, same_chord, score_of
 
 TEMPO_TOLERANCE = 0.02
 MIN_CHORDS_RIGHT = 0.8
@@ -22,10 +23,13 @@ MIN_CHORDS_RIGHT = 0.8
 KNOWN_MISHEARD = {
     "organ-120-G-waltz": "legato 3/4 whose onsets come back every beat and a half: heard "
     "as 80 BPM 4/4",
-    "strings-140-Eb": "fast legato strings: no onset pulse at the beat; heard at 68 BPM",
-    "choir-6/8-F": "legato 6/8 without a heard eighth-note pulse: right tempo, heard as 3/4",
-    "pizzicato-72-Bb": "right tempo and metre, but the bar starts on beat 3 (every chord a "
-    "bar late)",
+    "strings-140-Eb": "fast legato strings whose melody mostly repeats one tied note: no "
+    "onset pulse at the beat; heard at 68 BPM",
+    "choir-6/8-F": "legato 6/8 whose melody moves only in dotted quarters: nothing divides "
+    "the beat, so it sounds as 2/4 would; right tempo, heard as 3/4",
+    "strings-60-E-2bar": "slow legato strings, chords held two bars: tempo 5 % fast",
+    "flute-2/4-A": "legato 2/4: right tempo, but the melody's accents on beat 2 make it 4/4",
+    "organ-150-Ab-waltz-2bar": "fast legato waltz, chords held two bars: heard at 99 BPM 4/4",
 }
 
 
@@ -50,7 +54,7 @@ def _heard(piece, tmp_path):
             if p.name in KNOWN_MISHEARD
             else [],
         )
-        for p in PIECES
+        for p in ALL_PIECES
     ],
 )
 def test_hears_tempo_meter_and_chords(piece, tmp_path):
@@ -61,7 +65,7 @@ def test_hears_tempo_meter_and_chords(piece, tmp_path):
 
 
 def test_the_set_covers_both_styles_and_three_meters():
-    heard = [p for p in PIECES if p.name not in KNOWN_MISHEARD]
-    assert len(PIECES) >= 8
+    heard = [p for p in ALL_PIECES if p.name not in KNOWN_MISHEARD]
+    assert len(ALL_PIECES) >= 14
     assert {p.style for p in heard} == {"legato", "detached"}
-    assert {p.meter for p in heard} == {"4/4", "3/4", "6/8"}
+    assert {p.meter for p in heard} == {"4/4", "3/4", "2/4", "6/8"}
