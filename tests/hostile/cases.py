@@ -113,7 +113,9 @@ numbers(
     (
         Num("--tempo", float, 20, 300, extra=("19.9", "301")),
         Num("--voices", int, 1, 8, extra=("9",)),
-        Num("--bars", int, 1, 64, extra=("65",)),
+        Num("--bars", int, 1, 128, extra=("129",)),
+        Num("--polyphony", int, 1, 6, extra=("7", "20")),
+        Num("--voice-leading", float, 0, 20, extra=("20.5",)),
         *SAMPLING,
     ),
 )
@@ -121,13 +123,13 @@ numbers(
     "continue",
     ["continue", "tune.mid"],
     ("tune.mid",),
-    (Num("--bars", int, 1, 64, extra=("65",)), *SAMPLING),
+    (Num("--bars", int, 1, 128, extra=("129",)), *SAMPLING),
 )
 numbers(
     "continue-audio",
     ["continue", "tune.wav", "--formats", "mid"],
     ("tune.wav",),
-    (Num("--bars", int, 1, 64, extra=("65",)), *SAMPLING),
+    (Num("--bars", int, 1, 128, extra=("129",)), *SAMPLING),
 )
 numbers(
     "continue-musicgen",
@@ -144,7 +146,7 @@ numbers(
     (
         Num("--tempo", float, 20, 300, extra=("19.9", "301")),
         Num("--duration", float, 0, 600, lo_open=True, extra=("601",)),
-        Num("--bars", int, 1, 64, extra=("65",)),
+        Num("--bars", int, 1, 128, extra=("129",)),
         Num("--density", float, 0, 1, extra=("1.5",)),
         Num("--syncopation", float, 0, 1, extra=("1.5",)),
         Num("--creativity", float, 0, 1, extra=("1.5",)),
@@ -155,7 +157,21 @@ numbers(
         Num("--eq-high", float, -24, 24, extra=("25", "-25")),
         Num("--compression", float, 0, 1, extra=("1.5",)),
         Num("--bit-depth", int, 16, 16, extra=("17", "32")),
+        Num("--polyphony", int, 1, 6, extra=("7", "20")),
+        Num("--voice-leading", float, 0, 20, extra=("20.5",)),
     ),
+)
+numbers(
+    "eval-prompts",
+    ["eval", "prompts", "--out", "report"],
+    (),
+    (Num("--seeds", int, 1, 100, extra=("101",)), SEED),
+)
+add(
+    "eval-prompts-model=no-such-model",
+    ["eval", "prompts", "--model", "no-such-model"],
+    (),
+    "no-such-model",
 )
 numbers(
     "generate-musicgen",
@@ -251,7 +267,7 @@ EVAL = [
 ]
 for spec in (
     Num("--pieces-per-style", int, 1, 1000),
-    Num("--bars", int, 1, 64, extra=("65",)),
+    Num("--bars", int, 1, 128, extra=("129",)),
     Num("--harmonizations", int, 0, 1000),
     SEED,
     KEY_STRENGTH,
