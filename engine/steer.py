@@ -62,6 +62,7 @@ DENSITY_STRENGTH = 2.0  # logit scale of the duration/onset preference at densit
 SYNCOPATION_STRENGTH = 1.5  # logit bonus for off-beat onsets at syncopation 1
 CONTOUR_STRENGTH = 1.5  # logit penalty per octave away from the contour line
 CADENCE_STRENGTH = 1.0  # logit bonus for a cadence chord's tones in the parts above the bass
+CLOSING_STRENGTH = 3.0  # logits for the last bass note to be held to the end
 
 
 class SteeringError(UserError, ValueError):
@@ -280,6 +281,10 @@ class _Biases:
             return None
         bar = bar_offset + max(grammar.bars_in_track - 1, 0)
         is_bass = grammar.track == self.s.bass_track
+        alone = self.s.bass_track is None and (grammar.voices or 1) == 1
+        closing = self.s.cadence and bar == self.s.total_bars - 1 and (is_bass or alone)
+        if closing:  # the last note: held to the end of the piece, not repeated
+            return self._closing_bias(grammar, state, bar)
         if state == "duration":
             if not is_bass or self.chord(grammar, bar + 1)[0] is None:
                 return self.duration_bias
@@ -292,11 +297,11 @@ class _Biases:
         chord, final = self.chord(grammar, bar)
         planned = self.s.chord_at(bar) is not chord  # a chord of the cadence plan
         if chord is not None:
-            alone = self.s.bass_track is None and (grammar.voices or 1) == 1
             if final and (is_bass or alone):  # (a single part is its own bass)
                 bias += self._final_bias(chord)
             elif planned and not is_bass:  # a gentle pull above the bass
-                bias += self._chord_bias(chord, hard=False) * (CADENCE_STRENGTH / CHORD_STRENGTH)
+                pull = CHORD_STRENGTH if final else CADENCE_STRENGTH  # (the last chord most)
+                bias += self._chord_bias(chord, hard=False) * (pull / CHORD_STRENGTH)
                 if final and grammar.poly > 1:
                     bias += self._below_the_bass(grammar, chord)
             else:
@@ -305,6 +310,22 @@ class _Biases:
                 bias += self._bass_on_the_beat(grammar, chord)
         if self.s.contour and grammar.track == 0:
             bias += self._contour_bias(bar, grammar._plan().pitch_range)
+        return bias
+
+    def _closing_bias(self, grammar, state: str, bar: int) -> np.ndarray:
+        """The bass's (or a single part's) last bar: the tonic alone, held to the bar's end
+        (`CLOSING_STRENGTH` logits for a note that lasts to the end, against a new onset)."""
+        if state == "duration":
+            bias = self.duration_bias.copy()
+            left = grammar.bar_len - grammar.position
+            bias[self.duration_ids[self.duration_len >= left]] += CLOSING_STRENGTH
+            return bias
+        chord, _ = self.chord(grammar, bar)
+        bias = self.position_bias.copy()
+        if chord is not None:
+            bias += self._final_bias(chord)
+        if grammar.bar_sounds:  # a note has started (or is held): no more onsets wanted
+            bias[self.position_ids] -= CLOSING_STRENGTH
         return bias
 
     def _final_bias(self, chord: Chord) -> np.ndarray:

@@ -7,6 +7,7 @@ recording); MusicGen's melody and audio prompt use `engine.musicgen_api.read_aud
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -179,7 +180,9 @@ def test_librosa_warnings_stay_inside_in_process(files, model):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warnings.simplefilter("ignore", T.InputWarning)  # ours: tested above
-        A.analyze(files["short21"], transcribe_notes=False)  # chroma_cqt warned here
+        # chroma_cqt warned here; 2.1 s is now too short to hear a beat in (a clean refusal)
+        with contextlib.suppress(A.AccompanyError):
+            A.analyze(files["short21"], transcribe_notes=False)
         T.transcribe(files["short21"], quantize=True, model=model)
         T.transcribe(files["short03"], quantize=True, model=model)
 
