@@ -24,9 +24,10 @@ class Release:
     """Weights that a Disco-Musica release shipped under ``name``."""
 
     name: str  # the name records made with them carry, e.g. "score-base"
-    version: str  # the Disco-Musica release that shipped them under that name
+    since: str  # the first Disco-Musica release that shipped them under that name
     sha256: str  # of model.safetensors
     kept_as: str | None = None  # the versioned name later releases ship them under
+    until: str | None = None  # the last release that shipped them as ``name`` (None: current)
 
 
 # Append a row whenever a shipped model's weights change (and ship the old folder under
@@ -48,14 +49,15 @@ def installed_weights() -> dict[str, str]:
     return {n: _sha256(api.MODELS_DIR / n / WEIGHTS_FILE) for n in api.available_models()}
 
 
-def reproducing_model(model: object) -> tuple[str | None, str]:
+def reproducing_model(model: object, made_by: str | None = None) -> tuple[str | None, str]:
     """``(name, why)``: the model that reproduces a record's ``model`` entry, and one line
     saying why; ``(None, why)`` when none installed does, ``why`` then naming the release
     that shipped those weights, when one did.
 
     ``name`` is the recorded name when it still holds the recorded weights (a shipped name
     or a model folder), else the shipped model that holds them (``score-base-v1`` for a
-    record of ``score-base`` made before its weights changed).
+    record of ``score-base`` made before its weights changed). ``made_by`` (the record's
+    ``disco_musica_version``) is the release a message suggests installing, when given.
     """
     if not isinstance(model, dict) or not isinstance(model.get("sha256"), str):
         return (
@@ -82,11 +84,12 @@ def reproducing_model(model: object) -> tuple[str | None, str]:
     known = [r for r in RELEASES if r.sha256 == sha]
     if known:
         r = known[0]
-        also = f", shipped later as {r.kept_as}" if r.kept_as else ""
+        span = f"{r.since} to {r.until}" if r.until else f"{r.since} and later"
+        also = f", then as {r.kept_as}" if r.kept_as else ""
         return None, (
-            f"the recorded weights (sha256 {short}...) are {r.name} of Disco-Musica "
-            f"{r.version}{also}, which is not installed: install Disco-Musica {r.version} "
-            "to reproduce it"
+            f"the recorded weights (sha256 {short}...) are {r.name} as Disco-Musica {span} "
+            f"shipped it{also}, and no installed model has them: install Disco-Musica "
+            f"{made_by or r.since} to reproduce it"
         )
     return None, (
         f"no shipped model and no release has the recorded weights of {shown} (sha256 "

@@ -66,7 +66,10 @@ def test_weights_no_longer_installed_name_their_release(shipped):
     shutil.rmtree(models / "other-v1")
     name, why = mv.reproducing_model({"name": "score-base", "sha256": old})
     assert name is None
-    assert "Disco-Musica 0.1.0" in why and "score-base-v1" in why and "\n" not in why
+    assert "Disco-Musica 0.1.0 and later" in why and "score-base-v1" in why and "\n" not in why
+    assert why.endswith("install Disco-Musica 0.1.0 to reproduce it")
+    _, why = mv.reproducing_model({"name": "score-base", "sha256": old}, made_by="0.2.0")
+    assert why.endswith("install Disco-Musica 0.2.0 to reproduce it")
 
 
 def test_unknown_weights_and_folders(shipped, tmp_path):
