@@ -48,7 +48,8 @@ def chmod_like_new(folder: str | Path) -> None:
     os.umask(umask)
     os.chmod(folder, 0o777 & ~umask)
     for f in Path(folder).iterdir():
-        os.chmod(f, 0o666 & ~umask)
+        # A sub-folder (a corpus's tokenizer/) needs its search bit, or no one can open its files.
+        os.chmod(f, (0o777 if f.is_dir() else 0o666) & ~umask)
 
 
 def json_default(o):

@@ -376,6 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="run folder (default runs/score-PRESET)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument(
+        "--init-from",
+        metavar="NAME|DIR",
+        help="start from this model's weights (same architecture as the preset), with a fresh "
+        "optimizer and the preset's schedule, e.g. --preset base-continue --init-from score-base",
+    )
+    p.add_argument(
         "--max-steps",
         type=int,
         metavar="N",
@@ -932,6 +938,13 @@ def _cmd_train_score(args: argparse.Namespace) -> int:
             _print_corpus_summary(corpus, _build_corpus(corpus, None, None, None))
     else:
         corpus = Path(args.corpus)
+    if args.init_from is not None:  # refuse a model that does not fit before anything starts
+        from engine.data.dataset import ScoreDataset
+        from engine.train_score import check_init_from
+
+        tok = ScoreDataset(corpus).tokenizer
+        model_cfg = {"model_type": "score", "vocab_size": len(tok), **PRESETS[args.preset]["model"]}
+        check_init_from(args.init_from, tok, model_cfg, args.preset)
     with _Spinner(f"Training score model (preset {args.preset}) in {out}") as spinner:
 
         class _Progress:
@@ -953,6 +966,7 @@ def _cmd_train_score(args: argparse.Namespace) -> int:
             resume=args.resume,
             seed=args.seed,
             callback=_Progress(),
+            init_from=args.init_from,
         )
     s = record["summary"]
     best = f"best validation loss {s['best_val']:.4f}, " if s["best_val"] is not None else ""

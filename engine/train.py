@@ -156,14 +156,22 @@ def train(
     out_dir: Path,
     callback: Any = None,
     resume: bool = False,
+    eval_first: bool = False,
+    extra_state: dict | None = None,
 ) -> dict:
-    """Train ``model`` in place; return a summary dict (step, best_val, stop_reason, elapsed_s).
+    """Train ``model`` in place; return a summary dict (step, best_val, stop_reason, elapsed_s,
+    tokens, token_slots).
 
     ``train_batches`` yields (inputs [B, L] int32, lengths [B] int32); if it also has
     ``state_dict()``/``load_state_dict()`` its position is checkpointed and restored.
     ``val_batches()`` returns a fresh pass over (inputs, lengths, group labels).
     ``callback`` gets ``on_train_report(dict)`` and ``on_val_report(dict)``.
     ``resume=True`` continues from ``out_dir/checkpoint`` exactly where it stopped.
+    ``eval_first=True`` (a model that starts from trained weights) validates before the first
+    step (iteration 0), so that the starting weights are the best until beaten.
+    ``extra_state`` (JSON-able) is kept in every checkpoint's trainer state, for the caller.
+    ``tokens`` counts the target tokens trained on, ``token_slots`` the batch cells
+    (rows x window length, padding included); both carry over a resume.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -173,9 +181,11 @@ def train(
     optimizer.init(model.trainable_parameters())
 
     step, best_val, bad_evals, elapsed_before = 0, math.inf, 0, 0.0
+    tokens, token_slots = 0, 0
     if resume:
         ts = _load_checkpoint(out_dir, model, optimizer)
         step, elapsed_before = ts["step"], ts["elapsed_s"]
+        tokens, token_slots = ts.get("tokens", 0), ts.get("token_slots", 0)
         bad_evals = ts["evals_without_improvement"]
         best_val = math.inf if ts["best_val"] is None else ts["best_val"]
         if ts.get("data_state") is not None and hasattr(train_batches, "load_state_dict"):
@@ -204,10 +214,13 @@ def train(
             "best_val": None if math.isinf(best_val) else best_val,
             "evals_without_improvement": bad_evals,
             "elapsed_s": elapsed(),
+            "tokens": tokens,
+            "token_slots": token_slots,
             "data_state": (
                 train_batches.state_dict() if hasattr(train_batches, "state_dict") else None
             ),
             "train_config": asdict(config),
+            **({"extra": extra_state} if extra_state is not None else {}),
         }
         with _atomic_dir(out_dir / CHECKPOINT_DIR) as tmp:
             save_model(tmp, model, model_config)
@@ -219,6 +232,35 @@ def train(
     def elapsed() -> float:
         return elapsed_before + time.perf_counter() - tic
 
+    def validate() -> float:
+        """Validate at ``step``, keep the best weights, report; return the seconds it took."""
+        nonlocal best_val, bad_evals
+        val_tic = time.perf_counter()
+        model.eval()
+        val_loss, by_group = evaluate(model, val_batches(), config.eval_batches)
+        model.train()
+        if val_loss < best_val:
+            best_val, bad_evals = val_loss, 0
+            with _atomic_dir(out_dir / BEST_DIR) as tmp:
+                save_model(tmp, model, model_config)
+        else:
+            bad_evals += 1
+        _report(
+            callback,
+            "on_val_report",
+            {
+                "iteration": step,
+                "val_loss": val_loss,
+                "val_loss_by_group": by_group,
+                "best_val_loss": best_val,
+                "val_time_s": time.perf_counter() - val_tic,
+                "elapsed_s": elapsed(),
+            },
+        )
+        return time.perf_counter() - val_tic
+
+    if eval_first and step == 0:
+        validate()
     model.train()
     stop_reason = "max_steps"
     losses, ntoks_acc, report_tic = [], 0, time.perf_counter()
@@ -233,6 +275,8 @@ def train(
         step += 1
         losses.append((loss.item(), ntoks.item()))
         ntoks_acc += losses[-1][1]
+        tokens += losses[-1][1]
+        token_slots += int(inputs.size)
 
         if step % config.report_every == 0 or step == config.max_steps:
             dt = time.perf_counter() - report_tic
@@ -252,29 +296,7 @@ def train(
             losses, ntoks_acc, report_tic = [], 0, time.perf_counter()
 
         if step % config.eval_every == 0 or step == config.max_steps:
-            val_tic = time.perf_counter()
-            model.eval()
-            val_loss, by_group = evaluate(model, val_batches(), config.eval_batches)
-            model.train()
-            if val_loss < best_val:
-                best_val, bad_evals = val_loss, 0
-                with _atomic_dir(out_dir / BEST_DIR) as tmp:
-                    save_model(tmp, model, model_config)
-            else:
-                bad_evals += 1
-            _report(
-                callback,
-                "on_val_report",
-                {
-                    "iteration": step,
-                    "val_loss": val_loss,
-                    "val_loss_by_group": by_group,
-                    "best_val_loss": best_val,
-                    "val_time_s": time.perf_counter() - val_tic,
-                    "elapsed_s": elapsed(),
-                },
-            )
-            report_tic += time.perf_counter() - val_tic  # keep eval time out of tokens/s
+            report_tic += validate()  # keep eval time out of tokens/s
             if bad_evals >= config.early_stop_patience:
                 stop_reason = "early_stop"
                 break
@@ -292,6 +314,8 @@ def train(
         "best_val": None if math.isinf(best_val) else best_val,
         "stop_reason": stop_reason,
         "elapsed_s": elapsed(),
+        "tokens": tokens,
+        "token_slots": token_slots,
     }
 
 

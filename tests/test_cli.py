@@ -453,6 +453,26 @@ def test_train_score(small_corpus, tmp_path, capsys):
     assert json.loads((run_dir / "model" / "training.json").read_text())["summary"]["step"] == 3
 
 
+def test_train_score_init_from(small_corpus, tiny_model_dir, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    args = ["train", "score", "--corpus", small_corpus, "--out", run_dir, "--max-steps", "2"]
+    code, _, err = run(capsys, *args, "--preset", "tiny-continue", "--init-from", tiny_model_dir)
+    assert code == 0, err
+    record = json.loads((run_dir / "model" / "training.json").read_text())
+    assert record["init_from"]["path"] == str(tiny_model_dir.resolve())
+    assert f"--init-from {tiny_model_dir}" in record["command"]
+    # A run started from one model does not resume from another.
+    other = tmp_path / "other"
+    shutil.copytree(tiny_model_dir, other)
+    (other / "model.safetensors").write_bytes(b"x" + (other / "model.safetensors").read_bytes())
+    code, _, err = run(capsys, *args, "--preset", "tiny-continue", "--resume", "--init-from", other)
+    assert_user_error(code, err, "leave out --init-from")
+    base = ["train", "score", "--corpus", small_corpus, "--preset", "base", "--out", tmp_path / "b"]
+    code, _, err = run(capsys, *base, "--init-from", tiny_model_dir)
+    assert_user_error(code, err, "hidden_size 64", "--preset tiny or tiny-continue")
+    assert not (tmp_path / "b").exists()
+
+
 def test_train_score_refuses_bad_requests(tmp_path, capsys):
     code, _, err = run(capsys, "train", "score", "--corpus", tmp_path, "--out", tmp_path / "r")
     assert_user_error(code, err, "not a built corpus", "corpus build")

@@ -103,3 +103,12 @@ def test_track_permutation_and_stream_resume(small_corpus):
     x2, n2 = next(s2)
     assert np.array_equal(x1, x2) and np.array_equal(n1, n2)
     assert x1.shape[1] <= 512
+
+
+def test_built_corpus_folders_are_searchable(small_corpus):
+    """Every folder of a built corpus has its search bit (the tokenizer/ folder once came out
+    0644, which a user who is not root cannot open files in)."""
+    import stat
+
+    for d in (small_corpus, *(p for p in small_corpus.rglob("*") if p.is_dir())):
+        assert d.stat().st_mode & stat.S_IXUSR, f"{d} is {stat.filemode(d.stat().st_mode)}"

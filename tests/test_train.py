@@ -184,3 +184,89 @@ def test_callbacks(tmp_path, capsys):
     records = [json.loads(x) for x in log.read_text().splitlines()]
     assert [r["kind"] for r in records] == ["train", "train", "val"]
     assert records[2]["val_loss_by_group"].keys() == {"up", "skip"}
+
+
+# ---- warm start (train_score --init-from) on the tiny presets ---------------------------------
+class _Interrupt(Exception):
+    pass
+
+
+class _StopAt:
+    """Raises at the training report of ``iteration`` (the run keeps its last checkpoint)."""
+
+    def __init__(self, iteration: int):
+        self.iteration = iteration
+
+    def on_train_report(self, info):
+        if info["iteration"] == self.iteration:
+            raise _Interrupt
+
+    def on_val_report(self, info):
+        pass
+
+
+def _val_log(run) -> dict[int, float]:
+    records = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    return {r["iteration"]: r["val_loss"] for r in records if r["kind"] == "val"}
+
+
+def test_warm_start_begins_from_the_given_weights(small_corpus, tiny_model_dir, tmp_path):
+    from engine.atomic import sha256_file
+    from engine.data.dataset import ScoreDataset, val_batches
+    from engine.train_score import PRESETS, train_score, validation_windows
+
+    record = train_score(
+        small_corpus, tmp_path / "run", preset="tiny-continue", init_from=tiny_model_dir, quiet=True
+    )
+    ds = ScoreDataset(small_corpus)
+    windows = validation_windows(ds, "tiny-continue")
+    parent, _ = load_model(tiny_model_dir)
+    batches = val_batches(
+        windows, ds.tokenizer.pad_id, PRESETS["tiny-continue"]["tokens_per_batch"]
+    )
+    parent_val, _ = evaluate(parent, batches)
+    fresh = _val_log(tmp_path / "run")
+    # The first validation (before any step) is the parent's, to the bit; a random init
+    # would score about ln(vocabulary) = 6.2 nats.
+    assert list(fresh) == [0, 10, 20]
+    assert fresh[0] == parent_val and parent_val < 4.0
+    assert record["summary"]["best_val"] <= parent_val
+    info = record["init_from"]
+    assert info["sha256"] == sha256_file(tiny_model_dir / "model.safetensors")
+    assert info["path"] == str(tiny_model_dir.resolve()) and info["steps"] == 60
+    assert info["val_loss_at_start"] == parent_val
+    parent_record = json.loads((tiny_model_dir / "training.json").read_text())
+    seen = record["tokens_seen"]
+    assert seen["this_run"]["tokens"] > 0
+    assert (
+        seen["total_tokens"]
+        == parent_record["tokens_seen"]["total_tokens"] + (seen["this_run"]["tokens"])
+    )
+    assert record["data_seed"] == 1 and "--init-from" in record["command"]
+
+
+def test_warm_started_run_resumes_exactly(small_corpus, tiny_model_dir, tmp_path):
+    from engine.train_score import train_score
+
+    kw = dict(preset="tiny-continue", init_from=tiny_model_dir, quiet=True, max_steps=30)
+    straight = train_score(small_corpus, tmp_path / "a", **kw)
+    try:
+        train_score(small_corpus, tmp_path / "b", callback=_StopAt(20), **kw)
+    except _Interrupt:
+        pass
+    state = json.loads((tmp_path / "b" / "checkpoint" / "trainer_state.json").read_text())
+    assert state["step"] == 10 and state["extra"]["init_from"]["steps"] == 60
+    # Resumed without --init-from: the checkpoint remembers where the run started.
+    resumed = train_score(
+        small_corpus, tmp_path / "b", preset="tiny-continue", quiet=True, max_steps=30, resume=True
+    )
+    assert resumed["summary"]["step"] == 30
+    a, b = _val_log(tmp_path / "a"), _val_log(tmp_path / "b")
+    for it in (10, 20, 30):
+        assert abs(a[it] - b[it]) < 1e-5, (it, a[it], b[it])
+    assert resumed["init_from"] == straight["init_from"]
+    assert resumed["tokens_seen"] == straight["tokens_seen"]
+    wa = mx.load(str(tmp_path / "a" / "model" / "model.safetensors"))
+    wb = mx.load(str(tmp_path / "b" / "model" / "model.safetensors"))
+    for k in wa:
+        np.testing.assert_allclose(np.array(wa[k]), np.array(wb[k]), atol=1e-3)

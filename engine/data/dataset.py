@@ -272,11 +272,14 @@ class TrainStream:
                 return pad_batch(bucket, b, self.ds.tokenizer.pad_id)
 
     def state_dict(self) -> dict:
-        return {"rng": self.rng.bit_generator.state}
+        # The windows drawn but not yet batched are part of the position: without them a
+        # resumed run would batch other windows than an uninterrupted one.
+        pending = {str(b): [[int(t) for t in s] for s in seqs] for b, seqs in self.pending.items()}
+        return {"rng": self.rng.bit_generator.state, "pending": pending}
 
     def load_state_dict(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
-        self.pending = {}
+        self.pending = {int(b): seqs for b, seqs in state.get("pending", {}).items()}
 
 
 def val_batches(

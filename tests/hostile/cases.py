@@ -486,6 +486,20 @@ for v, files in (
     )
     if v != "fake-corpus":
         add(f"eval-corpus={v}", ["eval", "score", "--corpus", v, "--out", "report"], files, lit(v))
+for v, files, needle in (
+    ("score-base", (), "init.from score-base.*hidden.size"),  # base's shape, tiny preset
+    ("banjo", (), "init.from.*banjo"),
+    ("notes.txt", ("notes.txt",), "init.from.*notes.txt"),
+    ("empty-folder", ("empty-folder",), "init.from.*empty-folder"),
+):
+    add(
+        f"train-init-from={v}",
+        ["train", "score", "--corpus", "{corpus}", "--preset", "tiny", "--out", "run"]
+        + ["--init-from", v],
+        files,
+        needle,
+        corpus=True,
+    )
 add(
     "train-resume-nothing",
     ["train", "score", "--corpus", "{corpus}", "--preset", "tiny", "--out", "run", "--resume"],
