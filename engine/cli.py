@@ -231,21 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"length in bars, 1..{names.MAX_BARS} (default {names.DEFAULT_BARS})",
     )
-    p.add_argument(
-        "--polyphony",
-        type=int,
-        metavar="N",
-        help=f"notes a chord instrument may sound at once, 1..{names.MAX_POLYPHONY} "
-        "(one-note instruments and voices always 1; default: the instrument's limit)",
-    )
-    p.add_argument(
-        "--voice-leading",
-        type=float,
-        metavar="S",
-        help=f"penalty on parallel fifths/octaves, crossing and wide spacing, "
-        f"0..{_n(names.MAX_VOICE_LEADING)}; 0 = the model alone "
-        f"(default {_n(names.DEFAULT_VOICE_LEADING)})",
-    )
+    cli_generate.part_writing_options(p)
     _sampling_options(p)
 
     p = _command(

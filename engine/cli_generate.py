@@ -22,6 +22,25 @@ DEFAULT_OUTPUT_ROOT = Path("disco-musica-output")
 DEFAULT_FORMATS = "wav,mid,musicxml"
 
 
+def part_writing_options(p) -> None:
+    """--polyphony and --voice-leading (generate and sketch)."""
+    p.add_argument(
+        "--polyphony",
+        type=int,
+        metavar="N",
+        help=f"notes a chord instrument may sound at once, 1..{names.MAX_POLYPHONY} "
+        "(one-note instruments and voices always 1; default: the instrument's limit)",
+    )
+    p.add_argument(
+        "--voice-leading",
+        type=float,
+        metavar="S",
+        help=f"penalty on parallel fifths/octaves, crossing and wide spacing, "
+        f"0..{_n(names.MAX_VOICE_LEADING)}; 0 = the model alone "
+        f"(default {_n(names.DEFAULT_VOICE_LEADING)})",
+    )
+
+
 def add_commands(sub, command) -> None:
     """Register generate, replay and prompt on the ``sub`` parsers (``command`` = cli._command)."""
     p = command(sub, "generate", cmd_generate, "make music from a text prompt", ("generate",))
@@ -116,21 +135,7 @@ def add_commands(sub, command) -> None:
         metavar="0..1",
         help=f"0..1: 0 conservative, 1 experimental (default {_n(names.DEFAULT_CREATIVITY)})",
     )
-    g.add_argument(
-        "--polyphony",
-        type=int,
-        metavar="N",
-        help=f"notes a chord instrument may sound at once, 1..{names.MAX_POLYPHONY} "
-        "(one-note instruments and voices always 1; default: the instrument's limit)",
-    )
-    g.add_argument(
-        "--voice-leading",
-        type=float,
-        metavar="S",
-        help=f"penalty on parallel fifths/octaves, crossing and wide spacing, "
-        f"0..{_n(names.MAX_VOICE_LEADING)}; 0 = the model alone "
-        f"(default {_n(names.DEFAULT_VOICE_LEADING)})",
-    )
+    part_writing_options(g)
     g.add_argument(
         "--seed",
         type=int,
