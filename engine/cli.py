@@ -543,7 +543,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         _check_range("--tempo", args.tempo, api.MIN_TEMPO_BPM, api.MAX_TEMPO_BPM)
     programs = _parse_programs(args.programs)
     api.check_polyphony(args.polyphony)
-    api.check_voice_leading(args.voice_leading, None)
+    api.check_voice_leading(args.voice_leading)
     api.check_request(
         style=args.style,
         key=args.key,

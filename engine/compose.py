@@ -433,7 +433,7 @@ def _voice_leading(v):
     if v is None:
         return None
     try:
-        return check_voice_leading(v, None)[0]
+        return check_voice_leading(v)[0]
     except ScoreModelError as e:
         raise ComposeError(str(e)) from None
 

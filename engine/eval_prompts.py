@@ -157,7 +157,7 @@ def evaluate_prompts(
     t0 = time.time()
     rows = []
     total = len(prompts) * seeds
-    for i, prompt in enumerate(prompts):
+    for prompt in prompts:
         for s in range(first_seed, first_seed + seeds):
             row = {"prompt": prompt, "seed": s}
             try:
@@ -169,7 +169,6 @@ def evaluate_prompts(
             rows.append(row)
             if progress:
                 progress("pieces", len(rows), total)
-        del i
     return {
         "model": str(getattr(sm, "path", model)),
         "prompts": len(prompts),

@@ -137,8 +137,6 @@ STYLE_VOICES = {
     "celtic": 1,
     "folk": 1,
 }
-# Styles whose parts are sung lines: voice leading is on by default (`engine.voicing`).
-VOCAL_STYLES = ("chorale", "renaissance", "madrigal", "medieval")
 # Median pitch a Register token stands for (engine.tokenizer.register_of's bands).
 REGISTER_CENTRES = (38, 49, 56, 63, 70, 79)
 
@@ -700,7 +698,7 @@ class ScoreModel:
             voices = len(programs)
         conditions = self._conditions(style, key, mode, meter, tempo_bpm, voices)
         sampling = self._sampling(temperature, top_k, top_p, seed, key_strength)
-        voicing = check_voice_leading(voice_leading, style, programs)
+        voicing = check_voice_leading(voice_leading)
         n = int(conditions["voices"]) if "voices" in conditions else None
         first = min(bars, self._section_bars(n or 4))
         if parts is None and n is not None:
@@ -962,9 +960,7 @@ class ScoreModel:
         )
         nbars = len(piece_tracks[0].bars)
         start = self._ticks_of_bars(piece_tracks[0].bars)
-        voicing = check_voice_leading(
-            voice_leading, conditions.get("style"), [t.program for t in piece_tracks]
-        )
+        voicing = check_voice_leading(voice_leading)
         if steer is None:
             steer = self.default_steering(
                 nbars + bars, len(piece_tracks), _track_ranges(self.tokenizer, piece_tracks)
@@ -1073,13 +1069,7 @@ class ScoreModel:
             style, info["key"], info["mode"], info["meter"], info["tempo_bpm"], len(plans)
         )
         self._check_fits(given, len(parts))
-        from engine.voicing import CROSSING_STRENGTH, DEFAULT_STRENGTH
-
-        voicing = (
-            (DEFAULT_STRENGTH, CROSSING_STRENGTH)
-            if voice_leading is None
-            else check_voice_leading(voice_leading, None)
-        )
+        voicing = check_voice_leading(voice_leading)
         order = _top_to_bottom(self.tokenizer, plans)
         if steer is None:
             steer = Steering(total_bars=nbars, bass_track=order[-1] if len(plans) > 1 else None)
@@ -1187,9 +1177,7 @@ class ScoreModel:
         conditions = self._conditions(
             style, info["key"], info["mode"], info["meter"], info["tempo_bpm"], len(given)
         )
-        voicing = check_voice_leading(
-            voice_leading, conditions.get("style"), [t.program for t in given]
-        )
+        voicing = check_voice_leading(voice_leading)
         if steer is None:
             steer = self.default_steering(
                 nbars, len(given), _track_ranges(self.tokenizer, [given[i] for i in order])
@@ -1473,7 +1461,7 @@ def _top_to_bottom(tok: ScoreTokenizer, plans: Sequence[TrackPlan]) -> list[int]
     these, the order of the tracks (the first part highest)."""
     keys = []
     for p in plans:
-        bars = [b for b in p.prefix + p.suffix]
+        bars = p.prefix + p.suffix
         pitches = (
             tok.pitch_of[np.concatenate([np.asarray(b, np.int64) for b in bars])] if bars else []
         )
@@ -1508,16 +1496,14 @@ def check_polyphony(polyphony) -> int | None:
     return int(polyphony)
 
 
-def check_voice_leading(voice_leading, style: str | None, programs=None) -> tuple[float, float]:
+def check_voice_leading(voice_leading) -> tuple[float, float]:
     """(penalty strength, crossing strength) for a request (`engine.voicing`).
 
-    ``None``: the default penalty, for every ensemble of lines (``style`` and ``programs``
-    are accepted for the record; vocal and instrumental lines are held to the same rules);
-    0: the model alone.
+    ``None``: the default penalty, for every ensemble of lines (vocal and instrumental lines
+    are held to the same rules); 0: the model alone.
     """
     from engine.voicing import CROSSING_STRENGTH, DEFAULT_STRENGTH, MAX_STRENGTH
 
-    del style, programs
     if voice_leading is None:
         return (DEFAULT_STRENGTH, CROSSING_STRENGTH)
     if not _is_number(voice_leading) or not 0 <= voice_leading <= MAX_STRENGTH:

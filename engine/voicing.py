@@ -37,8 +37,8 @@ PERFECT = (0, 7)  # unison/octave, fifth (mod 12)
 class _Line:
     """One finished part's notes, for lookups by time."""
 
-    def __init__(self, notes: Sequence[tuple[int, int, int]]):
-        ordered = sorted(notes, key=lambda n: (n[0], n[2]))
+    def __init__(self, notes: Sequence[tuple[int, int, int]], *, in_order: bool = False):
+        ordered = list(notes) if in_order else sorted(notes, key=lambda n: (n[0], n[2]))
         self.starts = [n[0] for n in ordered]
         self.notes = ordered
 
@@ -138,7 +138,8 @@ class VoiceLeading:
 
     def _parallels(self, grammar, written: Sequence[int], t: int) -> np.ndarray:
         """1 for each candidate pitch that moves in parallel fifths/octaves with a part."""
-        own = _Line([n for n in grammar.notes[grammar.track] if n[0] < t])
+        # (the line being written: one note at a time, fed in time order)
+        own = _Line(grammar.notes[grammar.track], in_order=True)
         onsets = self._earlier_onsets(grammar, written)
         i = bisect.bisect_left(onsets, t)
         before = onsets[i - 1] if i else -1
