@@ -159,7 +159,9 @@ def add_commands(sub, command) -> None:
         default=names.DEFAULT_VARIATIONS,
         metavar="N",
         help=f"N pieces, seeds SEED..SEED+N-1, 1..{MAX_VARIATIONS} (default "
-        f"{names.DEFAULT_VARIATIONS})",
+        f"{names.DEFAULT_VARIATIONS}); the score model writes them together, up to "
+        f"{names.MAX_BATCH_ROWS} at a time, so each can differ from its seed alone: replay "
+        "its generation.json",
     )
     o = p.add_argument_group("output")
     o.add_argument(
@@ -238,7 +240,7 @@ def add_commands(sub, command) -> None:
 # ---- generate ------------------------------------------------------------------------------
 def cmd_generate(args: argparse.Namespace) -> int:
     from engine import cli
-    from engine.compose import check_formats, compose, plan
+    from engine.compose import check_formats, compose, compose_variations, plan
     from engine.musicgen_api import is_musicgen
     from engine.render import Effects, load_soundfont
 
@@ -276,10 +278,25 @@ def cmd_generate(args: argparse.Namespace) -> int:
     model = cli._load_model(args.model or "score-base")
     _show_understanding(args.prompt, parsed, first_plan, quiet=args.json)
     results = []
+    n = len(folders)
+    batched = None
+    if n > 1:  # the variations are written together, then saved one by one
+        with _StageProgress("") as prog:
+            batched = compose_variations(
+                args.prompt,
+                count=n,
+                seed=args.seed,
+                model=model,
+                progress=lambda i: prog.piece(f"Piece {i + 1}/{n}"),
+                **{k: v for k, v in options.items() if k != "seed"},
+            )
     for i, folder in enumerate(folders):
         seed = args.seed + i
-        with _StageProgress(f"Piece {i + 1}/{len(folders)}" if len(folders) > 1 else "") as prog:
-            comp = compose(args.prompt, model=model, progress=prog, **{**options, "seed": seed})
+        with _StageProgress(f"Piece {i + 1}/{n}" if n > 1 else "") as prog:
+            if batched is not None:
+                comp = batched[i]
+            else:
+                comp = compose(args.prompt, model=model, progress=prog, **{**options, "seed": seed})
             if args.model:
                 comp.request["model"] = comp.model_name = args.model
             record = comp.save(
@@ -559,15 +576,20 @@ class _StageProgress:
         self.progress.start()
         return self
 
-    def __call__(self, stage: str, done: int, total: int) -> None:
+    def __call__(self, stage: str, done: int, total: int, prefix: str | None = None) -> None:
         name = {"audio": "Rendering audio", "notation": "Writing notation"}.get(
             stage, f"Writing {stage} (bars)"
         )
-        if self.prefix:
-            name = f"{self.prefix}: {name}"
+        prefix = self.prefix if prefix is None else prefix
+        if prefix:
+            name = f"{prefix}: {name}"
         if name not in self.tasks:
             self.tasks[name] = self.progress.add_task(name, total=total)
         self.progress.update(self.tasks[name], completed=done, total=total)
+
+    def piece(self, prefix: str):
+        """The progress callback of one of several pieces written at once (any thread)."""
+        return lambda stage, done, total: self(stage, done, total, prefix)
 
     def __exit__(self, *exc) -> None:
         self.progress.stop()

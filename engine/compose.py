@@ -709,6 +709,63 @@ def compose(
     )
 
 
+def compose_variations(
+    prompt: str = "",
+    *,
+    count: int,
+    seed: int,
+    model: str | object | None = None,
+    progress: Callable[[int], ProgressFn | None] | None = None,
+    **options,
+) -> list[Composition]:
+    """``count`` pieces for ``prompt`` with seeds ``seed`` .. ``seed + count - 1``, written
+    together: up to `engine.generate.MAX_BATCH_ROWS` pieces share each decoding step.
+
+    ``progress(i)`` gives piece i's progress callback (called from its own thread). Each
+    piece of a batch records it (``request["batch"]``: the seeds of its rows and its row),
+    and `replay` reruns that batch: a piece written in a batch can differ from the same seed
+    written alone (see `engine.generate.BatchDecoder`).
+    """
+    from engine import score_api as api
+    from engine.generate import MAX_BATCH_ROWS
+
+    if type(count) is not int or not 1 <= count <= names.MAX_VARIATIONS:
+        raise ComposeError(f"count must be 1..{names.MAX_VARIATIONS}, not {count!r}")
+    plan(prompt, seed=seed, **options)  # every check before any work
+    if seed + count - 1 > names.MAX_SEED:
+        raise ComposeError(
+            f"seed must be 0..{names.MAX_SEED - count + 1} for {count} variations, not {seed}"
+        )
+    sm = model if isinstance(model, api.ScoreModel) else api.load(model or api.DEFAULT_MODEL)
+    pieces: list[Composition] = []
+    for first in range(0, count, MAX_BATCH_ROWS):
+        seeds = list(range(seed + first, seed + min(count, first + MAX_BATCH_ROWS)))
+        progs = [progress(first + r) if progress else None for r in range(len(seeds))]
+        pieces += _compose_batch(prompt, sm, seeds, progs, **options)
+    name = _model_name(model, sm)
+    for comp in pieces:
+        comp.request["model"] = comp.model_name = name
+    return pieces
+
+
+def _compose_batch(prompt: str, sm, seeds: list[int], progress: list, **options):
+    """`compose` for each of ``seeds``, decoded together (one piece: alone, as `compose`)."""
+    from engine.generate import BatchDecoder
+
+    if len(seeds) == 1:
+        return [compose(prompt, model=sm, progress=progress[0], seed=seeds[0], **options)]
+
+    def job(row: int):
+        return lambda decoder: compose(
+            prompt, model=sm.for_row(decoder), progress=progress[row], seed=seeds[row], **options
+        )
+
+    pieces = BatchDecoder(sm.model, len(seeds)).run([job(r) for r in range(len(seeds))])
+    for row, comp in enumerate(pieces):
+        comp.request["batch"] = {"seeds": list(seeds), "row": row}
+    return pieces
+
+
 def _model_name(model, sm) -> str:
     from engine import score_api as api
 
@@ -1091,6 +1148,32 @@ def _recorded_input(path: str, sha256: str | None) -> str:
     return str(p)
 
 
+def _rerun_batch(prompt: str, request: dict, batch, model, progress, record_path):
+    """The piece of row ``batch["row"]`` of the variations written with ``batch["seeds"]``."""
+    from engine import score_api as api
+    from engine.generate import MAX_BATCH_ROWS
+
+    seeds, row = (batch.get("seeds"), batch.get("row")) if isinstance(batch, dict) else (0, 0)
+    if not (
+        isinstance(seeds, list)
+        and 2 <= len(seeds) <= MAX_BATCH_ROWS
+        and all(type(x) is int and 0 <= x <= names.MAX_SEED for x in seeds)
+        and type(row) is int
+        and 0 <= row < len(seeds)
+        and seeds[row] == request.get("seed")
+    ):
+        raise ComposeError(
+            f"{record_path}: its request.batch is damaged (it needs the seeds of the batch and "
+            "this piece's row, whose seed is the request's); restore the file"
+        )
+    sm = model if isinstance(model, api.ScoreModel) else api.load(model or api.DEFAULT_MODEL)
+    options = {k: v for k, v in request.items() if k != "seed"}
+    progs = [progress if r == row else None for r in range(len(seeds))]
+    comp = _compose_batch(prompt, sm, seeds, progs, **options)[row]
+    comp.request["model"] = comp.model_name = _model_name(model, sm)
+    return comp
+
+
 def _rerun_workflow(request: dict, old: dict, model, progress) -> Composition:
     from engine import workflows
 
@@ -1209,8 +1292,11 @@ def replay(
 
     soundfont = recorded_soundfont(out["soundfont"])  # the same SoundFont, found by sha256
     model = request.pop("model", None)
+    batch = request.pop("batch", None)
     if "workflow" in request:  # harmonize, restyle, continue (engine.workflows)
         comp = _rerun_workflow(request, old, model, progress)
+    elif batch is not None:  # one of variations written together: its batch again
+        comp = _rerun_batch(prompt, request, batch, model, progress, record_path)
     else:
         comp = compose(prompt, model=model, progress=progress, **request)
     if comp.model_sha256 != old.get("model", {}).get("sha256"):

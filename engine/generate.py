@@ -3,25 +3,36 @@
 ``generate_step`` yields one `GenerationResponse` per sampled token; ``generate`` collects
 the tokens.  Decoding with the cache runs a compiled single-token step over a fixed-capacity
 `StaticKVCache`, so one traced graph serves every step of a capacity bucket.
+
+The model is reached through a `Decoder` (feed tokens, sample the next one). `LocalDecoder`
+decodes one sequence; `BatchDecoder` decodes several sequences, each written by its own
+thread running the unchanged pipeline, with one compiled step for all of them: the
+variations of a piece are written together (`BatchDecoder.run`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from engine.models.score import StaticKVCache
+from engine.models.score import BatchKVCache, RowKVCache, StaticKVCache
+from engine.names import MAX_BATCH_ROWS  # noqa: F401  (the most rows of a BatchDecoder)
 from engine.sample import Sampler, apply_mask, make_sampler
 
 # Cache capacity grows in blocks of this many positions (each size is traced once).
 CACHE_BLOCK = 256
+# Tokens per row of one batched step, padded up to one of these (each traced once); longer
+# forced runs and prompts run on their row alone.
+STEP_TOKENS = (1, 2, 4, 8)
 
 AllowedFn = Callable[[list[int]], np.ndarray | None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -31,6 +42,55 @@ class GenerationResponse:
     tokens_per_second: float
     peak_memory_gb: float
     finish_reason: str | None
+
+
+class Decoder(Protocol):
+    """What `generate_step` asks of a model: one sequence, fed and sampled in turn."""
+
+    def start(self, prompt: list[int], *, seed: int, max_tokens: int, sampler: Sampler) -> None:
+        """Begin a new sequence: prefill ``prompt``; step i samples with key i of ``seed``."""
+
+    def feed(self, tokens: list[int], total: int, need_logits: bool) -> None:
+        """Append forced ``tokens`` (the sequence is then ``total`` long); the logits after
+        them are computed only when ``need_logits``."""
+
+    def sample(self, allowed: np.ndarray | None, step: int, total: int, feed: bool) -> int:
+        """Sample the next token under ``allowed`` (bool mask or additive bias [V]) with
+        key ``step``; with ``feed`` it is appended (the sequence is then ``total`` + 1)."""
+
+
+class LocalDecoder:
+    """One sequence at batch size 1, in the calling thread."""
+
+    def __init__(self, model: nn.Module, use_cache: bool = True):
+        self.forward = _cached_forward(model) if use_cache else _full_forward(model)
+
+    def start(self, prompt: list[int], *, seed: int, max_tokens: int, sampler: Sampler) -> None:
+        self.sampler = sampler
+        self.keys = mx.random.split(mx.random.key(seed), num=max_tokens)
+        self.logits = self.forward(mx.array([prompt], dtype=mx.int32), len(prompt))
+
+    def feed(self, tokens: list[int], total: int, need_logits: bool) -> None:
+        if need_logits:
+            self.logits = self.forward(mx.array([tokens], dtype=mx.int32), total)
+            mx.async_eval(self.logits)
+
+    def sample(self, allowed: np.ndarray | None, step: int, total: int, feed: bool) -> int:
+        y = self.sampler(_constrained(self.logits, allowed), self.keys[step])
+        if feed:
+            # Queue the next forward pass on the lazy token before waiting for it, so the
+            # device computes while this thread yields (one wasted step if it is eos_id).
+            self.logits = self.forward(y.reshape(1, 1), total + 1)
+            mx.async_eval(self.logits)
+        return y.item()
+
+
+def _constrained(logits: mx.array, allowed: np.ndarray | None) -> mx.array:
+    if allowed is None:
+        return logits
+    if allowed.dtype == np.bool_:
+        return apply_mask(logits, allowed[None])
+    return logits + mx.array(allowed, dtype=logits.dtype)[None]  # -inf marks disallowed
 
 
 def generate_step(
@@ -43,6 +103,7 @@ def generate_step(
     eos_id: int | None = None,
     allowed_fn: AllowedFn | None = None,
     use_cache: bool = True,
+    decoder: Decoder | None = None,
 ) -> Generator[GenerationResponse, None, None]:
     """Sample up to ``max_tokens`` tokens continuing ``prompt`` (batch size 1).
 
@@ -54,6 +115,8 @@ def generate_step(
             [V] of allowed next tokens (True = allowed), a float array [V] added to the
             logits (-inf = not allowed), or None for no constraint.
         use_cache: False recomputes the whole sequence each step (reference path).
+        decoder: where the model runs (default a `LocalDecoder` of ``model``); a row of a
+            `BatchDecoder` writes this sequence together with others.
 
     The last response has finish_reason "stop", "length" (``max_tokens`` reached) or
     "context" (the model's ``max_position_embeddings`` is full); the others have None.
@@ -66,11 +129,10 @@ def generate_step(
     if max_tokens <= 0:
         return
     tokens = list(prompt)
-    keys = mx.random.split(mx.random.key(seed), num=max_tokens)
-    forward = _cached_forward(model) if use_cache else _full_forward(model)
+    dec = decoder if decoder is not None else LocalDecoder(model, use_cache)
 
     tic = time.perf_counter()
-    logits = forward(mx.array([prompt], dtype=mx.int32), len(prompt))
+    dec.start(prompt, seed=seed, max_tokens=max_tokens, sampler=sampler)
     step = 0
 
     def respond(token: int) -> GenerationResponse:
@@ -92,6 +154,7 @@ def generate_step(
 
     pending: list = []  # the constraint for the current position, when already asked
     while step < max_tokens:
+        allowed = None
         if allowed_fn is not None:
             allowed = pending.pop() if pending else allowed_fn(tokens)
             run = _forced_run(
@@ -99,9 +162,8 @@ def generate_step(
             )
             if run:
                 # Tokens the constraint forces need no sampling: feed them in one pass.
-                if step + len(run) < max_tokens and len(tokens) + len(run) < context:
-                    logits = forward(mx.array([run], dtype=mx.int32), len(tokens) + len(run))
-                    mx.async_eval(logits)
+                more = step + len(run) < max_tokens and len(tokens) + len(run) < context
+                dec.feed(run, len(tokens) + len(run), need_logits=more)
                 for token in run:
                     tokens.append(token)
                     r = respond(token)
@@ -110,18 +172,8 @@ def generate_step(
                         return
                     step += 1
                 continue
-            if allowed is not None:
-                if allowed.dtype == np.bool_:
-                    logits = apply_mask(logits, allowed[None])
-                else:  # an additive bias; -inf marks disallowed tokens
-                    logits = logits + mx.array(allowed, dtype=logits.dtype)[None]
-        y = sampler(logits, keys[step])
-        if step + 1 < max_tokens and len(tokens) + 1 < context:
-            # Queue the next forward pass on the lazy token before waiting for it, so the
-            # device computes while this thread yields (one wasted step if it is eos_id).
-            logits = forward(y.reshape(1, 1), len(tokens) + 1)
-            mx.async_eval(logits)
-        token = y.item()
+        more = step + 1 < max_tokens and len(tokens) + 1 < context
+        token = dec.sample(allowed, step, len(tokens), feed=more)
         tokens.append(token)
         r = respond(token)
         yield r
@@ -232,3 +284,215 @@ def _cached_forward(model: nn.Module) -> Callable[[mx.array, int], mx.array]:
         return logits
 
     return forward
+
+
+# ---- several sequences at once ---------------------------------------------------------------
+class Cancelled(Exception):
+    """The batch was stopped (Ctrl-C, or a row's interruption): raised in every other row."""
+
+
+@dataclass
+class _Request:
+    kind: str  # "start" | "feed" | "sample"
+    args: tuple
+    result: Any = None
+    error: BaseException | None = None
+
+
+@dataclass
+class _Done:
+    result: Any = None
+    error: BaseException | None = None
+
+
+class BatchRow:
+    """One row of a `BatchDecoder`: the `Decoder` of the job that writes that sequence."""
+
+    def __init__(self, batch: BatchDecoder, row: int):
+        self.batch, self.row = batch, row
+
+    def start(self, prompt: list[int], *, seed: int, max_tokens: int, sampler: Sampler) -> None:
+        self._ask(_Request("start", (list(prompt), seed, max_tokens, sampler)))
+
+    def feed(self, tokens: list[int], total: int, need_logits: bool) -> None:
+        self._ask(_Request("feed", (list(tokens), need_logits)))
+
+    def sample(self, allowed: np.ndarray | None, step: int, total: int, feed: bool) -> int:
+        return self._ask(_Request("sample", (allowed, step, feed)))
+
+    def _ask(self, req: _Request):
+        """Hand the request to the batch and wait for the round that answers it."""
+        return self.batch._hub.switch(req)
+
+
+class BatchDecoder:
+    """Writes several sequences together: one compiled step samples a token for each.
+
+    Each sequence is written by its own job, which runs the unchanged pipeline (grammar,
+    steering, sections) with a `BatchRow` as its decoder, in a greenlet of the calling
+    thread: a row's request (a prompt to prefill, forced tokens to feed, or a token to
+    sample) switches back to `run`, which answers round k once every job still working has
+    made its k-th request. No threads, no locks; the rounds are the same on every run. The
+    sampled and single forced tokens of a round go through one compiled single-token step
+    over a [rows, H, S, Dh] cache with a position per row (`BatchKVCache`); prompts and
+    longer forced runs run at batch size 1 on their row. The capacity S grows in
+    `CACHE_BLOCK`s with the longest row.
+
+    A batch is deterministic: the same jobs in the same rows give the same tokens. A row is
+    not bit-identical to decoding the same sequence alone: the matrix products of a batch
+    (and of a larger capacity) round differently (about 1e-6 on the logits), which can
+    change a draw. So a piece written in a batch is made again by rerunning its batch.
+    """
+
+    def __init__(self, model: nn.Module, rows: int):
+        if not 1 <= rows <= MAX_BATCH_ROWS:
+            raise ValueError(f"rows must be 1..{MAX_BATCH_ROWS}, got {rows}")
+        args = model.args
+        self.model, self.rows, self.context = model, rows, args.max_position_embeddings
+        self.heads = args.num_attention_heads
+        self.head_dim = args.hidden_size // self.heads
+        self.dtype = model.model.embed_tokens.weight.dtype
+        self.state: list[tuple[mx.array, mx.array]] = []
+        self.capacity = 0
+        self.offsets = [0] * rows  # each row's next position
+        self.logits: list[mx.array | None] = [None] * rows
+        self.keys: list[mx.array | None] = [None] * rows
+        self.samplers: list[Sampler | None] = [None] * rows
+        self._hub = None  # the greenlet that runs the batch
+
+        def batch_step(tokens, offsets, last, kv: list[tuple[mx.array, mx.array]]):
+            """tokens [N, L], offsets [N], last [N] (each row's last real token) -> logits
+            [N, V] after each row's last token, and the new cache."""
+            cache = [BatchKVCache(k, v, offsets) for k, v in kv]
+            logits = model(tokens, cache)
+            logits = mx.take_along_axis(logits, last[:, None, None], axis=1)[:, 0]
+            return logits, [c.state for c in cache]
+
+        self._batch_step = mx.compile(batch_step)
+
+    def run(self, jobs: Sequence[Callable[[BatchRow], T]]) -> list[T]:
+        """Run ``jobs`` (functions of their `BatchRow`, one per row) together; return their
+        results in order.
+
+        The first error of a job (by row) is raised once every job has ended; an interrupt
+        (Ctrl-C) stops every row (`Cancelled` is raised in the others) and is raised here.
+        """
+        from greenlet import getcurrent, greenlet
+
+        if len(jobs) != self.rows:
+            raise ValueError(f"{len(jobs)} jobs for a batch of {self.rows} rows")
+        self._hub = getcurrent()
+
+        def work(job: Callable[[BatchRow], T], row: int) -> _Done:
+            try:
+                return _Done(result=job(BatchRow(self, row)))
+            except BaseException as e:  # handed to run
+                return _Done(error=e)
+
+        rows = [greenlet(work) for _ in jobs]
+        done: dict[int, _Done] = {}
+        pending: dict[int, _Request] = {}
+
+        def resume(row: int, *value, error: BaseException | None = None) -> None:
+            """Go on with a row until its next request (or its end)."""
+            out = rows[row].throw(error) if error is not None else rows[row].switch(*value)
+            if isinstance(out, _Done):
+                done[row] = out
+                if isinstance(out.error, (KeyboardInterrupt, SystemExit)):
+                    raise out.error
+            else:
+                pending[row] = out
+
+        try:
+            for row, job in enumerate(jobs):
+                resume(row, job, row)
+            while pending:
+                round_, pending = pending, {}
+                self._answer(round_)
+                for row, req in sorted(round_.items()):
+                    resume(row, req.result, error=req.error)
+        except BaseException:
+            for g in rows:  # let every other job unwind (its finally clauses run)
+                if g and not g.dead:
+                    g.throw(Cancelled())
+            raise
+        errors = {r: d.error for r, d in done.items() if d.error is not None}
+        if errors:
+            raise errors[min(errors)]
+        return [done[row].result for row in range(self.rows)]
+
+    def _answer(self, round_: dict[int, _Request]) -> None:
+        """One round: prompts (and forced runs longer than `STEP_TOKENS[-1]`) on their rows,
+        then one batched step for every other token of the round."""
+        self._reserve(round_)
+        fed: dict[int, mx.array] = {}  # row -> its tokens [L] for the batched step
+        sampled: dict[int, mx.array] = {}
+        for row, req in sorted(round_.items()):
+            try:
+                if req.kind == "start":
+                    prompt, seed, max_tokens, sampler = req.args
+                    self.samplers[row] = sampler
+                    self.keys[row] = mx.random.split(mx.random.key(seed), num=max_tokens)
+                    self.offsets[row] = 0
+                    self._row_forward(row, prompt)
+                elif req.kind == "feed":
+                    tokens, need_logits = req.args
+                    if need_logits and len(tokens) <= STEP_TOKENS[-1]:
+                        fed[row] = mx.array(tokens, dtype=mx.int32)
+                    elif need_logits:
+                        self._row_forward(row, tokens)
+                else:
+                    allowed, step, feed = req.args
+                    logits = _constrained(self.logits[row], allowed)
+                    y = self.samplers[row](logits, self.keys[row][step])
+                    sampled[row] = y
+                    if feed:
+                        fed[row] = y
+            except Exception as e:  # this row's request failed (e.g. a mask allowing nothing)
+                req.error = e
+                fed.pop(row, None)
+                sampled.pop(row, None)
+        if fed:
+            L = next(n for n in STEP_TOKENS if n >= max(t.size for t in fed.values()))
+            # Rows with fewer tokens (or none) pad after their last one, where their next
+            # step writes before any of their queries can see it.
+            tokens = mx.stack(
+                [
+                    mx.pad(fed[r], (0, L - fed[r].size)) if r in fed else mx.zeros(L, mx.int32)
+                    for r in range(self.rows)
+                ]
+            )
+            offsets = mx.array(self.offsets, dtype=mx.int32)
+            last = mx.array([fed[r].size - 1 if r in fed else 0 for r in range(self.rows)])
+            logits, self.state = self._batch_step(tokens, offsets, last, self.state)
+            for row, t in fed.items():
+                self.logits[row] = logits[row : row + 1]
+                self.offsets[row] += t.size
+            mx.async_eval(logits, self.state)
+        if sampled:  # one wait for all the drawn tokens
+            drawn = np.array(mx.concatenate(list(sampled.values()))).tolist()
+            for row, token in zip(sampled, drawn, strict=True):
+                round_[row].result = token
+
+    def _reserve(self, round_: dict[int, _Request]) -> None:
+        """Grow the cache (all rows, in `CACHE_BLOCK`s) to hold what this round writes,
+        padding included (up to `STEP_TOKENS[-1]` slots past the window)."""
+        ends = [
+            len(round_[r].args[0]) if r in round_ and round_[r].kind == "start" else offset
+            for r, offset in enumerate(self.offsets)
+        ]
+        need = max(ends) + STEP_TOKENS[-1]
+        capacity = min(-(-need // CACHE_BLOCK) * CACHE_BLOCK, self.context + STEP_TOKENS[-1])
+        if capacity <= self.capacity:
+            return
+        z = mx.zeros((self.rows, self.heads, capacity - self.capacity, self.head_dim), self.dtype)
+        self.state = [(mx.concatenate([k, z], 2), mx.concatenate([v, z], 2)) for k, v in self.state]
+        self.state = self.state or [(z, z) for _ in self.model.layers]
+        self.capacity = capacity
+
+    def _row_forward(self, row: int, tokens: list[int]) -> None:
+        """Feed ``tokens`` to one row at batch size 1 (a prompt or a forced run)."""
+        cache = [RowKVCache(k, v, row, self.offsets[row]) for k, v in self.state]
+        self.logits[row] = self.model(mx.array([tokens], dtype=mx.int32), cache)[:, -1]
+        self.state = [c.state for c in cache]
+        self.offsets[row] += len(tokens)

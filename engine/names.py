@@ -42,6 +42,7 @@ DEFAULT_TEMPO_BPM = 96.0  # no tempo, no style (each style has its own, engine.c
 DEFAULT_DYNAMICS = "mf"
 DYNAMICS = ("pp", "p", "mp", "mf", "f", "ff")
 MAX_VARIATIONS = 32
+MAX_BATCH_ROWS = 8  # variations written together in one batch (engine.generate)
 DEFAULT_VARIATIONS = 1
 # Creativity c sets the sampling: temperature 0.6 + 0.6 c, top-p 0.85 + 0.14 c, key strength
 # 2.7 - 2.4 c (engine.compose.plan).

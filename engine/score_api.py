@@ -622,6 +622,14 @@ class ScoreModel:
         self.tokenizer = tokenizer
         self.path = path
         self.context = int(config.get("max_position_embeddings", 1024))
+        self.decoder = None  # a row of a BatchDecoder (`for_row`); None decodes alone
+
+    def for_row(self, row) -> ScoreModel:
+        """This model writing through ``row`` (a `engine.generate.BatchRow`): its sequences
+        are decoded together with the batch's other rows (`compose.compose_variations`)."""
+        twin = ScoreModel(self.model, self.config, self.tokenizer, self.path)
+        twin.decoder = row
+        return twin
 
     @classmethod
     def load(cls, name_or_path: str | Path = DEFAULT_MODEL) -> ScoreModel:
@@ -1380,6 +1388,7 @@ class ScoreModel:
                 seed=sampling["seed"],
                 eos_id=tok.eos_id,
                 allowed_fn=allowed_fn,
+                decoder=self.decoder,
             ):
                 tokens.append(r.token)
                 if progress is not None:

@@ -86,6 +86,40 @@ def test_variations_and_json(tmp_path, capsys):
     assert a != b
 
 
+@needs_model
+def test_variations_written_together_replay_exactly(tmp_path, capsys):
+    """--variations decodes the pieces as one batch; each records its batch, and replay of
+    any one of them (rerunning the batch) gives the same bytes."""
+    code, _, err = run(
+        capsys, "generate", "a chorale in A minor for choir, 4 bars", "--variations", "3",
+        "--seed", "40", "--out", tmp_path / "v", "--formats", "mid,musicxml",
+    )  # fmt: skip
+    assert code == 0, err
+    mids = []
+    for i in (1, 2, 3):
+        folder = tmp_path / "v" / f"variation-{i}"
+        record = json.loads((folder / "generation.json").read_text())
+        assert record["request"]["batch"] == {"seeds": [40, 41, 42], "row": i - 1}
+        assert record["seed"] == 39 + i
+        mids.append((folder / "music.mid").read_bytes())
+    assert len(set(mids)) == 3
+    code, stdout, err = run(
+        capsys, "replay", tmp_path / "v" / "variation-2", "--out", tmp_path / "again"
+    )
+    assert code == 0, err
+    assert "music.mid: identical" in stdout and "music.musicxml: identical" in stdout
+    assert (tmp_path / "again" / "music.mid").read_bytes() == mids[1]
+
+    # a damaged batch in the record: one line, nothing written
+    record_path = tmp_path / "v" / "variation-3" / "generation.json"
+    record = json.loads(record_path.read_text())
+    record["request"]["batch"]["row"] = 0  # not the row of seed 42
+    record_path.write_text(json.dumps(record))
+    code, _, err = run(capsys, "replay", record_path, "--out", tmp_path / "bad")
+    assert code == 2 and "request.batch is damaged" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "bad").exists()
+
+
 def test_prompt_lists_the_vocabulary(capsys):
     code, out, _ = run(capsys, "prompt")
     assert code == 0

@@ -99,13 +99,72 @@ class StaticKVCache:
         return self.keys, self.values
 
 
+class BatchKVCache:
+    """Fixed-capacity cache of N sequences, each taking L new tokens per step at its own
+    position.
+
+    ``keys``/``values`` are [N, H, S, Dh] buffers and ``offset`` [N] int32 holds each row's
+    position: row i writes its L tokens' keys/values at ``offset[i]`` .. ``offset[i] + L - 1``
+    and its query j attends to the slots up to ``offset[i] + j``. A row that has fewer than L
+    tokens pads them: the padding lands after its last token, where its next step writes
+    before any of its queries can see it. The caller keeps ``offset[i] + L <= S``.
+    """
+
+    def __init__(self, keys: mx.array, values: mx.array, offset: mx.array):
+        self.keys, self.values, self.offset = keys, values, offset
+
+    def update_and_fetch(self, keys: mx.array, values: mx.array) -> tuple[mx.array, mx.array]:
+        """Write ``keys``/``values`` [N, H, L, Dh] at each row's positions; return the buffers."""
+        L = keys.shape[2]
+        pos = self.offset[:, None] + mx.arange(L)  # [N, L]
+        idx = mx.broadcast_to(pos[:, None, :, None], keys.shape)
+        self.keys = mx.put_along_axis(self.keys, idx, keys, axis=2)
+        self.values = mx.put_along_axis(self.values, idx, values, axis=2)
+        return self.keys, self.values
+
+    def make_mask(self, L: int) -> mx.array:
+        """Additive [N, 1, L, S]: query j of row i sees the slots up to its own position."""
+        q_pos = self.offset[:, None] + mx.arange(L)  # [N, L]
+        seen = mx.arange(self.keys.shape[2])[None, None] <= q_pos[:, :, None]
+        return mx.where(seen, 0.0, -mx.inf)[:, None]
+
+    @property
+    def state(self) -> tuple[mx.array, mx.array]:
+        return self.keys, self.values
+
+
+class RowKVCache:
+    """One row of a `BatchKVCache`'s buffers taking several new tokens (a prompt, a forced
+    run): ``keys``/``values`` [N, H, S, Dh] are updated in place at row ``row`` from
+    ``offset``, and attention reads that row alone."""
+
+    def __init__(self, keys: mx.array, values: mx.array, row: int, offset: int):
+        self.keys, self.values, self.row, self.offset = keys, values, row, offset
+
+    def update_and_fetch(self, keys: mx.array, values: mx.array) -> tuple[mx.array, mx.array]:
+        start = mx.array([self.row, self.offset])
+        self.keys = mx.slice_update(self.keys, keys, start, axes=(0, 2))
+        self.values = mx.slice_update(self.values, values, start, axes=(0, 2))
+        r = slice(self.row, self.row + 1)
+        return self.keys[r], self.values[r]
+
+    def make_mask(self, L: int) -> mx.array:
+        """Additive [L, S]: query i (at position offset + i) sees keys at positions <= its own."""
+        q_pos = self.offset + mx.arange(L)[:, None]
+        return mx.where(mx.arange(self.keys.shape[2])[None] <= q_pos, 0.0, -mx.inf)
+
+    @property
+    def state(self) -> tuple[mx.array, mx.array]:
+        return self.keys, self.values
+
+
 def rope_tables(positions: mx.array, dims: int, base: float) -> tuple[mx.array, mx.array]:
-    """Rotary tables for ``positions`` [L]: cos [L, dims] and sign-folded sin [L, dims].
+    """Rotary tables for ``positions`` [..., L]: cos and sign-folded sin [..., L, dims].
 
     Rotate-half convention (Hugging Face llama, ``mx.fast.rope(traditional=False)``).
     """
     inv_freq = base ** (-mx.arange(0, dims, 2, dtype=mx.float32) / dims)
-    angles = positions.astype(mx.float32)[:, None] * inv_freq[None]
+    angles = positions.astype(mx.float32)[..., None] * inv_freq
     cos, sin = mx.cos(angles), mx.sin(angles)
     return mx.concatenate([cos, cos], axis=-1), mx.concatenate([-sin, sin], axis=-1)
 
@@ -116,7 +175,7 @@ def apply_rope(x: mx.array, cos: mx.array, sin: mx.array) -> mx.array:
     return x * cos + mx.concatenate([x[..., half:], x[..., :half]], axis=-1) * sin
 
 
-Cache = KVCache | StaticKVCache
+Cache = KVCache | StaticKVCache | BatchKVCache | RowKVCache
 Mask = mx.array | str | None
 Rope = tuple[mx.array, mx.array]
 
@@ -200,7 +259,11 @@ class ScoreModel(nn.Module):
         h = self.embed_tokens(inputs.reshape(-1))
         offset = cache[0].offset if cache else 0
         mask = cache[0].make_mask(L) if cache else ("causal" if L > 1 else None)
-        rope = rope_tables(offset + mx.arange(L), self.head_dim, self.rope_theta)
+        if isinstance(cache and cache[0], BatchKVCache):  # positions per row: [N, 1, L, Dh]
+            cos, sin = rope_tables(offset[:, None] + mx.arange(L), self.head_dim, self.rope_theta)
+            rope = (cos[:, None], sin[:, None])
+        else:
+            rope = rope_tables(offset + mx.arange(L), self.head_dim, self.rope_theta)
         caches = cache if cache is not None else [None] * len(self.layers)
         for layer, c in zip(self.layers, caches, strict=True):
             h = layer(h, B, mask, rope, c)
