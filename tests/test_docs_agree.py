@@ -406,3 +406,9 @@ def test_the_stream_check_can_fail():
         _check_stream([("music", 8, 16), ("music", 7, 16), ("music", 16, 16)])
     with pytest.raises(AssertionError):
         _check_stream([("music", 1, 8), ("music", 16, 16)])
+
+
+def test_docs_batch_size_is_the_code_s():
+    guide = _doc("user-guide.md")
+    assert f"up to {names.MAX_BATCH_ROWS} pieces share every decoding step" in guide
+    assert f"up to {names.MAX_BATCH_ROWS} at a time" in guide

@@ -68,10 +68,14 @@ def model():
 
 
 def check_piece(model, prompt: str, seed: int, bars: int | None, parts: int, meter=None):
+    comp = C.compose(prompt, model=model, seed=seed, meter=meter)
+    return check_composition(comp, prompt, seed, bars, parts)
+
+
+def check_composition(comp, prompt: str, seed: int, bars: int | None, parts: int):
     from engine import quality as q
     from engine.texture import is_one_note, limits
 
-    comp = C.compose(prompt, model=model, seed=seed, meter=meter)
     p = comp.plan
     if bars is not None:
         assert p.bars == bars, prompt
@@ -116,6 +120,23 @@ def test_string_quartet_in_every_meter(model, meter):
 def test_readme_examples(model, prompt, seed):
     bars, parts = README_EXAMPLES[prompt]
     check_piece(model, prompt, seed, bars, parts)
+
+
+@pytest.mark.parametrize(
+    "prompt, count, seed",
+    [
+        ("choir in C major, I-vi-IV-V, AABA, 16 bars", 3, 7),  # the README's command
+        ("a melancholy waltz for string quartet in D minor, 30 seconds", 8, 20),  # a full batch
+    ],
+)
+def test_variations_written_together_hold_up(model, prompt, count, seed):
+    """Pieces decoded as one batch meet every check a piece written alone meets."""
+    bars, parts = README_EXAMPLES[prompt]
+    pieces = C.compose_variations(prompt, model=model, count=count, seed=seed)
+    assert [c.plan.seed for c in pieces] == list(range(seed, seed + count))
+    for c in pieces:
+        check_composition(c, prompt, c.plan.seed, bars, parts)
+    assert len({c.midi_bytes() for c in pieces}) == count
 
 
 @pytest.mark.slow
