@@ -616,6 +616,14 @@ def _made_by(record_path: Path) -> str | None:
     return None
 
 
+def _recorded_model_name(record_path: Path) -> str | None:
+    try:
+        name = (json.loads(record_path.read_text()).get("model") or {}).get("name")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from engine import cli
     from engine.compose import GENERATION_FILE, replay
@@ -635,6 +643,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     with _StageProgress("Replay") as prog:
         record, same = replay(record_path, out, overwrite=args.overwrite, progress=prog)
     made_by = _made_by(record_path)
+    recorded = _recorded_model_name(record_path)
+    now = (record.get("model") or {}).get("name")
+    if recorded and now and now != recorded and not args.json:
+        print(
+            f"note: {recorded} now holds other weights; replayed with {now}, which has the "
+            "recorded ones"
+        )
     if not all(same.values()) and made_by is not None and not args.json:
         print(
             f"note: {record_path} was made by disco-musica {made_by}; since {SAMPLING_RULES_SINCE} "

@@ -1291,7 +1291,13 @@ def replay(
     from engine.soundfonts import recorded_soundfont
 
     soundfont = recorded_soundfont(out["soundfont"])  # the same SoundFont, found by sha256
-    model = request.pop("model", None)
+    from engine.model_versions import reproducing_model
+
+    request.pop("model", None)
+    # The recorded weights, wherever they are now (score-base-v1 for score-base of 0.1-0.2).
+    model, why = reproducing_model(old.get("model"), made_by=old.get("disco_musica_version"))
+    if model is None:
+        raise ComposeError(f"{record_path}: {why}")
     batch = request.pop("batch", None)
     if "workflow" in request:  # harmonize, restyle, continue (engine.workflows)
         comp = _rerun_workflow(request, old, model, progress)

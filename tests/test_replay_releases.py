@@ -59,3 +59,34 @@ def test_a_current_record_that_differs_gets_no_release_note(tmp_path):
 def test_a_current_record_replays_identically(tmp_path):
     proc = _replay(_made(tmp_path, "0.2.0", 0), tmp_path / "again")
     assert proc.returncode == 0 and "music.mid: identical" in proc.stdout
+
+
+def test_a_record_of_the_previous_default_replays_with_its_versioned_copy(tmp_path):
+    """A record of score-base made while it held the weights score-base-v1 keeps (releases
+    0.1.0 to 0.2.0) replays identically through score-base-v1, whatever score-base holds."""
+    from engine import model_versions as mv
+
+    folder = tmp_path / "old"
+    subprocess.run(
+        [sys.executable, "-m", "engine.cli", "generate", "a chorale in G major, 2 bars",
+         "--seed", "5", "--out", str(folder), "--formats", "mid,musicxml",
+         "--model", "score-base-v1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    path = folder / "generation.json"
+    record = json.loads(path.read_text())
+    v1 = next(r for r in mv.RELEASES if r.kept_as == "score-base-v1")
+    assert record["model"]["sha256"] == v1.sha256
+    record["model"]["name"] = record["request"]["model"] = "score-base"  # as 0.2.0 wrote it
+    path.write_text(json.dumps(record))
+    proc = _replay(path, tmp_path / "again")
+    assert proc.returncode == 0, proc.stderr
+    assert "music.mid: identical" in proc.stdout and "music.musicxml: identical" in proc.stdout
+    replayed = json.loads((tmp_path / "again" / "generation.json").read_text())
+    moved_on = mv.installed_weights()["score-base"] != v1.sha256
+    assert replayed["model"]["name"] == ("score-base-v1" if moved_on else "score-base")
+    notes = [line for line in proc.stdout.splitlines() if line.startswith("note:")]
+    assert notes == (
+        ["note: score-base now holds other weights; replayed with score-base-v1, which has the "
+         "recorded ones"] if moved_on else []
+    )  # fmt: skip
