@@ -90,6 +90,7 @@ class PromptAttributes:
     syncopation: float | None = None  # 0 on the beat .. 1 off the beat
     creativity: float | None = None  # 0 conservative .. 1 experimental
     contour: str | None = None  # "rising" | "falling" | "arch"
+    double_stops: bool = False  # a solo violin, viola, cello or double bass plays 2 notes at once
 
 
 @dataclass
@@ -578,6 +579,11 @@ CONTOUR_WORDS: dict[str, str] = {
     **dict.fromkeys(("falling", "descending", "downward"), "falling"),
     **dict.fromkeys(("arch", "arching", "arch shaped"), "arch"),
 }
+# Double stops: a solo string part (violin, viola, cello, double bass) may sound two notes at
+# once (engine.texture); other instruments are unaffected. "with double stops" and
+# "double-stops" read the same ("with" is a stop word, a hyphen separates words).
+DOUBLE_STOP_WORDS = ("double stops", "double stop", "double stopping")
+DOUBLE_STOPS_MEANING = "solo violin, viola, cello, double bass: up to 2 notes at once"
 LENGTH_WORDS: dict[str, float] = {  # seconds
     "very short": 10,
     "short": 20,
@@ -802,6 +808,9 @@ def _build_lexicon() -> None:
         _add(w, _Entry("creativity", (_Effect("creativity", v),)))
     for w, c in CONTOUR_WORDS.items():
         _add(w, _Entry("contour", (_Effect("contour", c),)))
+    for w in DOUBLE_STOP_WORDS:
+        effect = _Effect("double_stops", True, shown=f"on ({DOUBLE_STOPS_MEANING})")
+        _add(w, _Entry("double stops", (effect,)))
     for w, sec in LENGTH_WORDS.items():
         _add(w, _Entry("length", (_Effect("seconds", float(sec)),)))
     for w, form in FORM_WORDS.items():
@@ -1473,6 +1482,7 @@ def vocabulary() -> dict[str, list[tuple[str, str]]]:
         "syncopation": [(w, f"syncopation {v:g}") for w, v in SYNCOPATION_WORDS.items()],
         "creativity": [(w, f"creativity {v:g}") for w, v in CREATIVITY_WORDS.items()],
         "contour": [(w, f"melody {c}") for w, c in CONTOUR_WORDS.items()],
+        "double stops": [(w, DOUBLE_STOPS_MEANING) for w in DOUBLE_STOP_WORDS],
     }
 
 

@@ -651,6 +651,37 @@ def test_syncopation_creativity_contour():
     assert attrs("arching").contour == "arch"
 
 
+# ---- double stops -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        "string quartet with double stops",
+        "a cello solo, double-stops",
+        "double stops",
+        "Double Stops for violin",
+        "a violin with a double stop",
+        "double stopping on the viola",
+        "double bass with double stops",  # the instrument and the technique side by side
+    ],
+)
+def test_double_stops(text):
+    parsed = parse_prompt(text)
+    assert parsed.ignored == [] and parsed.attributes.double_stops is True
+    row = next(u for u in parsed.understood if u.attribute == "double_stops")
+    assert row.phrase.lower().replace("-", " ").startswith("double stop")
+    assert row.value.startswith("on (") and "2 notes at once" in row.value
+
+
+def test_without_the_words_there_are_no_double_stops():
+    assert attrs("string quartet").double_stops is False
+    assert attrs("double bass").instruments == [("double bass", 43)]
+    assert attrs("double bass").double_stops is False
+    p = parse_prompt("string quartet without double stops")  # negations are left out
+    assert p.attributes.double_stops is False
+    assert [i.word for i in p.ignored] == ["without double stops"]
+    assert vocabulary()["double stops"][0][0] == "double stops"
+
+
 # ---- ignored words ----------------------------------------------------------------------------
 def test_unknown_words_get_suggestions():
     p = parse_prompt("violn and celo with a trumpit")
