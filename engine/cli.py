@@ -571,6 +571,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             progress=progress,
             polyphony=args.polyphony,
             voice_leading=args.voice_leading,
+            double_stops=args.double_stops,
         )
     stem = f"{PROG}-{piece.conditions.get('style', 'piece')}-{args.seed}"
     return _finish(args, piece, model, out, stem)

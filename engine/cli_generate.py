@@ -23,13 +23,19 @@ DEFAULT_FORMATS = "wav,mid,musicxml"
 
 
 def part_writing_options(p) -> None:
-    """--polyphony and --voice-leading (generate and sketch)."""
+    """--polyphony, --double-stops and --voice-leading (generate and sketch)."""
     p.add_argument(
         "--polyphony",
         type=int,
         metavar="N",
         help=f"notes a chord instrument may sound at once, 1..{names.MAX_POLYPHONY} "
         "(one-note instruments and voices always 1; default: the instrument's limit)",
+    )
+    p.add_argument(
+        "--double-stops",
+        action="store_true",
+        help="a solo violin, viola, cello or double bass may play 2 notes at once (other "
+        "instruments are unaffected; default: one note at a time)",
     )
     p.add_argument(
         "--voice-leading",
@@ -477,6 +483,7 @@ def _options(args: argparse.Namespace) -> dict:
         "seed": args.seed,
         "polyphony": args.polyphony,
         "voice_leading": args.voice_leading,
+        "double_stops": args.double_stops or None,  # absent: the prompt's words, else off
     }
 
 

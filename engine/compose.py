@@ -162,6 +162,7 @@ class Plan:
     seed: int
     voice_leading: float | None = None  # engine.voicing strength (None: the default, 0: off)
     polyphony: int | None = None  # notes a part may sound at once (engine.texture)
+    double_stops: bool = False  # a solo string part may sound two notes at once
 
     @property
     def seconds(self) -> float:
@@ -263,7 +264,8 @@ def plan(prompt: str = "", **options) -> tuple[Plan, dict]:
     Options (None or absent = from the prompt, else a documented default): style, key, mode,
     meter, tempo_bpm, bars, seconds, instruments (str or list of names), mood, structure,
     progression, dynamics, dynamics_shape, articulation, density, syncopation, register,
-    contour, creativity (0..1), seed.
+    contour, creativity (0..1), seed, polyphony, voice_leading, double_stops (True: a solo
+    violin, viola, cello or double bass may play two notes at once).
     """
     from engine import score_api as api
     from engine.prompt import PromptError, parse_prompt
@@ -423,6 +425,7 @@ def plan(prompt: str = "", **options) -> tuple[Plan, dict]:
         seed=seed,
         voice_leading=_voice_leading(o.get("voice_leading")),
         polyphony=_polyphony(o.get("polyphony")),
+        double_stops=_double_stops(pick("double_stops")),
     )
     return p, _parsed_dict(parsed)
 
@@ -443,6 +446,15 @@ def _polyphony(v):
 
     try:
         return check_polyphony(v)
+    except ScoreModelError as e:
+        raise ComposeError(str(e)) from None
+
+
+def _double_stops(v) -> bool:
+    from engine.score_api import ScoreModelError, check_double_stops
+
+    try:
+        return check_double_stops(v)
     except ScoreModelError as e:
         raise ComposeError(str(e)) from None
 
@@ -471,6 +483,7 @@ REQUEST_FIELDS = (
     "model",
     "polyphony",
     "voice_leading",
+    "double_stops",
 )
 
 
@@ -655,6 +668,7 @@ def _sections(structure: list[str] | None, bars: int) -> list[tuple[str, int]]:
 NUMBER_FIELDS = ("tempo_bpm", "seconds", "creativity", "voice_leading")
 WHOLE_FIELDS = ("bars", "seed", "polyphony")
 LIST_FIELDS = ("instruments", "progression")  # text, or a list of names
+BOOL_FIELDS = ("double_stops",)
 
 
 def _check_types(prompt, options: dict) -> None:
@@ -670,6 +684,8 @@ def _check_types(prompt, options: dict) -> None:
         elif name in NUMBER_FIELDS:
             ok = isinstance(v, int | float) and not isinstance(v, bool)
             want = "a number"
+        elif name in BOOL_FIELDS:
+            ok, want = isinstance(v, bool), "True or False"
         elif name in LIST_FIELDS:
             ok = isinstance(v, str) or (
                 isinstance(v, list | tuple) and all(isinstance(x, str) for x in v)
@@ -871,6 +887,7 @@ def _write(sm, p: Plan, progress: ProgressFn | None):
                 progress=stage(what, n),
                 voice_leading=p.voice_leading,
                 polyphony=p.polyphony,
+                double_stops=p.double_stops,
                 **sampling,
             )
             score = g.score
@@ -890,6 +907,7 @@ def _write(sm, p: Plan, progress: ProgressFn | None):
                 progress=stage(what, n),
                 voice_leading=p.voice_leading,
                 polyphony=p.polyphony,
+                double_stops=p.double_stops,
                 **sampling,
             )
             score = g.score
@@ -948,6 +966,7 @@ def _repeat(
                 steer=steer,
                 first_bar=end_tick // bt,
                 voice_leading=voice_leading,
+                double_stops=p.double_stops,
                 **sampling,
             ).score
         except ValueError:  # too long for one window: repeat it as it is

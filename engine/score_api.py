@@ -676,6 +676,7 @@ class ScoreModel:
         progress: ProgressFn | None = None,
         voice_leading: float | None = None,
         polyphony: int | None = None,
+        double_stops: bool = False,
     ) -> GeneratedScore:
         """A new piece from condition tokens alone. Unset conditions are chosen by the model.
 
@@ -688,11 +689,14 @@ class ScoreModel:
         (`engine.steer.Steering`); by default it steers the last bars to a cadence.
         ``voice_leading`` is the strength of the voice-leading penalty (`engine.voicing`;
         default: on for the vocal styles, 0 = the model alone); ``polyphony`` caps the notes
-        each part sounds at once (`engine.texture`; one-note instruments always play one).
+        each part sounds at once (`engine.texture`; one-note instruments always play one);
+        ``double_stops`` lets a solo string part (violin, viola, cello, contrabass: programs
+        40-43) sound two notes at once (other programs ignore it).
         Without ``voices`` a style writes its usual number of parts (`STYLE_VOICES`).
         """
         _check_bars(bars)
         polyphony = check_polyphony(polyphony)
+        double_stops = check_double_stops(double_stops)
         if voices is None and parts is None and programs is None and style in STYLE_VOICES:
             voices = STYLE_VOICES[style]
         if parts is not None:
@@ -734,6 +738,7 @@ class ScoreModel:
                     pitch_range=pitch_ranges[i] if pitch_ranges else None,
                     free_bars=b,
                     polyphony=polyphony,
+                    double_stops=double_stops,
                 )
                 for i in range(n or 1)
             ]
@@ -769,6 +774,7 @@ class ScoreModel:
                 seed_of=lambda k: seed + 1 + k,
                 voicing=voicing,
                 polyphony=polyphony,
+                double_stops=double_stops,
             )
             tokens = self.tokenizer.build_sequence(cond, tracks)
             result = self._result(tokens, conditions, tempo_bpm, sampling, last.finish_reason)
@@ -778,6 +784,7 @@ class ScoreModel:
             voice_leading=voicing[0],
             crossing_strength=voicing[1],
             polyphony=polyphony,
+            double_stops=double_stops,
             steering=steer.to_dict(),
         )
         if n is not None:
@@ -810,6 +817,7 @@ class ScoreModel:
         bars: int,
         ranges: Sequence[tuple[int, int]] | None = None,
         polyphony: int | None = None,
+        double_stops: bool = False,
     ) -> list[TrackPlan]:
         """Plans that copy the last ``keep`` bars of every track and add ``bars`` new ones."""
         return [
@@ -820,6 +828,7 @@ class ScoreModel:
                 free_bars=bars,
                 pitch_range=ranges[i] if ranges else None,
                 polyphony=polyphony,
+                double_stops=double_stops,
             )
             for i, t in enumerate(tracks)
         ]
@@ -875,6 +884,7 @@ class ScoreModel:
         seed_of: Callable[[int], int],
         voicing: tuple[float, float] = (0.0, 0.0),
         polyphony: int | None = None,
+        double_stops: bool = False,
     ) -> tuple[GeneratedScore, list[tuple[int, int]]]:
         """Add ``bars`` bars to every track of ``tracks`` (in place), section by section.
 
@@ -893,7 +903,7 @@ class ScoreModel:
             while True:
                 r = self._run(
                     cond,
-                    self._continuation_plans(tracks, keep, step, ranges, polyphony),
+                    self._continuation_plans(tracks, keep, step, ranges, polyphony, double_stops),
                     meter,
                     tempo_bpm,
                     {**sampling, "seed": seed_of(k)},
@@ -934,6 +944,7 @@ class ScoreModel:
         progress: ProgressFn | None = None,
         voice_leading: float | None = None,
         polyphony: int | None = None,
+        double_stops: bool = False,
     ) -> GeneratedScore:
         """The given music followed by ``bars`` new bars in every track (same key, meter).
 
@@ -945,9 +956,11 @@ class ScoreModel:
         sidecar or a marker of this program records one, else the model chooses.
         ``settings["conditioned_on"]`` says what the model was given and where it came from.
         ``pitch_ranges`` (one (low, high) per track) keeps new notes in range; ``steer`` as
-        in `generate`, with bars counted from the start of the input.
+        in `generate`, with bars counted from the start of the input; ``polyphony`` and
+        ``double_stops`` as in `generate`, for the new bars.
         """
         _check_bars(bars)
+        double_stops = check_double_stops(double_stops)
         sampling = self._sampling(temperature, top_k, top_p, seed, key_strength)
         self._conditions(style, key, mode, None, None, None)  # bad names fail before work
         score = read_midi(prefix)
@@ -987,6 +1000,7 @@ class ScoreModel:
             seed_of=lambda k: seed + k,
             voicing=voicing,
             polyphony=check_polyphony(polyphony),
+            double_stops=double_stops,
         )
         keep = sections[0][0]
         out = score.copy()
@@ -1027,6 +1041,7 @@ class ScoreModel:
         progress: ProgressFn | None = None,
         steer: Steering | None = None,
         voice_leading: float | None = None,
+        double_stops: bool = False,
     ) -> GeneratedScore:
         """New tracks written against the given ones (e.g. alto, tenor, bass under a soprano).
 
@@ -1040,9 +1055,11 @@ class ScoreModel:
         `continue_score`. ``steer`` (`engine.steer.Steering`) applies its controls to the new
         tracks while sampling: a progression (one chord a bar from the first bar) is a bonus
         for chord tones, and a hard constraint for the track numbered ``steer.bass_track``
-        (given tracks first, then the new ones in order).
+        (given tracks first, then the new ones in order). ``double_stops`` as in `generate`,
+        for the new tracks.
         """
         parts = parse_parts(parts)
+        double_stops = check_double_stops(double_stops)
         programs = _check_programs(programs, len(parts), "part")
         sampling = self._sampling(temperature, top_k, top_p, seed, key_strength)
         self._conditions(style, None, None, None, None, None)
@@ -1070,6 +1087,7 @@ class ScoreModel:
                     register=PART_REGISTERS[part],
                     pitch_range=PART_RANGES[part],
                     free_bars=nbars,
+                    double_stops=double_stops,
                 )
             )
         style, style_from = _style_of(style, existing, score)
@@ -1130,6 +1148,7 @@ class ScoreModel:
         steer: Steering | None = None,
         first_bar: int = 0,
         voice_leading: float | None = None,
+        double_stops: bool = False,
     ) -> GeneratedScore:
         """Rewrite bars ``start_bar..end_bar`` (0-based, inclusive) of some tracks; keep the rest.
 
@@ -1137,7 +1156,9 @@ class ScoreModel:
         including the bars after ``end_bar``; its own later bars are copied back unchanged.
         ``steer`` applies its controls to the rewritten bars, its bars counted from
         ``first_bar`` (the number the source's first bar has in a longer piece).
+        ``double_stops`` as in `generate`, for the rewritten bars.
         """
+        double_stops = check_double_stops(double_stops)
         for name, bar in (("start_bar", start_bar), ("end_bar", end_bar)):
             if not _is_int(bar) or bar < 0:
                 raise ScoreModelError(
@@ -1173,7 +1194,11 @@ class ScoreModel:
         plans = []
         for i in order:
             t = given[i]
-            plan = TrackPlan(program=t.program, register=self.tokenizer.track_register(t.bars))
+            plan = TrackPlan(
+                program=t.program,
+                register=self.tokenizer.track_register(t.bars),
+                double_stops=double_stops,
+            )
             if i in chosen:
                 plan.prefix = t.bars[:start_bar]
                 plan.free_bars = end_bar - start_bar + 1
@@ -1503,6 +1528,16 @@ def check_polyphony(polyphony) -> int | None:
             f"notes at once (one-note instruments and voices always 1); use {nearest}"
         )
     return int(polyphony)
+
+
+def check_double_stops(double_stops) -> bool:
+    """``double_stops`` (a solo string part may sound two notes at once) checked: a bool."""
+    if not isinstance(double_stops, bool | np.bool_):
+        raise ScoreModelError(
+            f"double_stops must be True or False, not {double_stops!r}; True lets a solo "
+            "violin, viola, cello or double bass part play two notes at once"
+        )
+    return bool(double_stops)
 
 
 def check_voice_leading(voice_leading) -> tuple[float, float]:

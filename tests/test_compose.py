@@ -238,6 +238,8 @@ def test_explicit_options_override_the_prompt(model):
         ({"progression": "I-vi-XYZ"}, "cannot read the chord 'XYZ'"),
         ({"creativity": 2}, "creativity must be between 0 and 1"),
         ({"meter": "7/8"}, "unsupported meter"),
+        ({"double_stops": "yes"}, "double_stops must be True or False, not 'yes'"),
+        ({"double_stops": 1}, "double_stops must be True or False, not 1"),
     ],
 )
 def test_bad_options_are_one_line_errors(options, message):
@@ -245,6 +247,15 @@ def test_bad_options_are_one_line_errors(options, message):
         C.plan("chorale", **options)
     assert message in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_double_stops_from_the_words_or_the_option_which_wins():
+    words = "a string quartet with double stops"
+    assert C.plan(words)[0].double_stops is True
+    assert C.plan(words, double_stops=False)[0].double_stops is False  # the option wins
+    assert C.plan("a string quartet", double_stops=True)[0].double_stops is True
+    assert C.plan("a string quartet")[0].double_stops is False
+    assert C.plan("a string quartet")[0].to_dict()["double_stops"] is False
 
 
 def test_save_writes_every_format_and_replay_is_identical(model, tmp_path):

@@ -120,6 +120,85 @@ def test_variations_written_together_replay_exactly(tmp_path, capsys):
     assert not (tmp_path / "bad").exists()
 
 
+@needs_model
+def test_double_stops_option_reaches_the_record_and_replays(tmp_path, capsys):
+    """--double-stops (generate): recorded in the request and the plan, heard in the MIDI
+    (a string part sounds 2 notes at once, never 3), and replayed byte for byte."""
+    from symusic import Score
+
+    from engine.quality import max_simultaneous
+
+    out = tmp_path / "stops"
+    code, _, err = run(
+        capsys, "generate", "a string quartet in D minor, 4 bars", "--double-stops",
+        "--seed", "1", "--out", out, "--formats", "mid",
+    )  # fmt: skip
+    assert code == 0, err
+    record = json.loads((out / "generation.json").read_text())
+    assert record["request"]["double_stops"] is True and record["plan"]["double_stops"] is True
+    most = [max_simultaneous(t) for t in Score(str(out / "music.mid")).tracks]
+    assert max(most) == 2, most
+    code, stdout, err = run(capsys, "replay", out / "generation.json", "--out", tmp_path / "again")
+    assert code == 0, err
+    assert "music.mid: identical" in stdout
+    assert (tmp_path / "again" / "music.mid").read_bytes() == (out / "music.mid").read_bytes()
+
+    # the words alone: in the plan, not in the request (replay reads the prompt again)
+    code, _, err = run(
+        capsys, "generate", "a string quartet in D minor with double stops, 4 bars",
+        "--seed", "1", "--out", tmp_path / "words", "--formats", "mid",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "double stops" in err and "double_stops" in err  # the understood table
+    record = json.loads((tmp_path / "words" / "generation.json").read_text())
+    assert "double_stops" not in record["request"] and record["plan"]["double_stops"] is True
+    # without either, no double stops
+    code, _, err = run(
+        capsys, "generate", "a string quartet in D minor, 4 bars",
+        "--seed", "1", "--out", tmp_path / "plain", "--formats", "mid",
+    )  # fmt: skip
+    assert code == 0, err
+    record = json.loads((tmp_path / "plain" / "generation.json").read_text())
+    assert "double_stops" not in record["request"] and record["plan"]["double_stops"] is False
+    plain = Score(str(tmp_path / "plain" / "music.mid"))
+    assert all(max_simultaneous(t) == 1 for t in plain.tracks)
+
+
+@needs_model
+def test_sketch_double_stops_reach_the_sidecar_and_its_command(tmp_path, capsys):
+    from symusic import Score
+
+    from engine.quality import max_simultaneous
+
+    out = tmp_path / "duo.mid"
+    argv = ["sketch", "--style", "classical", "--programs", "40,42", "--bars", "4"]
+    code, _, err = run(capsys, *argv, "--seed", "2", "--double-stops", "--out", out)
+    assert code == 0, err
+    recipe = json.loads(out.with_suffix(".json").read_text())
+    assert recipe["parameters"]["double_stops"] is True and "--double-stops" in recipe["args"]
+    assert max(max_simultaneous(t) for t in Score(str(out)).tracks) == 2
+    again = tmp_path / "again.mid"
+    code, _, err = run(capsys, *recipe["args"], "--out", again)
+    assert code == 0, err
+    assert again.read_bytes() == out.read_bytes()
+    code, _, err = run(capsys, *argv, "--seed", "2", "--out", tmp_path / "plain.mid")
+    assert code == 0, err
+    recipe = json.loads((tmp_path / "plain.json").read_text())
+    assert recipe["parameters"]["double_stops"] is False and "--double-stops" not in recipe["args"]
+    assert all(max_simultaneous(t) == 1 for t in Score(str(tmp_path / "plain.mid")).tracks)
+
+
+def test_prompt_shows_double_stops(capsys):
+    code, out, err = run(capsys, "prompt", "string quartet with double stops")
+    assert code == 0
+    assert "double stops" in out + err and "double_stops" in out + err
+    code, out, _ = run(capsys, "prompt")
+    assert code == 0 and "double stops" in out and "double stopping" in out
+    for command in ("generate", "sketch"):
+        code, out, _ = run(capsys, command, "--help")
+        assert code == 0 and "--double-stops" in out, command
+
+
 def test_prompt_lists_the_vocabulary(capsys):
     code, out, _ = run(capsys, "prompt")
     assert code == 0

@@ -109,6 +109,57 @@ def test_polyphony_caps_a_chord_instrument_and_double_stops_open_a_string(tok):
     assert most == 2  # the walks do use the second string, never a third
 
 
+def test_a_string_quartet_asked_for_double_stops_plays_them():
+    """The prompt's words reach the grammar: with "double stops" the shipped model's string
+    parts sound 2 notes at once (measured: in every one of 12 seeds, in 2-4 of the 4 parts),
+    never 3; without them never more than one."""
+    from engine.compose import compose
+
+    model = load("score-base")
+    seeds = range(8)
+    with_stops = []
+    for seed in seeds:
+        c = compose("a string quartet in D minor with double stops, 4 bars", seed=seed, model=model)
+        assert c.plan.double_stops is True
+        assert [t.program for t in c.score.tracks] == [40, 40, 41, 42]
+        most = [q.max_simultaneous(t) for t in c.score.tracks]
+        assert max(most) <= 2, (seed, most)
+        with_stops.append(max(most) == 2)
+    assert sum(with_stops) >= 2, with_stops
+    for seed in seeds:
+        c = compose("a string quartet in D minor, 4 bars", seed=seed, model=model)
+        assert c.plan.double_stops is False
+        assert all(q.max_simultaneous(t) == 1 for t in c.score.tracks), seed
+
+
+def test_the_score_api_takes_double_stops_and_refuses_a_non_bool():
+    from engine.score_api import ScoreModelError
+
+    model = load("score-base")
+    kw = {"style": "classical", "programs": [40, 73], "bars": 2, "seed": 3}
+    g = model.generate(double_stops=True, **kw)
+    assert g.settings["double_stops"] is True and g.settings["polyphony"] is None
+    violin, flute = (q.max_simultaneous(t) for t in g.score.tracks)
+    assert violin <= 2 and flute == 1  # a flute has no strings: it ignores double stops
+    assert model.generate(**kw).settings["double_stops"] is False
+    longer = model.continue_score(g.to_midi_bytes(), bars=2, seed=3, double_stops=True)
+    assert q.max_simultaneous(longer.score.tracks[0]) <= 2
+    calls = {
+        "generate": lambda v: model.generate(double_stops=v, **kw),
+        "continue_score": lambda v: model.continue_score(g.to_midi_bytes(), double_stops=v),
+        "regenerate_bars": lambda v: model.regenerate_bars(
+            g.to_midi_bytes(), start_bar=0, end_bar=0, double_stops=v
+        ),
+        "add_tracks": lambda v: model.add_tracks(g.to_midi_bytes(), double_stops=v),
+    }
+    for name, call in calls.items():
+        for bad in ("yes", 1, None):
+            with pytest.raises(ScoreModelError) as e:
+                call(bad)
+            assert str(e.value).startswith("double_stops must be True or False"), name
+            assert "\n" not in str(e.value)
+
+
 def test_rests_may_be_asked_for(tok):
     silent = 0
     for seed in range(8):
