@@ -53,7 +53,7 @@ class TrainConfig:
     eval_every: int = 250
     eval_batches: int = 0  # 0 = the whole validation set
     early_stop_patience: int = 8  # evaluations without improvement before stopping
-    max_minutes: float | None = None  # stop cleanly (with a checkpoint) after this long
+    max_minutes: float | None = None  # stop cleanly (validated, checkpointed) after this long
     checkpoint_every: int = 250
     report_every: int = 10
     seed: int = 0
@@ -305,6 +305,10 @@ def train(
             save_checkpoint()
         if config.max_minutes is not None and time.perf_counter() - tic > 60 * config.max_minutes:
             stop_reason = "time_budget"
+            if step % config.eval_every:
+                # Validate the weights it stops with, so that the steps since the last
+                # validation can still make the best model (they are not thrown away).
+                validate()
             break
 
     save_checkpoint()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shlex
 import shutil
 import time
 from dataclasses import asdict
@@ -217,7 +218,10 @@ def train_score(
     record = {
         "command": f"disco-musica train score --corpus {_corpus_arg(corpus_dir)} --preset {preset}"
         + (f" --init-from {parent['model']}" if parent else "")
-        + (f" --seed {seed}" if seed else ""),
+        + (f" --seed {seed}" if seed else "")
+        + (f" --max-steps {max_steps}" if max_steps is not None else "")
+        + (f" --max-minutes {max_minutes:g}" if max_minutes is not None else "")
+        + f" --out {shlex.quote(str(out_dir))}",
         "preset": preset,
         "model_config": model_cfg,
         "train_config": asdict(cfg),

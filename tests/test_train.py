@@ -159,6 +159,8 @@ def test_early_stopping_and_time_budget(tmp_path):
     )
     assert result["stop_reason"] == "time_budget" and result["step"] == 1
     assert (tmp_path / "b" / "checkpoint" / "trainer_state.json").exists()
+    # the weights it stopped with were validated: they are the best, not thrown away
+    assert result["best_val"] is not None and (tmp_path / "b" / "best").is_dir()
 
 
 def test_callbacks(tmp_path, capsys):
@@ -243,6 +245,7 @@ def test_warm_start_begins_from_the_given_weights(small_corpus, tiny_model_dir, 
         == parent_record["tokens_seen"]["total_tokens"] + (seen["this_run"]["tokens"])
     )
     assert record["data_seed"] == 1 and "--init-from" in record["command"]
+    assert record["command"].endswith(f" --out {tmp_path / 'run'}")  # where it went, too
 
 
 def test_warm_started_run_resumes_exactly(small_corpus, tiny_model_dir, tmp_path):
