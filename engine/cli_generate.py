@@ -349,6 +349,9 @@ def _generate_musicgen(args: argparse.Namespace, audio_prompt: str | None = None
         "--meter": args.meter,
         "--bars": args.bars,
         "--soundfont": args.soundfont,
+        "--polyphony": args.polyphony,
+        "--voice-leading": args.voice_leading,
+        "--double-stops": args.double_stops or None,
     }
     given = [k for k, v in steering.items() if v is not None]
     if given:
@@ -414,7 +417,8 @@ def continue_audio(args: argparse.Namespace) -> int:
     steering = dict.fromkeys(
         (
             "structure progression dynamics dynamics_shape articulation density syncopation "
-            "register contour meter bars soundfont style mood instruments key mode tempo melody"
+            "register contour meter bars soundfont style mood instruments key mode tempo melody "
+            "polyphony voice_leading double_stops"
         ).split()
     )
     ns = argparse.Namespace(

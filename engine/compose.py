@@ -967,6 +967,7 @@ def _repeat(
                 first_bar=end_tick // bt,
                 voice_leading=voice_leading,
                 double_stops=p.double_stops,
+                polyphony=p.polyphony,
                 **sampling,
             ).score
         except ValueError:  # too long for one window: repeat it as it is

@@ -1149,6 +1149,7 @@ class ScoreModel:
         first_bar: int = 0,
         voice_leading: float | None = None,
         double_stops: bool = False,
+        polyphony: int | None = None,
     ) -> GeneratedScore:
         """Rewrite bars ``start_bar..end_bar`` (0-based, inclusive) of some tracks; keep the rest.
 
@@ -1156,9 +1157,10 @@ class ScoreModel:
         including the bars after ``end_bar``; its own later bars are copied back unchanged.
         ``steer`` applies its controls to the rewritten bars, its bars counted from
         ``first_bar`` (the number the source's first bar has in a longer piece).
-        ``double_stops`` as in `generate`, for the rewritten bars.
+        ``double_stops`` and ``polyphony`` as in `generate`, for the rewritten bars.
         """
         double_stops = check_double_stops(double_stops)
+        polyphony = check_polyphony(polyphony)
         for name, bar in (("start_bar", start_bar), ("end_bar", end_bar)):
             if not _is_int(bar) or bar < 0:
                 raise ScoreModelError(
@@ -1198,6 +1200,7 @@ class ScoreModel:
                 program=t.program,
                 register=self.tokenizer.track_register(t.bars),
                 double_stops=double_stops,
+                polyphony=polyphony,
             )
             if i in chosen:
                 plan.prefix = t.bars[:start_bar]

@@ -131,6 +131,12 @@ def test_options_become_words_and_steering_options_are_refused(converted, tmp_pa
     )  # fmt: skip
     assert code == 2 and "--progression cannot steer MusicGen" in err
     assert not (tmp_path / "b").exists()
+    for flag in (["--polyphony", "2"], ["--voice-leading", "3"], ["--double-stops"]):
+        code, _, err = run(
+            capsys, "generate", "calm", "--model", model, *flag, "--out", tmp_path / "c"
+        )
+        assert code == 2 and f"{flag[0]} cannot steer MusicGen" in err
+        assert not (tmp_path / "c").exists()
 
 
 def test_continue_an_audio_clip(converted, tmp_path, capsys):
