@@ -333,9 +333,10 @@ class BatchDecoder:
     thread: a row's request (a prompt to prefill, forced tokens to feed, or a token to
     sample) switches back to `run`, which answers round k once every job still working has
     made its k-th request. No threads, no locks; the rounds are the same on every run. The
-    sampled and single forced tokens of a round go through one compiled single-token step
-    over a [rows, H, S, Dh] cache with a position per row (`BatchKVCache`); prompts and
-    longer forced runs run at batch size 1 on their row. The capacity S grows in
+    tokens of a round (each row's sampled token, or its forced run of up to
+    `STEP_TOKENS[-1]`, padded to a length of `STEP_TOKENS`) go through one compiled step over
+    a [rows, H, S, Dh] cache with positions per row (`BatchKVCache`); prompts and longer
+    forced runs run on their row alone (`RowKVCache`). The capacity S grows in
     `CACHE_BLOCK`s with the longest row.
 
     A batch is deterministic: the same jobs in the same rows give the same tokens. A row is
