@@ -322,3 +322,22 @@ def test_syncopation_moves_onsets_off_the_beat(model):
         return np.mean(shares)
 
     assert offbeat_share("straight") < offbeat_share("syncopated")
+
+
+@pytest.mark.parametrize(
+    "count, seed, options, message",
+    [
+        (0, 1, {}, "count must be 1..32, not 0"),
+        (33, 1, {}, "count must be 1..32, not 33"),
+        (2.5, 1, {}, "count must be 1..32, not 2.5"),
+        (True, 1, {}, "count must be 1..32, not True"),
+        (4, 2**32 - 2, {}, "seed must be 0..4294967292 for 4 variations"),
+        (2, 1, {"tempo_bpm": 1000}, "1000"),  # the plan's own checks come first
+    ],
+)
+def test_bad_variation_requests_are_one_line_errors(model, count, seed, options, message):
+    from engine.compose import ComposeError, compose_variations
+
+    with pytest.raises(ComposeError, match=message) as e:
+        compose_variations("a chorale", model=model, count=count, seed=seed, **options)
+    assert "\n" not in str(e.value)
