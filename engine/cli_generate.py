@@ -627,17 +627,18 @@ def _made_by(record_path: Path) -> str | None:
     return None
 
 
-def _recorded_model_name(record_path: Path) -> str | None:
+def _recorded_model(record_path: Path) -> dict:
     try:
-        name = (json.loads(record_path.read_text()).get("model") or {}).get("name")
+        model = json.loads(record_path.read_text()).get("model")
     except (OSError, ValueError, AttributeError):
-        return None
-    return name if isinstance(name, str) else None
+        return {}
+    return model if isinstance(model, dict) else {}
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from engine import cli
     from engine.compose import GENERATION_FILE, replay
+    from engine.model_versions import reproducing_model
 
     src = Path(args.record)
     record_path = src / GENERATION_FILE if src.is_dir() else src
@@ -654,13 +655,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     with _StageProgress("Replay") as prog:
         record, same = replay(record_path, out, overwrite=args.overwrite, progress=prog)
     made_by = _made_by(record_path)
-    recorded = _recorded_model_name(record_path)
-    now = (record.get("model") or {}).get("name")
-    if recorded and now and now != recorded and not args.json:
-        print(
-            f"note: {recorded} now holds other weights; replayed with {now}, which has the "
-            "recorded ones"
-        )
+    recorded = _recorded_model(record_path)
+    if recorded.get("name") != (record.get("model") or {}).get("name") and not args.json:
+        print(f"note: {reproducing_model(recorded)[1]}")
     if not all(same.values()) and made_by is not None and not args.json:
         print(
             f"note: {record_path} was made by disco-musica {made_by}; since {SAMPLING_RULES_SINCE} "

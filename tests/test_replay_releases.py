@@ -87,6 +87,21 @@ def test_a_record_of_the_previous_default_replays_with_its_versioned_copy(tmp_pa
     assert replayed["model"]["name"] == ("score-base-v1" if moved_on else "score-base")
     notes = [line for line in proc.stdout.splitlines() if line.startswith("note:")]
     assert notes == (
-        ["note: score-base now holds other weights; replayed with score-base-v1, which has the "
-         "recorded ones"] if moved_on else []
+        [f"note: score-base now holds other weights; score-base-v1 holds the recorded weights "
+         f"(sha256 {v1.sha256[:12]}...)"] if moved_on else []
     )  # fmt: skip
+
+
+def test_a_record_of_an_unknown_name_replays_with_the_model_holding_its_weights(tmp_path):
+    from engine.model_versions import installed_weights
+
+    path = _made(tmp_path, "0.3.0", 0)
+    record = json.loads(path.read_text())
+    record["model"]["name"] = record["request"]["model"] = "my-renamed-model"
+    path.write_text(json.dumps(record))
+    proc = _replay(path, tmp_path / "again")
+    assert proc.returncode == 0, proc.stderr
+    assert "music.mid: identical" in proc.stdout
+    holder = sorted(n for n, s in installed_weights().items() if s == record["model"]["sha256"])
+    (note,) = [line for line in proc.stdout.splitlines() if line.startswith("note:")]
+    assert note.startswith(f"note: my-renamed-model is not installed; {holder[0]} holds the")

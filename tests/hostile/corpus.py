@@ -348,8 +348,9 @@ def tampered(base: dict, how: str, here: Path):
         del r["model"]
     elif how == "model-sha-wrong":
         r["model"]["sha256"] = "0" * 64
-    elif how == "model-unknown":
+    elif how == "model-unknown":  # (a record of an unknown name with known weights replays)
         r["request"]["model"] = r["model"]["name"] = "no-such-model"
+        r["model"]["sha256"] = "1" * 64
     elif how == "engine-unknown":
         r["engine"] = "banjo-9000"
     elif how == "engine-number":
