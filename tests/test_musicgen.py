@@ -9,6 +9,7 @@ classifier-free guidance must give identical codes.
 import engine  # noqa: F401  (loads OpenBLAS before the first mlx import)
 
 # isort: split
+import math
 import types
 
 import mlx.core as mx
@@ -224,10 +225,24 @@ def test_sinusoidal_table_matches_transformers():
         MusicgenSinusoidalPositionalEmbedding as Emb,
     )
 
-    # musicgen-small/-medium/-large widths at every position, and a tiny odd width.
-    for n, d, atol in [(2048, 1024, 5e-5), (2048, 1536, 5e-5), (2048, 2048, 5e-5), (100, 25, 1e-6)]:
-        want = Emb.get_embedding(n, d).numpy()
-        np.testing.assert_allclose(sinusoidal_table(n, d), want, atol=atol)
+    # musicgen-small/-medium/-large widths at every position, and a tiny odd width, against
+    # the exact table (float64 throughout). Both tables take float32 angles, rounded twice
+    # (the frequency, then position x frequency), each time by up to the spacing of float32
+    # numbers at the largest angle (1.2e-4 below 2048); transformers' also takes float32
+    # cos/sin, whose error depends on the CPU's vector kernels (1.2e-4 near 2000 on an
+    # AVX-512 Xeon, none elsewhere). Ours takes cos/sin in float64 and rounds once.
+    for n, d in [(2048, 1024), (2048, 1536), (2048, 2048), (100, 25)]:
+        half = d // 2
+        freqs = np.exp(np.arange(half) * -(math.log(10000) / (half - 1)))
+        angles = np.arange(n)[:, None] * freqs[None]
+        exact = np.concatenate([np.cos(angles), np.sin(angles)], axis=1)
+        if d % 2:
+            exact = np.concatenate([exact, np.zeros((n, 1))], axis=1)
+        float32_angle = 2 * float(np.spacing(np.float32(angles.max())))
+        ours, theirs = sinusoidal_table(n, d), Emb.get_embedding(n, d).numpy()
+        np.testing.assert_allclose(ours, exact, atol=float32_angle, rtol=0)
+        np.testing.assert_allclose(theirs, exact, atol=float32_angle, rtol=0)
+        np.testing.assert_allclose(ours, theirs, atol=float32_angle, rtol=0)
 
 
 # -- decoder ------------------------------------------------------------------------------------
