@@ -2,4 +2,4 @@
 
 from engine import _blas  # noqa: F401  (must run before the first `import mlx`)
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
