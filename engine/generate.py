@@ -463,6 +463,8 @@ class BatchDecoder:
                     for r in range(self.rows)
                 ]
             )
+            if max(self.offsets) + L > self.capacity:  # MLX does not check: guard it
+                raise RuntimeError(f"a row would write past the cache ({self.capacity} slots)")
             offsets = mx.array(self.offsets, dtype=mx.int32)
             last = mx.array([fed[r].size - 1 if r in fed else 0 for r in range(self.rows)])
             logits, self.state = self._batch_step(tokens, offsets, last, self.state)
@@ -478,10 +480,14 @@ class BatchDecoder:
     def _reserve(self, round_: dict[int, _Request]) -> None:
         """Grow the cache (all rows, in `CACHE_BLOCK`s) to hold what this round writes,
         padding included (up to `STEP_TOKENS[-1]` slots past the window)."""
-        ends = [
-            len(round_[r].args[0]) if r in round_ and round_[r].kind == "start" else offset
-            for r, offset in enumerate(self.offsets)
-        ]
+        ends = []  # each row's position before the batched step
+        for r, offset in enumerate(self.offsets):
+            req = round_.get(r)
+            if req is not None and req.kind == "start":
+                offset = len(req.args[0])
+            elif req is not None and req.kind == "feed" and len(req.args[0]) > STEP_TOKENS[-1]:
+                offset += len(req.args[0])  # a long forced run, fed on its row alone
+            ends.append(offset)
         need = max(ends) + STEP_TOKENS[-1]
         capacity = min(-(-need // CACHE_BLOCK) * CACHE_BLOCK, self.context + STEP_TOKENS[-1])
         if capacity <= self.capacity:
@@ -493,6 +499,8 @@ class BatchDecoder:
 
     def _row_forward(self, row: int, tokens: list[int]) -> None:
         """Feed ``tokens`` to one row at batch size 1 (a prompt or a forced run)."""
+        if self.offsets[row] + len(tokens) > self.capacity:  # MLX does not check: guard it
+            raise RuntimeError(f"row {row} would write past the cache ({self.capacity} slots)")
         cache = [RowKVCache(k, v, row, self.offsets[row]) for k, v in self.state]
         self.logits[row] = self.model(mx.array([tokens], dtype=mx.int32), cache)[:, -1]
         self.state = [c.state for c in cache]

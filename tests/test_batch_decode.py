@@ -20,9 +20,11 @@ def model():
 
 
 def forcing(n: int) -> np.ndarray:
-    """Forced single tokens, forced runs of 2-3 tokens and free choices, by position."""
+    """Forced single tokens, forced runs of 2-3 tokens, one of 20 across the first cache
+    block's end (longer than a batched step takes: fed on its row alone), and free choices,
+    by position."""
     mask = np.zeros(V, dtype=bool)
-    if n % 11 in (3, 4, 5) or n % 7 == 0:  # a run of forced tokens
+    if n % 11 in (3, 4, 5) or n % 7 == 0 or 248 <= n < 268:  # a run of forced tokens
         mask[(n * 5) % V] = True
     else:
         mask[[(n * 3) % V, (n * 3 + 1) % V, 7, 8, 9, 10]] = True
@@ -56,6 +58,7 @@ JOBS = [
     ([3] * 30, [(3, 270)]),
     ([4, 4], [(4, 10)]),
     ([7, 1, 2, 3, 4, 5, 6], [(5, 30), (6, 30), (7, 30)]),
+    ([2] * 240, [(8, 40)]),  # its long forced run starts 8 slots before the block ends
 ]
 
 

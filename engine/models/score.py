@@ -133,13 +133,14 @@ class BatchKVCache:
         return self.keys, self.values
 
 
-class RowKVCache:
+class RowKVCache(StaticKVCache):
     """One row of a `BatchKVCache`'s buffers taking several new tokens (a prompt, a forced
     run): ``keys``/``values`` [N, H, S, Dh] are updated in place at row ``row`` from
     ``offset``, and attention reads that row alone."""
 
     def __init__(self, keys: mx.array, values: mx.array, row: int, offset: int):
-        self.keys, self.values, self.row, self.offset = keys, values, row, offset
+        super().__init__(keys, values, offset)
+        self.row = row
 
     def update_and_fetch(self, keys: mx.array, values: mx.array) -> tuple[mx.array, mx.array]:
         start = mx.array([self.row, self.offset])
@@ -147,15 +148,6 @@ class RowKVCache:
         self.values = mx.slice_update(self.values, values, start, axes=(0, 2))
         r = slice(self.row, self.row + 1)
         return self.keys[r], self.values[r]
-
-    def make_mask(self, L: int) -> mx.array:
-        """Additive [L, S]: query i (at position offset + i) sees keys at positions <= its own."""
-        q_pos = self.offset + mx.arange(L)[:, None]
-        return mx.where(mx.arange(self.keys.shape[2])[None] <= q_pos, 0.0, -mx.inf)
-
-    @property
-    def state(self) -> tuple[mx.array, mx.array]:
-        return self.keys, self.values
 
 
 def rope_tables(positions: mx.array, dims: int, base: float) -> tuple[mx.array, mx.array]:
