@@ -610,21 +610,28 @@ class _StageProgress:
 # The release from which the score model samples under the rules of issue 11 (textures,
 # voice leading, cadences): records made before it cannot be replayed exactly by this code.
 SAMPLING_RULES_SINCE = "0.2.0"
+# The latest release whose changes alter some pieces of earlier records, and what changed.
+CHANGES_SINCE = (
+    "0.3.0",
+    "a repeated section no longer overlaps a note held over its first barline",
+)
 
 
 def _made_by(record_path: Path) -> str | None:
-    """The release that made the record, when it is older than `SAMPLING_RULES_SINCE`."""
+    """The release that made the record, when it is older than this one."""
+    from engine import __version__
+
     try:
         version = str(json.loads(record_path.read_text()).get("disco_musica_version", ""))
     except (OSError, ValueError, AttributeError):
         return None
-
-    def parts(v: str) -> tuple[int, ...]:
-        return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
-
-    if version and parts(version) < parts(SAMPLING_RULES_SINCE):
+    if version and _release(version) < _release(__version__):
         return version
     return None
+
+
+def _release(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
 
 
 def _recorded_model(record_path: Path) -> dict:
@@ -659,10 +666,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if recorded.get("name") != (record.get("model") or {}).get("name") and not args.json:
         print(f"note: {reproducing_model(recorded)[1]}")
     if not all(same.values()) and made_by is not None and not args.json:
+        why = (
+            f"since {SAMPLING_RULES_SINCE} the score model samples with playable textures, "
+            "voice leading and cadences"
+            if _release(made_by) < _release(SAMPLING_RULES_SINCE)
+            else f"{CHANGES_SINCE[1]} since {CHANGES_SINCE[0]}"
+        )
         print(
-            f"note: {record_path} was made by disco-musica {made_by}; since {SAMPLING_RULES_SINCE} "
-            "the score model samples with playable textures, voice leading and cadences, so "
-            f"its music differs here: `pip install disco-musica=={made_by}` reproduces it exactly"
+            f"note: {record_path} was made by disco-musica {made_by}; {why}, so its music "
+            f"differs here: `pip install disco-musica=={made_by}` reproduces it exactly"
         )
     if args.json:
         print(json.dumps({"folder": str(out), "identical": same, **record}, indent=1))

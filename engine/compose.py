@@ -975,11 +975,17 @@ def _repeat(
     else:
         varied = copy
     for t, v in zip(score.tracks, varied.tracks, strict=False):
-        t.notes.extend(
+        new = [
             Note(x.time + end_tick, x.duration, x.pitch, x.velocity)
             for x in v.notes
             if x.time < n * bt
-        )
+        ]
+        if new:  # a note held over the seam stops where the repeat's first note starts
+            first = min(x.time for x in new)
+            for x in t.notes:
+                if x.time < first < x.time + x.duration:
+                    x.duration = first - x.time
+        t.notes.extend(new)
         t.notes.sort()
     return score
 

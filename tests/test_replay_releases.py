@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from engine import __version__
 from engine.score_api import available_models
 
 pytestmark = pytest.mark.skipif(
@@ -50,14 +51,22 @@ def test_an_older_record_names_the_release_that_reproduces_it(tmp_path):
     assert "made by disco-musica 0.1.0" in note and "disco-musica==0.1.0" in note
 
 
-def test_a_current_record_that_differs_gets_no_release_note(tmp_path):
+def test_a_record_of_the_previous_release_that_differs_says_what_changed(tmp_path):
     proc = _replay(_made(tmp_path, "0.2.0", 1), tmp_path / "again")
+    assert proc.returncode == 1 and "music.mid: DIFFERENT" in proc.stdout
+    (note,) = [line for line in proc.stdout.splitlines() if line.startswith("note:")]
+    assert "made by disco-musica 0.2.0; a repeated section no longer overlaps" in note
+    assert "disco-musica==0.2.0" in note
+
+
+def test_a_current_record_that_differs_gets_no_release_note(tmp_path):
+    proc = _replay(_made(tmp_path, __version__, 1), tmp_path / "again")
     assert proc.returncode == 1 and "music.mid: DIFFERENT" in proc.stdout
     assert "note:" not in proc.stdout
 
 
 def test_a_current_record_replays_identically(tmp_path):
-    proc = _replay(_made(tmp_path, "0.2.0", 0), tmp_path / "again")
+    proc = _replay(_made(tmp_path, __version__, 0), tmp_path / "again")
     assert proc.returncode == 0 and "music.mid: identical" in proc.stdout
 
 
