@@ -150,3 +150,25 @@ def test_a_failed_run_removes_the_output_folder_it_made(tmp_path):
         )
         assert done.returncode == 2 and "no-such-model" in done.stderr
         assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_while_variations_are_written_together(work):
+    """Ctrl-C while the batch decodes (every piece's greenlet unwinds): one line, nothing."""
+    import psutil
+
+    out = work / "batch-stopped"
+    proc = subprocess.Popen(
+        dm("generate", "a melancholy waltz for string quartet, 40 bars", "--variations", "3",
+           "--seed", "5", "--out", out),
+        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    cpu, deadline = psutil.Process(proc.pid), time.monotonic() + 120
+    while cpu.cpu_times().user < 6:  # past loading: the pieces are being written
+        assert proc.poll() is None and time.monotonic() < deadline, "finished too soon"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGINT, err
+    assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
+    assert not out.exists()
+    assert leftovers(work) == []
