@@ -737,7 +737,7 @@ def compose_variations(
     """``count`` pieces for ``prompt`` with seeds ``seed`` .. ``seed + count - 1``, written
     together: up to `engine.generate.MAX_BATCH_ROWS` pieces share each decoding step.
 
-    ``progress(i)`` gives piece i's progress callback (called from its own thread). Each
+    ``progress(i)`` gives piece i's progress callback (called while piece i is written). Each
     piece of a batch records it (``request["batch"]``: the seeds of its rows and its row),
     and `replay` reruns that batch: a piece written in a batch can differ from the same seed
     written alone (see `engine.generate.BatchDecoder`).
