@@ -6,7 +6,7 @@ the tokens.  Decoding with the cache runs a compiled single-token step over a fi
 
 The model is reached through a `Decoder` (feed tokens, sample the next one). `LocalDecoder`
 decodes one sequence; `BatchDecoder` decodes several sequences, each written by its own
-thread running the unchanged pipeline, with one compiled step for all of them: the
+greenlet running the unchanged pipeline, with one compiled step for all of them: the
 variations of a piece are written together (`BatchDecoder.run`).
 """
 
