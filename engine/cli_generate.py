@@ -599,7 +599,7 @@ class _StageProgress:
         self.progress.update(self.tasks[name], completed=done, total=total)
 
     def piece(self, prefix: str):
-        """The progress callback of one of several pieces written at once (any thread)."""
+        """The progress callback of one of several pieces written at once."""
         return lambda stage, done, total: self(stage, done, total, prefix)
 
     def __exit__(self, *exc) -> None:
@@ -617,14 +617,20 @@ CHANGES_SINCE = (
 )
 
 
-def _made_by(record_path: Path) -> str | None:
-    """The release that made the record, when it is older than this one."""
+def _record_as_found(record_path: Path) -> dict:
+    """The record before replay (a damaged one reads as {}; replay itself reports it)."""
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _made_by(record: dict) -> str | None:
+    """The release that made ``record``, when it is older than this one."""
     from engine import __version__
 
-    try:
-        version = str(json.loads(record_path.read_text()).get("disco_musica_version", ""))
-    except (OSError, ValueError, AttributeError):
-        return None
+    version = str(record.get("disco_musica_version", ""))
     if version and _release(version) < _release(__version__):
         return version
     return None
@@ -632,14 +638,6 @@ def _made_by(record_path: Path) -> str | None:
 
 def _release(v: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
-
-
-def _recorded_model(record_path: Path) -> dict:
-    try:
-        model = json.loads(record_path.read_text()).get("model")
-    except (OSError, ValueError, AttributeError):
-        return {}
-    return model if isinstance(model, dict) else {}
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -659,10 +657,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from engine.record import check_new_folder
 
     check_new_folder(out, args.overwrite, cli.CliError)
+    old = _record_as_found(record_path)  # (read first: --overwrite may replace it)
     with _StageProgress("Replay") as prog:
         record, same = replay(record_path, out, overwrite=args.overwrite, progress=prog)
-    made_by = _made_by(record_path)
-    recorded = _recorded_model(record_path)
+    made_by = _made_by(old)
+    recorded = old.get("model") if isinstance(old.get("model"), dict) else {}
     if recorded.get("name") != (record.get("model") or {}).get("name") and not args.json:
         print(f"note: {reproducing_model(recorded)[1]}")
     if not all(same.values()) and made_by is not None and not args.json:
