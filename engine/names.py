@@ -8,7 +8,7 @@ keeps its own copy (the tokenizer, the renderer, the workflows) the tests check 
 
 from __future__ import annotations
 
-# ---- the score model (engine.score_api): sketch, continue, add-tracks, regenerate ---------------
+# ---- the score model (engine.symbolic.score_api): sketch, continue, add-tracks, regenerate
 DEFAULT_MODEL = "score-base"
 DEFAULT_TEMPERATURE = 0.9
 MAX_TEMPERATURE = 5.0
@@ -22,39 +22,39 @@ MAX_BARS = 128
 MIN_TEMPO_BPM = 20.0
 MAX_TEMPO_BPM = 300.0
 MAX_SEED = 2**32 - 1
-MAX_VOICES = 8  # engine.tokenizer.MAX_VOICES
-MAX_POLYPHONY = 6  # engine.texture.MAX_POLYPHONY: notes one part sounds at once
-DEFAULT_VOICE_LEADING = 6.0  # engine.voicing.DEFAULT_STRENGTH
-MAX_VOICE_LEADING = 20.0  # engine.voicing.MAX_STRENGTH
+MAX_VOICES = 8  # engine.symbolic.tokenizer.MAX_VOICES
+MAX_POLYPHONY = 6  # engine.symbolic.texture.MAX_POLYPHONY: notes one part sounds at once
+DEFAULT_VOICE_LEADING = 6.0  # engine.symbolic.voicing.DEFAULT_STRENGTH
+MAX_VOICE_LEADING = 20.0  # engine.symbolic.voicing.MAX_STRENGTH
 MAX_PROGRAM = 127  # General MIDI programs 0..127
 DEFAULT_EVAL_PIECES_PER_STYLE = 20
 DEFAULT_EVAL_HARMONIZATIONS = 20
 MAX_EVAL_PIECES_PER_STYLE = 1000
 MAX_EVAL_HARMONIZATIONS = 1000
 
-# ---- generate (engine.compose) ---------------------------------------------------------------
+# ---- generate (engine.pipelines.compose)
 COMPOSE_MAX_SECONDS = 600.0  # --duration: more than 0, at most 10 minutes (and MAX_BARS bars)
 COMPOSE_MAX_BARS = MAX_BARS
 COMPOSE_DEFAULT_BARS = 8  # no length, no form
 DEFAULT_SECTION_BARS = 4  # bars a section when a form is given without a length
 DEFAULT_CREATIVITY = 0.5
-DEFAULT_TEMPO_BPM = 96.0  # no tempo, no style (each style has its own, engine.compose)
+DEFAULT_TEMPO_BPM = 96.0  # no tempo, no style (each style has its own, engine.pipelines.compose)
 DEFAULT_DYNAMICS = "mf"
 DYNAMICS = ("pp", "p", "mp", "mf", "f", "ff")
 MAX_VARIATIONS = 32
 MAX_BATCH_ROWS = 8  # variations written together in one batch (engine.generate)
 DEFAULT_VARIATIONS = 1
 # Creativity c sets the sampling: temperature 0.6 + 0.6 c, top-p 0.85 + 0.14 c, key strength
-# 2.7 - 2.4 c (engine.compose.plan).
+# 2.7 - 2.4 c (engine.pipelines.compose.plan).
 
-# ---- workflows (engine.workflows): harmonize, restyle, continue on audio -----------------------
-WORKFLOW_KEY_STRENGTH = 3.0  # engine.workflows.WORKFLOW_KEY_STRENGTH
+# ---- workflows (engine.pipelines.workflows): harmonize, restyle, continue on audio
+WORKFLOW_KEY_STRENGTH = 3.0  # engine.pipelines.workflows.WORKFLOW_KEY_STRENGTH
 WORKFLOW_DEFAULT_STYLE = "chorale"
 WORKFLOW_DEFAULT_VOICES = 4
 WORKFLOW_VOICES = (2, 3, 4)
 AUDIO_MELODY_PROGRAM = 52  # Choir Aahs
 
-# ---- audio rendering (engine.render.Effects) ---------------------------------------------------
+# ---- audio rendering (engine.audio.render.Effects)
 DEFAULT_REVERB = 0.25
 DEFAULT_COMPRESSION = 0.3
 DEFAULT_EQ_DB = 0.0
@@ -62,14 +62,14 @@ EQ_RANGE_DB = 24.0
 BIT_DEPTHS = (16, 24)
 DEFAULT_BIT_DEPTH = 16
 
-# ---- MusicGen (engine.musicgen_api) -----------------------------------------------------------
+# ---- MusicGen (engine.pipelines.musicgen)
 MUSICGEN_DEFAULT_SECONDS = 10.0
 MUSICGEN_MAX_SECONDS = 300.0
 DEFAULT_GUIDANCE = 3.0
 MAX_GUIDANCE = 20.0
 MUSICGEN_DEFAULT_TOP_K = 250
 
-# ---- transcribe (engine.transcribe) ------------------------------------------------------------
+# ---- transcribe (engine.pipelines.transcribe)
 DEFAULT_ONSET_THRESHOLD = 0.5
 DEFAULT_FRAME_THRESHOLD = 0.3
 DEFAULT_MIN_NOTE_MS = 127.7
@@ -78,7 +78,7 @@ MIN_FREQ_HZ = 20.0
 MAX_FREQ_HZ = 20_000.0
 MAX_AUDIO_SECONDS = 3600
 
-# ---- accompany (engine.accompany) -------------------------------------------------------------
+# ---- accompany (engine.pipelines.accompany)
 ACCOMPANY_PARTS = ("bass", "chords", "strings", "drums")
 DEFAULT_ACCOMPANY_PART = "bass"
 DRUM_STYLES = ("pop", "rock", "ballad", "jazz", "folk")

@@ -4,7 +4,7 @@ Each piece is eight bars (a progression played twice) built here with symusic: a
 and a close chord each bar and a melody that moves, in a LEGATO style (sustained choir,
 strings or organ: every chord held the whole bar, the melody tied from note to note, one
 velocity throughout, so the amplitude hardly moves) or a DETACHED style (piano, plucked,
-staccato: short notes on the beats). Rendered with `engine.render.render_midi` (TimGM6mb).
+staccato: short notes on the beats). Rendered with `engine.audio.render.render_midi` (TimGM6mb).
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def same_chord(found: str, true: str) -> bool:
 
 
 def _parse_any(symbol: str) -> tuple[int, tuple[int, ...]]:
-    from engine.steer import parse_chord
+    from engine.symbolic.steer import parse_chord
 
     c = parse_chord(symbol)
     third = 3 if (c.root + 3) % 12 in c.pitch_classes else 4

@@ -15,7 +15,7 @@ import engine  # noqa: F401  (loads OpenBLAS before mlx)
 os.environ["DISCO_MUSICA_HOME"] = tempfile.mkdtemp(prefix="disco-musica-tests-")
 # Audio renders with the shipped TimGM6mb whatever else this machine has installed (CI installs
 # FluidR3_GM, which would otherwise be the default), so results do not depend on the machine;
-# tests/test_soundfonts.py unsets it to check the real choice.
+# tests/audio/test_soundfonts.py unsets it to check the real choice.
 os.environ["DISCO_MUSICA_SOUNDFONT"] = "TimGM6mb"
 
 # Real public-domain pieces from music21's corpus, at least one per style.
@@ -56,7 +56,7 @@ def small_corpus(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model_dir(small_corpus, tmp_path_factory):
     """A tiny score model trained for a few steps on the small corpus (a model folder)."""
-    from engine.train_score import train_score
+    from engine.train.score import train_score
 
     out = tmp_path_factory.mktemp("train")
     train_score(small_corpus, out, preset="tiny", quiet=True)

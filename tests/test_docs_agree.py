@@ -15,19 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from engine import (
-    accompany,
-    cli,
-    compose,
-    musicgen_api,
-    names,
-    prompt,
-    render,
-    score_api,
-    transcribe,
-    workflows,
-)
-from engine.tokenizer import MAX_VOICES
+from engine import cli, names
+from engine.audio import render
+from engine.pipelines import accompany, compose, prompt, transcribe, workflows
+from engine.pipelines import musicgen as musicgen_api
+from engine.symbolic import score_api
+from engine.symbolic.tokenizer import MAX_VOICES
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 n = names.num

@@ -402,8 +402,8 @@ def test_a_consistent_record_reads_back_and_folders_find_their_record():
 
 
 def test_eval_reports_replace_only_earlier_reports(monkeypatch):
-    from engine import evaluate
-    from engine.evaluate import write_report
+    from engine.train import evaluate
+    from engine.train.evaluate import write_report
 
     monkeypatch.setattr(evaluate, "report_markdown", lambda r: f"# {r['model']}\n")
 

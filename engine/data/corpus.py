@@ -175,7 +175,7 @@ def _process_file(args: tuple[CorpusFile, str]) -> tuple[list[dict], list[dict]]
     cf, tokenizer_dir = args
     warnings.filterwarnings("ignore")
     from engine.data.music21io import score_from_music21
-    from engine.tokenizer import ScoreTokenizer, tempo_band
+    from engine.symbolic.tokenizer import ScoreTokenizer, tempo_band
 
     tok = _worker_tokenizer(tokenizer_dir, ScoreTokenizer)
     pieces, failed = [], []
@@ -296,7 +296,7 @@ def check_corpus_folder(folder: Path) -> None:
 
 
 def _build(tmp: Path, files, workers, progress, val_fraction, seed) -> dict:
-    from engine.tokenizer import ScoreTokenizer
+    from engine.symbolic.tokenizer import ScoreTokenizer
 
     tok = ScoreTokenizer()
     tok.save(tmp / "tokenizer")

@@ -25,7 +25,7 @@ import numpy as np
 
 from engine.data.corpus import duplicate_of, style_of
 from engine.errors import UserError
-from engine.tokenizer import MAX_VOICES, PITCH_RANGE, TONICS, ScoreTokenizer, Track
+from engine.symbolic.tokenizer import MAX_VOICES, PITCH_RANGE, TONICS, ScoreTokenizer, Track
 
 # Share of training windows drawn from each style (the corpus is dominated by folk tunes
 # and Palestrina masses by count; chorales matter most for harmonisation).

@@ -17,7 +17,7 @@ Shapes are [B, T, F, C] (MLX's NHWC). Everything is float32, like onnxruntime. T
 convolutions are computed in ways that suit the CPU (the 3x39 contour convolution through an
 FFT along frequency, the one-channel outputs as one matmul plus shifted sums); the numbers
 agree with onnxruntime within 1e-5 on x86 CPUs with AVX-512, within 3e-4 on others
-(tests/test_basic_pitch.py, docs/models/basic-pitch.md).
+(tests/models/test_basic_pitch.py, docs/models/basic-pitch.md).
 
 Weights: ``engine/assets/models/basic-pitch`` (converted by ``convert.basic_pitch`` from the
 Apache-2.0 ``nmp.onnx``; see the NOTICE file there).

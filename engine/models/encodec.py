@@ -334,7 +334,7 @@ class LSTMLayer(nn.Module):
         GPU) or in numpy (``"numpy"``, the default on the CPU). MLX's CPU backend sends every
         matmul through sgemm, which repacks the whole [4H, H] weight (16 MB for H = 1024) at
         each step: ~0.8 ms a step here, against ~0.12 ms for numpy's sgemv, and EnCodec's
-        decoder takes 1000 steps for 10 s. Both give the same states (tests/test_encodec.py).
+        decoder takes 1000 steps for 10 s. Both give the same states (tests/models/test_encodec.py).
         """
         if recurrence is None:
             recurrence = "numpy" if mx.default_device() == mx.cpu else "mlx"

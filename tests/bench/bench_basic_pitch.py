@@ -10,7 +10,8 @@ slowed MLX by a quarter in the same process here), the two taking turns ``--roun
 (a) the network: the 22050 Hz mono audio through the model, windows and unwrapping
     included; MLX (``BasicPitch.run``) vs onnxruntime running ``nmp.onnx`` one window at a
     time (as basic-pitch's ``run_inference`` does) and all windows in one batch;
-(b) end to end, file to note events: ``engine.transcribe.transcribe(path)`` vs basic-pitch's
+(b) end to end, file to note events: ``engine.pipelines.transcribe.transcribe(path)`` vs
+basic-pitch's
     ``predict(path)`` (reading, resampling, network and note creation).
 
 Target: the MLX port is not slower than onnxruntime. ``--write-docs`` puts the table into
@@ -42,8 +43,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def _audio(seconds: float) -> tuple[np.ndarray, int]:
     from music21 import corpus
 
+    from engine.audio.render import render_midi
     from engine.data.music21io import score_from_music21
-    from engine.render import render_midi
 
     score = score_from_music21(corpus.parse("bach/bwv66.6.mxl"), tempo_bpm=60.0)
     sr = 44100
@@ -77,7 +78,7 @@ def worker(side: str, seconds: float, repeats: int) -> dict[str, list[float]]:
     sf.write(path, audio, sr, subtype="FLOAT")
     if side == "mlx":
         from engine.models.basic_pitch import BasicPitch
-        from engine.transcribe import transcribe
+        from engine.pipelines.transcribe import transcribe
 
         model = BasicPitch.load()
         cases["mlx network"] = lambda: model.run(mono)

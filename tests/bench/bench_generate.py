@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine import compose as C
-from engine.score_api import load
+from engine.pipelines import compose as C
+from engine.symbolic.score_api import load
 
 PROMPTS = (
     "a calm chorale in G major for choir",
@@ -32,8 +32,8 @@ RENDER_TARGET = 100.0
 
 
 def bench(seconds: float, repeats: int) -> None:
-    from engine.notation import write_musicxml
-    from engine.render import render_audio, render_midi, write_audio
+    from engine.audio.render import render_audio, render_midi, write_audio
+    from engine.symbolic.notation import write_musicxml
 
     model = load("score-base")
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")

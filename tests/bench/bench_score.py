@@ -30,7 +30,7 @@ import numpy as np
 from engine.generate import generate_step
 from engine.models.score import Model, ModelArgs
 from engine.sample import make_sampler
-from engine.train import TrainConfig, train
+from engine.train.trainer import TrainConfig, train
 
 DECODE_TARGET_TOK_S = 1000.0
 TRAIN_RATIO_TARGET = 1.0
@@ -244,7 +244,7 @@ def bench_train(B: int, L: int, steps: int, rounds: int) -> None:
 
 def bench_sixteen_bars(repeats: int = 3) -> None:
     """(c) 16 bars of 4-voice chorale with the shipped model, best of ``repeats`` seeds."""
-    from engine.score_api import available_models, load
+    from engine.symbolic.score_api import available_models, load
 
     if "score-base" not in available_models():
         print("(c) skipped: score-base is not installed")

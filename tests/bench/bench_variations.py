@@ -4,8 +4,8 @@
 
 (a) decoding speed: tokens per second (every token the score model writes: sampled and
     forced, section prompts excluded) for ``--count`` variations of each prompt written as
-    one batch (`engine.compose.compose_variations`), against the same seeds written one
-    after another (`engine.compose.compose`); target: batched >= 2.5x;
+    one batch (`engine.pipelines.compose.compose_variations`), against the same seeds written one
+    after another (`engine.pipelines.compose.compose`); target: batched >= 2.5x;
 (b) prompt to files: the wall time of ``disco-musica generate PROMPT --variations N`` for
     ``--seconds`` of music each (composing together, then every file of every piece: WAV,
     MIDI, MusicXML, generation.json), divided by the music made (target <= 1/10).
@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine import compose as C
 from engine import generate as G
-from engine.score_api import load
+from engine.pipelines import compose as C
+from engine.symbolic.score_api import load
 
 PROMPTS = (
     "a calm chorale in G major for choir",

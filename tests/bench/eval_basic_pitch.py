@@ -5,8 +5,8 @@
 The first ``--pieces`` chorales of the score model's held-out list
 (docs/models/score-base-heldout.txt) are read from the music21 corpus
 (``engine.data.music21io``, 96 BPM, piano), rendered with the General MIDI SoundFont
-(``engine.render.render_midi``, 44.1 kHz, no effects), and transcribed with basic-pitch's
-default settings twice: by the MLX model with ``engine.transcribe``, and by basic-pitch's
+(``engine.audio.render.render_midi``, 44.1 kHz, no effects), and transcribed with basic-pitch's
+default settings twice: by the MLX model with ``engine.pipelines.transcribe``, and by basic-pitch's
 own ``predict`` running ``nmp.onnx`` in onnxruntime. mir_eval's note precision / recall / F1
 against the score's notes: onset-only (50 ms onset tolerance) and with offsets (also the
 offset within 20 % of the note or 50 ms). ``--write-docs`` puts the table into
@@ -73,9 +73,9 @@ def scores(ref_iv, ref_p, notes) -> dict:
 def evaluate(n_pieces: int) -> dict:
     import soundfile as sf
 
+    from engine.audio.render import render_midi
     from engine.models.basic_pitch import BasicPitch
-    from engine.render import render_midi
-    from engine.transcribe import transcribe
+    from engine.pipelines.transcribe import transcribe
 
     logging.disable(logging.WARNING)
     from basic_pitch import FilenameSuffix, build_icassp_2022_model_path

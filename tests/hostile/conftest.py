@@ -121,7 +121,7 @@ class Sandbox:
 
     def run(self, argv, stdin: str | None = None, timeout: float = CASE_TIMEOUT_S) -> Result:
         """``engine.cli.main(argv)`` in-process; the snapshot diff of the watched folder."""
-        from engine import score_api
+        from engine.symbolic import score_api
 
         argv = self.expand(argv)
         loads: list[str] = []
@@ -133,7 +133,7 @@ class Sandbox:
 
         self.monkeypatch.setattr(score_api.ScoreModel, "load", classmethod(spy))
         try:
-            from engine import transcribe
+            from engine.pipelines import transcribe
 
             real_model = transcribe._model
 

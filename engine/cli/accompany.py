@@ -1,0 +1,86 @@
+"""``disco-musica accompany INPUT --part bass|chords|strings|drums``.
+
+    disco-musica accompany song.wav --part bass                # -> song-bass/ (a new folder)
+    disco-musica accompany sketch.mid --part strings --seed 3 --out sketch-strings
+    disco-musica accompany take.flac --part drums --style rock --json
+
+The folder holds part.mid, part.wav, mix.wav (the input plus the part), mix.mid for MIDI
+input, and generation.json. Kept apart from `engine.cli` (entry point, errors, progress);
+heavy modules (librosa, mlx, music21) are imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from engine import names
+
+PARTS = names.ACCOMPANY_PARTS  # engine.pipelines.accompany.PARTS
+
+
+def add_commands(sub, command) -> None:
+    """Register ``accompany`` on the ``sub`` parsers (``command`` = cli._command)."""
+    p = command(
+        sub,
+        "accompany",
+        cmd_accompany,
+        "write a bass line, chords, strings or drums that follow a recording or MIDI file",
+        ("accompany",),
+    )
+    p.add_argument(
+        "input", metavar="INPUT", help="audio (WAV, FLAC, OGG, MP3) or a MIDI file to accompany"
+    )
+    p.add_argument(
+        "--part",
+        default=names.DEFAULT_ACCOMPANY_PART,
+        metavar="PART",
+        help=f"what to add: {', '.join(PARTS)} (default {names.DEFAULT_ACCOMPANY_PART})",
+    )
+    p.add_argument(
+        "--style",
+        help="bass/chords/strings: the score model's style (chorale, folk, classical, ...); "
+        f"drums: {', '.join(names.DRUM_STYLES)} (default {names.DEFAULT_DRUM_STYLE})",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=names.DEFAULT_ACCOMPANY_SEED,
+        metavar="N",
+        help=f"0..{names.MAX_SEED}; same seed, same part (default {names.DEFAULT_ACCOMPANY_SEED})",
+    )
+    p.add_argument(
+        "--out", metavar="DIR", help="folder to create (default: INPUT's name + -PART, here)"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.add_argument("--json", action="store_true", help="print the record as JSON on stdout")
+
+
+def cmd_accompany(args: argparse.Namespace) -> int:
+    from engine import cli
+    from engine.cli.generate import _StageProgress
+    from engine.pipelines.accompany import accompany, check_part
+
+    part = check_part(args.part)
+    cli._check_range("--seed", args.seed, 0, cli.MAX_SEED)
+    src = Path(args.input)
+    folder = Path(args.out).expanduser() if args.out else Path(f"{src.stem}-{part}")
+    from engine.record import check_new_folder
+
+    check_new_folder(folder, args.overwrite, cli.CliError)
+    with _StageProgress("") as prog:
+        acc = accompany(src, part, style=args.style, seed=args.seed, progress=prog)
+        record = acc.save(folder, overwrite=args.overwrite, progress=prog)
+    if args.json:
+        print(json.dumps({"folder": str(folder), **record}, indent=1))
+        return 0
+    an = acc.analysis
+    chords = " ".join(an.chords[:16]) + (" ..." if len(an.chords) > 16 else "")
+    print(
+        f"{an.kind} input: {an.tempo_bpm:g} BPM, {an.meter}, {an.key}, {an.bars} bars\n"
+        f"chords: {chords}\n"
+        f"wrote {folder}/: " + ", ".join(record["outputs"]) + ", generation.json"
+    )
+    cli.say_replaced(folder, record.get("replaced"))
+    return 0

@@ -1,0 +1,1 @@
+"""What a musician asks for: compose, workflows, accompany, transcribe, MusicGen."""

@@ -1,0 +1,1167 @@
+"""Accompany a recording or a MIDI file: a bass line, chords, strings or drums that follow it.
+
+>>> from engine.pipelines.accompany import accompany
+>>> acc = accompany("song.wav", part="bass", seed=1)
+>>> acc.analysis.tempo_bpm, acc.analysis.meter, acc.analysis.chords[:4]
+(100.2, '4/4', ['C', 'Am', 'F', 'G'])
+>>> acc.save("song-bass")        # part.mid, part.wav, mix.wav (+ mix.mid), generation.json
+
+The pipeline is a chain of small steps, each testable alone:
+
+1. **Analysis** (`analyze`). Audio: the mono mix at 22050 Hz; the beat period from two
+   envelopes (`hear_pulse`): the onset strength (spectral flux, clear in detached playing)
+   and the chroma novelty (chord changes, there in legato playing too), then beats from
+   ``librosa.beat.beat_track`` at that tempo on both envelopes; 6/8 when the beat divides in
+   three, else 4, 3 or 2 beats a bar and bar 1 from the chord changes and accents on the
+   beats (`hear_meter`); one chord a bar from ``librosa.feature.chroma_cqt``
+   averaged over the bar and matched (cosine) against the 24 major and minor triad templates;
+   the key from the whole piece's chroma against the Krumhansl-Kessler profiles; the onset
+   density (onsets a beat). MIDI: tempo map and time signature from the file, beats on the
+   grid, one chord a bar from the notes sounding in it (pitch classes weighted by duration),
+   key from `engine.symbolic.quality.analyze_key`.
+2. **A grid** (`Analysis.time_of`): every part is written in quarter notes from the first bar
+   line; quarter ``q`` sounds at ``time_of(q)`` seconds. For audio that is the detected beats
+   (linear between beats, the median period past the ends), so the part follows the
+   recording's tempo drift; ``part.mid`` carries one tempo change a beat to say the same.
+3. **The part** (`write_part`):
+
+   Bass, strings and chords come from the score model (`ScoreModel.add_tracks`), eight
+   bars at a time, against the input's top line (for audio, its Basic Pitch transcription
+   placed on the grid). The detected chords steer the sampling (`engine.symbolic.steer`): the lowest
+   new part may only choose tones of its bar's chord, the others get a bonus for them.
+
+   - ``bass``: a bass line (GM 33, fingered bass), folded into the bass's range.
+   - ``strings``: violin, viola and cello (GM 40-42); the cello plays chord tones only, the
+     upper parts are the model's notes folded into their ranges.
+   - ``chords``: piano. Three voices (upper and lower right hand, left hand); any note the
+     model still put off the chord is moved to the nearest chord tone within its hand's
+     range and clipped at the bar line, and the voices are joined into one piano track: the
+     model's rhythm and voice leading on the detected harmony. A bar where all three rest
+     holds the chord (root under a close triad), so the harmony never drops out.
+   - ``drums``: RULE-BASED patterns on GM channel 10 (see `drum_pattern`), chosen by metre,
+     tempo, onset density and style.
+
+4. **Output** (`Accompaniment.save`): a new folder with ``part.mid``, ``part.wav``,
+   ``mix.wav`` (the input plus the part at matched loudness), ``mix.mid`` for MIDI input, and
+   ``generation.json`` (input path and sha256, analysis, part, seed, model sha256, versions,
+   output hashes), written into a hidden folder and renamed into place when complete.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import platform
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+
+from engine import names
+from engine.atomic import json_default, sha256_file
+from engine.errors import UserError
+from engine.record import OWNER_FILE, OutputFolder, check_new_folder, with_replaced
+
+PARTS = names.ACCOMPANY_PARTS
+MODEL_PARTS = ("bass", "chords", "strings")  # written by the score model; drums are rule-based
+DRUM_STYLES = names.DRUM_STYLES
+DEFAULT_DRUM_STYLE = names.DEFAULT_DRUM_STYLE
+ANALYSIS_SAMPLE_RATE = 22050
+HOP = 512  # analysis frames: 23 ms at 22050 Hz
+FINE_HOP = 128  # onset frames (6 ms) that beats are refined to
+BEAT_SNAP_S = 0.07  # a beat moves to a note onset at most this far away
+TRIM_TOP_DB = 50  # audio this far below the peak is not music
+CHANGE_TOP_DB = 20  # a chord change this far below the loudest frame is a release tail's
+MIN_BEATS = 4  # fewer detected beats: no usable beat
+MIN_SECONDS = 2.0  # shorter audio cannot hold MIN_BEATS beats at any usable tempo
+# Hearing the pulse (`hear_pulse`): candidate beats, their tempo preference, the harmony's say.
+PULSE_MIN_BPM, PULSE_MAX_BPM = 40.0, 200.0  # counted beats a minute that can be heard
+PULSE_CANDIDATES = 800  # log-spaced beat periods tried (0.2 % apart)
+FOLD_BINS = 12  # phases an envelope is folded onto to measure its pulse clarity
+FOLD_SUB = 4  # phases a beat when a bar is folded (`_bar_share`)
+MIN_BARS_HEARD = 4  # a bar must fit this many times in the audio
+TEMPO_PRIOR_BPM = 100.0  # the preferred beat (log-normal, TEMPO_PRIOR_OCTAVES wide)
+TEMPO_PRIOR_OCTAVES = 1.0
+PRIOR_WEIGHT = 0.5
+COMPOUND_MARGIN = 1.25  # the beat divides in three when that pulse is this much clearer
+HARMONY_WEIGHT = 1.0  # chord changes at bar lines, against onsets at beats
+HARMONY_SMOOTH_FRAMES = 9  # chroma smoothed over 0.2 s before its novelty (a tremolo is no change)
+HARMONY_LAG = 4  # frames (90 ms) a chroma change is measured across
+METER_BEATS = (4, 3, 2)  # beats a bar that can be heard (simple metres), preferred first
+METER_MARGIN = 1.1  # a later metre must explain the bar lines this much better to win
+CHANGE_WEIGHT = 2.0  # chord changes on the downbeats, against accents
+GRID_SLACK_S = 0.05  # the first bar may start this early (before 0 s) and still be used
+LEAD_MIN_S = 0.02  # a first bar line later than this gets a silent lead-in bar in part.mid
+TICKS_PER_QUARTER = 480
+WINDOW_BARS = 8  # the score model writes the part this many bars at a time
+GRID_DIVISIONS = 4  # input notes snap to sixteenths (of a quarter) before the model hears them
+CHORD_MIN_ENERGY = 1e-3  # a bar whose mean chroma sums to less has no chord (the last one holds)
+DENSE_ONSETS_PER_BEAT = 2.0  # busier input: sixteenth hi-hats (at tempos below DENSE_MAX_BPM)
+SPARSE_ONSETS_PER_BEAT = 0.75  # calmer input: quarter-note hi-hats
+DENSE_MAX_BPM = 130.0
+PART_LEVEL_DB = -3.0  # the part sits this far below the input's loudness in mix.wav
+MIX_PEAK_DB = -1.0
+GENERATION_FILE = "generation.json"
+
+# General MIDI programs and playable ranges (MIDI, inclusive).
+BASS_PROGRAM = 33  # Electric Bass (finger)
+BASS_RANGE = (28, 55)
+CHORD_PROGRAM = 0  # Acoustic Grand Piano
+CHORD_CENTER = 62  # close-position triads sit around D4
+STRING_PROGRAMS = (40, 41, 42)  # violin, viola, cello
+STRING_PARTS = ("alto", "tenor", "bass")  # score-model registers, top to bottom
+STRING_RANGES = ((55, 93), (48, 84), (36, 76))
+MELODY_PROGRAM = 0  # the input's top line as the model hears it
+INPUT_TRACK = "Input"  # the name of that track in what the model gets and gives back
+# Chords: three piano voices from the score model (registers top to bottom), each on its own
+# piano program while generating so they can be told apart, then one piano track.
+CHORD_PARTS = ("alto", "tenor", "bass")
+CHORD_VOICE_PROGRAMS = (1, 2, 3)  # bright, electric grand and honky-tonk piano
+CHORD_RANGES = ((60, 76), (52, 69), (40, 57))
+
+# GM drum keys (channel 10).
+KICK, SNARE, SIDE_STICK, CLOSED_HAT, PEDAL_HAT = 36, 38, 37, 42, 44
+CRASH, RIDE = 49, 51
+
+NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+# Krumhansl-Kessler key profiles (C major, C minor).
+KK_MAJOR = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
+KK_MINOR = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+class AccompanyError(UserError, ValueError):
+    """A user-facing problem: an unreadable or silent input, an unknown part or style."""
+
+
+# ---- analysis ------------------------------------------------------------------------------
+@dataclass
+class Analysis:
+    """What the accompaniment follows. Times in seconds, positions in quarter notes."""
+
+    kind: str  # "audio" | "midi"
+    tempo_bpm: float
+    numerator: int
+    denominator: int
+    key: str  # e.g. "G major"
+    chords: list[str]  # one symbol a bar, from the first bar line
+    bars: int
+    duration_s: float
+    onsets_per_beat: float
+    beats_s: list[float] = field(default_factory=list)  # detected beats (audio)
+    origin_beat: int = 0  # index of the beat at the first bar line (audio)
+    notes: list[tuple[float, float, int, int]] = field(default_factory=list, repr=False)
+    tempo_map: list[tuple[int, float]] = field(default_factory=list, repr=False)  # (tick, qpm)
+    ticks_per_quarter: int = TICKS_PER_QUARTER
+
+    @property
+    def meter(self) -> str:
+        return f"{self.numerator}/{self.denominator}"
+
+    @property
+    def bar_quarters(self) -> float:
+        return self.numerator * 4 / self.denominator
+
+    @property
+    def beat_quarters(self) -> float:
+        """The counted beat: a dotted quarter in 6/8, 9/8, 12/8; else the denominator's note."""
+        compound = self.denominator == 8 and self.numerator % 3 == 0 and self.numerator > 3
+        return 1.5 if compound else 4 / self.denominator
+
+    def time_of(self, q: np.ndarray | float) -> np.ndarray:
+        """Seconds at ``q`` quarter notes after the first bar line."""
+        q = np.asarray(q, dtype=np.float64)
+        if self.kind == "audio":
+            beats = np.asarray(self.beats_s)
+            idx = np.arange(beats.shape[0], dtype=np.float64)
+            period = _beat_period(beats)
+            b = q + self.origin_beat
+            t = np.interp(b, idx, beats)
+            t = np.where(b < 0, beats[0] + b * period, t)
+            return np.where(b > idx[-1], beats[-1] + (b - idx[-1]) * period, t)
+        tpq = self.ticks_per_quarter
+        ticks = q * tpq
+        out = np.zeros_like(ticks)
+        elapsed, prev_tick, prev_qpm = 0.0, 0, self.tempo_map[0][1]
+        starts = []
+        for tick, qpm in self.tempo_map:
+            elapsed += (tick - prev_tick) / tpq * 60 / prev_qpm
+            starts.append((tick, elapsed, qpm))
+            prev_tick, prev_qpm = tick, qpm
+        for tick, t0, qpm in starts:
+            out = np.where(ticks >= tick, t0 + (ticks - tick) / tpq * 60 / qpm, out)
+        return out
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in asdict(self).items() if k not in ("notes", "tempo_map")}
+        d["meter"] = self.meter
+        d["beats_s"] = [round(b, 4) for b in self.beats_s]
+        return d
+
+
+def _beat_period(beats: np.ndarray) -> float:
+    from engine.pipelines.transcribe import beat_period
+
+    return beat_period(beats)
+
+
+def analyze(input_path: str | Path, *, transcribe_notes: bool = True) -> Analysis:
+    """Analyse an audio or MIDI file (chosen by its first bytes). See the module docstring."""
+    path = Path(input_path).expanduser()
+    if not path.exists():
+        raise AccompanyError(f"{path} does not exist; check the path")
+    if path.is_dir():
+        raise AccompanyError(f"{path} is a folder; give an audio or MIDI file")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head == b"MThd":
+        from engine.pipelines.workflows import AUDIO_SUFFIXES
+
+        if path.suffix.lower() in AUDIO_SUFFIXES:  # as every other command says of it
+            raise AccompanyError(
+                f"{input_path} is a MIDI file, not audio (its first bytes are MThd); rename it "
+                f"to {path.stem}.mid and give it as MIDI"
+            )
+        return _analyze_midi(path)
+    return _analyze_audio(path, transcribe_notes=transcribe_notes)
+
+
+def _load_mono(path: Path) -> tuple[np.ndarray, int, np.ndarray]:
+    """(mono at ANALYSIS_SAMPLE_RATE, original rate, original [S, C]) or AccompanyError."""
+    import soxr
+
+    from engine.pipelines.transcribe import TranscribeError, check_audible, load_audio
+
+    try:  # NaN/Inf refused, a file cut short warned about (InputWarning), silence refused
+        audio, sr = load_audio(path, min_seconds=MIN_SECONDS)  # cut short and too short: 1 line
+        check_audible(audio, str(path))
+    except TranscribeError as e:
+        raise AccompanyError(str(e)) from None
+    if audio.shape[0] < MIN_SECONDS * sr:
+        raise AccompanyError(
+            f"{path} is {audio.shape[0] / sr:.2f} s long; accompany needs at least "
+            f"{MIN_SECONDS:g} s of music with a pulse"
+        )
+    mono = audio.mean(axis=1).astype(np.float32)
+    if sr != ANALYSIS_SAMPLE_RATE:
+        mono = soxr.resample(mono, sr, ANALYSIS_SAMPLE_RATE).astype(np.float32)
+    return mono, sr, audio
+
+
+def _analyze_audio(path: Path, *, transcribe_notes: bool) -> Analysis:
+    import librosa
+    from scipy.ndimage import uniform_filter1d
+
+    from engine.pipelines.transcribe import quiet_libraries
+
+    y, _, _ = _load_mono(path)
+    sr = ANALYSIS_SAMPLE_RATE
+    fps = sr / HOP
+    with quiet_libraries():  # librosa's warnings about its own parameters stay inside
+        env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=HOP)
+        chroma = librosa.feature.chroma_cqt(y=y, sr=sr, hop_length=HOP)
+        smooth = uniform_filter1d(chroma, HARMONY_SMOOTH_FRAMES, axis=1)
+        harmony = librosa.onset.onset_strength(S=smooth, sr=sr, hop_length=HOP, lag=HARMONY_LAG)
+    n = min(env.shape[0], harmony.shape[0])
+    env, harmony = env[:n], harmony[:n]
+    pulse = hear_pulse(env, harmony, fps)
+    both = env / max(float(env.mean()), 1e-12) + harmony / max(float(harmony.mean()), 1e-12)
+    with quiet_libraries():
+        _, frames = librosa.beat.beat_track(
+            onset_envelope=both, sr=sr, hop_length=HOP, bpm=60.0 / pulse.beat_s
+        )
+    frames = np.asarray(frames, dtype=int)
+    beats = librosa.frames_to_time(frames, sr=sr, hop_length=HOP).astype(np.float64)
+    if beats.shape[0] < MIN_BEATS:
+        raise AccompanyError(
+            f"no steady beat found in {path.name} ({beats.shape[0]} beats); accompany music "
+            "with a pulse, at least a few bars long"
+        )
+    idx = np.clip(frames, 0, n - 1)
+    accents = env[idx] / max(float(env.mean()), 1e-12)
+    per_bar, downbeat = hear_meter(
+        accents, _beat_chroma(chroma, frames), (2,) if pulse.compound else METER_BEATS
+    )
+    beats = refine_beats(y, beats)
+    if pulse.compound:  # the quarter-note grid through the dotted-quarter beats, from a bar line
+        first = downbeat % 2
+        q = np.arange(0.0, (beats.shape[0] - 1 - first) * 1.5 + 1e-9, 1.0)
+        beats = np.interp(first + q / 1.5, np.arange(beats.shape[0]), beats)
+        downbeat, numerator, denominator = 0, 6, 8
+    else:
+        numerator, denominator = per_bar, 4
+    bar_q = int(round(numerator * 4 / denominator))
+    period = _beat_period(beats)
+    origin = downbeat
+    while beats[0] + (origin - bar_q) * period >= -GRID_SLACK_S and origin - bar_q >= -8:
+        origin -= bar_q
+    with quiet_libraries():
+        onsets = librosa.onset.onset_detect(onset_envelope=env, sr=sr, hop_length=HOP, units="time")
+        changes = librosa.onset.onset_detect(
+            onset_envelope=harmony, sr=sr, hop_length=HOP, units="time"
+        )
+        _, (_, end) = librosa.effects.trim(y, top_db=TRIM_TOP_DB)
+        level = librosa.amplitude_to_db(librosa.feature.rms(y=y, hop_length=HOP)[0], ref=np.max)
+    loud = librosa.frames_to_time(np.flatnonzero(level > -CHANGE_TOP_DB), sr=sr, hop_length=HOP)
+    changes = changes[changes <= loud.max()] if loud.size else changes  # not in a release tail
+    # the music ends with the bar of its last onset or chord change (legato music may have
+    # no onset the flux shows in its last bars; a release tail is no new bar)
+    found = np.concatenate([onsets, changes])
+    end_s = min(end / sr, float(found.max()) + 1e-3) if found.size else end / sr
+    an = Analysis(
+        kind="audio",
+        tempo_bpm=round(60.0 / period, 2),
+        numerator=int(numerator),
+        denominator=int(denominator),
+        key="",
+        chords=[],
+        bars=0,
+        duration_s=round(y.shape[0] / sr, 3),
+        onsets_per_beat=0.0,
+        beats_s=[float(b) for b in beats],
+        origin_beat=int(origin),
+    )
+    end_q = _quarter_of(an, end_s)
+    an.bars = max(1, int(np.floor(end_q / an.bar_quarters)) + 1)
+    music_beats = max(1.0, end_q - max(0.0, _quarter_of(an, 0.0)))
+    an.onsets_per_beat = round(len(onsets) / music_beats, 3)
+    times = librosa.frames_to_time(np.arange(chroma.shape[1]), sr=sr, hop_length=HOP)
+    per_bar = []
+    for b in range(an.bars):
+        t0, t1 = an.time_of([b * an.bar_quarters, (b + 1) * an.bar_quarters])
+        sel = (times >= t0) & (times < t1)
+        per_bar.append(chroma[:, sel].mean(axis=1) if sel.any() else np.zeros(12))
+    an.chords = _chords_from_profiles(per_bar)
+    an.key = _key_from_profile(chroma.mean(axis=1))
+    if transcribe_notes:
+        an.notes = _transcribed_notes(path, an)
+    return an
+
+
+def _fold_clarity(env: np.ndarray, period_frames: np.ndarray) -> np.ndarray:
+    """Pulse clarity of ``env`` [T] at each period (frames, [P]): the peak of the envelope
+    folded onto one period (FOLD_BINS phases), over its mean. 1 = no pulse at that period."""
+    t = np.arange(env.shape[0], dtype=np.float64)
+    out = np.empty(period_frames.shape[0])
+    for i, p in enumerate(period_frames):
+        phase = ((t / p) % 1.0 * FOLD_BINS).astype(int)
+        prof = np.bincount(phase, weights=env, minlength=FOLD_BINS) / np.maximum(
+            np.bincount(phase, minlength=FOLD_BINS), 1
+        )
+        out[i] = prof.max() / max(prof.mean(), 1e-12)
+    return out
+
+
+def _bar_contrast(env: np.ndarray, period_frames: np.ndarray, per_bar: int) -> np.ndarray:
+    """How strongly ``env`` [T] comes back once a bar, for each beat period [P] (frames): the
+    envelope folded onto a bar of ``per_bar`` beats (FOLD_SUB phases a beat), its peak phase
+    less its mean, in standard deviations of the envelope. A bar of half the true one, or one
+    whose length the changes do not divide, halves it or flattens it."""
+    t = np.arange(env.shape[0], dtype=np.float64)
+    bins = per_bar * FOLD_SUB
+    scale = max(float(env.std()), 1e-12)
+    out = np.empty(period_frames.shape[0])
+    for i, p in enumerate(period_frames):
+        phase = ((t / (p * per_bar)) % 1.0 * bins).astype(int)
+        prof = np.bincount(phase, weights=env, minlength=bins) / np.maximum(
+            np.bincount(phase, minlength=bins), 1
+        )
+        out[i] = (prof.max() - prof.mean()) / scale
+    return out
+
+
+@dataclass
+class Pulse:
+    """The metre heard in audio: the counted beat, beats a bar, how each beat divides."""
+
+    beat_s: float  # seconds a counted beat (a dotted quarter in 6/8)
+    per_bar: int  # counted beats a bar when heard with the beat (2 in 6/8); 0: from accents
+    compound: bool  # the beat divides in three (6/8)
+    score: float
+
+
+def hear_pulse(onsets: np.ndarray, harmony: np.ndarray, fps: float) -> Pulse:
+    """The beat period that best explains two envelopes ([T] frames at ``fps``), and whether
+    the beat divides in three (6/8, two beats a bar).
+
+    ``onsets`` (spectral flux) says where notes start: every beat level shows in it when the
+    music is played detached, hardly any when it is sung or bowed legato (flat amplitude, slow
+    attacks, a choir's own tremolo). ``harmony`` (chroma novelty) says where the chord changes:
+    at bar lines, whatever the articulation. A candidate beat period scores
+
+    - the clarity of the onset pulse at the beat (``_fold_clarity``: the folded envelope's
+      peak over its mean, less 1), which picks the beat level (not half, not double);
+    - how strongly the chord changes come back once every 2, 3 or 4 beats (``_bar_contrast``,
+      the best of the three), which finds the beat in legato music, where the onsets are
+      flat: a bar that holds a whole number of beats;
+    - a log-normal tempo preference (TEMPO_PRIOR_BPM).
+
+    A beat whose onset pulse is clearer at a third of it than at a half (by COMPOUND_MARGIN:
+    in legato playing both are faint) divides in three.
+    At least MIN_BARS_HEARD bars of 2 beats must fit in the audio.
+    """
+    bpm = np.geomspace(PULSE_MIN_BPM, PULSE_MAX_BPM, PULSE_CANDIDATES)
+    period = 60.0 / bpm * fps
+    c_on = _fold_clarity(onsets, period) - 1.0
+    prior = -0.5 * (np.log2(bpm / TEMPO_PRIOR_BPM) / TEMPO_PRIOR_OCTAVES) ** 2
+    c_bar = np.max([_bar_contrast(harmony, period, n) for n in (2, 3, 4)], axis=0)
+    score = c_on + HARMONY_WEIGHT * c_bar + PRIOR_WEIGHT * prior
+    score[period * 2 * MIN_BARS_HEARD > onsets.shape[0]] = -np.inf
+    i = int(np.argmax(score))
+    third, half = _fold_clarity(onsets, np.array([period[i] / 3, period[i] / 2]))
+    compound = bool(third > COMPOUND_MARGIN * max(half, 0.0))
+    return Pulse(60.0 / bpm[i], 2 if compound else 0, compound, float(score[i]))
+
+
+def _beat_chroma(chroma: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """[B, 12]: the mean chroma of each beat, from its frame to the next beat's."""
+    edges = np.append(np.clip(frames, 0, chroma.shape[1] - 1), chroma.shape[1])
+    return np.stack(
+        [chroma[:, a:b].mean(axis=1) if b > a else chroma[:, a] for a, b in pairwise(edges)]
+    )
+
+
+def _chord_changes(per_beat: np.ndarray, span: int) -> np.ndarray:
+    """How much the harmony changes at each beat [B]: 1 - cosine of the mean chroma of the
+    ``span`` beats from it with that of the ``span`` beats before it (0 where either side
+    is short). Over a bar's span the melody averages out and a bar line stands out."""
+    c = np.cumsum(np.vstack([np.zeros((1, 12)), per_beat]), axis=0)
+    n = per_beat.shape[0]
+    out = np.zeros(n)
+    for k in range(span, n - span + 1):
+        a, b = c[k] - c[k - span], c[k + span] - c[k]
+        out[k] = 1.0 - a @ b / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12)
+    return out
+
+
+def _phase_contrast(s: np.ndarray, m: int, first: int = 1) -> np.ndarray:
+    """[m]: for each phase p, the correlation of ``s`` with "beat p, p + m, ... is a bar
+    line" (the mean on those beats less the mean on the others, in standard deviations of
+    ``s``, times sqrt(share (1 - share)), so that bars of 2, 3 and 4 beats compare fairly);
+    beats before ``first`` left out."""
+    k = np.arange(s.shape[0])
+    use = k >= first
+    scale = max(float(s[use].std()), 1e-12)
+    out = np.zeros(m)
+    for p in range(m):
+        on = (k % m == p) & use
+        off = ~on & use
+        if on.any() and off.any():
+            share = on.sum() / use.sum()
+            out[p] = (s[on].mean() - s[off].mean()) / scale * np.sqrt(share * (1 - share))
+    return out
+
+
+def hear_meter(
+    accents: np.ndarray, per_beat: np.ndarray, candidates: tuple[int, ...] = (4, 3, 2)
+) -> tuple[int, int]:
+    """(beats a bar, index of a downbeat) from the accent [B] and the chroma [B, 12] of each
+    beat (`_beat_chroma`).
+
+    A bar line is where the chord changes and the beat is accented: for each number of beats
+    a bar and each phase, the contrast of both on the would-be downbeats against the other
+    beats (`_phase_contrast`, chord changes weighted CHANGE_WEIGHT). The harmony's contrast
+    is largest for the bar whose lines carry every change and no beat within it does, so
+    chords that change every bar give that bar, every two bars the longer metre (4/4 for
+    eight beats, 3/4 for six). A metre earlier in ``candidates`` is preferred unless a later
+    one's contrast is METER_MARGIN times larger.
+    """
+    best: tuple[float, int, int] | None = None
+    for m in candidates:
+        if accents.shape[0] < 2 * m:
+            continue
+        changes = _chord_changes(per_beat, m)
+        c = _phase_contrast(accents, m) + CHANGE_WEIGHT * _phase_contrast(changes, m, m)
+        p = int(np.argmax(c))
+        if best is None or c[p] > METER_MARGIN * best[0]:
+            best = (float(c[p]), m, p)
+    return (candidates[0], 0) if best is None else (best[1], best[2])
+
+
+def refine_beats(y: np.ndarray, beats: np.ndarray) -> np.ndarray:
+    """Move each beat to the note onset it marks.
+
+    The beat tracker's times are its onset-strength peaks: 23 ms frames that lag the sound by
+    about 30 ms. Onsets found on 6 ms frames and backtracked to the energy minimum before
+    them are where the notes start; a beat within BEAT_SNAP_S of one moves to it, the other
+    beats move by the median shift of those that did.
+    """
+    import librosa
+
+    from engine.pipelines.transcribe import quiet_libraries
+
+    sr = ANALYSIS_SAMPLE_RATE
+    with quiet_libraries():
+        env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=FINE_HOP)
+        onsets = librosa.onset.onset_detect(
+            onset_envelope=env, sr=sr, hop_length=FINE_HOP, units="time", backtrack=True
+        )
+    if onsets.size == 0:
+        return beats
+    nearest = onsets[np.abs(onsets[None, :] - beats[:, None]).argmin(axis=1)]
+    close = np.abs(nearest - beats) <= BEAT_SNAP_S
+    if not close.any():
+        return beats
+    shift = float(np.median(nearest[close] - beats[close]))
+    out = np.where(close, nearest, beats + shift)
+    return np.maximum.accumulate(out)
+
+
+def _quarter_of(an: Analysis, t_s: float) -> float:
+    """Quarter notes after the first bar line at ``t_s`` seconds (audio grid)."""
+    from engine.pipelines.transcribe import _beat_position
+
+    return float(_beat_position(np.asarray(t_s), np.asarray(an.beats_s))) - an.origin_beat
+
+
+def _transcribed_notes(path: Path, an: Analysis) -> list[tuple[float, float, int, int]]:
+    """Basic Pitch's notes as (start_q, end_q, pitch, velocity) on the grid (sixteenths)."""
+    import warnings
+
+    from engine.pipelines.transcribe import InputWarning, transcribe
+
+    notes = []
+    with warnings.catch_warnings():  # the input's warnings came with its analysis; "no notes
+        warnings.simplefilter("ignore", InputWarning)  # found" is not the user's to act on
+        found = transcribe(path).notes
+    for n in found:
+        s = round(_quarter_of(an, n.start_s) * GRID_DIVISIONS) / GRID_DIVISIONS
+        e = round(_quarter_of(an, n.end_s) * GRID_DIVISIONS) / GRID_DIVISIONS
+        if s < 0:
+            continue
+        notes.append((s, max(e, s + 1 / GRID_DIVISIONS), int(n.pitch), n.velocity))
+    return notes
+
+
+def _analyze_midi(path: Path) -> Analysis:
+    from engine.symbolic.quality import analyze_key
+    from engine.symbolic.score_api import ScoreModelError, read_midi
+
+    try:
+        score = read_midi(path)
+    except ScoreModelError as e:
+        raise AccompanyError(str(e)) from None
+    tpq = score.ticks_per_quarter
+    notes = [
+        (n.time / tpq, n.end / tpq, int(n.pitch), int(n.velocity))
+        for t in score.tracks
+        if not t.is_drum
+        for n in t.notes
+    ]
+    if not notes:
+        raise AccompanyError(f"{path.name} has no pitched notes (only drums); nothing to follow")
+    ts = score.time_signatures[0] if len(score.time_signatures) else None
+    num, den = (int(ts.numerator), int(ts.denominator)) if ts is not None else (4, 4)
+    tempo_map = [(int(t.time), float(t.qpm)) for t in score.tempos] or [(0, 120.0)]
+    if tempo_map[0][0] != 0:
+        tempo_map.insert(0, (0, tempo_map[0][1]))
+    an = Analysis(
+        kind="midi",
+        tempo_bpm=round(tempo_map[0][1], 2),
+        numerator=num,
+        denominator=den,
+        key="",
+        chords=[],
+        bars=0,
+        duration_s=0.0,
+        onsets_per_beat=0.0,
+        notes=notes,
+        tempo_map=tempo_map,
+        ticks_per_quarter=tpq,
+    )
+    end_q = max(e for _, e, _, _ in notes)
+    an.bars = max(1, int(np.ceil(end_q / an.bar_quarters - 1e-3)))
+    an.duration_s = round(float(an.time_of(end_q)), 3)
+    an.onsets_per_beat = round(len({round(s, 3) for s, _, _, _ in notes}) / max(end_q, 1.0), 3)
+    per_bar = [np.zeros(12) for _ in range(an.bars)]
+    bq = an.bar_quarters
+    for s, e, p, _ in notes:
+        for b in range(int(s // bq), min(an.bars, int(np.ceil(e / bq)))):
+            overlap = min(e, (b + 1) * bq) - max(s, b * bq)
+            if overlap > 0:
+                per_bar[b][p % 12] += overlap
+    an.chords = _chords_from_profiles(per_bar)
+    tonic, mode = analyze_key(score)
+    an.key = f"{NOTE_NAMES[tonic]} {mode}"
+    return an
+
+
+def _triad_templates() -> tuple[np.ndarray, list[str]]:
+    """[24, 12] unit vectors: C, C#, ... B major, then C minor ... B minor; and their names."""
+    rows, names = [], []
+    for third, suffix in ((4, ""), (3, "m")):
+        for root in range(12):
+            v = np.zeros(12)
+            v[[root, (root + third) % 12, (root + 7) % 12]] = 1.0
+            rows.append(v / np.linalg.norm(v))
+            names.append(NOTE_NAMES[root] + suffix)
+    return np.array(rows), names
+
+
+def _chords_from_profiles(profiles: list[np.ndarray]) -> list[str]:
+    """One triad a bar: the template with the highest cosine to the bar's pitch-class profile.
+
+    A bar without energy (silence, a rest) keeps the chord before it (the first chord found
+    fills the bars before it). Raises AccompanyError when no bar has any harmony.
+    """
+    templates, names = _triad_templates()
+    found: list[str | None] = []
+    for p in profiles:
+        p = np.asarray(p, dtype=np.float64)
+        if p.sum() < CHORD_MIN_ENERGY:
+            found.append(None)
+            continue
+        found.append(names[int(np.argmax(templates @ (p / np.linalg.norm(p))))])
+    first = next((c for c in found if c), None)
+    if first is None:
+        raise AccompanyError("no harmony found in the input (no pitched sound); nothing to follow")
+    out, last = [], first
+    for c in found:
+        last = c or last
+        out.append(last)
+    return out
+
+
+def _key_from_profile(profile: np.ndarray) -> str:
+    """Krumhansl-Schmuckler: the key whose rotated Krumhansl-Kessler profile correlates best."""
+    best, name = -2.0, "C major"
+    for mode, prof in (("major", KK_MAJOR), ("minor", KK_MINOR)):
+        for tonic in range(12):
+            r = float(np.corrcoef(profile, np.roll(prof, tonic))[0, 1])
+            if r > best:
+                best, name = r, f"{NOTE_NAMES[tonic]} {mode}"
+    return name
+
+
+# ---- writing the part ------------------------------------------------------------------------
+@dataclass
+class PartTrack:
+    """One track of the part: notes as (start_q, end_q, pitch, velocity) on the grid."""
+
+    name: str
+    program: int
+    notes: list[tuple[float, float, int, int]]
+    is_drum: bool = False
+
+
+def check_part(part: str) -> str:
+    p = (part or "").strip().lower()
+    if p not in PARTS:
+        near = difflib.get_close_matches(p, PARTS, n=1)
+        hint = f"did you mean {near[0]}? " if near else ""
+        raise AccompanyError(f"unknown part {part!r}; {hint}choose from {', '.join(PARTS)}")
+    return p
+
+
+def write_part(
+    an: Analysis,
+    part: str,
+    *,
+    style: str | None = None,
+    seed: int = 0,
+    model=None,
+    progress: ProgressFn | None = None,
+) -> list[PartTrack]:
+    """The new part's tracks on ``an``'s grid (see the module docstring for each part)."""
+    part = check_part(part)
+    if part == "drums":
+        return [drum_pattern(an, style=style)]
+    return _model_parts(an, part, style=style, seed=seed, model=model, progress=progress)
+
+
+def _chord_pcs(symbol: str) -> list[int]:
+    from engine.symbolic.steer import parse_chord
+
+    c = parse_chord(symbol)
+    return sorted(c.pitch_classes, key=lambda pc: (pc - c.root) % 12)  # root, third, fifth
+
+
+def _nearest_tone(pitch: int, pcs: list[int], lo: int, hi: int) -> int:
+    """The chord tone nearest ``pitch`` (ties go down), then folded by octaves into lo..hi."""
+    best = min(
+        (pitch + d for d in range(-6, 7) if (pitch + d) % 12 in pcs),
+        key=lambda p: (abs(p - pitch), p),
+    )
+    while best < lo:
+        best += 12
+    while best > hi:
+        best -= 12
+    return best
+
+
+def _fold(pitch: int, lo: int, hi: int) -> int:
+    while pitch < lo:
+        pitch += 12
+    while pitch > hi:
+        pitch -= 12
+    return pitch
+
+
+def _top_line(notes: list[tuple[float, float, int, int]]) -> list[tuple[float, float, int, int]]:
+    """The highest note at each onset, each held until the next onset at most (a melody)."""
+    by_onset: dict[float, tuple[float, float, int, int]] = {}
+    for n in notes:
+        if n[0] not in by_onset or n[2] > by_onset[n[0]][2]:
+            by_onset[n[0]] = n
+    starts = sorted(by_onset)
+    out = []
+    for i, s in enumerate(starts):
+        _, e, p, v = by_onset[s]
+        if i + 1 < len(starts):
+            e = min(e, starts[i + 1])
+        out.append((s, e, p, v))
+    return out
+
+
+def _model_parts(an, part, *, style, seed, model, progress) -> list[PartTrack]:
+    from symusic import Note, Score, Tempo, TimeSignature, Track
+
+    from engine.symbolic import score_api as api
+    from engine.symbolic.steer import Steering
+
+    line = _top_line(an.notes)
+    if not line:
+        raise AccompanyError("no notes found in the input to write a part against")
+    sm = model if isinstance(model, api.ScoreModel) else api.load(model or api.DEFAULT_MODEL)
+    if part == "bass":
+        parts, programs, names = ["bassline"], [BASS_PROGRAM], ["Bass"]
+        ranges = [BASS_RANGE]
+    elif part == "chords":
+        parts, programs = list(CHORD_PARTS), list(CHORD_VOICE_PROGRAMS)
+        names = ["Piano right hand (upper)", "Piano right hand (lower)", "Piano left hand"]
+        ranges = list(CHORD_RANGES)
+    else:
+        parts, programs = list(STRING_PARTS), list(STRING_PROGRAMS)
+        names = ["Violin", "Viola", "Cello"]
+        ranges = list(STRING_RANGES)
+    bq = an.bar_quarters
+    window_q = WINDOW_BARS * bq
+    windows = int(np.ceil(an.bars / WINDOW_BARS))
+    out = {p: [] for p in programs}
+    tpq = TICKS_PER_QUARTER
+    for w in range(windows):
+        if progress:
+            progress(part, w * WINDOW_BARS, an.bars)
+        w0 = w * window_q
+        notes = [n for n in line if w0 <= n[0] < w0 + window_q]
+        if not notes:
+            continue
+        s = Score(tpq)
+        s.tempos.append(Tempo(0, float(min(max(an.tempo_bpm, 20.0), 300.0))))
+        s.time_signatures.append(TimeSignature(0, an.numerator, an.denominator))
+        tr = Track(name=INPUT_TRACK, program=MELODY_PROGRAM)
+        for st, e, p, v in notes:
+            end = min(e, w0 + window_q)
+            t0 = round((st - w0) * tpq)
+            tr.notes.append(Note(t0, max(1, round((end - w0) * tpq) - t0), p, max(1, min(127, v))))
+        s.tracks.append(tr)
+        # The window's detected chords steer the sampling: chord tones get a bonus in every
+        # new part and are the only choice for the lowest one (given track first, so the
+        # lowest new part is track len(parts)).
+        bars = an.chords[w * WINDOW_BARS : (w + 1) * WINDOW_BARS]
+        steer = Steering(
+            progression=bars, total_bars=len(bars), bass_track=len(parts), cadence=False
+        )
+        try:
+            g = sm.add_tracks(
+                s, parts=parts, programs=programs, style=style, seed=seed + w, steer=steer
+            )
+        except api.ScoreModelError as e:
+            raise AccompanyError(f"the score model could not write the {part}: {e}") from None
+        gtpq = g.score.ticks_per_quarter
+        for t in g.score.tracks:
+            if t.program in out and t.name != INPUT_TRACK:
+                for n in t.notes:
+                    st = w0 + n.time / gtpq
+                    if st >= w0 + window_q:
+                        continue
+                    end = min(w0 + (n.time + n.duration) / gtpq, w0 + window_q)
+                    out[t.program].append((st, end, int(n.pitch), int(n.velocity)))
+    if progress:
+        progress(part, an.bars, an.bars)
+    tracks = []
+    lowest = len(programs) - 1
+    for i, (prog, name, (lo, hi)) in enumerate(zip(programs, names, ranges, strict=True)):
+        notes = []
+        for st, e, p, v in sorted(out[prog]):
+            if i == lowest or part == "chords":  # chord tones only
+                bar = min(int(st // bq), an.bars - 1)
+                p = _nearest_tone(p, _chord_pcs(an.chords[bar]), lo, hi)
+                if part == "chords":  # piano chords change at the bar line
+                    e = min(e, (bar + 1) * bq)
+            else:
+                p = _fold(p, lo, hi)
+            notes.append((st, e, p, v))
+        tracks.append(PartTrack(name, prog, notes))
+    if part == "chords":
+        return [_piano_chords(an, tracks)]
+    return tracks
+
+
+def _piano_chords(an: Analysis, voices: list[PartTrack]) -> PartTrack:
+    """The model's three piano voices (already on chord tones) as one piano track.
+
+    A bar where all three rest gets its chord held (root under a close triad, as
+    `_block_chords` voices it), so the harmony never drops out; a pitch struck twice at
+    once sounds once.
+    """
+    notes: dict[tuple[float, int], tuple[float, float, int, int]] = {}
+    for v in voices:
+        for n in v.notes:
+            key = (n[0], n[2])
+            if key not in notes or n[1] > notes[key][1]:
+                notes[key] = n
+    bq = an.bar_quarters
+    sounding = {min(int(st // bq), an.bars - 1) for st, _, _, _ in notes.values()}
+    held = _block_chords(an, held=True).notes
+    for n in held:
+        if int(n[0] // bq) not in sounding:
+            notes[(n[0], n[2])] = n
+    return PartTrack("Piano chords", CHORD_PROGRAM, sorted(notes.values()))
+
+
+def _block_chords(an: Analysis, *, held: bool = False) -> PartTrack:
+    """Each bar's chord on every beat (``held``: once, for the whole bar), root below a
+    close-position triad voiced nearest the previous chord."""
+    notes = []
+    prev_center = float(CHORD_CENTER)
+    beat = an.bar_quarters if held else an.beat_quarters
+    per_bar = max(1, int(round(an.bar_quarters / beat)))
+    for b, symbol in enumerate(an.chords):
+        pcs = _chord_pcs(symbol)
+        voicings = []
+        for inv in range(3):
+            order = pcs[inv:] + pcs[:inv]
+            base = CHORD_CENTER - 9 + (order[0] - CHORD_CENTER + 9) % 12
+            v = [base]
+            for pc in order[1:]:
+                v.append(v[-1] + (pc - v[-1]) % 12)
+            voicings.append(v)
+        triad = min(voicings, key=lambda v: (abs(np.mean(v) - prev_center), v[0]))
+        prev_center = float(np.mean(triad))
+        root = _fold(triad[0] - 12 - ((triad[0] - pcs[0]) % 12), 40, 52)
+        for k in range(per_bar):
+            s = b * an.bar_quarters + k * beat
+            vel = 78 if k == 0 else 64
+            for p in (root, *triad):
+                notes.append((s, s + beat * 0.9, int(p), vel))
+    return PartTrack("Piano chords", CHORD_PROGRAM, notes)
+
+
+def drum_pattern(an: Analysis, *, style: str | None = None) -> PartTrack:
+    """RULE-BASED drums: a fixed pattern a bar, chosen from the metre, density and style.
+
+    - 4/4, 2/4 and other simple metres: kick on 1 (and 3 in 4/4; ``rock`` adds the "and" of
+      3), snare on the backbeats (2 and 4), hi-hat eighths; sixteenths when the input has more
+      than DENSE_ONSETS_PER_BEAT onsets a beat (below DENSE_MAX_BPM), quarters when it has
+      fewer than SPARSE_ONSETS_PER_BEAT.
+    - 3/4: waltz, kick on 1, soft snare on 2 and 3, hi-hat on the beats (eighths when dense).
+    - 6/8, 9/8, 12/8: kick on each dotted-quarter group's start, snare on the second (and
+      fourth), hi-hat on every eighth.
+    - ``ballad`` and ``folk``: side stick instead of snare, softer; ``jazz``: ride
+      "spang-a-lang" (swung eighths), pedal hi-hat on 2 and 4, feathered kick on the beats.
+    A crash marks the first bar. Velocities are fixed per instrument and accent.
+    """
+    style = (style or DEFAULT_DRUM_STYLE).strip().lower()
+    if style not in DRUM_STYLES:
+        near = difflib.get_close_matches(style, DRUM_STYLES, n=1)
+        hint = f"did you mean {near[0]}? " if near else ""
+        raise AccompanyError(
+            f"unknown drum style {style!r}; {hint}choose from {', '.join(DRUM_STYLES)}"
+        )
+    bq = an.bar_quarters
+    beat = an.beat_quarters
+    beats = max(1, int(round(bq / beat)))
+    soft = style in ("ballad", "folk")
+    snare = SIDE_STICK if soft else SNARE
+    dense = an.onsets_per_beat > DENSE_ONSETS_PER_BEAT and an.tempo_bpm < DENSE_MAX_BPM
+    sparse = an.onsets_per_beat < SPARSE_ONSETS_PER_BEAT or soft
+    hits: list[tuple[float, int, int]] = []  # (quarter in bar, key, velocity)
+    if beat == 1.5:  # compound metre: groups of three eighths
+        for g in range(beats):
+            hits.append((g * 1.5, KICK if g % 2 == 0 else snare, 96 if g == 0 else 84))
+        hits += [(e * 0.5, CLOSED_HAT, 70 if e % 3 == 0 else 52) for e in range(int(bq * 2))]
+    elif style == "jazz":
+        for k in range(beats):
+            hits.append((k * beat, RIDE, 80))
+            hits.append((k * beat, KICK, 40))
+            if k % 2 == 1:
+                hits.append((k * beat, PEDAL_HAT, 70))
+                hits.append((k * beat + beat * 2 / 3, RIDE, 64))  # swung "a" before the next
+    else:
+        step = 0.25 if dense else (1.0 if sparse else 0.5)
+        step *= beat
+        n = int(round(bq / step))
+        hits += [(i * step, CLOSED_HAT, 72 if (i * step) % beat == 0 else 54) for i in range(n)]
+        if beats == 3:
+            hits += [(0.0, KICK, 100), (beat, snare, 58), (2 * beat, snare, 58)]
+        else:
+            for k in range(beats):
+                if k % 2 == 0 and (k == 0 or beats >= 4):
+                    hits.append((k * beat, KICK, 100 if k == 0 else 90))
+                elif k % 2 == 1:
+                    hits.append((k * beat, snare, 70 if soft else 96))
+            if style == "rock" and beats >= 4:
+                hits.append((2.5 * beat, KICK, 84))
+    notes = []
+    for b in range(an.bars):
+        for q, key, vel in hits:
+            s = b * bq + q
+            notes.append((s, s + min(0.25, beat / 4), key, vel))
+    if notes:
+        notes.append((0.0, 0.25, CRASH, 90))
+    notes.sort()
+    return PartTrack(f"Drums ({style})", 0, notes, is_drum=True)
+
+
+# ---- MIDI, audio and the folder ------------------------------------------------------------
+def part_score(an: Analysis, tracks: list[PartTrack]):
+    """A symusic Score of the part whose seconds are the input's.
+
+    MIDI input: the input's ticks, tempo map and time signature. Audio input: 480 ticks a
+    quarter, one tempo change a beat (so each beat lands on its detected time), and, when the
+    first bar line is later than LEAD_MIN_S, a silent lead-in bar before it.
+    """
+    from symusic import Note, Score, Tempo, TimeSignature, Track
+
+    if an.kind == "midi":
+        tpq = an.ticks_per_quarter
+        score = Score(tpq)
+        for tick, qpm in an.tempo_map:
+            score.tempos.append(Tempo(int(tick), float(qpm)))
+        lead_q = 0.0
+    else:
+        tpq = TICKS_PER_QUARTER
+        score = Score(tpq)
+        t0 = float(an.time_of(0.0))
+        lead_q = an.bar_quarters if t0 > LEAD_MIN_S else 0.0
+        if lead_q:
+            score.tempos.append(Tempo(0, 60.0 * lead_q / t0))
+        end_q = max([e for t in tracks for _, e, _, _ in t.notes], default=0.0) + 1
+        qs = np.arange(0, int(np.ceil(end_q)) + 1, dtype=np.float64)
+        times = an.time_of(qs)
+        times[0] = max(times[0], 0.0)
+        for k in range(len(qs) - 1):
+            qpm = 60.0 / max(times[k + 1] - times[k], 1e-3)
+            score.tempos.append(Tempo(round((lead_q + k) * tpq), float(qpm)))
+    score.time_signatures.append(TimeSignature(0, an.numerator, an.denominator))
+    for pt in tracks:
+        tr = Track(name=pt.name, program=pt.program, is_drum=pt.is_drum)
+        for s, e, p, v in pt.notes:
+            a = round((lead_q + s) * tpq)
+            tr.notes.append(Note(a, max(1, round((lead_q + e) * tpq) - a), int(p), int(v)))
+        tr.notes.sort(key=lambda n: (n.time, n.pitch))
+        score.tracks.append(tr)
+    return score
+
+
+@dataclass
+class Accompaniment:
+    """The result of `accompany`: the analysis, the part's tracks and its score."""
+
+    input_path: Path
+    part: str
+    style: str | None
+    seed: int
+    analysis: Analysis
+    tracks: list[PartTrack]
+    score: object  # symusic Score (see part_score)
+    model: dict | None = None  # {"name", "sha256"} when the score model wrote the part
+
+    def midi_bytes(self) -> bytes:
+        return bytes(self.score.dumps_midi())
+
+    def onsets_s(self) -> np.ndarray:
+        """Onset times (seconds) of the part's notes, sorted."""
+        qs = np.array([s for t in self.tracks for s, _, _, _ in t.notes], dtype=np.float64)
+        return np.sort(self.analysis.time_of(qs)) if qs.size else qs
+
+    def save(
+        self,
+        folder: str | Path,
+        *,
+        overwrite: bool = False,
+        soundfont: str | Path | None = None,
+        progress: ProgressFn | None = None,
+    ) -> dict:
+        """Write part.mid, part.wav, mix.wav (and mix.mid for MIDI input) and generation.json
+        into a new ``folder`` (a hidden folder renamed into place); return the record."""
+        return _save(self, Path(folder), overwrite, soundfont, progress)
+
+
+def check_request(part: str, *, style: str | None = None, seed: int = 0, model=None) -> str:
+    """The cheap checks of an `accompany` call, before any analysis or model: the part, the
+    style (a drum style for drums, a score-model style for the others), the seed and the
+    score model's name or folder (found, not loaded). Returns the part's name as `check_part`.
+    """
+    from engine.symbolic import score_api as api
+
+    part = check_part(part)
+    try:
+        api.check_seed(seed)
+        if part == "drums":
+            drum_pattern(Analysis("midi", 120, 4, 4, "", [], 0, 0, 0), style=style)
+            return part
+        api.check_conditions(style)
+        if not isinstance(model, api.ScoreModel):
+            api.resolve_model_path(model or api.DEFAULT_MODEL)
+    except api.ScoreModelError as e:
+        raise AccompanyError(str(e)) from None
+    return part
+
+
+def accompany(
+    input_path: str | Path,
+    part: str = "bass",
+    *,
+    style: str | None = None,
+    seed: int = 0,
+    model=None,
+    progress: ProgressFn | None = None,
+) -> Accompaniment:
+    """Analyse ``input_path`` (audio or MIDI) and write ``part`` (bass, chords, strings,
+    drums) on its beats. ``style``: the score model's style for bass/chords/strings, the drum style
+    (pop, rock, ballad, jazz, folk) for drums; ``progress(stage, done, total)``."""
+    part = check_request(part, style=style, seed=seed, model=model)
+    if progress:
+        progress("analysis", 0, 1)
+    an = analyze(input_path, transcribe_notes=part in MODEL_PARTS)
+    if part in MODEL_PARTS:  # (after the input is known to be usable)
+        from engine.symbolic import score_api as api
+
+        if not isinstance(model, api.ScoreModel):
+            model = api.load(model or api.DEFAULT_MODEL)
+    if progress:
+        progress("analysis", 1, 1)
+    tracks = write_part(an, part, style=style, seed=seed, model=model, progress=progress)
+    if not any(t.notes for t in tracks):
+        raise AccompanyError(f"the {part} came out empty; try another --seed")
+    info = None
+    if part in MODEL_PARTS:
+        path = Path(model.path)
+        info = {"name": path.name, "sha256": sha256_file(path / "model.safetensors")}
+    return Accompaniment(
+        Path(input_path), part, style, seed, an, tracks, part_score(an, tracks), info
+    )
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from engine import __version__
+
+    out = {"disco_musica": __version__, "python": platform.python_version()}
+    for pkg in ("librosa", "symusic", "numpy", "music21", "mlx"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _input_audio(path: Path, sample_rate: int) -> np.ndarray:
+    """The input file as float32 [frames, 2] at ``sample_rate``."""
+    import warnings
+
+    import soxr
+
+    from engine.pipelines.transcribe import InputWarning, load_audio
+
+    with warnings.catch_warnings():  # a file cut short was reported when it was analysed
+        warnings.simplefilter("ignore", InputWarning)
+        audio, sr = load_audio(path)
+    audio = audio if audio.shape[1] >= 2 else np.repeat(audio, 2, axis=1)
+    audio = np.ascontiguousarray(audio[:, :2], dtype=np.float32)
+    if sr != sample_rate:
+        audio = soxr.resample(audio, sr, sample_rate).astype(np.float32)
+    return audio
+
+
+def _mix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    n = max(a.shape[0], b.shape[0])
+    out = np.zeros((n, 2), dtype=np.float64)
+    out[: a.shape[0]] += a
+    out[: b.shape[0]] += b
+    peak = float(np.max(np.abs(out))) if out.size else 0.0
+    ceiling = 10 ** (MIX_PEAK_DB / 20)
+    if peak > ceiling:
+        out *= ceiling / peak
+    return out.astype(np.float32)
+
+
+def _save(acc: Accompaniment, folder: Path, overwrite, soundfont, progress) -> dict:
+    from engine.atomic import write_bytes_atomic
+    from engine.audio.render import (
+        NO_EFFECTS,
+        normalize_loudness,
+        render_audio,
+        write_audio,
+    )
+
+    check_new_folder(folder, overwrite, AccompanyError)
+    with OutputFolder(folder, overwrite=overwrite, error=AccompanyError) as out:
+        tmp = out.path
+        if progress:
+            progress("audio", 0, 3)
+        part_mid = acc.midi_bytes()
+        (tmp / "part.mid").write_bytes(part_mid)
+        part_audio, render_info = render_audio(part_mid, soundfont=soundfont)
+        sr = int(render_info["sample_rate"])
+        write_audio(part_audio, sr, tmp / "part.wav")
+        if progress:
+            progress("audio", 1, 3)
+        an = acc.analysis
+        if an.kind == "audio":
+            inp = _input_audio(acc.input_path, sr)
+            _, in_info = normalize_loudness(inp, sr)
+            level = (in_info["lufs_before"] or -20.0) + PART_LEVEL_DB
+            part_level, _ = normalize_loudness(part_audio, sr, target_lufs=level, peak_db=0.0)
+            mix = _mix(inp, part_level)
+        else:
+            from engine.symbolic.score_api import read_midi
+
+            full = read_midi(acc.input_path)
+            for t in acc.score.tracks:
+                full.tracks.append(t.copy())
+            (tmp / "mix.mid").write_bytes(bytes(full.dumps_midi()))
+            mix, _ = render_audio(tmp / "mix.mid", soundfont=soundfont, effects=NO_EFFECTS)
+        write_audio(mix, sr, tmp / "mix.wav")
+        if progress:
+            progress("audio", 3, 3)
+        outputs = {
+            f.name: {"sha256": sha256_file(f), "bytes": f.stat().st_size}
+            for f in sorted(tmp.iterdir())
+            if f.name != OWNER_FILE
+        }
+        record = {
+            "engine": "accompany",
+            "input": {
+                "path": str(acc.input_path.resolve()),
+                "sha256": sha256_file(acc.input_path),
+                "kind": an.kind,
+            },
+            "part": acc.part,
+            "style": acc.style,
+            "seed": acc.seed,
+            "analysis": an.to_dict(),
+            "tracks": [
+                {"name": t.name, "program": t.program, "is_drum": t.is_drum, "notes": len(t.notes)}
+                for t in acc.tracks
+            ],
+            "model": acc.model,
+            "render": render_info,
+            "versions": _versions(),
+            "outputs": outputs,
+            "replay": _replay_command(acc),
+        }
+        text = json.dumps(record, indent=1, default=json_default) + "\n"
+        write_bytes_atomic(tmp / GENERATION_FILE, text.encode())
+    return with_replaced(record, out)
+
+
+def _replay_command(acc: Accompaniment) -> str:
+    cmd = f"disco-musica accompany {acc.input_path} --part {acc.part} --seed {acc.seed}"
+    return cmd + (f" --style {acc.style}" if acc.style else "")

@@ -1,0 +1,556 @@
+"""MusicGen as a product: find (or download and convert) a model, make audio, record, replay.
+
+>>> from engine.pipelines.musicgen import generate_audio_piece
+>>> generate_audio_piece("lo-fi piano with soft rain", "rain", model="musicgen-small",
+...                      seconds=10, seed=1)
+
+It writes the same kind of folder as ``disco-musica generate`` with the score model: the
+audio files and a ``generation.json`` that `replay` turns back into the same files.  The
+MusicGen weights are CC-BY-NC 4.0: the record and the command line say so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine import names
+from engine.atomic import json_default, sha256_file, write_bytes_atomic
+from engine.errors import UserError
+from engine.pipelines import musicgen_catalog as catalog
+from engine.record import (
+    DEFAULT_ROOT,
+    OutputFolder,
+    check_new_folder,
+    forget_made_dirs,
+    make_dirs,
+    prompt_words,
+    remove_made_dirs,
+    unique_folder,
+    with_replaced,
+)
+
+DEFAULT_SECONDS = names.MUSICGEN_DEFAULT_SECONDS
+MAX_SECONDS = names.MUSICGEN_MAX_SECONDS
+DEFAULT_GUIDANCE = names.DEFAULT_GUIDANCE
+DEFAULT_TOP_K = names.MUSICGEN_DEFAULT_TOP_K
+AUDIO_FORMATS = ("wav", "flac", "ogg", "mp3")
+GENERATION_FILE = "generation.json"
+STEM = "music"
+ENGINE = "musicgen"
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+class MusicgenError(UserError, ValueError):
+    """A request MusicGen cannot serve; the message says what to do."""
+
+
+# ---- models ------------------------------------------------------------------------------
+def is_musicgen(model: str | None) -> bool:
+    """True for a MusicGen name (``musicgen-small``) or a folder holding a MusicGen model."""
+    if not model:
+        return False
+    p = Path(model).expanduser()
+    if p.is_dir() and (p / "config.json").is_file():
+        try:
+            raw = json.loads((p / "config.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return raw.get("model_type") in ("musicgen", "musicgen_melody")
+    return catalog.is_musicgen_name(str(model))
+
+
+def resolve_model(name_or_path: str, *, progress: ProgressFn | None = None) -> Path:
+    """The folder of a converted MusicGen model, converting (or downloading) it if needed.
+
+    A converted folder is used as it is; a transformers snapshot folder is converted once into
+    the models home; a catalogue name is looked up there and, the first time, downloaded from
+    the Hugging Face Hub (pinned revision) and converted.
+    """
+    from convert.errors import ConversionError, HubUnreachableError
+
+    p = Path(name_or_path).expanduser()
+    if p.exists():
+        cfg = p / "config.json"
+        if not p.is_dir() or not cfg.is_file():
+            raise MusicgenError(
+                f"{p} is not a MusicGen model folder (no config.json); give a model name such "
+                "as musicgen-small or a folder made by `disco-musica convert musicgen`"
+            )
+        try:
+            raw = json.loads(cfg.read_text())
+        except (OSError, ValueError) as e:
+            raise MusicgenError(f"{cfg} cannot be read ({e}); re-convert the model") from None
+        if raw.get("model_type") not in ("musicgen", "musicgen_melody"):
+            raise MusicgenError(
+                f"{p} is not a MusicGen model (model_type {raw.get('model_type')!r})"
+            )
+        if "disco_musica" in raw:
+            return p
+        out = catalog.models_home() / f"{p.resolve().name}-mlx"
+        if not (out / "config.json").is_file():
+            try:
+                _convert(str(p), out, progress)
+            except UserError:
+                raise
+            except (ValueError, KeyError, TypeError) as e:  # a config or weights that do not fit
+                raise MusicgenError(_not_a_snapshot(p, _first_line(e))) from None
+        return out
+    try:
+        entry = catalog.entry(str(name_or_path))
+    except catalog.CatalogError as e:
+        raise MusicgenError(str(e)) from None
+    out = catalog.models_home() / entry.name
+    if (out / "config.json").is_file():
+        return out
+    try:
+        _convert(entry.repo, out, progress)
+    except HubUnreachableError as e:
+        raise MusicgenError(
+            f"{entry.name} is not on this computer yet and could not be downloaded: {e.reason}; "
+            f"connect to the internet once, or get the snapshot of {entry.repo} (the files of "
+            f"huggingface.co/{entry.repo}) elsewhere and convert it here with `disco-musica "
+            "convert musicgen /path/to/snapshot --out DIR`, then pass --model DIR"
+        ) from None
+    except ConversionError:
+        raise
+    except Exception as e:  # network, Hub or disk trouble: one line with the way out
+        shutil.rmtree(out, ignore_errors=True)
+        raise MusicgenError(
+            f"{entry.name} is not on this computer yet and could not be downloaded from "
+            f"{entry.repo} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            "connect to the internet once, or convert it elsewhere with `disco-musica convert "
+            f"musicgen {entry.repo} --out DIR` and pass --model DIR"
+        ) from None
+    return out
+
+
+def _not_a_snapshot(folder: Path, why: str) -> str:
+    return (
+        f"{folder} is not a usable MusicGen model ({why}); give a model name such as "
+        "musicgen-small, a folder made by `disco-musica convert musicgen`, or a complete "
+        "transformers snapshot"
+    )
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _convert(src: str, out: Path, progress: ProgressFn | None) -> None:
+    from convert.musicgen import convert_musicgen
+
+    if progress:
+        progress("converting", 0, 1)
+    tmp = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        convert_musicgen(src, tmp)
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if progress:
+        progress("converting", 1, 1)
+
+
+# ---- audio in ----------------------------------------------------------------------------
+def read_audio(path: str | Path, what: str) -> tuple[np.ndarray, int]:
+    """Audio [T, C] float32 and its rate, with one-line errors for bad files.
+
+    `engine.pipelines.transcribe.load_audio` reads it (the one audio reader: a missing or empty
+    file,
+    content that is not audio, no samples, NaN or infinite samples are refused; a WAV or AIFF
+    cut short is used as far as it goes, with an `engine.errors.InputWarning`); silence (peak
+    below `engine.pipelines.transcribe.SILENCE_DBFS`) is refused too. ``what`` ("melody") starts the
+    name of the file in every message.
+    """
+    from engine.pipelines.transcribe import TranscribeError, check_audible, load_audio
+
+    p = Path(path).expanduser()
+    try:
+        audio, sr = load_audio(p, what=what)
+        check_audible(audio, f"{what} {p}")
+    except TranscribeError as e:
+        raise MusicgenError(str(e)) from None
+    return audio, sr
+
+
+def check_formats(formats: Sequence[str]) -> list[str]:
+    """The audio formats asked for, lower case without dots, or a MusicgenError: MusicGen makes
+    audio only (no MIDI or MusicXML). Cheap: call it before anything is loaded."""
+    if isinstance(formats, str):
+        formats = formats.split(",")
+    wanted = list(dict.fromkeys(f.strip().lower().lstrip(".") for f in formats if f.strip()))
+    bad = [f for f in wanted if f not in AUDIO_FORMATS]
+    if bad or not wanted:
+        raise MusicgenError(
+            f"MusicGen makes audio: formats {', '.join(AUDIO_FORMATS)} (not "
+            f"{', '.join(bad) or 'none'}); MIDI and MusicXML come from the score models"
+        )
+    return wanted
+
+
+@dataclass
+class CheckedRequest:
+    """What `check_request` found: the request's numbers, the model's kind, the audio read."""
+
+    seconds: float
+    creativity: float
+    guidance: float
+    seed: int
+    melody_model: bool | None  # None: a folder that resolve_model will look at
+    melody_audio: tuple[np.ndarray, int] | None = None
+    prompt_audio: tuple[np.ndarray, int] | None = None
+
+
+KNOWN_OPTIONS = ("style", "mood", "instruments", "key", "mode", "tempo_bpm")
+
+
+def check_request(
+    prompt: str = "",
+    *,
+    model: str = "musicgen-small",
+    seconds: float | None = None,
+    seed: int = 0,
+    creativity: float | None = None,
+    guidance: float = DEFAULT_GUIDANCE,
+    melody: str | Path | None = None,
+    audio_prompt: str | Path | None = None,
+    formats: Sequence[str] | None = None,
+    **options,
+) -> CheckedRequest:
+    """Every check of a MusicGen request that needs no model: the prompt's length, numbers,
+    options, the model's name (and whether it takes a melody), the melody and audio-prompt
+    files, ``formats``.
+
+    `compose_audio` calls it before `resolve_model`, so a wrong option is reported as itself
+    even when the model would have to be downloaded (or the network is down).
+    """
+    from engine.models.musicgen import DEFAULT_MAX_WINDOW_S
+    from engine.pipelines.prompt import MAX_PROMPT_CHARS
+
+    if not isinstance(prompt, str):
+        raise MusicgenError(f"the prompt must be text, not {type(prompt).__name__}")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise MusicgenError(
+            f"prompt is {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}: shorten it"
+        )
+    seconds = DEFAULT_SECONDS if seconds is None else _number("duration", seconds)
+    if not 0 < seconds <= MAX_SECONDS:
+        raise MusicgenError(
+            f"duration {seconds:g} s is outside 0..{MAX_SECONDS:g} s; ask for at most "
+            f"{MAX_SECONDS / 60:g} minutes"
+        )
+    c = 0.5 if creativity is None else _number("creativity", creativity)
+    if not 0 <= c <= 1:
+        raise MusicgenError(f"creativity must be between 0 and 1, not {c:g}")
+    guidance = _number("guidance", guidance)
+    if not 0 <= guidance <= 20:
+        raise MusicgenError(f"guidance must be between 0 and 20, not {guidance:g} (3 is usual)")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise MusicgenError(f"seed must be a whole number 0..4294967295, not {seed!r}")
+    if not 0 <= int(seed) <= 2**32 - 1:
+        raise MusicgenError(f"seed must be 0..4294967295, not {seed}")
+    unused = sorted(k for k, v in options.items() if v is not None and k not in KNOWN_OPTIONS)
+    if unused:
+        raise MusicgenError(
+            f"{', '.join(unused)} cannot steer MusicGen (it reads only text); put it in the prompt"
+        )
+    if formats is not None:
+        check_formats(formats)
+    melody_model = model_takes_melody(model)
+    if melody is not None and melody_model is False:
+        raise MusicgenError(
+            f"{model} has no melody conditioning; use musicgen-melody or musicgen-stereo-melody"
+        )
+    checked = CheckedRequest(seconds, c, guidance, int(seed), melody_model)
+    if melody is not None:
+        checked.melody_audio = read_audio(melody, "melody")
+    if audio_prompt is not None:
+        checked.prompt_audio = read_audio(audio_prompt, "audio prompt")
+        clip_s = checked.prompt_audio[0].shape[0] / checked.prompt_audio[1]
+        if clip_s >= DEFAULT_MAX_WINDOW_S:
+            raise MusicgenError(
+                f"the audio prompt {audio_prompt} is {clip_s:.1f} s long; MusicGen continues "
+                f"clips shorter than {DEFAULT_MAX_WINDOW_S:g} s: cut it to its last seconds"
+            )
+    return checked
+
+
+def _number(name: str, value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise MusicgenError(f"{name} must be a number, not {value!r}") from None
+
+
+def model_takes_melody(name_or_path: str) -> bool | None:
+    """Whether the model follows a melody: from the catalogue for a name, from config.json for
+    a folder; None when a folder's config cannot tell (resolve_model then says why). A name
+    that is neither is a MusicgenError with suggestions, without looking anything up."""
+    p = Path(str(name_or_path)).expanduser()
+    if p.exists():
+        try:
+            kind = json.loads((p / "config.json").read_text()).get("model_type")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return {"musicgen_melody": True, "musicgen": False}.get(kind)
+    try:
+        return catalog.entry(str(name_or_path)).melody
+    except catalog.CatalogError as e:
+        raise MusicgenError(str(e)) from None
+
+
+# ---- composing ---------------------------------------------------------------------------
+@dataclass
+class AudioComposition:
+    audio: np.ndarray  # [T, C] float32
+    sample_rate: int
+    text: str
+    request: dict
+    settings: dict
+    model_name: str
+    model_sha256: str
+    inputs: dict = field(default_factory=dict)  # melody / audio prompt: path and sha256
+
+
+def describe_text(prompt: str, options: dict) -> str:
+    """The text MusicGen reads: the prompt, then explicit options spelled as words."""
+    words = [prompt.strip()] if prompt.strip() else []
+    if options.get("style"):
+        words.append(str(options["style"]))
+    if options.get("mood"):
+        words.append(f"{options['mood']} mood")
+    if options.get("instruments"):
+        inst = options["instruments"]
+        words.append("featuring " + (inst if isinstance(inst, str) else ", ".join(inst)))
+    if options.get("key"):
+        words.append(f"in {options['key']} {options.get('mode') or ''}".strip())
+    elif options.get("mode"):
+        words.append(f"in a {options['mode']} key")
+    if options.get("tempo_bpm"):
+        words.append(f"{float(options['tempo_bpm']):g} bpm")
+    return ", ".join(words)
+
+
+def compose_audio(
+    prompt: str = "",
+    *,
+    model: str = "musicgen-small",
+    seconds: float | None = None,
+    seed: int = 0,
+    creativity: float | None = None,
+    guidance: float = DEFAULT_GUIDANCE,
+    melody: str | Path | None = None,
+    audio_prompt: str | Path | None = None,
+    progress: ProgressFn | None = None,
+    **options,
+) -> AudioComposition:
+    """Make audio with a MusicGen model (see the module docstring).
+
+    Every option is checked (`check_request`) before the model is looked up, downloaded or
+    loaded.
+    """
+    from engine.models.musicgen import MusicGen
+
+    checked = check_request(
+        prompt,
+        model=model,
+        seconds=seconds,
+        seed=seed,
+        creativity=creativity,
+        guidance=guidance,
+        melody=melody,
+        audio_prompt=audio_prompt,
+        **options,
+    )
+    seconds, c, guidance = checked.seconds, checked.creativity, checked.guidance
+    melody_audio, prompt_audio = checked.melody_audio, checked.prompt_audio
+    inputs = {}
+    if melody is not None:
+        inputs["melody"] = _input_record(melody)
+    if audio_prompt is not None:
+        inputs["audio_prompt"] = _input_record(audio_prompt)
+    folder = resolve_model(model, progress=progress)
+    mg = MusicGen.load(folder)
+    if melody_audio is not None and not mg.config.is_melody:
+        raise MusicgenError(
+            f"{model} has no melody conditioning; use musicgen-melody or musicgen-stereo-melody"
+        )
+    text = describe_text(prompt, options)
+    temperature = round(0.8 + 0.4 * c, 4)  # creativity 0.5 -> MusicGen's default 1.0
+    total = seconds
+    if prompt_audio is not None:  # continuation: the duration asked is what is added
+        total = seconds + prompt_audio[0].shape[0] / prompt_audio[1]
+    settings = {
+        "seconds": seconds,
+        "total_seconds": round(total, 6),
+        "guidance_scale": guidance,
+        "temperature": temperature,
+        "top_k": DEFAULT_TOP_K,
+        "top_p": 0.0,
+        "creativity": c,
+        "seed": int(seed),
+        "text": text,
+    }
+    kwargs = {
+        "duration_s": total,
+        "guidance_scale": guidance,
+        "temperature": temperature,
+        "top_k": DEFAULT_TOP_K,
+        "seed": int(seed),
+    }
+    if melody_audio is not None:
+        kwargs.update(melody=melody_audio[0], melody_sr=melody_audio[1])
+    if prompt_audio is not None:
+        kwargs.update(audio_prompt=prompt_audio[0], audio_prompt_sr=prompt_audio[1])
+    try:
+        audio = mg.generate(
+            [text] if text else None,
+            progress=(lambda s, n: progress("audio frames", s, n)) if progress else None,
+            **kwargs,
+        )
+    except ValueError as e:
+        raise MusicgenError(str(e).splitlines()[0]) from None
+    request = {
+        "prompt": prompt,
+        "model": model,
+        "seconds": seconds,
+        "seed": int(seed),
+        "creativity": creativity,
+        "guidance": guidance,
+        "melody": str(melody) if melody is not None else None,
+        "audio_prompt": str(audio_prompt) if audio_prompt is not None else None,
+        **{k: v for k, v in options.items() if v is not None},
+    }
+    return AudioComposition(
+        audio=np.asarray(audio[0], np.float32),
+        sample_rate=mg.sample_rate,
+        text=text,
+        request=request,
+        settings=settings,
+        model_name=str(model),
+        model_sha256=sha256_file(folder / "model.safetensors"),
+        inputs=inputs,
+    )
+
+
+def _input_record(path: str | Path) -> dict:
+    p = Path(path).expanduser()
+    return {"path": str(p.resolve()), "sha256": sha256_file(p)}
+
+
+# ---- files -------------------------------------------------------------------------------
+def save_audio_piece(
+    comp: AudioComposition,
+    folder: str | Path,
+    *,
+    formats: Sequence[str] = ("wav",),
+    bit_depth: int = 16,
+    overwrite: bool = False,
+) -> dict:
+    """Write the audio files and ``generation.json`` into a new ``folder``; return the record."""
+    from engine import __version__
+    from engine.audio.render import normalize_loudness, write_audio
+
+    formats = list(dict.fromkeys(f.strip().lower().lstrip(".") for f in formats))
+    bad = [f for f in formats if f not in AUDIO_FORMATS]
+    if bad or not formats:
+        raise MusicgenError(
+            f"MusicGen makes audio: formats {', '.join(AUDIO_FORMATS)} (not "
+            f"{', '.join(bad) or 'none'}); MIDI and MusicXML come from the score models"
+        )
+    folder = Path(folder)
+    check_new_folder(folder, overwrite, MusicgenError)
+    audio, loudness = normalize_loudness(comp.audio, comp.sample_rate)
+    with OutputFolder(folder, overwrite=overwrite, error=MusicgenError) as out:
+        outputs = {}
+        for fmt in formats:
+            path = out.path / f"{STEM}.{fmt}"
+            write_audio(audio, comp.sample_rate, path, bit_depth=bit_depth)
+            outputs[path.name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        record = {
+            "engine": ENGINE,
+            "prompt": comp.request.get("prompt", ""),
+            "request": {k: v for k, v in comp.request.items() if k != "prompt"},
+            "settings": comp.settings,
+            "seed": comp.settings["seed"],
+            "model": {
+                "name": comp.model_name,
+                "sha256": comp.model_sha256,
+                "licence": catalog.LICENCE,
+            },
+            "warning": catalog.NON_COMMERCIAL_WARNING,
+            "inputs": comp.inputs,
+            "output": {"formats": formats, "bit_depth": bit_depth},
+            "render": {"sample_rate": comp.sample_rate, **loudness},
+            "outputs": outputs,
+            "disco_musica_version": __version__,
+            "replay": f"disco-musica replay {GENERATION_FILE}",
+        }
+        text = json.dumps(record, indent=1, default=json_default) + "\n"
+        write_bytes_atomic(out.path / GENERATION_FILE, text.encode())
+    return with_replaced(record, out)
+
+
+def generate_audio_piece(
+    prompt: str = "",
+    folder: str | Path | None = None,
+    *,
+    formats: Sequence[str] = ("wav",),
+    bit_depth: int = 16,
+    overwrite: bool = False,
+    **kwargs,
+) -> dict:
+    """`compose_audio` and `save_audio_piece` in one call; the record with ``"folder"``."""
+    comp = compose_audio(prompt, **kwargs)
+    try:
+        if folder is None:
+            make_dirs(DEFAULT_ROOT)
+            stem = f"{prompt_words(prompt, 'audio')}-{comp.settings['seed']}"
+            folder = unique_folder(DEFAULT_ROOT, stem)
+        record = save_audio_piece(
+            comp, folder, formats=formats, bit_depth=bit_depth, overwrite=overwrite
+        )
+    except BaseException:
+        remove_made_dirs()
+        raise
+    forget_made_dirs()
+    return {**record, "folder": str(folder)}
+
+
+def replay_record(
+    record: dict, folder: str | Path, *, overwrite: bool = False, progress=None
+) -> tuple[dict, dict[str, bool]]:
+    """Make a recorded MusicGen generation again; (new record, same bytes per file)."""
+    request = dict(record["request"])
+    prompt = record.get("prompt", "")
+    for name in ("melody", "audio_prompt"):
+        info = record.get("inputs", {}).get(name)
+        if info and sha256_file(Path(info["path"])) != info["sha256"]:
+            raise MusicgenError(f"the {name.replace('_', ' ')} {info['path']} has changed since")
+    comp = compose_audio(prompt, progress=progress, **request)
+    if comp.model_sha256 != record["model"]["sha256"]:
+        raise MusicgenError(
+            f"model {request.get('model')} is not the one recorded (sha256 differs)"
+        )
+    out = record["output"]
+    new = save_audio_piece(
+        comp, folder, formats=out["formats"], bit_depth=out["bit_depth"], overwrite=overwrite
+    )
+    same = {
+        name: new["outputs"].get(name, {}).get("sha256") == info["sha256"]
+        for name, info in record.get("outputs", {}).items()
+    }
+    return new, same

@@ -1,0 +1,113 @@
+"""Which shipped score model reproduces the model a generation record names.
+
+A record (``generation.json``) stores its model as ``{"name": ..., "sha256": ...}``: the
+name it was asked for (``score-base``, or a model folder) and the SHA-256 of that model's
+``model.safetensors``.  A shipped name can move on to better weights; the weights it had
+stay shipped under a versioned name (``score-base`` of 0.1.0 is ``score-base-v1``), so a
+record made with the old ``score-base`` is still reproduced by ``score-base-v1``.
+
+`reproducing_model` answers from the models installed now and, for weights that are not
+installed, from `RELEASES`, the history of what each release shipped under each name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class Release:
+    """Weights that a Disco-Musica release shipped under ``name``."""
+
+    name: str  # the name records made with them carry, e.g. "score-base"
+    since: str  # the first Disco-Musica release that shipped them under that name
+    sha256: str  # of model.safetensors
+    kept_as: str | None = None  # the versioned name later releases ship them under
+    until: str | None = None  # the last release that shipped them as ``name`` (None: current)
+
+
+# Append a row whenever a shipped model's weights change (and ship the old folder under
+# its versioned name, as score-base-v1 is).
+RELEASES: tuple[Release, ...] = (
+    Release(
+        "score-base",
+        "0.1.0",
+        "9d5f3ca5c452fce7ddf9e919bee0686938e193850061270b261defdd81a1d4f4",
+        kept_as="score-base-v1",
+    ),
+)
+
+
+def installed_weights() -> dict[str, str]:
+    """Shipped score model name -> SHA-256 of its weights (of the models installed now)."""
+    from engine.symbolic import score_api as api
+
+    return {n: _sha256(api.MODELS_DIR / n / WEIGHTS_FILE) for n in api.available_models()}
+
+
+def reproducing_model(model: object, made_by: str | None = None) -> tuple[str | None, str]:
+    """``(name, why)``: the model that reproduces a record's ``model`` entry, and one line
+    saying why; ``(None, why)`` when none installed does, ``why`` then naming the release
+    that shipped those weights, when one did.
+
+    ``name`` is the recorded name when it still holds the recorded weights (a shipped name
+    or a model folder), else the shipped model that holds them (``score-base-v1`` for a
+    record of ``score-base`` made before its weights changed). ``made_by`` (the record's
+    ``disco_musica_version``) is the release a message suggests installing, when given.
+    """
+    if not isinstance(model, dict) or not isinstance(model.get("sha256"), str):
+        return (
+            None,
+            "the record stores no sha256 of its model's weights, so no model can be matched",
+        )
+    name, sha = model.get("name"), model["sha256"]
+    shown = name if isinstance(name, str) and name else "its model"
+    short = sha[:12]
+    shipped = installed_weights()
+    if shipped.get(name) == sha:
+        return name, f"{name} holds the recorded weights (sha256 {short}...)"
+    if isinstance(name, str) and name not in shipped and _is_folder(name):
+        weights = Path(name) / WEIGHTS_FILE
+        if weights.is_file() and _sha256(weights) == sha:
+            return name, f"the folder {name} still holds the recorded weights (sha256 {short}...)"
+    holders = sorted(n for n, s in shipped.items() if s == sha)
+    if holders:
+        # Prefer a versioned name of the recorded one (score-base-v1 for score-base).
+        holders.sort(key=lambda n: (not n.startswith(f"{name}-"), n))
+        best = holders[0]
+        now = "now holds other weights" if name in shipped else "is not installed"
+        return best, f"{shown} {now}; {best} holds the recorded weights (sha256 {short}...)"
+    known = [r for r in RELEASES if r.sha256 == sha]
+    if known:
+        r = known[0]
+        span = f"{r.since} to {r.until}" if r.until else f"{r.since} and later"
+        also = f", then as {r.kept_as}" if r.kept_as else ""
+        return None, (
+            f"the recorded weights (sha256 {short}...) are {r.name} as Disco-Musica {span} "
+            f"shipped it{also}, and no installed model has them: install Disco-Musica "
+            f"{made_by or r.since} to reproduce it"
+        )
+    return None, (
+        f"no shipped model and no release has the recorded weights of {shown} (sha256 "
+        f"{short}...): it was made with a model folder that is not here; give that folder"
+    )
+
+
+def _is_folder(name: str) -> bool:
+    return "/" in name or "\\" in name or Path(name).is_dir()
+
+
+def _sha256(path: Path) -> str:
+    st = path.stat()
+    return _sha256_cached(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    from engine.atomic import sha256_file
+
+    return sha256_file(path)

@@ -1,0 +1,116 @@
+"""Replay of records made before the sampling rules of issue 11 (release 0.2.0): the files
+differ, and replay says in one line which release reproduces them (never "identical")."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from engine import __version__
+from engine.symbolic.score_api import available_models
+
+pytestmark = pytest.mark.skipif(
+    "score-base" not in available_models(), reason="needs the shipped score-base model"
+)
+
+
+def _replay(record, out):
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", "replay", str(record), "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+
+
+def _made(tmp_path, version: str, seed_shift: int):
+    folder = tmp_path / "piece"
+    subprocess.run(
+        [sys.executable, "-m", "engine.cli", "generate", "a chorale in G major, 2 bars",
+         "--seed", "3", "--out", str(folder), "--formats", "mid"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    path = folder / "generation.json"
+    record = json.loads(path.read_text())
+    # Stand in for a record an older release made: its version, and music this code does
+    # not make from it (another seed's).
+    record["disco_musica_version"] = version
+    record["seed"] += seed_shift
+    record["request"]["seed"] = record["plan"]["seed"] = record["seed"]
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_an_older_record_names_the_release_that_reproduces_it(tmp_path):
+    proc = _replay(_made(tmp_path, "0.1.0", 1), tmp_path / "again")
+    assert proc.returncode == 1
+    assert "music.mid: DIFFERENT" in proc.stdout and "identical" not in proc.stdout
+    (note,) = [line for line in proc.stdout.splitlines() if line.startswith("note:")]
+    assert "made by disco-musica 0.1.0" in note and "disco-musica==0.1.0" in note
+
+
+def test_a_record_of_the_previous_release_that_differs_says_what_changed(tmp_path):
+    proc = _replay(_made(tmp_path, "0.2.0", 1), tmp_path / "again")
+    assert proc.returncode == 1 and "music.mid: DIFFERENT" in proc.stdout
+    (note,) = [line for line in proc.stdout.splitlines() if line.startswith("note:")]
+    assert "made by disco-musica 0.2.0; a repeated section no longer overlaps" in note
+    assert "disco-musica==0.2.0" in note
+
+
+def test_a_current_record_that_differs_gets_no_release_note(tmp_path):
+    proc = _replay(_made(tmp_path, __version__, 1), tmp_path / "again")
+    assert proc.returncode == 1 and "music.mid: DIFFERENT" in proc.stdout
+    assert "note:" not in proc.stdout
+
+
+def test_a_current_record_replays_identically(tmp_path):
+    proc = _replay(_made(tmp_path, __version__, 0), tmp_path / "again")
+    assert proc.returncode == 0 and "music.mid: identical" in proc.stdout
+
+
+def test_a_record_of_the_previous_default_replays_with_its_versioned_copy(tmp_path):
+    """A record of score-base made while it held the weights score-base-v1 keeps (releases
+    0.1.0 to 0.2.0) replays identically through score-base-v1, whatever score-base holds."""
+    from engine.symbolic import model_versions as mv
+
+    folder = tmp_path / "old"
+    subprocess.run(
+        [sys.executable, "-m", "engine.cli", "generate", "a chorale in G major, 2 bars",
+         "--seed", "5", "--out", str(folder), "--formats", "mid,musicxml",
+         "--model", "score-base-v1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    path = folder / "generation.json"
+    record = json.loads(path.read_text())
+    v1 = next(r for r in mv.RELEASES if r.kept_as == "score-base-v1")
+    assert record["model"]["sha256"] == v1.sha256
+    record["model"]["name"] = record["request"]["model"] = "score-base"  # as 0.2.0 wrote it
+    path.write_text(json.dumps(record))
+    proc = _replay(path, tmp_path / "again")
+    assert proc.returncode == 0, proc.stderr
+    assert "music.mid: identical" in proc.stdout and "music.musicxml: identical" in proc.stdout
+    replayed = json.loads((tmp_path / "again" / "generation.json").read_text())
+    moved_on = mv.installed_weights()["score-base"] != v1.sha256
+    assert replayed["model"]["name"] == ("score-base-v1" if moved_on else "score-base")
+    notes = [line for line in proc.stdout.splitlines() if line.startswith("note:")]
+    assert notes == (
+        [f"note: score-base now holds other weights; score-base-v1 holds the recorded weights "
+         f"(sha256 {v1.sha256[:12]}...)"] if moved_on else []
+    )  # fmt: skip
+
+
+def test_a_record_of_an_unknown_name_replays_with_the_model_holding_its_weights(tmp_path):
+    from engine.symbolic.model_versions import installed_weights
+
+    path = _made(tmp_path, "0.3.0", 0)
+    record = json.loads(path.read_text())
+    record["model"]["name"] = record["request"]["model"] = "my-renamed-model"
+    path.write_text(json.dumps(record))
+    proc = _replay(path, tmp_path / "again")
+    assert proc.returncode == 0, proc.stderr
+    assert "music.mid: identical" in proc.stdout
+    holder = sorted(n for n, s in installed_weights().items() if s == record["model"]["sha256"])
+    (note,) = [line for line in proc.stdout.splitlines() if line.startswith("note:")]
+    assert note.startswith(f"note: my-renamed-model is not installed; {holder[0]} holds the")

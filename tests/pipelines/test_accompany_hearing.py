@@ -1,0 +1,71 @@
+"""`accompany` hears tempo, metre and chords of rendered pieces, legato and detached.
+
+The pieces (`tests/accompany_pieces.py`) are built here with symusic and rendered with the
+project's renderer (TimGM6mb): eight bars each, known tempo, metre and one chord a bar (two
+bars in two of them); PIECES were tuned on, HELD_OUT were added after the rule was set. A
+piece is heard right when the tempo is within 2 %, the metre is the written one and at
+least 80 % of its eight bars have the right chord (root and third; a seventh read as its
+triad counts). The pieces it still mishears are listed in KNOWN_MISHEARD, run as strict
+xfails (so a fix shows up), and described in docs/accompany.md.
+"""
+
+from __future__ import annotations
+
+import pytest
+import soundfile as sf
+
+from engine.pipelines.accompany import analyze
+from tests.accompany_pieces import ALL_PIECES, same_chord, score_of
+
+TEMPO_TOLERANCE = 0.02
+MIN_CHORDS_RIGHT = 0.8
+
+KNOWN_MISHEARD = {
+    "organ-120-G-waltz": "legato 3/4 whose onsets come back every beat and a half: heard "
+    "as 80 BPM 4/4",
+    "strings-140-Eb": "fast legato strings whose melody mostly repeats one tied note: no "
+    "onset pulse at the beat; heard at 68 BPM",
+    "choir-6/8-F": "legato 6/8 whose melody moves only in dotted quarters: nothing divides "
+    "the beat, so it sounds as 2/4 would; right tempo, heard as 3/4",
+    "strings-60-E-2bar": "slow legato strings, chords held two bars: tempo 5 % fast",
+    "flute-2/4-A": "legato 2/4: right tempo, but the melody's accents on beat 2 make it 4/4",
+    "organ-150-Ab-waltz-2bar": "fast legato waltz, chords held two bars: heard at 99 BPM 4/4",
+}
+
+
+def _heard(piece, tmp_path):
+    from engine.audio.render import render_midi
+
+    path = tmp_path / "piece.wav"
+    sf.write(path, render_midi(score_of(piece)), 44100)
+    an = analyze(path, transcribe_notes=False)
+    true = piece.true_chords
+    right = sum(same_chord(f, c) for f, c in zip(an.chords, true, strict=False))
+    return an, right / len(true)
+
+
+@pytest.mark.parametrize(
+    "piece",
+    [
+        pytest.param(
+            p,
+            id=p.name,
+            marks=[pytest.mark.xfail(reason=KNOWN_MISHEARD[p.name], strict=True)]
+            if p.name in KNOWN_MISHEARD
+            else [],
+        )
+        for p in ALL_PIECES
+    ],
+)
+def test_hears_tempo_meter_and_chords(piece, tmp_path):
+    an, chords_right = _heard(piece, tmp_path)
+    assert abs(an.tempo_bpm - piece.bpm) <= TEMPO_TOLERANCE * piece.bpm, an.tempo_bpm
+    assert an.meter == piece.meter
+    assert chords_right >= MIN_CHORDS_RIGHT, an.chords
+
+
+def test_the_set_covers_both_styles_and_three_meters():
+    heard = [p for p in ALL_PIECES if p.name not in KNOWN_MISHEARD]
+    assert len(ALL_PIECES) >= 14
+    assert {p.style for p in heard} == {"legato", "detached"}
+    assert {p.meter for p in heard} == {"4/4", "3/4", "2/4", "6/8"}

@@ -1,0 +1,124 @@
+"""Music that holds up (issue 11): measured over many seeds and prompts, never one lucky seed.
+
+- textures an instrument can play on 105 generated pieces across every style (point 2);
+- registers by role: lines top to bottom, rarely crossing, over a grid of ensembles (3);
+- voice leading on held-out Bach sopranos: at Bach's level of parallels, crossing and
+  spacing, the soprano untouched, and worse with the penalty off (4);
+- cadences: pieces end on the tonic with the tonic in the bass (5);
+- nothing drops out; with a progression the bass plays the root on the first beat, also in
+  the rewritten bars of a form; `sketch` keeps key, mode and the style's voices (6, 7).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.pipelines import compose as C
+from engine.pipelines.eval_prompts import evaluate_harmonization, measure_piece
+from engine.symbolic import quality as q
+from engine.symbolic.score_api import STYLE_VOICES, available_models, load
+from engine.symbolic.texture import is_one_note, limits
+from engine.symbolic.tokenizer import STYLES, TONICS
+
+pytestmark = pytest.mark.skipif(
+    "score-base" not in available_models(), reason="needs the shipped score-base model"
+)
+KEYS = [(t, m) for m in ("major", "minor") for t in TONICS]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load("score-base")
+
+
+@pytest.fixture(scope="module")
+def sketches(model):
+    """105 pieces of 8 bars: 15 seeds of every style, keys cycling over all 24."""
+    out = []
+    for s, style in enumerate(STYLES):
+        for seed in range(15):
+            key, mode = KEYS[(seed * 5 + s) % 24]
+            g = model.generate(style=style, key=key, mode=mode, bars=8, seed=seed)
+            out.append((style, key, mode, g))
+    return out
+
+
+def test_105_pieces_are_playable_and_never_drop_a_part(sketches):
+    assert len(sketches) >= 100
+    for style, key, mode, g in sketches:
+        bt = g.score.ticks_per_quarter * 4 * int(g.conditions["meter"].split("/")[0])
+        bt //= int(g.conditions["meter"].split("/")[1])
+        for t in g.score.tracks:
+            most, _ = limits(t.program)
+            assert q.max_simultaneous(t) <= most, (style, key, mode, t.name)
+            assert q.duplicate_notes(t) == 0
+            if is_one_note(t.program):
+                assert q.chord_notes(t) == 0
+            assert q.silent_bar_share(t, bt, 8) <= 0.25, (style, key, mode, t.name)
+
+
+def test_a_style_writes_its_parts_and_the_pieces_close_on_the_tonic(sketches):
+    finals = []
+    for style, key, _mode, g in sketches:
+        assert len(g.score.tracks) == STYLE_VOICES[style]  # a chorale has a bass
+        finals.append(q.final_tonic_in_bass(g.score, TONICS.index(key)))
+    assert np.mean(finals) >= 0.9
+
+
+def test_the_requested_key_is_heard(sketches):
+    heard = [
+        q.analyze_key(g.score, "key.krumhansl") == (TONICS.index(key), mode)
+        for _, key, mode, g in sketches
+    ]
+    # (measured: 100 of 105 on the machine this was written on; 95 % over the prompt set
+    # of `disco-musica eval prompts`, docs/models/score-base.md)
+    assert np.mean(heard) >= 0.93
+
+
+def test_sketch_keeps_a_chorale_in_four_parts_with_a_bass(model):
+    for seed in range(8):
+        g = model.generate(style="chorale", key="G", bars=8, seed=seed)
+        assert [t.name for t in g.score.tracks] == ["Soprano", "Alto", "Tenor", "Bass"]
+        assert g.conditions["key"] == "G"
+
+
+GRID = ["string quartet", "four recorders", "5 voices", "brass quintet", "horn trio"]
+
+
+@pytest.mark.parametrize("ensemble", GRID)
+def test_lines_keep_their_registers(model, ensemble):
+    rows = [
+        measure_piece(C.compose(f"{ensemble} in C major, 8 bars", model=model, seed=seed))
+        for seed in range(8)
+    ]
+    assert np.mean([r["in_order"] for r in rows]) >= 0.95
+    assert np.mean([r["crossing"] for r in rows]) <= 0.03
+
+
+def test_harmonized_bach_sopranos_are_voiced_like_bach(model):
+    r = evaluate_harmonization(model, chorales=10)
+    assert r["chorales"] >= 8 and r["soprano_untouched"]
+    g = r["generated"]
+    assert g["parallels_per_100_beats"] <= 1.0
+    assert g["crossing"] <= 0.02 and g["wide_spacing"] <= 0.02
+    off = evaluate_harmonization(model, chorales=10, voice_leading=0)["generated"]
+    assert off["parallels_per_100_beats"] > 2 * max(g["parallels_per_100_beats"], 0.5)
+
+
+def test_the_bass_plays_the_root_on_the_first_beat_also_in_rewritten_bars(model):
+    rates, rewritten = [], []
+    for seed in range(8):
+        comp = C.compose("choir in C major, I-vi-IV-V, AABA, 16 bars", model=model, seed=seed)
+        row = measure_piece(comp)
+        rates.append(row["bass_root"])
+        s = comp.score
+        bt = 4 * s.ticks_per_quarter
+        roots = {0: 0, 1: 9, 2: 5, 3: 7}
+        bass = s.tracks[-1]
+        for bar in (3, 7, 15):  # the last bar of each A: rewritten by the varied repeat
+            at = [n.pitch for n in bass.notes if n.time <= bar * bt < n.end]
+            want = 0 if bar == 15 else roots[bar % 4]  # (the piece's last bar: the tonic)
+            rewritten.append(bool(at) and min(at) % 12 == want)
+    assert np.mean(rates) >= 0.8
+    assert np.mean(rewritten) >= 0.8
