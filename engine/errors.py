@@ -74,3 +74,11 @@ def one_line(e: BaseException) -> str:
 
 class RecordError(UserError, ValueError):
     """A ``generation.json`` (or sidecar) that cannot be replayed as it is."""
+
+
+class RenderError(UserError, ValueError):
+    """A user-facing problem with a SoundFont, a MIDI file, effect settings or an output file."""
+
+
+class MusicgenError(UserError, ValueError):
+    """A request MusicGen cannot serve; the message says what to do."""

@@ -1,9 +1,10 @@
 """The shared vocabulary of ranges and defaults: what the code checks, `--help` states and the
 docs quote (tests/test_docs_agree.py holds the three together).
 
-Plain values only: this module imports nothing, so ``disco-musica --help`` stays quick. The
-engine modules take their limits from here (``from engine.names import X``); where a module
-keeps its own copy (the tokenizer, the renderer, the workflows) the tests check it is equal.
+Plain values only: this module imports nothing, so ``disco-musica --help`` stays quick. Every
+value is defined here once; a module that offers one under its own name (``tokenizer.STYLES``,
+``render.BIT_DEPTHS``) binds it to the value here (tests/test_layers.py checks that no module
+defines a constant of this vocabulary again).
 """
 
 from __future__ import annotations
@@ -84,6 +85,35 @@ DEFAULT_ACCOMPANY_PART = "bass"
 DRUM_STYLES = ("pop", "rock", "ballad", "jazz", "folk")
 DEFAULT_DRUM_STYLE = "pop"
 DEFAULT_ACCOMPANY_SEED = 0
+
+# ---- the vocabulary of music (the score model's condition tokens name these)
+STYLES = ("chorale", "renaissance", "madrigal", "medieval", "celtic", "folk", "classical")
+STYLE_NAMES = ", ".join(STYLES)  # as --help lists them
+TONICS = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+MODES = ("major", "minor")
+REGISTER_NAMES = ("low", "bass", "tenor", "alto", "soprano", "high")  # low to high
+# Parts a style's pieces have when nothing asks for a number (the corpus's usual ensemble).
+STYLE_VOICES = {
+    "chorale": 4,
+    "renaissance": 4,
+    "madrigal": 5,
+    "medieval": 3,
+    "classical": 4,
+    "celtic": 1,
+    "folk": 1,
+}
+MAJOR_SCALE_STEPS = (0, 2, 4, 5, 7, 9, 11)
+TICKS_PER_QUARTER = 480  # the MIDI files Disco-Musica writes
+
+# ---- files
+GENERATION_FILE = "generation.json"  # the record of a generation folder (engine.record)
+SIDECAR_SUFFIX = ".json"  # the record beside a MIDI file the MIDI commands write
+OUTPUT_STEM = "music"  # music.wav, music.mid, music.musicxml in a generation folder
+WEIGHTS_FILE = "model.safetensors"
+AUDIO_FORMATS = ("wav", "flac", "ogg", "mp3")
+DEFAULT_FORMATS = ("wav", "mid", "musicxml")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+MIDI_SUFFIXES = (".mid", ".midi")
 
 
 def num(x) -> str:

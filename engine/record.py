@@ -28,10 +28,11 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from engine import names
 from engine.atomic import chmod_like_new, sha256_file, write_text_atomic
 from engine.errors import OutputError, check_stop
 
-GENERATION_FILE = "generation.json"
+GENERATION_FILE = names.GENERATION_FILE
 DEFAULT_ROOT = Path("disco-musica-output")
 TRASH_DIR = ".disco-musica-trash"
 TEMP_PREFIX = ".dm-tmp-"
@@ -545,7 +546,7 @@ def unique_folder(root: Path, stem: str, taken: Iterable[Path] = ()) -> Path:
 # ---- reading records back ----------------------------------------------------------------
 ENGINES = {"score": "the score model", "musicgen": "MusicGen", "accompany": "accompany"}
 SEED_PATHS = (("seed",), ("request", "seed"), ("plan", "seed"), ("settings", "seed"))
-MAX_SEED = 2**32 - 1
+MAX_SEED = names.MAX_SEED
 
 
 def _at(record: dict, path: tuple[str, ...]):

@@ -18,7 +18,6 @@ SoundFont give the same samples on every run.  ``docs/audio.md`` is the user gui
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import math
 import warnings
@@ -29,8 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import names
 from engine.atomic import write_bytes_atomic
-from engine.errors import UserError
+from engine.audio.soundfonts import load_soundfont, soundfont_path
+from engine.errors import RenderError
 
 DEFAULT_SAMPLE_RATE = 44100
 SAMPLE_RATE_RANGE = (8000, 192000)
@@ -42,15 +43,15 @@ TARGET_LUFS = -16.0
 # Sample-peak ceiling after normalisation: 1 dB of headroom keeps the PCM files unclipped and
 # leaves room for the inter-sample overshoot that MP3 and Ogg encoders add.
 PEAK_CEILING_DB = -1.0
-AUDIO_FORMATS = ("wav", "flac", "ogg", "mp3")
-BIT_DEPTHS = (16, 24)
+AUDIO_FORMATS = names.AUDIO_FORMATS
+BIT_DEPTHS = names.BIT_DEPTHS
 # The renderer stops at the MIDI file's last event, which would cut every release (and the
 # synth's own reverb) short: the end of the file is moved this much later.
 RELEASE_TAIL_S = 2.0
 
 EQ_LOW_SHELF_HZ = 120.0
 EQ_HIGH_SHELF_HZ = 6000.0
-EQ_RANGE_DB = 24.0
+EQ_RANGE_DB = names.EQ_RANGE_DB
 # compression amount c (0..1) → ratio 1 + COMP_MAX_RATIO_GAIN·c, threshold c·COMP_MAX_DEPTH_DB
 # below the input's sample peak.  c = 0.3 → 2.5:1 from 7.2 dB under the peak; c = 1 → 6:1
 # from 24 dB under.  The threshold follows the input level because the synth's raw level
@@ -66,8 +67,6 @@ REVERB_WET_MAX = 0.45
 REVERB_DRY_DROP = 0.2
 REVERB_DAMPING = 0.5
 
-SOUNDFONT_PACKAGE = "pretty_midi"
-SOUNDFONT_FILE = "TimGM6mb.sf2"
 
 _SUBTYPES = {
     ("wav", 16): "PCM_16",
@@ -81,120 +80,6 @@ MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000
 # Ogg pages carry a random stream serial number; it is replaced by this one so that the same
 # audio always gives the same bytes.  A file holds a single stream, so any value is valid.
 OGG_SERIAL = 0x44697363  # "Disc"
-
-
-class RenderError(UserError, ValueError):
-    """A user-facing problem with a SoundFont, a MIDI file, effect settings or an output file."""
-
-
-# ---------------------------------------------------------------------------------------------
-# SoundFonts
-
-
-def builtin_soundfont() -> Path:
-    """The General MIDI SoundFont shipped inside the installed pretty_midi (TimGM6mb.sf2)."""
-    spec = importlib.util.find_spec(SOUNDFONT_PACKAGE)
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for folder in locations:
-        path = Path(folder) / SOUNDFONT_FILE
-        if path.is_file():
-            return path
-    raise RenderError(
-        f"the built-in SoundFont ({SOUNDFONT_FILE} from {SOUNDFONT_PACKAGE}) is missing; "
-        f"reinstall it with 'pip install --force-reinstall {SOUNDFONT_PACKAGE}' "
-        "or pass --soundfont PATH"
-    )
-
-
-def default_soundfont() -> Path:
-    """The SoundFont used when none is given: ``$DISCO_MUSICA_SOUNDFONT`` (a name or a path)
-    if set, else the best one installed (``engine.audio.soundfonts.CATALOGUE`` order: MuseScore
-    General, FluidR3_GM, GeneralUser GS), else the built-in TimGM6mb.  Looked up afresh on
-    every call (a few ``stat`` calls), so a SoundFont installed meanwhile is used at once."""
-    from engine.audio import soundfonts
-
-    return soundfonts.default()[1]
-
-
-def _soundfont_path(path: str | Path | None) -> Path:
-    """``None``: the default SoundFont; a known name (``FluidR3_GM``): where it is installed;
-    anything else: a path."""
-    from engine.audio import soundfonts
-
-    return soundfonts.resolve(path)
-
-
-def sf2_header_problem(head: bytes) -> str | None:
-    """Why a file starting with ``head`` (34 bytes are enough) is not a SoundFont the
-    renderer reads: ``"empty"``, ``"not-sf2"`` or ``"sf3"``; None when it is one."""
-    if not head:
-        return "empty"
-    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"sfbk":
-        return "not-sf2"
-    # RIFF sfbk → LIST INFO → ifil (version).  SF3 (Ogg-compressed samples) is not readable.
-    if head[24:28] == b"ifil" and len(head) >= 34 and int.from_bytes(head[32:34], "little") >= 3:
-        return "sf3"
-    return None
-
-
-def sf2_structure_problem(data: bytes) -> str | None:
-    """What is wrong with the chunk layout of SoundFont bytes (their header already checked),
-    in words, or None: a file cut short (an interrupted download or copy) or one missing the
-    INFO, sdta (samples) or pdta (presets) part.  Microseconds: only chunk sizes are read."""
-    riff_end = 8 + int.from_bytes(data[4:8], "little")
-    # The parts themselves decide: a file whose RIFF size overstates it but whose parts are
-    # all there still plays (the synthesizer reads part by part).
-    end = min(riff_end, len(data))
-    parts, pos = set(), 12
-    while pos + 8 <= end:
-        size = int.from_bytes(data[pos + 4 : pos + 8], "little")
-        if data[pos : pos + 4] == b"LIST":
-            parts.add(data[pos + 8 : pos + 12].decode("latin-1"))
-        pos += 8 + size
-        if pos > end:
-            if riff_end > len(data):
-                return f"cut short ({len(data)} of {riff_end} bytes)"
-            return "cut short (its last part ends after the end of the file)"
-        pos += size & 1  # the pad byte after an odd-sized part (may be missing at the end)
-    missing = [p for p in ("INFO", "sdta", "pdta") if p not in parts]
-    if missing:
-        return f"missing its {', '.join(missing)} part"
-    return None
-
-
-def load_soundfont(path: str | Path | None) -> bytes:
-    """The bytes of a SoundFont 2 file (``None``: the default one), checked to be one."""
-    p = _soundfont_path(path)
-    hint = (
-        "use a General MIDI .sf2 file or a known name (see `disco-musica soundfonts`), "
-        "or leave out --soundfont for the default one"
-    )
-    if not p.exists():
-        raise RenderError(f"SoundFont not found: {p}; check the path, or {hint}")
-    if p.is_dir():
-        raise RenderError(f"{p} is a folder, not a SoundFont (.sf2) file; {hint}")
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise RenderError(
-            f"cannot read the SoundFont {p} ({e.strerror or e}); check its permissions"
-        ) from e
-    problem = sf2_header_problem(data[:34])
-    if problem == "empty":
-        raise RenderError(
-            f"{p} is empty, not a SoundFont (.sf2) file; download it again, or {hint}"
-        )
-    if problem == "not-sf2":
-        raise RenderError(f"{p} is not a SoundFont (.sf2) file; {hint}")
-    if problem == "sf3":
-        raise RenderError(
-            f"{p} is an SF3 (compressed) SoundFont, which the renderer cannot read; "
-            "use the .sf2 version of the same SoundFont"
-        )
-    damage = sf2_structure_problem(data)
-    if damage:
-        raise RenderError(f"the SoundFont {p} is damaged ({damage}); download or copy it again")
-    return data
 
 
 # ---------------------------------------------------------------------------------------------
@@ -483,7 +368,7 @@ def render_midi(
     level is the synth's own (often -20 dBFS or lower): ``normalize_loudness`` sets it.  A MIDI
     file without notes gives silence of its length.
     """
-    path = _soundfont_path(soundfont)
+    path = soundfont_path(soundfont)
     return _synthesize(midi, load_soundfont(path), path, sample_rate)
 
 
@@ -503,7 +388,7 @@ def render_audio(
     """
     effects = Effects() if effects is None else effects
     effects.validate()
-    path = _soundfont_path(soundfont)
+    path = soundfont_path(soundfont)
     sf2 = load_soundfont(path)
     audio = _synthesize(midi, sf2, path, sample_rate)
     audio = apply_effects(audio, sample_rate, effects)

@@ -23,6 +23,7 @@ found file (SF3 files, which the renderer cannot read, are never offered).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import re
 import tempfile
@@ -30,8 +31,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.audio.render import RenderError, builtin_soundfont, sf2_header_problem
+from engine.errors import RenderError
 
+SOUNDFONT_PACKAGE = "pretty_midi"  # ships the built-in SoundFont
+SOUNDFONT_FILE = "TimGM6mb.sf2"
 ENV_DEFAULT = "DISCO_MUSICA_SOUNDFONT"  # a known name or a path: the default SoundFont
 DOWNLOAD_TIMEOUT_S = 60.0  # per network read, not for the whole download
 CHUNK_BYTES = 1 << 20
@@ -564,3 +567,108 @@ def download(
         tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+# ---- reading a SoundFont ---------------------------------------------------------------------
+
+
+def builtin_soundfont() -> Path:
+    """The General MIDI SoundFont shipped inside the installed pretty_midi (TimGM6mb.sf2)."""
+    spec = importlib.util.find_spec(SOUNDFONT_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for folder in locations:
+        path = Path(folder) / SOUNDFONT_FILE
+        if path.is_file():
+            return path
+    raise RenderError(
+        f"the built-in SoundFont ({SOUNDFONT_FILE} from {SOUNDFONT_PACKAGE}) is missing; "
+        f"reinstall it with 'pip install --force-reinstall {SOUNDFONT_PACKAGE}' "
+        "or pass --soundfont PATH"
+    )
+
+
+def default_soundfont() -> Path:
+    """The SoundFont used when none is given: ``$DISCO_MUSICA_SOUNDFONT`` (a name or a path)
+    if set, else the best one installed (``engine.audio.soundfonts.CATALOGUE`` order: MuseScore
+    General, FluidR3_GM, GeneralUser GS), else the built-in TimGM6mb.  Looked up afresh on
+    every call (a few ``stat`` calls), so a SoundFont installed meanwhile is used at once."""
+    return default()[1]
+
+
+def soundfont_path(path: str | Path | None) -> Path:
+    """``None``: the default SoundFont; a known name (``FluidR3_GM``): where it is installed;
+    anything else: a path."""
+    return resolve(path)
+
+
+def sf2_header_problem(head: bytes) -> str | None:
+    """Why a file starting with ``head`` (34 bytes are enough) is not a SoundFont the
+    renderer reads: ``"empty"``, ``"not-sf2"`` or ``"sf3"``; None when it is one."""
+    if not head:
+        return "empty"
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"sfbk":
+        return "not-sf2"
+    # RIFF sfbk → LIST INFO → ifil (version).  SF3 (Ogg-compressed samples) is not readable.
+    if head[24:28] == b"ifil" and len(head) >= 34 and int.from_bytes(head[32:34], "little") >= 3:
+        return "sf3"
+    return None
+
+
+def sf2_structure_problem(data: bytes) -> str | None:
+    """What is wrong with the chunk layout of SoundFont bytes (their header already checked),
+    in words, or None: a file cut short (an interrupted download or copy) or one missing the
+    INFO, sdta (samples) or pdta (presets) part.  Microseconds: only chunk sizes are read."""
+    riff_end = 8 + int.from_bytes(data[4:8], "little")
+    # The parts themselves decide: a file whose RIFF size overstates it but whose parts are
+    # all there still plays (the synthesizer reads part by part).
+    end = min(riff_end, len(data))
+    parts, pos = set(), 12
+    while pos + 8 <= end:
+        size = int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if data[pos : pos + 4] == b"LIST":
+            parts.add(data[pos + 8 : pos + 12].decode("latin-1"))
+        pos += 8 + size
+        if pos > end:
+            if riff_end > len(data):
+                return f"cut short ({len(data)} of {riff_end} bytes)"
+            return "cut short (its last part ends after the end of the file)"
+        pos += size & 1  # the pad byte after an odd-sized part (may be missing at the end)
+    missing = [p for p in ("INFO", "sdta", "pdta") if p not in parts]
+    if missing:
+        return f"missing its {', '.join(missing)} part"
+    return None
+
+
+def load_soundfont(path: str | Path | None) -> bytes:
+    """The bytes of a SoundFont 2 file (``None``: the default one), checked to be one."""
+    p = soundfont_path(path)
+    hint = (
+        "use a General MIDI .sf2 file or a known name (see `disco-musica soundfonts`), "
+        "or leave out --soundfont for the default one"
+    )
+    if not p.exists():
+        raise RenderError(f"SoundFont not found: {p}; check the path, or {hint}")
+    if p.is_dir():
+        raise RenderError(f"{p} is a folder, not a SoundFont (.sf2) file; {hint}")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise RenderError(
+            f"cannot read the SoundFont {p} ({e.strerror or e}); check its permissions"
+        ) from e
+    problem = sf2_header_problem(data[:34])
+    if problem == "empty":
+        raise RenderError(
+            f"{p} is empty, not a SoundFont (.sf2) file; download it again, or {hint}"
+        )
+    if problem == "not-sf2":
+        raise RenderError(f"{p} is not a SoundFont (.sf2) file; {hint}")
+    if problem == "sf3":
+        raise RenderError(
+            f"{p} is an SF3 (compressed) SoundFont, which the renderer cannot read; "
+            "use the .sf2 version of the same SoundFont"
+        )
+    damage = sf2_structure_problem(data)
+    if damage:
+        raise RenderError(f"the SoundFont {p} is damaged ({damage}); download or copy it again")
+    return data

@@ -16,6 +16,8 @@ import json
 from pathlib import Path
 
 from engine import names
+from engine.cli import common
+from engine.cli import progress as ui
 
 PARTS = names.ACCOMPANY_PARTS  # engine.pipelines.accompany.PARTS
 
@@ -58,18 +60,16 @@ def add_commands(sub, command) -> None:
 
 
 def cmd_accompany(args: argparse.Namespace) -> int:
-    from engine import cli
-    from engine.cli.generate import _StageProgress
     from engine.pipelines.accompany import accompany, check_part
 
     part = check_part(args.part)
-    cli._check_range("--seed", args.seed, 0, cli.MAX_SEED)
+    common.check_range("--seed", args.seed, 0, common.MAX_SEED)
     src = Path(args.input)
     folder = Path(args.out).expanduser() if args.out else Path(f"{src.stem}-{part}")
     from engine.record import check_new_folder
 
-    check_new_folder(folder, args.overwrite, cli.CliError)
-    with _StageProgress("") as prog:
+    check_new_folder(folder, args.overwrite, common.CliError)
+    with ui.StageProgress("") as prog:
         acc = accompany(src, part, style=args.style, seed=args.seed, progress=prog)
         record = acc.save(folder, overwrite=args.overwrite, progress=prog)
     if args.json:
@@ -82,5 +82,5 @@ def cmd_accompany(args: argparse.Namespace) -> int:
         f"chords: {chords}\n"
         f"wrote {folder}/: " + ", ".join(record["outputs"]) + ", generation.json"
     )
-    cli.say_replaced(folder, record.get("replaced"))
+    common.say_replaced(folder, record.get("replaced"))
     return 0

@@ -14,12 +14,14 @@ import sys
 from pathlib import Path
 
 from engine import names
+from engine.cli import common
+from engine.cli import progress as ui
 
 _n = names.num
 MAX_VARIATIONS = names.MAX_VARIATIONS
-RANDOM_SEED_LIMIT = 100_000
+common.RANDOM_SEED_LIMIT = 100_000
 DEFAULT_OUTPUT_ROOT = Path("disco-musica-output")
-DEFAULT_FORMATS = "wav,mid,musicxml"
+DEFAULT_FORMATS = ",".join(names.DEFAULT_FORMATS)
 
 
 def part_writing_options(p) -> None:
@@ -42,8 +44,8 @@ def part_writing_options(p) -> None:
         type=float,
         metavar="S",
         help=f"penalty on parallel fifths/octaves, crossing and wide spacing, "
-        f"0..{_n(names.MAX_VOICE_LEADING)}; 0 = the model alone "
-        f"(default {_n(names.DEFAULT_VOICE_LEADING)})",
+        f"0..{names.num(names.MAX_VOICE_LEADING)}; 0 = the model alone "
+        f"(default {names.num(names.DEFAULT_VOICE_LEADING)})",
     )
 
 
@@ -78,16 +80,18 @@ def add_commands(sub, command) -> None:
         "--tempo",
         type=float,
         metavar="BPM",
-        help=f"beats per minute, {_n(names.MIN_TEMPO_BPM)}..{_n(names.MAX_TEMPO_BPM)} (default: "
-        f"the style's, else {_n(names.DEFAULT_TEMPO_BPM)})",
+        help=f"beats per minute, "
+        f"{names.num(names.MIN_TEMPO_BPM)}..{names.num(names.MAX_TEMPO_BPM)} (default: "
+        f"the style's, else {names.num(names.DEFAULT_TEMPO_BPM)})",
     )
     g.add_argument(
         "--duration",
         type=float,
         metavar="SECONDS",
-        help=f"length in seconds, more than 0, at most {_n(names.COMPOSE_MAX_SECONDS)} and "
-        f"{names.COMPOSE_MAX_BARS} bars (MusicGen: at most {_n(names.MUSICGEN_MAX_SECONDS)}, "
-        f"default {_n(names.MUSICGEN_DEFAULT_SECONDS)})",
+        help=f"length in seconds, more than 0, at most {names.num(names.COMPOSE_MAX_SECONDS)} and "
+        f"{names.COMPOSE_MAX_BARS} bars (MusicGen: at most "
+        f"{names.num(names.MUSICGEN_MAX_SECONDS)}, "
+        f"default {names.num(names.MUSICGEN_DEFAULT_SECONDS)})",
     )
     g.add_argument(
         "--bars",
@@ -139,7 +143,8 @@ def add_commands(sub, command) -> None:
         "--creativity",
         type=float,
         metavar="0..1",
-        help=f"0..1: 0 conservative, 1 experimental (default {_n(names.DEFAULT_CREATIVITY)})",
+        help=f"0..1: 0 conservative, 1 experimental (default "
+        f"{names.num(names.DEFAULT_CREATIVITY)})",
     )
     part_writing_options(g)
     g.add_argument(
@@ -156,8 +161,8 @@ def add_commands(sub, command) -> None:
         "--guidance",
         type=float,
         metavar="G",
-        help=f"MusicGen: classifier-free guidance, 0..{_n(names.MAX_GUIDANCE)} (default "
-        f"{_n(names.DEFAULT_GUIDANCE)})",
+        help=f"MusicGen: classifier-free guidance, 0..{names.num(names.MAX_GUIDANCE)} (default "
+        f"{names.num(names.DEFAULT_GUIDANCE)})",
     )
     g.add_argument(
         "--variations",
@@ -188,16 +193,19 @@ def add_commands(sub, command) -> None:
         "--reverb",
         type=float,
         metavar="0..1",
-        help=f"room reverb, 0..1 (default {_n(names.DEFAULT_REVERB)})",
+        help=f"room reverb, 0..1 (default {names.num(names.DEFAULT_REVERB)})",
     )
-    eq = f"-{_n(names.EQ_RANGE_DB)}..{_n(names.EQ_RANGE_DB)} dB (default {_n(names.DEFAULT_EQ_DB)})"
+    eq = (
+        f"-{names.num(names.EQ_RANGE_DB)}..{names.num(names.EQ_RANGE_DB)} dB (default "
+        f"{names.num(names.DEFAULT_EQ_DB)})"
+    )
     o.add_argument("--eq-low", type=float, metavar="DB", help=f"low shelf gain, {eq}")
     o.add_argument("--eq-high", type=float, metavar="DB", help=f"high shelf gain, {eq}")
     o.add_argument(
         "--compression",
         type=float,
         metavar="0..1",
-        help=f"compressor, 0..1 (default {_n(names.DEFAULT_COMPRESSION)})",
+        help=f"compressor, 0..1 (default {names.num(names.DEFAULT_COMPRESSION)})",
     )
     o.add_argument(
         "--out",
@@ -245,23 +253,23 @@ def add_commands(sub, command) -> None:
 
 # ---- generate ------------------------------------------------------------------------------
 def cmd_generate(args: argparse.Namespace) -> int:
-    from engine import cli
-    from engine.audio.render import Effects, load_soundfont
+    from engine.audio.render import Effects
+    from engine.audio.soundfonts import load_soundfont
     from engine.pipelines.compose import check_formats, compose, compose_variations, plan
     from engine.pipelines.musicgen import is_musicgen
 
     if not 1 <= args.variations <= MAX_VARIATIONS:
-        raise cli.CliError(f"--variations must be 1..{MAX_VARIATIONS}, not {args.variations}")
+        raise common.CliError(f"--variations must be 1..{MAX_VARIATIONS}, not {args.variations}")
     if args.seed is None:
-        args.seed = random.SystemRandom().randrange(RANDOM_SEED_LIMIT)
-    cli._check_range("--seed", args.seed, 0, cli.MAX_SEED - args.variations + 1)
+        args.seed = random.SystemRandom().randrange(common.RANDOM_SEED_LIMIT)
+    common.check_range("--seed", args.seed, 0, common.MAX_SEED - args.variations + 1)
     if args.prompt == "-":
         args.prompt = _read_prompt(sys.stdin)
     if is_musicgen(args.model):
         return _generate_musicgen(args)
     for flag, value in (("--melody", args.melody), ("--guidance", args.guidance)):
         if value is not None:
-            raise cli.CliError(f"{flag} is for MusicGen models; add --model musicgen-melody")
+            raise common.CliError(f"{flag} is for MusicGen models; add --model musicgen-melody")
     options = _options(args)
     effects = Effects(
         **{
@@ -280,14 +288,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     first_plan, parsed = plan(args.prompt, **options)  # all checks before any work
     if args.soundfont is not None or any(f in ("wav", "flac", "ogg", "mp3") for f in formats):
         load_soundfont(args.soundfont)
-    folders = _folders(args, first_plan.style or "piece")
-    model = cli._load_model(args.model or "score-base")
+    folders = common.output_folders(args, first_plan.style or "piece")
+    model = common.load_model(args.model or "score-base")
     _show_understanding(args.prompt, parsed, first_plan, quiet=args.json)
     results = []
     n = len(folders)
     batched = None
     if n > 1:  # the variations are written together, then saved one by one
-        with _StageProgress("") as prog:
+        with ui.StageProgress("") as prog:
             batched = compose_variations(
                 args.prompt,
                 count=n,
@@ -298,7 +306,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             )
     for i, folder in enumerate(folders):
         seed = args.seed + i
-        with _StageProgress(f"Piece {i + 1}/{n}" if n > 1 else "") as prog:
+        with ui.StageProgress(f"Piece {i + 1}/{n}" if n > 1 else "") as prog:
             if batched is not None:
                 comp = batched[i]
             else:
@@ -317,21 +325,20 @@ def cmd_generate(args: argparse.Namespace) -> int:
         results.append((folder, record))
         if not args.json:
             files = ", ".join(record["outputs"])
-            print(f"wrote {cli._shown(folder)}/ ({files}); {_summary(record)}")
-        cli.say_replaced(folder, record.get("replaced"))
+            print(f"wrote {common.shown_path(folder)}/ ({files}); {_summary(record)}")
+        common.say_replaced(folder, record.get("replaced"))
     if args.json:
         out = [{"folder": str(f), **r} for f, r in results]
         print(json.dumps(out[0] if len(out) == 1 else out, indent=1))
     else:
-        print(f"replay: disco-musica replay {cli._shown(results[0][0])}/generation.json")
+        print(f"replay: disco-musica replay {common.shown_path(results[0][0])}/generation.json")
     return 0
 
 
 def _generate_musicgen(args: argparse.Namespace, audio_prompt: str | None = None) -> int:
     """generate (and continue, for audio) with a MusicGen model: audio files in a folder."""
-    from engine import cli
+    from engine.hub import NON_COMMERCIAL_WARNING
     from engine.pipelines import musicgen as mg
-    from engine.pipelines.musicgen_catalog import NON_COMMERCIAL_WARNING
 
     formats = [f for f in args.formats.split(",") if f.strip()]
     if args.formats == DEFAULT_FORMATS:  # the default asks for notation MusicGen cannot make
@@ -355,15 +362,15 @@ def _generate_musicgen(args: argparse.Namespace, audio_prompt: str | None = None
     }
     given = [k for k, v in steering.items() if v is not None]
     if given:
-        raise cli.CliError(
+        raise common.CliError(
             f"{', '.join(given)} cannot steer MusicGen, which reads only text; put it in the "
             "prompt or use the score model"
         )
     formats = mg.check_formats(formats)
-    folders = _folders(args, "audio")
+    folders = common.output_folders(args, "audio")
     results = []
     for i, folder in enumerate(folders):
-        with _StageProgress(f"Piece {i + 1}/{len(folders)}" if len(folders) > 1 else "") as prog:
+        with ui.StageProgress(f"Piece {i + 1}/{len(folders)}" if len(folders) > 1 else "") as prog:
             record = mg.generate_audio_piece(
                 args.prompt,
                 folder,
@@ -390,30 +397,29 @@ def _generate_musicgen(args: argparse.Namespace, audio_prompt: str | None = None
             files = ", ".join(record["outputs"])
             s = record["settings"]
             print(
-                f"wrote {cli._shown(folder)}/ ({files}); {s['total_seconds']:.1f} s, "
+                f"wrote {common.shown_path(folder)}/ ({files}); {s['total_seconds']:.1f} s, "
                 f"text {s['text']!r}, seed {record['seed']}"
             )
-        cli.say_replaced(folder, record.get("replaced"))
+        common.say_replaced(folder, record.get("replaced"))
     print(f"warning: {NON_COMMERCIAL_WARNING}", file=sys.stderr)
     if args.json:
         print(json.dumps(results[0] if len(results) == 1 else results, indent=1))
     else:
-        print(f"replay: disco-musica replay {cli._shown(folders[0])}/generation.json")
+        print(f"replay: disco-musica replay {common.shown_path(folders[0])}/generation.json")
     return 0
 
 
 def continue_audio(args: argparse.Namespace) -> int:
     """``continue clip.wav --model musicgen-small``: the clip, then new seconds of music."""
-    from engine import cli
     from engine.pipelines.musicgen import is_musicgen
 
     model = args.model
     if not is_musicgen(model):
-        raise cli.CliError(
+        raise common.CliError(
             f"{args.input} is audio: continue it with a MusicGen model (--model musicgen-small)"
         )
     if args.seed is None:
-        args.seed = random.SystemRandom().randrange(RANDOM_SEED_LIMIT)
+        args.seed = random.SystemRandom().randrange(common.RANDOM_SEED_LIMIT)
     steering = dict.fromkeys(
         (
             "structure progression dynamics dynamics_shape articulation density syncopation "
@@ -440,7 +446,7 @@ def continue_audio(args: argparse.Namespace) -> int:
         }
     )
     if args.bars is not None or args.style is not None:
-        raise cli.CliError("--bars and --style are for MIDI input; use --duration and --prompt")
+        raise common.CliError("--bars and --style are for MIDI input; use --duration and --prompt")
     return _generate_musicgen(ns, audio_prompt=args.input)
 
 
@@ -458,9 +464,8 @@ def _read_prompt(stream, limit: int = 1 << 20) -> str:
 
 
 def _cli_error(message: str):
-    from engine.cli import CliError
 
-    return CliError(message)
+    return common.CliError(message)
 
 
 def _options(args: argparse.Namespace) -> dict:
@@ -491,40 +496,11 @@ def _options(args: argparse.Namespace) -> dict:
     }
 
 
-def _folders(args: argparse.Namespace, fallback: str) -> list[Path]:
-    """One new folder per piece; checked (a new name, or with --overwrite one of our outputs
-    to replace; a writable parent) before any work. The folders above them (the default
-    root, the variations' folder) are made only when a piece is written (`plan_dirs`)."""
-    from engine import cli
-    from engine.record import DEFAULT_ROOT, check_new_folder, plan_dirs, prompt_words, unique_folder
-
-    n = args.variations
-    if args.out and n == 1:
-        folders = [Path(args.out).expanduser()]
-    elif args.out:
-        base = Path(args.out).expanduser()
-        if base.is_symlink() or (base.exists() and not base.is_dir()):
-            raise cli.CliError(f"--out {base} is a file; give a folder for the variations")
-        plan_dirs(base)
-        folders = [base / f"variation-{i + 1}" for i in range(n)]
-    else:
-        plan_dirs(DEFAULT_ROOT)
-        words = prompt_words(args.prompt, fallback)
-        folders = []
-        for i in range(n):
-            folders.append(unique_folder(DEFAULT_ROOT, f"{words}-{args.seed + i}", folders))
-    for f in folders:
-        check_new_folder(f, args.overwrite, cli.CliError)
-    return folders
-
-
 def _show_understanding(prompt: str, parsed: dict, p, quiet: bool) -> None:
     """The table of what the prompt was read as, and the words left out (on stderr)."""
     from rich.table import Table
 
-    from engine.cli import _console
-
-    console = _console()
+    console = ui.make_console()
     if not prompt.strip():
         console.print("empty prompt: the model chooses style, key and the rest (unconditional)")
     if quiet:
@@ -553,57 +529,6 @@ def _summary(record: dict) -> str:
         f"{p['bars']} bars, {p['seconds']:.0f} s, {p.get('key') or ''} {p.get('mode') or ''}, "
         f"{p['meter']}, {p['tempo_bpm']:g} BPM, seed {record['seed']}"
     ).replace("  ", " ")
-
-
-class _StageProgress:
-    """A progress bar per stage (writing music bar by bar, notation, audio)."""
-
-    def __init__(self, prefix: str):
-        self.prefix = prefix
-        self.progress = None
-        self.tasks: dict[str, int] = {}
-
-    def __enter__(self) -> _StageProgress:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        from engine.cli import _console
-
-        console = _console()
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-            disable=not console.is_terminal,
-        )
-        self.progress.start()
-        return self
-
-    def __call__(self, stage: str, done: int, total: int, prefix: str | None = None) -> None:
-        name = {"audio": "Rendering audio", "notation": "Writing notation"}.get(
-            stage, f"Writing {stage} (bars)"
-        )
-        prefix = self.prefix if prefix is None else prefix
-        if prefix:
-            name = f"{prefix}: {name}"
-        if name not in self.tasks:
-            self.tasks[name] = self.progress.add_task(name, total=total)
-        self.progress.update(self.tasks[name], completed=done, total=total)
-
-    def piece(self, prefix: str):
-        """The progress callback of one of several pieces written at once."""
-        return lambda stage, done, total: self(stage, done, total, prefix)
-
-    def __exit__(self, *exc) -> None:
-        self.progress.stop()
 
 
 # ---- replay ----------------------------------------------------------------------------------
@@ -641,14 +566,14 @@ def _release(v: str) -> tuple[int, ...]:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from engine import cli
-    from engine.pipelines.compose import GENERATION_FILE, replay
+    from engine.pipelines.compose import GENERATION_FILE
+    from engine.pipelines.replay import replay
     from engine.symbolic.model_versions import reproducing_model
 
     src = Path(args.record)
     record_path = src / GENERATION_FILE if src.is_dir() else src
     if not record_path.is_file():
-        raise cli.CliError(f"{record_path} does not exist; give a generation.json")
+        raise common.CliError(f"{record_path} does not exist; give a generation.json")
     out = (
         Path(args.out)
         if args.out
@@ -656,9 +581,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     )
     from engine.record import check_new_folder
 
-    check_new_folder(out, args.overwrite, cli.CliError)
+    check_new_folder(out, args.overwrite, common.CliError)
     old = _record_as_found(record_path)  # (read first: --overwrite may replace it)
-    with _StageProgress("Replay") as prog:
+    with ui.StageProgress("Replay") as prog:
         record, same = replay(record_path, out, overwrite=args.overwrite, progress=prog)
     made_by = _made_by(old)
     recorded = old.get("model") if isinstance(old.get("model"), dict) else {}
@@ -680,38 +605,39 @@ def cmd_replay(args: argparse.Namespace) -> int:
     else:
         for name, ok in same.items():
             print(f"{name}: {'identical' if ok else 'DIFFERENT'}")
-        print(f"wrote {cli._shown(out)}/")
-    cli.say_replaced(out, record.get("replaced"))
+        print(f"wrote {common.shown_path(out)}/")
+    common.say_replaced(out, record.get("replaced"))
     return 0 if all(same.values()) else 1
 
 
 # ---- convert ---------------------------------------------------------------------------------
 def cmd_convert_musicgen(args: argparse.Namespace) -> int:
-    from engine import cli
     from engine.record import OutputFolder, check_new_folder
 
     out = Path(args.out).expanduser()
-    check_new_folder(out, args.force, cli.CliError, flag="--force", replaceable=_converted_model)
+    check_new_folder(out, args.force, common.CliError, flag="--force", replaceable=_converted_model)
     if not args.source.strip():
-        raise cli.CliError("give a MusicGen snapshot folder or a Hub id (facebook/musicgen-small)")
+        raise common.CliError(
+            "give a MusicGen snapshot folder or a Hub id (facebook/musicgen-small)"
+        )
     src = Path(args.source).expanduser()
     if not src.exists() and "/" not in args.source:
-        raise cli.CliError(
+        raise common.CliError(
             f"{args.source} is neither a folder nor a Hub id (owner/name, e.g. "
             "facebook/musicgen-small)"
         )
-    from convert.musicgen import check_source, convert_musicgen
+    from engine import hub
 
     source = str(src) if src.exists() else args.source
     options = {"dtype": args.dtype, "quantize": args.quantize, "revision": args.revision}
-    with cli._status(f"Finding {args.source}"):
-        check_source(source, **options)  # before anything is written
+    with ui.status_spinner(f"Finding {args.source}"):
+        hub.check_musicgen_source(source, **options)  # before anything is written
     folder = OutputFolder(out, overwrite=args.force, flag="--force", replaceable=_converted_model)
-    with folder, cli._status(f"Converting {args.source}"):
-        convert_musicgen(source, folder.path, **options)
+    with folder, ui.status_spinner(f"Converting {args.source}"):
+        hub.convert_musicgen_snapshot(source, folder.path, **options)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    print(f"wrote {cli._shown(out)}/ ({size / 1e6:.1f} MB); use it with --model {out}")
-    cli.say_replaced(out, folder.replaced)
+    print(f"wrote {common.shown_path(out)}/ ({size / 1e6:.1f} MB); use it with --model {out}")
+    common.say_replaced(out, folder.replaced)
     return 0
 
 
@@ -719,14 +645,14 @@ def _converted_model(folder: Path) -> None:
     """Raise unless ``folder`` is a model folder `disco-musica convert` wrote."""
     import json
 
-    from convert.musicgen import EXTRA_FILES, TOKENIZER_FILES
     from engine.errors import OutputError
+    from engine.hub import converted_file_names
 
     try:
         ours = "disco_musica" in json.loads((folder / "config.json").read_text())
     except (OSError, ValueError, TypeError):
         ours = False
-    allowed = {"config.json", "model.safetensors", *TOKENIZER_FILES, *EXTRA_FILES}
+    allowed = converted_file_names()
     foreign = sorted(p.name for p in folder.iterdir() if p.name not in allowed)
     if not ours or foreign:
         raise OutputError(
@@ -740,11 +666,10 @@ def _converted_model(folder: Path) -> None:
 def cmd_prompt(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from engine.cli import _console
     from engine.pipelines.compose import plan
     from engine.pipelines.prompt import examples, vocabulary
 
-    console = _console()
+    console = ui.make_console()
     out = console if sys.stdout.isatty() else None
     if args.text is not None:
         p, parsed = plan(args.text)

@@ -15,6 +15,9 @@ import argparse
 import json
 import sys
 
+from engine.cli import common
+from engine.cli import progress as ui
+
 
 def add_commands(sub, command) -> None:
     """Register ``soundfonts`` and ``soundfonts get`` (``command`` = cli._command)."""
@@ -71,7 +74,6 @@ def cmd_soundfonts(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    from engine import cli
     from engine.audio import soundfonts as sf
 
     e = sf.entry(args.name)
@@ -100,7 +102,7 @@ def cmd_get(args: argparse.Namespace) -> int:
         )
     if not args.yes:
         if not sys.stdin.isatty():
-            raise cli.CliError(
+            raise common.CliError(
                 "standard input is not a terminal, so nobody can answer; add --yes to download"
             )
         try:
@@ -127,9 +129,8 @@ class _DownloadProgress:
         self.task = None
 
     def __enter__(self) -> _DownloadProgress:
-        from engine import cli
 
-        console = cli._console()
+        console = ui.make_console()
         if console.is_terminal:
             from rich.progress import (
                 BarColumn,

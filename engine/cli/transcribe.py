@@ -23,12 +23,14 @@ import shutil
 from pathlib import Path
 
 from engine import names
+from engine.cli import common
+from engine.cli import progress as ui
 
 PIANO_ROLL_MAX_ROWS = 24  # more pitches than this: only the rows that have notes
 PIANO_ROLL_WIDTH = 96  # columns at most (the terminal may allow fewer)
 SHADES = " ░▒▓█"  # how much of a column a note fills: none, <1/3, <2/3, <1, all
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-DISPLAY_ONLY = {"no_preview"}  # options left out of the recipe besides cli.NOT_RECORDED
+DISPLAY_ONLY = {"no_preview"}  # options left out of the recipe besides common.NOT_RECORDED
 
 
 # engine.pipelines.transcribe's defaults and limits, from engine.names so that --help imports no MLX
@@ -37,7 +39,7 @@ DEFAULT_FRAME_THRESHOLD = names.DEFAULT_FRAME_THRESHOLD
 DEFAULT_MIN_NOTE_MS = names.DEFAULT_MIN_NOTE_MS
 MAX_AUDIO_SECONDS = names.MAX_AUDIO_SECONDS
 _n = names.num
-FREQ_RANGE = f"{_n(names.MIN_FREQ_HZ)}..{_n(names.MAX_FREQ_HZ)} Hz"
+FREQ_RANGE = f"{names.num(names.MIN_FREQ_HZ)}..{names.num(names.MAX_FREQ_HZ)} Hz"
 
 
 def add_commands(sub, command) -> None:
@@ -82,7 +84,7 @@ def add_commands(sub, command) -> None:
         type=float,
         default=DEFAULT_MIN_NOTE_MS,
         metavar="MS",
-        help=f"0..{_n(names.MAX_MIN_NOTE_MS)} (default {DEFAULT_MIN_NOTE_MS}): drop notes "
+        help=f"0..{names.num(names.MAX_MIN_NOTE_MS)} (default {DEFAULT_MIN_NOTE_MS}): drop notes "
         "shorter than this",
     )
     g.add_argument(
@@ -119,21 +121,20 @@ def add_commands(sub, command) -> None:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    from engine import cli
 
     if args.multiple_pitch_bends and not args.pitch_bends:
-        raise cli.CliError("--multiple-pitch-bends needs --pitch-bends")
+        raise common.CliError("--multiple-pitch-bends needs --pitch-bends")
     audio = Path(args.audio)
     if not audio.is_file():
         what = "is a folder" if audio.is_dir() else "does not exist"
-        raise cli.CliError(f"{audio} {what}; give an audio file (WAV, FLAC, OGG, MP3)")
-    out = cli._check_out(args.out, args.force)
+        raise common.CliError(f"{audio} {what}; give an audio file (WAV, FLAC, OGG, MP3)")
+    out = common.check_out(args.out, args.force)
     if out is None:
-        out = cli._new_path(Path.cwd(), audio.stem or "transcription")
+        out = common.new_path(Path.cwd(), audio.stem or "transcription")
 
     from engine.pipelines.transcribe import (
         TranscribeError,
-        _model,
+        basic_pitch_model,
         check_audio,
         check_settings,
         transcribe,
@@ -145,8 +146,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             args.max_freq,
         )  # fmt: skip
         checked = check_audio(audio, min_note_ms=args.min_note_ms)
-        with cli._status("Loading Basic Pitch"):
-            model = _model()
+        with ui.status_spinner("Loading Basic Pitch"):
+            model = basic_pitch_model()
         with _WindowProgress(f"Transcribing {audio.name}") as progress:
             result = transcribe(
                 checked,
@@ -163,12 +164,12 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
                 model=model,
             )
     except TranscribeError as e:
-        raise cli.CliError(str(e)) from None
+        raise common.CliError(str(e)) from None
 
     midi = result.to_midi_bytes()
     record = _recipe(args, result, model, midi, out, audio)
-    sidecar = out.with_suffix(cli.SIDECAR_SUFFIX)
-    cli._write_files([(out, midi), (sidecar, (json.dumps(record, indent=1) + "\n").encode())])
+    sidecar = out.with_suffix(common.SIDECAR_SUFFIX)
+    common.write_outputs([(out, midi), (sidecar, (json.dumps(record, indent=1) + "\n").encode())])
     if args.json:
         shown = {
             **record,
@@ -188,8 +189,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         }
         print(json.dumps(shown, indent=1))
         return 0
-    print(f"wrote {cli._shown(out)} ({describe(result)})")
-    print(f"recipe: {cli._shown(sidecar)} (its command makes the same file again)")
+    print(f"wrote {common.shown_path(out)} ({describe(result)})")
+    print(f"recipe: {common.shown_path(sidecar)} (its command makes the same file again)")
     if not args.no_preview and result.notes:
         width = min(PIANO_ROLL_WIDTH, shutil.get_terminal_size((80, 24)).columns - 6)
         print(piano_roll(result.notes, result.duration_s, width=max(width, 16)))
@@ -199,7 +200,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 def describe(result) -> str:
     """'142 notes, C2-G5, 30.0 s; 96 BPM, 4/4'."""
     notes = result.notes
-    facts = [_plural(len(notes), "note")]
+    facts = [common.plural(len(notes), "note")]
     if notes:
         lo, hi = min(n.pitch for n in notes), max(n.pitch for n in notes)
         facts.append(f"{note_name(lo)}-{note_name(hi)}" if lo != hi else note_name(lo))
@@ -269,10 +270,6 @@ def _time_axis(end_s: float, width: int) -> str:
     return "".join(axis).rstrip()
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'s' * (n != 1)}"
-
-
 def _recipe(args, result, model, midi: bytes, out: Path, audio: Path) -> dict:
     """What the sidecar records: enough to make the same MIDI bytes again."""
     from engine import __version__, cli
@@ -281,7 +278,7 @@ def _recipe(args, result, model, midi: bytes, out: Path, audio: Path) -> dict:
     q = result.quantization
     model_path = Path(model.path) if model.path is not None else None
     return {
-        "command": " ".join(cli._quote(w) for w in [cli.PROG, *words]),
+        "command": " ".join(common.quote_arg(w) for w in [common.PROG, *words]),
         "args": words,
         "operation": "transcribe",
         "parameters": result.settings,
@@ -307,7 +304,7 @@ def _recipe(args, result, model, midi: bytes, out: Path, audio: Path) -> dict:
         },
         "midi": {"file": out.name, "sha256": hashlib.sha256(midi).hexdigest()},
         "disco_musica_version": __version__,
-        "mlx_version": cli._package_version("mlx"),
+        "mlx_version": common.package_version("mlx"),
         "platform": f"{platform.system()} {platform.machine()}",
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
@@ -315,9 +312,8 @@ def _recipe(args, result, model, midi: bytes, out: Path, audio: Path) -> dict:
 
 def _recorded_args(args: argparse.Namespace) -> list[str]:
     """The command's arguments with every value spelled out (defaults included)."""
-    from engine import cli
 
-    return cli._recorded_args(args, skip=DISPLAY_ONLY)
+    return common.recorded_args(args, skip=DISPLAY_ONLY)
 
 
 class _WindowProgress:
@@ -329,9 +325,8 @@ class _WindowProgress:
         self.task = None
 
     def __enter__(self) -> _WindowProgress:
-        from engine.cli import _console
 
-        console = _console()
+        console = ui.make_console()
         if console.is_terminal:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 

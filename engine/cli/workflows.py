@@ -13,10 +13,12 @@ import sys
 from pathlib import Path
 
 from engine import names
+from engine.cli import common
+from engine.cli import progress as ui
 
 _n = names.num
-DEFAULT_FORMATS = "wav,mid,musicxml"
-STYLE_HELP = "chorale, renaissance, madrigal, medieval, celtic, folk, classical"
+DEFAULT_FORMATS = ",".join(names.DEFAULT_FORMATS)
+STYLE_HELP = names.STYLE_NAMES
 
 
 def add_commands(sub, command) -> None:
@@ -89,21 +91,21 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--temperature",
         type=float,
         metavar="T",
-        help=f"randomness, 0..{_n(names.MAX_TEMPERATURE)} (default "
-        f"{_n(names.DEFAULT_TEMPERATURE)})",
+        help=f"randomness, 0..{names.num(names.MAX_TEMPERATURE)} (default "
+        f"{names.num(names.DEFAULT_TEMPERATURE)})",
     )
     g.add_argument(
         "--top-p",
         type=float,
         metavar="P",
-        help=f"0 < P <= 1 (default {_n(names.DEFAULT_TOP_P)})",
+        help=f"0 < P <= 1 (default {names.num(names.DEFAULT_TOP_P)})",
     )
     g.add_argument(
         "--key-strength",
         type=float,
         metavar="S",
-        help=f"bonus for the key's notes, 0..{_n(names.MAX_KEY_STRENGTH)} (default "
-        f"{_n(names.WORKFLOW_KEY_STRENGTH)}, firmer than generate's)",
+        help=f"bonus for the key's notes, 0..{names.num(names.MAX_KEY_STRENGTH)} (default "
+        f"{names.num(names.WORKFLOW_KEY_STRENGTH)}, firmer than generate's)",
     )
     g.add_argument(
         "--seed",
@@ -134,27 +136,25 @@ def _common(p: argparse.ArgumentParser) -> None:
 # ---- handlers ------------------------------------------------------------------------------
 def _prepare(args: argparse.Namespace, words: str) -> tuple[list[str], Path]:
     """Checks before any work: seed, ranges, formats, SoundFont; the folder to write."""
-    from engine import cli
-    from engine.audio.render import load_soundfont
-    from engine.cli.generate import RANDOM_SEED_LIMIT, _folders
+    from engine.audio.soundfonts import load_soundfont
     from engine.pipelines.compose import check_formats
 
     if args.seed is None:
-        args.seed = random.SystemRandom().randrange(RANDOM_SEED_LIMIT)
-    cli._check_range("--seed", args.seed, 0, cli.MAX_SEED)
+        args.seed = random.SystemRandom().randrange(common.RANDOM_SEED_LIMIT)
+    common.check_range("--seed", args.seed, 0, common.MAX_SEED)
     if args.temperature is not None:
-        cli._check_range("--temperature", args.temperature, 0.0, cli.MAX_TEMPERATURE)
+        common.check_range("--temperature", args.temperature, 0.0, common.MAX_TEMPERATURE)
     if args.top_p is not None and not 0 < args.top_p <= 1:
-        raise cli.CliError(f"--top-p must be more than 0 and at most 1, not {args.top_p:g}")
+        raise common.CliError(f"--top-p must be more than 0 and at most 1, not {args.top_p:g}")
     if args.key_strength is not None:
-        cli._check_range("--key-strength", args.key_strength, 0.0, 10.0)
+        common.check_range("--key-strength", args.key_strength, 0.0, 10.0)
     formats = check_formats([f for f in args.formats.split(",") if f.strip()])
     if args.soundfont is not None or any(f in ("wav", "flac", "ogg", "mp3") for f in formats):
         load_soundfont(args.soundfont)
     ns = argparse.Namespace(
         variations=1, out=args.out, prompt=words, seed=args.seed, overwrite=args.overwrite
     )
-    return formats, _folders(ns, "piece")[0]
+    return formats, common.output_folders(ns, "piece")[0]
 
 
 def _sampling(args: argparse.Namespace) -> dict:
@@ -167,7 +167,6 @@ def _sampling(args: argparse.Namespace) -> dict:
 
 
 def _write(args, comp, formats: list[str], folder: Path, prog, what: str) -> int:
-    from engine import cli
 
     record = comp.save(
         folder,
@@ -184,31 +183,28 @@ def _write(args, comp, formats: list[str], folder: Path, prog, what: str) -> int
     else:
         p = comp.plan
         print(
-            f"wrote {cli._shown(folder)}/ ({', '.join(record['outputs'])}); {what}, "
+            f"wrote {common.shown_path(folder)}/ ({', '.join(record['outputs'])}); {what}, "
             f"{p.key} {p.mode}, {p.meter}, {p.tempo_bpm:.0f} BPM, {p.bars} bars, seed {p.seed}"
         )
-    cli.say_replaced(folder, record.get("replaced"))
+    common.say_replaced(folder, record.get("replaced"))
     return 0
 
 
 def _check_input(path: str) -> None:
-    from engine import cli
 
     p = Path(path)
     if not p.exists():
-        raise cli.CliError(f"{path}: no such file")
+        raise common.CliError(f"{path}: no such file")
     if p.is_dir():
-        raise cli.CliError(f"{path} is a folder, not a file")
+        raise common.CliError(f"{path} is a folder, not a file")
 
 
 def cmd_harmonize(args: argparse.Namespace) -> int:
-    from engine import cli
-    from engine.cli.generate import _StageProgress
     from engine.pipelines import workflows
 
     _check_input(args.melody)
     if args.program is not None:
-        cli._check_range("--program", args.program, 0, 127)
+        common.check_range("--program", args.program, 0, 127)
     formats, folder = _prepare(args, f"{Path(args.melody).stem} {args.style}")
     workflows.check_harmonize(
         args.melody,
@@ -218,8 +214,8 @@ def cmd_harmonize(args: argparse.Namespace) -> int:
         model=args.model,
         **_sampling(args),
     )
-    model = cli._load_model(args.model or "score-base")
-    with _StageProgress("") as prog:
+    model = common.load_model(args.model or "score-base")
+    with ui.StageProgress("") as prog:
         comp = workflows.harmonize(
             args.melody,
             style=args.style,
@@ -234,8 +230,6 @@ def cmd_harmonize(args: argparse.Namespace) -> int:
 
 
 def cmd_restyle(args: argparse.Namespace) -> int:
-    from engine import cli
-    from engine.cli.generate import _StageProgress
     from engine.pipelines import workflows
 
     _check_input(args.input)
@@ -247,8 +241,8 @@ def cmd_restyle(args: argparse.Namespace) -> int:
         model=args.model,
         **_sampling(args),
     )
-    model = cli._load_model(args.model or "score-base")
-    with _StageProgress("") as prog:
+    model = common.load_model(args.model or "score-base")
+    with ui.StageProgress("") as prog:
         comp = workflows.restyle(
             args.input,
             style=args.style,
@@ -271,8 +265,6 @@ def continue_audio_with_score_model(args: argparse.Namespace) -> int:
     ``soundfont`` is read when present. The sampling options are range-checked as for a MIDI
     input; ``top_k`` must be unset (the transcription is continued without a top-k limit).
     """
-    from engine import cli
-    from engine.cli.generate import _StageProgress
     from engine.pipelines import workflows
     from engine.symbolic.score_api import MAX_BARS
 
@@ -281,13 +273,13 @@ def continue_audio_with_score_model(args: argparse.Namespace) -> int:
         ("--duration", getattr(args, "duration", None)),
     ):
         if value:
-            raise cli.CliError(
+            raise common.CliError(
                 f"{flag} is for MusicGen; add --model musicgen-small, or leave it out to "
                 "continue the transcribed notes with the score model"
             )
     _check_input(args.input)
     if args.bars is not None:
-        cli._check_range("--bars", args.bars, 1, MAX_BARS)
+        common.check_range("--bars", args.bars, 1, MAX_BARS)
     _check_sampling_as_for_midi(args)
     if getattr(args, "formats", "wav") == "wav":  # the command's default: give notation too
         args.formats = DEFAULT_FORMATS
@@ -298,8 +290,8 @@ def continue_audio_with_score_model(args: argparse.Namespace) -> int:
     workflows.check_continue_audio(
         args.input, bars=args.bars, style=args.style, model=args.model, **_sampling(args)
     )
-    model = cli._load_model(args.model or "score-base")
-    with _StageProgress("") as prog:
+    model = common.load_model(args.model or "score-base")
+    with ui.StageProgress("") as prog:
         comp = workflows.continue_audio(
             args.input,
             bars=args.bars,
@@ -314,13 +306,12 @@ def continue_audio_with_score_model(args: argparse.Namespace) -> int:
 
 def _check_sampling_as_for_midi(args: argparse.Namespace) -> None:
     """The sampling options of ``continue clip.wav`` checked by the MIDI path's own check
-    (`engine.cli._fill_defaults`, on a copy: the recording keeps its own defaults, e.g. key
+    (`engine.common.fill_defaults`, on a copy: the recording keeps its own defaults, e.g. key
     strength); ``--top-k``, which this path cannot pass on, is refused rather than ignored."""
-    from engine import cli
 
-    cli._fill_defaults(argparse.Namespace(**{"top_k": None, **vars(args)}))
+    common.fill_defaults(argparse.Namespace(**{"top_k": None, **vars(args)}))
     if getattr(args, "top_k", None) is not None:
-        raise cli.CliError(
+        raise common.CliError(
             f"--top-k does not apply when a recording is continued (its transcription is "
             f"continued with top-k {names.DEFAULT_TOP_K}: no limit); leave it out, or transcribe "
             "it first (`disco-musica transcribe`) and continue the MIDI file with --top-k"

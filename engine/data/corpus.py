@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import names
 from engine.errors import UserError
 
 # Style of each top-level folder of the music21 corpus; folders not listed are skipped
@@ -82,7 +83,7 @@ STYLE_PROGRAMS = {
 SKIP_SUFFIXES = (".rntxt",)
 # Some works exist in several formats; keep the first of these.
 FORMAT_PREFERENCE = (".mxl", ".xml", ".musicxml", ".krn", ".abc")
-DEFAULT_TEMPO_BPM = 96.0
+DEFAULT_TEMPO_BPM = names.DEFAULT_TEMPO_BPM
 VAL_FRACTION = 0.05
 SPLIT_SEED = 1234
 

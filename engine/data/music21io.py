@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
-TICKS_PER_QUARTER = 480
+from engine import names
+
+TICKS_PER_QUARTER = names.TICKS_PER_QUARTER
 
 
 def score_from_music21(s, *, tempo_bpm: float = 96.0, program: int = 0) -> Score:

@@ -17,10 +17,11 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_map
 
+from engine import names
 from engine.atomic import write_text_atomic  # noqa: F401  (re-exported)
 
 CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
+WEIGHTS_FILE = names.WEIGHTS_FILE
 
 
 def get_model_module(model_type: str) -> ModuleType:

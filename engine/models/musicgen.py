@@ -33,13 +33,14 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from engine import names
 from engine.models.score import KVCache
 from engine.models.t5 import ACTIVATIONS, T5Config, T5Encoder
 from engine.sample import make_sampler
 
 # Named defaults (audiocraft's ``set_generation_params``).
 DEFAULT_GUIDANCE_SCALE = 3.0
-DEFAULT_TOP_K = 250
+DEFAULT_TOP_K = names.MUSICGEN_DEFAULT_TOP_K
 DEFAULT_MAX_WINDOW_S = 30.0  # the context the models were trained on
 DEFAULT_EXTEND_STRIDE_S = 18.0  # new audio per window beyond the first in long-form generation
 NUM_CHROMA = 12

@@ -94,7 +94,7 @@ METER_MARGIN = 1.1  # a later metre must explain the bar lines this much better 
 CHANGE_WEIGHT = 2.0  # chord changes on the downbeats, against accents
 GRID_SLACK_S = 0.05  # the first bar may start this early (before 0 s) and still be used
 LEAD_MIN_S = 0.02  # a first bar line later than this gets a silent lead-in bar in part.mid
-TICKS_PER_QUARTER = 480
+TICKS_PER_QUARTER = names.TICKS_PER_QUARTER
 WINDOW_BARS = 8  # the score model writes the part this many bars at a time
 GRID_DIVISIONS = 4  # input notes snap to sixteenths (of a quarter) before the model hears them
 CHORD_MIN_ENERGY = 1e-3  # a bar whose mean chroma sums to less has no chord (the last one holds)
@@ -103,7 +103,7 @@ SPARSE_ONSETS_PER_BEAT = 0.75  # calmer input: quarter-note hi-hats
 DENSE_MAX_BPM = 130.0
 PART_LEVEL_DB = -3.0  # the part sits this far below the input's loudness in mix.wav
 MIX_PEAK_DB = -1.0
-GENERATION_FILE = "generation.json"
+GENERATION_FILE = names.GENERATION_FILE
 
 # General MIDI programs and playable ranges (MIDI, inclusive).
 BASS_PROGRAM = 33  # Electric Bass (finger)
@@ -125,7 +125,7 @@ CHORD_RANGES = ((60, 76), (52, 69), (40, 57))
 KICK, SNARE, SIDE_STICK, CLOSED_HAT, PEDAL_HAT = 36, 38, 37, 42, 44
 CRASH, RIDE = 49, 51
 
-NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+NOTE_NAMES = names.TONICS
 # Krumhansl-Kessler key profiles (C major, C minor).
 KK_MAJOR = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
 KK_MINOR = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
@@ -218,7 +218,7 @@ def analyze(input_path: str | Path, *, transcribe_notes: bool = True) -> Analysi
     with open(path, "rb") as f:
         head = f.read(4)
     if head == b"MThd":
-        from engine.pipelines.workflows import AUDIO_SUFFIXES
+        from engine.names import AUDIO_SUFFIXES
 
         if path.suffix.lower() in AUDIO_SUFFIXES:  # as every other command says of it
             raise AccompanyError(
@@ -512,9 +512,9 @@ def refine_beats(y: np.ndarray, beats: np.ndarray) -> np.ndarray:
 
 def _quarter_of(an: Analysis, t_s: float) -> float:
     """Quarter notes after the first bar line at ``t_s`` seconds (audio grid)."""
-    from engine.pipelines.transcribe import _beat_position
+    from engine.pipelines.transcribe import position_in_beats
 
-    return float(_beat_position(np.asarray(t_s), np.asarray(an.beats_s))) - an.origin_beat
+    return float(position_in_beats(np.asarray(t_s), np.asarray(an.beats_s))) - an.origin_beat
 
 
 def _transcribed_notes(path: Path, an: Analysis) -> list[tuple[float, float, int, int]]:

@@ -32,6 +32,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from engine import names
 from engine.symbolic.tokenizer import TONICS
 
 # Measured on the held-out music21 corpus pieces (engine.train.evaluate, all styles together).
@@ -40,7 +41,7 @@ KEY_METHOD = "key.krumhansl"  # music21's Krumhansl-Schmuckler, on all notes
 DEFAULT_SEEDS = 3
 
 _KEYS = [f"{t} {m}" for m in ("major", "minor") for t in TONICS]
-_STYLES = ("chorale", "renaissance", "madrigal", "medieval", "celtic", "folk", "classical")
+_STYLES = names.STYLES
 
 
 def _ensembles() -> list[str]:

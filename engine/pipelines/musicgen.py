@@ -12,18 +12,17 @@ MusicGen weights are CC-BY-NC 4.0: the record and the command line say so.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from engine import hub as catalog
 from engine import names
 from engine.atomic import json_default, sha256_file, write_bytes_atomic
-from engine.errors import UserError
-from engine.pipelines import musicgen_catalog as catalog
+from engine.errors import MusicgenError
+from engine.hub import resolve_model
 from engine.record import (
     DEFAULT_ROOT,
     OutputFolder,
@@ -40,16 +39,12 @@ DEFAULT_SECONDS = names.MUSICGEN_DEFAULT_SECONDS
 MAX_SECONDS = names.MUSICGEN_MAX_SECONDS
 DEFAULT_GUIDANCE = names.DEFAULT_GUIDANCE
 DEFAULT_TOP_K = names.MUSICGEN_DEFAULT_TOP_K
-AUDIO_FORMATS = ("wav", "flac", "ogg", "mp3")
-GENERATION_FILE = "generation.json"
-STEM = "music"
+AUDIO_FORMATS = names.AUDIO_FORMATS
+GENERATION_FILE = names.GENERATION_FILE
+STEM = names.OUTPUT_STEM
 ENGINE = "musicgen"
 
 ProgressFn = Callable[[str, int, int], None]
-
-
-class MusicgenError(UserError, ValueError):
-    """A request MusicGen cannot serve; the message says what to do."""
 
 
 # ---- models ------------------------------------------------------------------------------
@@ -65,103 +60,6 @@ def is_musicgen(model: str | None) -> bool:
             return False
         return raw.get("model_type") in ("musicgen", "musicgen_melody")
     return catalog.is_musicgen_name(str(model))
-
-
-def resolve_model(name_or_path: str, *, progress: ProgressFn | None = None) -> Path:
-    """The folder of a converted MusicGen model, converting (or downloading) it if needed.
-
-    A converted folder is used as it is; a transformers snapshot folder is converted once into
-    the models home; a catalogue name is looked up there and, the first time, downloaded from
-    the Hugging Face Hub (pinned revision) and converted.
-    """
-    from convert.errors import ConversionError, HubUnreachableError
-
-    p = Path(name_or_path).expanduser()
-    if p.exists():
-        cfg = p / "config.json"
-        if not p.is_dir() or not cfg.is_file():
-            raise MusicgenError(
-                f"{p} is not a MusicGen model folder (no config.json); give a model name such "
-                "as musicgen-small or a folder made by `disco-musica convert musicgen`"
-            )
-        try:
-            raw = json.loads(cfg.read_text())
-        except (OSError, ValueError) as e:
-            raise MusicgenError(f"{cfg} cannot be read ({e}); re-convert the model") from None
-        if raw.get("model_type") not in ("musicgen", "musicgen_melody"):
-            raise MusicgenError(
-                f"{p} is not a MusicGen model (model_type {raw.get('model_type')!r})"
-            )
-        if "disco_musica" in raw:
-            return p
-        out = catalog.models_home() / f"{p.resolve().name}-mlx"
-        if not (out / "config.json").is_file():
-            try:
-                _convert(str(p), out, progress)
-            except UserError:
-                raise
-            except (ValueError, KeyError, TypeError) as e:  # a config or weights that do not fit
-                raise MusicgenError(_not_a_snapshot(p, _first_line(e))) from None
-        return out
-    try:
-        entry = catalog.entry(str(name_or_path))
-    except catalog.CatalogError as e:
-        raise MusicgenError(str(e)) from None
-    out = catalog.models_home() / entry.name
-    if (out / "config.json").is_file():
-        return out
-    try:
-        _convert(entry.repo, out, progress)
-    except HubUnreachableError as e:
-        raise MusicgenError(
-            f"{entry.name} is not on this computer yet and could not be downloaded: {e.reason}; "
-            f"connect to the internet once, or get the snapshot of {entry.repo} (the files of "
-            f"huggingface.co/{entry.repo}) elsewhere and convert it here with `disco-musica "
-            "convert musicgen /path/to/snapshot --out DIR`, then pass --model DIR"
-        ) from None
-    except ConversionError:
-        raise
-    except Exception as e:  # network, Hub or disk trouble: one line with the way out
-        shutil.rmtree(out, ignore_errors=True)
-        raise MusicgenError(
-            f"{entry.name} is not on this computer yet and could not be downloaded from "
-            f"{entry.repo} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-            "connect to the internet once, or convert it elsewhere with `disco-musica convert "
-            f"musicgen {entry.repo} --out DIR` and pass --model DIR"
-        ) from None
-    return out
-
-
-def _not_a_snapshot(folder: Path, why: str) -> str:
-    return (
-        f"{folder} is not a usable MusicGen model ({why}); give a model name such as "
-        "musicgen-small, a folder made by `disco-musica convert musicgen`, or a complete "
-        "transformers snapshot"
-    )
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
-
-
-def _convert(src: str, out: Path, progress: ProgressFn | None) -> None:
-    from convert.musicgen import convert_musicgen
-
-    if progress:
-        progress("converting", 0, 1)
-    tmp = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        convert_musicgen(src, tmp)
-        shutil.rmtree(out, ignore_errors=True)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if progress:
-        progress("converting", 1, 1)
 
 
 # ---- audio in ----------------------------------------------------------------------------

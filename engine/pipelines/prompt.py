@@ -32,21 +32,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from engine import names
 from engine.errors import UserError
 from engine.names import MAX_BARS, MAX_TEMPO_BPM, MIN_TEMPO_BPM  # generate's own limits
 
 MAX_PROMPT_CHARS = 2000
 
-MAX_SECONDS = 600.0  # 10 minutes
+MAX_SECONDS = names.COMPOSE_MAX_SECONDS
 MAX_COUNT = 16  # "sixteen violins" at most
 MAX_PARTS = 16  # a sanity limit; the score model itself writes at most 8 parts
 SUGGESTION_CUTOFF = 0.75
 MAX_SUGGESTIONS = 3
 
-# The model's styles. Kept here rather than imported from engine.symbolic.tokenizer, whose import
-# pulls
-# in miditok and torch (about 2 s); tests/pipelines/test_prompt.py checks the two lists are equal.
-STYLES = ("chorale", "renaissance", "madrigal", "medieval", "celtic", "folk", "classical")
+STYLES = names.STYLES  # the model's styles
 
 
 class PromptError(UserError, ValueError):

@@ -70,7 +70,7 @@ N_PITCH_BEND_TICKS = 8192  # MIDI pitch bend range +-8192 = +-2 semitones
 MAX_FREQ_IDX = N_NOTES - 1
 MIDI_TEMPO_BPM = 120.0  # tempo of un-quantized MIDI (times are kept in seconds)
 MIDI_PROGRAM = 4  # Electric Piano 1, as basic-pitch writes
-TICKS_PER_QUARTER = 480
+TICKS_PER_QUARTER = names.TICKS_PER_QUARTER
 QUANTIZE_DIVISIONS = 4  # grid steps a beat when quantizing (sixteenths in 4/4)
 METER_CANDIDATES = (4, 3)  # beats a bar that guess_meter chooses between, preferred first
 METER_MARGIN = 1.1  # 3/4 must explain the accents this much better than 4/4 to win
@@ -132,7 +132,7 @@ class Quantization:
 
     def beat_position(self, t_s: np.ndarray | float) -> np.ndarray:
         """Beats (fractional) since beat 0 at ``t_s`` seconds; straight lines past the ends."""
-        return _beat_position(np.asarray(t_s, dtype=np.float64), np.asarray(self.beats_s))
+        return position_in_beats(np.asarray(t_s, dtype=np.float64), np.asarray(self.beats_s))
 
     def snap(self, t_s: np.ndarray | float) -> np.ndarray:
         """Beat position rounded to the grid."""
@@ -758,7 +758,7 @@ def _check_duration(seconds: float, name: str) -> None:
 
 
 # ---- tempo, metre, grid --------------------------------------------------------------------------
-def _beat_position(t: np.ndarray, beats: np.ndarray) -> np.ndarray:
+def position_in_beats(t: np.ndarray, beats: np.ndarray) -> np.ndarray:
     """Beat index (fractional) at times ``t``: linear between beats, the median period outside."""
     if beats.shape[0] < 2:
         return t * (MIDI_TEMPO_BPM / 60)
@@ -843,7 +843,7 @@ def estimate_quantization(audio: np.ndarray, notes: list[NoteEvent]) -> Quantiza
 _MODEL = None
 
 
-def _model():
+def basic_pitch_model():
     global _MODEL
     if _MODEL is None:
         from engine.models.basic_pitch import BasicPitch
@@ -993,7 +993,7 @@ def transcribe(
         "sample_rate": checked.sample_rate,
     }
 
-    bp = model or _model()
+    bp = model or basic_pitch_model()
     output = bp.run(mono, progress=progress)
     notes = model_output_to_notes(
         output,

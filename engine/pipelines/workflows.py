@@ -44,17 +44,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine import names
 from engine.errors import UserError
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+AUDIO_SUFFIXES = names.AUDIO_SUFFIXES
 DEFAULT_STYLE = "chorale"
 DEFAULT_VOICES = 4
 # Lower parts written under a melody, by total number of voices.
 LOWER_PARTS = {2: ("bass",), 3: ("alto", "bass"), 4: ("alto", "tenor", "bass")}
-AUDIO_MELODY_PROGRAM = 52  # Choir Aahs: a sung or hummed melody, harmonized for voices
+AUDIO_MELODY_PROGRAM = names.AUDIO_MELODY_PROGRAM
 # Key bonus (see score_api.DEFAULT_KEY_STRENGTH) when the user's music sets the key: firmer than
 # the default 1.5, which let about one harmonization in six drift to the subdominant's key.
-WORKFLOW_KEY_STRENGTH = 3.0
+WORKFLOW_KEY_STRENGTH = names.WORKFLOW_KEY_STRENGTH
 SECTION_FILL = 0.7  # share of the model's window one section may use (room for busy parts)
 SECTION_OVERHEAD_TOKENS = 24  # BOS, conditions, track headers, EOS
 # Part name for a register index (engine.symbolic.tokenizer.REGISTER_NAMES order).
@@ -63,7 +64,7 @@ MAX_LEAD_IN_BPM = (
     1000.0  # tempo limits of a lead-in (as engine.symbolic.score_api reads MIDI files)
 )
 MIN_LEAD_IN_BPM = 1.0
-REGISTER_PARTS = ("low", "bass", "tenor", "alto", "soprano", "high")
+REGISTER_PARTS = names.REGISTER_NAMES
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total), as engine.pipelines.compose
 
@@ -521,17 +522,17 @@ def _composition(
     from symusic import KeySignature
 
     from engine.atomic import sha256_file
-    from engine.pipelines.compose import Composition, Part, Plan, _model_name
-    from engine.symbolic.score_api import _first_onset, _key_sharps, input_key, tempo_at
+    from engine.pipelines.compose import Composition, Part, Plan, model_name
+    from engine.symbolic.score_api import first_onset, input_key, key_sharps, tempo_at
     from engine.symbolic.tokenizer import TONICS
 
     tonic, mode = input_key(score) if key is None else key  # the input's key, when given
     key = TONICS[tonic]
     if not len(score.key_signatures):  # the input's own key signatures are kept
-        score.key_signatures = [KeySignature(0, _key_sharps(key, mode), int(mode == "minor"))]
+        score.key_signatures = [KeySignature(0, key_sharps(key, mode), int(mode == "minor"))]
     for t, name in zip(score.tracks, names, strict=True):
         t.name = name
-    first = _first_onset(score)
+    first = first_onset(score)
     in_force = [t for t in score.time_signatures if t.time <= first]
     ts = (
         in_force[-1]
@@ -569,7 +570,7 @@ def _composition(
         moods=[],
         seed=sampling["seed"],
     )
-    name = _model_name(None, sm)
+    name = model_name(None, sm)
     return Composition(
         score=score,
         plan=plan,
@@ -680,9 +681,9 @@ def check_harmonize(
         raise WorkflowError(
             f"voices must be 2, 3 or 4 (the melody and 1 to 3 lower parts), not {voices}"
         )
-    from engine.symbolic.score_api import _is_int
+    from engine.symbolic.score_api import is_int
 
-    if program is not None and (not _is_int(program) or not 0 <= program <= 127):
+    if program is not None and (not is_int(program) or not 0 <= program <= 127):
         raise WorkflowError(f"program {program!r} is not a General MIDI program (0..127)")
     _sampling(temperature, top_p, key_strength, seed)
     _check_style(None, style)
@@ -752,7 +753,7 @@ def check_continue_audio(
     transcription runs: bars, sampling numbers, style, the model and the audio file."""
     from engine.symbolic import score_api as api
 
-    if bars is not None and (not api._is_int(bars) or not 1 <= bars <= api.MAX_BARS):
+    if bars is not None and (not api.is_int(bars) or not 1 <= bars <= api.MAX_BARS):
         raise WorkflowError(f"bars must be a whole number 1..{api.MAX_BARS}, not {bars!r}")
     _sampling(temperature, top_p, key_strength, seed)
     _check_style(None, style)
@@ -946,7 +947,7 @@ def restyle(
     note keeps its onset, duration and velocity exactly and takes its pitch from the new
     part (`repitch`). Drum tracks are kept as they are.
     """
-    from engine.symbolic.score_api import ScoreModelError, _track_index, input_key
+    from engine.symbolic.score_api import ScoreModelError, input_key, track_index_of
 
     original = check_restyle(  # cheap checks and the input first: then the model
         source,
@@ -967,7 +968,7 @@ def restyle(
         piece = sm.tokenizer.encode_score(original, name)
     except TokenizerError as e:
         raise WorkflowError(str(e)) from None
-    index = _track_index(original, piece.tracks)  # grid track j is original.tracks[index[j]]
+    index = track_index_of(original, piece.tracks)  # grid track j is original.tracks[index[j]]
     score = snap(original, sm.tokenizer, name)
     tracks = list(score.tracks)
     if len(tracks) < 2:

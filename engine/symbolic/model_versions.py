@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-WEIGHTS_FILE = "model.safetensors"
+from engine import names
+
+WEIGHTS_FILE = names.WEIGHTS_FILE
 
 
 @dataclass(frozen=True)

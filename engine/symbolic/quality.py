@@ -26,11 +26,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from symusic import Score, TimeUnit
 
+from engine import names
+
 if TYPE_CHECKING:
     from music21.stream import Stream
 
-MODES = ("major", "minor")
-MAJOR_SCALE_STEPS = (0, 2, 4, 5, 7, 9, 11)
+MODES = names.MODES
+MAJOR_SCALE_STEPS = names.MAJOR_SCALE_STEPS
 # Natural minor (0 2 3 5 7 8 10) plus the raised 6th (9) and 7th (11): the union of natural,
 # harmonic and melodic minor, so leading tones and melodic-minor ascents count as in scale.
 MINOR_SCALE_STEPS = (0, 2, 3, 5, 7, 8, 9, 10, 11)

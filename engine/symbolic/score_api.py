@@ -25,7 +25,7 @@ import numpy as np
 from symusic import KeySignature, Note, Score, TextMeta
 from symusic import Track as SymTrack
 
-from engine import names
+from engine import hub, names
 from engine.atomic import write_bytes_atomic
 from engine.errors import UserError, one_line
 from engine.symbolic.grammar import GrammarError, ScoreGrammar, TrackPlan
@@ -47,7 +47,7 @@ from engine.symbolic.tokenizer import (
     tonic_index,
 )
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
+MODELS_DIR = hub.MODELS_DIR
 DEFAULT_MODEL = names.DEFAULT_MODEL
 DEFAULT_TEMPERATURE = names.DEFAULT_TEMPERATURE
 DEFAULT_TOP_K = names.DEFAULT_TOP_K
@@ -85,7 +85,7 @@ MAX_SEED = names.MAX_SEED  # as the command line's --seed
 MAX_TOP_K = 2**31 - 1  # top_k's limit before a model (its vocabulary) is known
 SCORE_MODEL_TYPE = "score"  # config.json "model_type" of a score model
 TRANSCRIPTION_MODELS = {"basic_pitch": "the transcription model (disco-musica transcribe)"}
-SIDECAR_SUFFIX = ".json"  # the recipe the command line writes beside a MIDI file
+SIDECAR_SUFFIX = names.SIDECAR_SUFFIX
 # A text marker at tick 0 of every MIDI file the score model writes: what it was conditioned
 # on, so that `continue_score` and `add_tracks` can keep the style of a file made here.
 MARKER_PREFIX = "disco-musica:"
@@ -128,15 +128,7 @@ DEFAULT_PARTS = {
     8: ("soprano", "soprano", "mezzo", "alto", "alto", "tenor", "baritone", "bass"),
 }
 # Parts a style writes when the number of voices is not asked for (as the corpus does).
-STYLE_VOICES = {
-    "chorale": 4,
-    "renaissance": 4,
-    "madrigal": 5,
-    "medieval": 3,
-    "classical": 4,
-    "celtic": 1,
-    "folk": 1,
-}
+STYLE_VOICES = names.STYLE_VOICES
 # Median pitch a Register token stands for (engine.symbolic.tokenizer.register_of's bands).
 REGISTER_CENTRES = (38, 49, 56, 63, 70, 79)
 
@@ -467,7 +459,7 @@ def check_sampling(
     size, top_k's upper limit (unknown before a model loads: any whole number then)."""
     temperature = _number("temperature", temperature, 0, MAX_TEMPERATURE)
     top = MAX_TOP_K if vocab is None else vocab
-    if not _is_int(top_k) or not 0 <= top_k <= top:
+    if not is_int(top_k) or not 0 <= top_k <= top:
         raise ScoreModelError(f"top_k must be a whole number 0..{top} (0: no limit), not {top_k!r}")
     if not _is_number(top_p) or not 0 < top_p <= 1:
         raise ScoreModelError(f"top_p must be more than 0 and at most 1, not {top_p!r}")
@@ -518,7 +510,7 @@ def check_conditions(
             )
         c["tempo"] = tempo_band(float(tempo_bpm))
     if voices is not None:
-        if not _is_int(voices) or not 1 <= voices <= MAX_VOICES:
+        if not is_int(voices) or not 1 <= voices <= MAX_VOICES:
             raise ScoreModelError(f"voices must be 1..{MAX_VOICES}, not {voices}")
         c["voices"] = str(int(voices))
     return c
@@ -706,7 +698,7 @@ class ScoreModel:
             voices = len(parts)
         if programs is not None:
             n_programs = len(programs) if isinstance(programs, Sequence) else 0
-            programs = _check_programs(programs, voices if _is_int(voices) else n_programs, "voice")
+            programs = _check_programs(programs, voices if is_int(voices) else n_programs, "voice")
             voices = len(programs)
         conditions = self._conditions(style, key, mode, meter, tempo_bpm, voices)
         sampling = self._sampling(temperature, top_k, top_p, seed, key_strength)
@@ -1163,7 +1155,7 @@ class ScoreModel:
         double_stops = check_double_stops(double_stops)
         polyphony = check_polyphony(polyphony)
         for name, bar in (("start_bar", start_bar), ("end_bar", end_bar)):
-            if not _is_int(bar) or bar < 0:
+            if not is_int(bar) or bar < 0:
                 raise ScoreModelError(
                     f"{name} must be a whole bar number counted from 0, not {bar!r}"
                 )
@@ -1174,7 +1166,7 @@ class ScoreModel:
         if tracks is not None and (
             isinstance(tracks, str | bytes)
             or not isinstance(tracks, Sequence)
-            or not all(_is_int(t) for t in tracks)
+            or not all(is_int(t) for t in tracks)
         ):
             raise ScoreModelError(f"tracks must be a list of track numbers from 0, not {tracks!r}")
         sampling = self._sampling(temperature, top_k, top_p, seed, key_strength)
@@ -1263,14 +1255,14 @@ class ScoreModel:
             )
         tonic, mode = input_key(score)
         ts = piece.tracks[0].bars[0][1]
-        bpm = tempo_at(score, _first_onset(score))
+        bpm = tempo_at(score, first_onset(score))
         bpm = min(max(bpm, MIN_TEMPO_BPM), MAX_TEMPO_BPM)
         return piece.tracks, {
             "key": TONICS[tonic],
             "mode": mode,
             "meter": tok.value(ts),
             "tempo_bpm": bpm,
-            "track_index": _track_index(score, piece.tracks),
+            "track_index": track_index_of(score, piece.tracks),
         }
 
     @property
@@ -1315,7 +1307,7 @@ class ScoreModel:
         score = result.score
         if not len(score.key_signatures) and "key" in c and "mode" in c:
             score.key_signatures = [
-                KeySignature(0, _key_sharps(c["key"], c["mode"]), int(c["mode"] == "minor"))
+                KeySignature(0, key_sharps(c["key"], c["mode"]), int(c["mode"] == "minor"))
             ]
         _mark(score, c)
 
@@ -1475,7 +1467,7 @@ class ScoreModel:
         if "key" in cond and "mode" in cond:
             score.key_signatures = [
                 KeySignature(
-                    0, _key_sharps(cond["key"], cond["mode"]), 0 if cond["mode"] == "major" else 1
+                    0, key_sharps(cond["key"], cond["mode"]), 0 if cond["mode"] == "major" else 1
                 )
             ]
         _mark(score, cond)
@@ -1525,7 +1517,7 @@ def check_polyphony(polyphony) -> int | None:
 
     if polyphony is None:
         return None
-    if not _is_int(polyphony) or not 1 <= polyphony <= MAX_POLYPHONY:
+    if not is_int(polyphony) or not 1 <= polyphony <= MAX_POLYPHONY:
         nearest = MAX_POLYPHONY if _is_number(polyphony) and polyphony > MAX_POLYPHONY else 1
         raise ScoreModelError(
             f"polyphony {polyphony!r} is beyond the limit: a part sounds 1 to {MAX_POLYPHONY} "
@@ -1567,7 +1559,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' * (n != 1)}"
 
 
-def _is_int(x) -> bool:
+def is_int(x) -> bool:
     return isinstance(x, int | np.integer) and not isinstance(x, bool | np.bool_)
 
 
@@ -1587,7 +1579,7 @@ def _number(name: str, x, lo: float, hi: float) -> float:
 
 def check_seed(seed) -> int:
     """``seed`` as an int, or a ScoreModelError: seeds are whole numbers 0..MAX_SEED."""
-    if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
+    if not is_int(seed) or not 0 <= seed <= MAX_SEED:
         raise ScoreModelError(f"seed must be 0..{MAX_SEED} (a whole number), not {seed!r}")
     return int(seed)
 
@@ -1623,7 +1615,7 @@ def _check_programs(programs, count: int, what: str) -> list[int] | None:
         raise ScoreModelError(f"programs must be a list of General MIDI programs, not {programs!r}")
     programs = list(programs)
     for p in programs:
-        if not _is_int(p) or not 0 <= p <= 127:
+        if not is_int(p) or not 0 <= p <= 127:
             raise ScoreModelError(f"program {p!r} is not a General MIDI program (0..127)")
     if len(programs) != count:
         raise ScoreModelError(
@@ -1680,11 +1672,11 @@ def tempo_at(score: Score, tick: int) -> float:
     return bpm
 
 
-def _first_onset(score: Score) -> int:
+def first_onset(score: Score) -> int:
     return min((int(t.notes[0].time) for t in score.tracks if len(t.notes)), default=0)
 
 
-def _track_index(score: Score, tracks: Sequence[Track]) -> list[int]:
+def track_index_of(score: Score, tracks: Sequence[Track]) -> list[int]:
     """Index in ``score.tracks`` of each encoded track (drums and unreadable tracks skipped)."""
     lo, hi = PITCH_RANGE
     candidates = [
@@ -1805,7 +1797,7 @@ def _check_ranges(ranges: Sequence[tuple[int, int]], tracks: int) -> list[tuple[
             f"pitch_ranges must be one (low, high) pair of MIDI pitches per track, not {ranges!r}"
         ) from None
     for lo, hi in ranges:
-        if not (_is_int(lo) and _is_int(hi)):
+        if not (is_int(lo) and is_int(hi)):
             raise ScoreModelError(f"pitch range {lo!r}-{hi!r} must be whole MIDI pitches 0..127")
     ranges = [(int(lo), int(hi)) for lo, hi in ranges]
     if len(ranges) != tracks:
@@ -1817,14 +1809,14 @@ def _check_ranges(ranges: Sequence[tuple[int, int]], tracks: int) -> list[tuple[
 
 
 def _check_bars(bars: int) -> None:
-    if not _is_int(bars) or not 1 <= bars <= MAX_BARS:
+    if not is_int(bars) or not 1 <= bars <= MAX_BARS:
         nearest = MAX_BARS if _is_number(bars) and bars > MAX_BARS else 1
         raise ScoreModelError(
             f"bars must be a whole number 1..{MAX_BARS}, not {bars!r}; use {nearest}"
         )
 
 
-def _key_sharps(tonic: str, mode: str) -> int:
+def key_sharps(tonic: str, mode: str) -> int:
     """Number of sharps (negative: flats) of a key signature."""
     pc = TONICS.index(tonic)
     if mode == "minor":

@@ -33,11 +33,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine import names
 from engine.errors import UserError
 from engine.symbolic.tokenizer import TONICS, ScoreTokenizer, tonic_index
 
 # Roman numeral degree -> semitones above the tonic (major scale; minor uses its own).
-_MAJOR_STEPS = (0, 2, 4, 5, 7, 9, 11)
+_MAJOR_STEPS = names.MAJOR_SCALE_STEPS
 _MINOR_STEPS = (0, 2, 3, 5, 7, 8, 10)
 _ROMAN = ("i", "ii", "iii", "iv", "v", "vi", "vii")
 _QUALITIES = {

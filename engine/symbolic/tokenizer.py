@@ -25,10 +25,11 @@ from miditok import MMM, TokenizerConfig, TokSequence
 from symusic import Score, Tempo, TimeSignature
 from symusic import Track as SymTrack
 
+from engine import names
 from engine.atomic import write_text_atomic
 from engine.errors import UserError
 
-STYLES = ("chorale", "renaissance", "madrigal", "medieval", "celtic", "folk", "classical")
+STYLES = names.STYLES
 STYLE_DESCRIPTIONS = {
     "chorale": "four-part chorales (J. S. Bach)",
     "renaissance": "renaissance polyphony (Palestrina, Josquin, Lusitano)",
@@ -38,16 +39,16 @@ STYLE_DESCRIPTIONS = {
     "folk": "European folk songs (Essen collection and other folk)",
     "classical": "classical and romantic works (Haydn, Mozart, Beethoven, Schubert...)",
 }
-TONICS = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-MODES = ("major", "minor")
+TONICS = names.TONICS
+MODES = names.MODES
 METERS = ("2/4", "3/4", "4/4", "5/4", "6/4", "3/8", "6/8", "9/8", "12/8", "2/2", "3/2", "4/2")
 TEMPO_BANDS = ("slow", "moderate", "fast")
 TEMPO_BAND_EDGES_BPM = (76.0, 120.0)  # slow < 76 <= moderate < 120 <= fast
 TEMPO_BAND_DEFAULT_BPM = {"slow": 60.0, "moderate": 96.0, "fast": 132.0}
-MAX_VOICES = 8
+MAX_VOICES = names.MAX_VOICES
 # Register of a track = bin of its median MIDI pitch. Edges are the lowest pitch of bins 1..5.
 REGISTER_EDGES = (45, 53, 60, 67, 74)
-REGISTER_NAMES = ("low", "bass", "tenor", "alto", "soprano", "high")
+REGISTER_NAMES = names.REGISTER_NAMES
 CONDITION_ORDER = ("style", "key", "mode", "meter", "tempo", "voices")
 CONDITION_PREFIX = {
     "style": "Style",

@@ -26,21 +26,14 @@ from pathlib import Path
 import numpy as np
 from symusic import Score
 
+from engine import names
 from engine.symbolic.tokenizer import MODES, STYLES, TONICS
 
 DEFAULT_PIECES_PER_STYLE = 20
-DEFAULT_BARS = 8
+DEFAULT_BARS = names.DEFAULT_BARS
 DEFAULT_HARMONIZATIONS = 20
 # Ensemble sizes typical of each style, used as the Voices condition.
-STYLE_VOICES = {
-    "chorale": 4,
-    "renaissance": 4,
-    "madrigal": 5,
-    "medieval": 3,
-    "celtic": 1,
-    "folk": 1,
-    "classical": 4,
-}
+STYLE_VOICES = names.STYLE_VOICES
 
 ProgressFn = Callable[[str, int, int], None]
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from engine.audio import soundfonts as sf
-from engine.audio.render import builtin_soundfont, load_soundfont, render_audio
+from engine.audio.render import render_audio
+from engine.audio.soundfonts import builtin_soundfont, load_soundfont
 from engine.cli import main
 from engine.errors import one_line
 
@@ -223,7 +224,7 @@ needs_model = pytest.mark.skipif(
 @needs_fluid
 @needs_model
 def test_the_record_names_fluidr3_and_replay_needs_it(tmp_path, monkeypatch):
-    from engine.pipelines import compose
+    from engine.pipelines import compose, replay
 
     monkeypatch.delenv(sf.ENV_DEFAULT)
     if sf.locate(sf.entry("MuseScore_General")) is not None:
@@ -240,7 +241,7 @@ def test_the_record_names_fluidr3_and_replay_needs_it(tmp_path, monkeypatch):
 
     # today's default is another SoundFont: replay still finds FluidR3_GM, by its sha256
     monkeypatch.setenv(sf.ENV_DEFAULT, "TimGM6mb")
-    _, same = compose.replay(tmp_path / "piece" / "generation.json", tmp_path / "again")
+    _, same = replay.replay(tmp_path / "piece" / "generation.json", tmp_path / "again")
     assert same == {"music.wav": True, "music.mid": True}
 
     # FluidR3_GM gone: replay says in one line which SoundFont it needs, before any work
@@ -252,7 +253,7 @@ def test_the_record_names_fluidr3_and_replay_needs_it(tmp_path, monkeypatch):
     else:
         needle = "put that file back"
     with pytest.raises(sf.SoundFontError, match=needle) as e:
-        compose.replay(tmp_path / "piece" / "generation.json", tmp_path / "third")
+        replay.replay(tmp_path / "piece" / "generation.json", tmp_path / "third")
     text = one_line(e.value)
     assert "rendered with FluidR3_GM" in text and used["sha256"] in text
     assert not (tmp_path / "third").exists()

@@ -163,7 +163,7 @@ def test_settings_and_audio_are_checked_before_the_model_loads(run, wav, tmp_pat
     from engine.pipelines import transcribe as T
 
     loads = []
-    monkeypatch.setattr(T, "_model", lambda: loads.append("basic-pitch") or 1 / 0)
+    monkeypatch.setattr(T, "basic_pitch_model", lambda: loads.append("basic-pitch") or 1 / 0)
     (tmp_path / "random.wav").write_bytes(np.random.default_rng(1).bytes(40_000))
     sf.write(tmp_path / "header.wav", np.zeros((0, 1)), 22050)
     for argv, words in (

@@ -135,13 +135,13 @@ class Sandbox:
         try:
             from engine.pipelines import transcribe
 
-            real_model = transcribe._model
+            real_model = transcribe.basic_pitch_model
 
             def model_spy(*a, **k):
                 loads.append("basic-pitch")
                 return real_model(*a, **k)
 
-            self.monkeypatch.setattr(transcribe, "_model", model_spy)
+            self.monkeypatch.setattr(transcribe, "basic_pitch_model", model_spy)
         except (ImportError, AttributeError):
             pass
         if stdin is not None:

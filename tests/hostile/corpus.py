@@ -222,7 +222,7 @@ def _note_events_raw(events) -> Callable[[Path], None]:
 # ---- text, folders and the rest --------------------------------------------------------------
 def _cut_short_soundfont(p: Path) -> None:
     """The first 64 KiB of the built-in SoundFont: a download or copy that stopped early."""
-    from engine.audio.render import builtin_soundfont
+    from engine.audio.soundfonts import builtin_soundfont
 
     with open(builtin_soundfont(), "rb") as f:
         p.write_bytes(f.read(65536))

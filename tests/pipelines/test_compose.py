@@ -13,6 +13,7 @@ import pytest
 from symusic import Score
 
 from engine.pipelines import compose as C
+from engine.pipelines import replay as R
 from engine.symbolic.score_api import available_models, load
 
 pytestmark = pytest.mark.skipif(
@@ -269,7 +270,7 @@ def test_save_writes_every_format_and_replay_is_identical(model, tmp_path):
     assert saved["prompt"].startswith("a short calm chorale")
     assert saved["model"]["sha256"] == record["model"]["sha256"]
     assert saved["outputs"]["music.mid"]["sha256"] == record["outputs"]["music.mid"]["sha256"]
-    new, same = C.replay(folder / "generation.json", tmp_path / "again")
+    new, same = R.replay(folder / "generation.json", tmp_path / "again")
     assert same == {name: True for name in saved["outputs"]}
     with pytest.raises(C.ComposeError, match="already exists"):
         comp.save(folder)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.pipelines import musicgen_catalog as cat
+from engine import hub as cat
 
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
