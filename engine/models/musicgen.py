@@ -34,6 +34,7 @@ import mlx.nn as nn
 import numpy as np
 
 from engine import names
+from engine.errors import MusicgenError
 from engine.models.score import KVCache
 from engine.models.t5 import ACTIVATIONS, T5Config, T5Encoder
 from engine.sample import make_sampler
@@ -795,7 +796,7 @@ class MusicGen:
     def tokenize(self, prompts: list[str]) -> tuple[mx.array, mx.array]:
         """Texts -> (input_ids [B, L], attention_mask [B, L]), right-padded with T5's pad id 0."""
         if self.tokenizer is None:
-            raise ValueError(
+            raise MusicgenError(
                 "This model folder has no tokenizer.json, so text prompts cannot be read. "
                 "Re-convert the model from a snapshot that includes its tokenizer."
             )
@@ -1097,7 +1098,9 @@ class MusicGen:
                 raise ValueError("Pass either audio_prompt or prompt_codes, not both")
             prompt_codes = self.encode_audio(audio_prompt, audio_prompt_sr or self.sample_rate)
         if (melody is not None or chroma is not None) and not cfg.is_melody:
-            raise ValueError("This MusicGen model has no melody conditioning (use a -melody model)")
+            raise MusicgenError(
+                "This MusicGen model has no melody conditioning (use a -melody model)"
+            )
         if melody is not None and chroma is not None:
             raise ValueError("Pass either melody or chroma, not both")
 
@@ -1120,7 +1123,7 @@ class MusicGen:
         Kc = cfg.decoder.codebooks_per_channel
         for p, new in plan:
             if p + new < Kc - 1 or new < 1:
-                raise ValueError(
+                raise MusicgenError(
                     f"{duration_s} s is too short to generate: need at least "
                     f"{(Kc - 1) / self.frame_rate:.2f} s beyond the prompt"
                 )
@@ -1185,9 +1188,9 @@ class MusicGen:
 def _plan_windows(total: int, prompt: int, window: int, stride: int) -> list[tuple[int, int]]:
     """(prompt frames, new frames) of each generation window for ``total`` output frames."""
     if prompt >= total:
-        raise ValueError("The audio prompt is as long as the requested duration: nothing to add")
+        raise MusicgenError("The audio prompt is as long as the requested duration: nothing to add")
     if prompt >= window:
-        raise ValueError("The audio prompt must be shorter than the generation window")
+        raise MusicgenError("The audio prompt must be shorter than the generation window")
     plan = [(prompt, min(total, window) - prompt)]
     have = min(total, window)
     if have < total and not 0 < stride < window:

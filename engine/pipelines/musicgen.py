@@ -313,14 +313,13 @@ def compose_audio(
         kwargs.update(melody=melody_audio[0], melody_sr=melody_audio[1])
     if prompt_audio is not None:
         kwargs.update(audio_prompt=prompt_audio[0], audio_prompt_sr=prompt_audio[1])
-    try:
-        audio = mg.generate(
-            [text] if text else None,
-            progress=(lambda s, n: progress("audio frames", s, n)) if progress else None,
-            **kwargs,
-        )
-    except ValueError as e:
-        raise MusicgenError(str(e).splitlines()[0]) from None
+    # The model raises MusicgenError (a UserError) for what a user can change: a duration too
+    # short, an audio prompt too long, no tokenizer in the folder. Anything else is a bug.
+    audio = mg.generate(
+        [text] if text else None,
+        progress=(lambda s, n: progress("audio frames", s, n)) if progress else None,
+        **kwargs,
+    )
     request = {
         "prompt": prompt,
         "model": model,

@@ -25,14 +25,12 @@ from engine.audio.render import (
     Effects,
     RenderError,
     apply_effects,
-    builtin_soundfont,
-    default_soundfont,
-    load_soundfont,
     normalize_loudness,
     render_audio,
     render_midi,
     write_audio,
 )
+from engine.audio.soundfonts import builtin_soundfont, default_soundfont, load_soundfont
 
 SR = DEFAULT_SAMPLE_RATE
 TPQ = 480
