@@ -17,6 +17,7 @@ import pytest
 
 from engine import cli, names
 from engine.audio import render
+from engine.cli import common
 from engine.pipelines import accompany, compose, prompt, transcribe, workflows
 from engine.pipelines import musicgen as musicgen_api
 from engine.symbolic import score_api
@@ -120,9 +121,9 @@ EXPECTED = {
     ("continue", "--bars"): (
         1,
         score_api.MAX_BARS,
-        cli._default_of(score_api.ScoreModel.continue_score, "bars"),
+        common.default_of(score_api.ScoreModel.continue_score, "bars"),
     ),
-    ("harmonize", "--program"): (0, cli.MAX_PROGRAM, None),
+    ("harmonize", "--program"): (0, common.MAX_PROGRAM, None),
     ("generate", "--tempo"): (
         score_api.MIN_TEMPO_BPM,
         score_api.MAX_TEMPO_BPM,
@@ -208,7 +209,7 @@ def test_the_copies_in_engine_names_are_the_code_s():
     assert names.EQ_RANGE_DB == render.EQ_RANGE_DB
     assert names.BIT_DEPTHS == render.BIT_DEPTHS
     assert tuple(compose.VELOCITIES) == names.DYNAMICS
-    assert names.DEFAULT_CONTINUE_BARS == cli._default_of(
+    assert names.DEFAULT_CONTINUE_BARS == common.default_of(
         score_api.ScoreModel.continue_score, "bars"
     )
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from symusic import Score
 
-from engine.cli import STYLE_NAMES, main
+from engine.cli import main
+from engine.cli.common import STYLE_NAMES
 from engine.symbolic import score_api
 from engine.symbolic.tokenizer import STYLES
 
