@@ -15,6 +15,12 @@ Replacing is the most dangerous thing the program does, so it is narrow:
 - what is replaced is moved to ``.disco-musica-trash/`` beside it (never deleted), and the new
   version is complete before the old one is moved, so a crash at any moment leaves the old
   one or the new one (a crash between the two renames is finished by the next run).
+
+One record format (`RECORD_FORMAT`): ``generation.json`` of a generation folder and the JSON
+sidecar beside a MIDI file both carry ``"format"``; a record without it was written before
+release 0.4.0 (format 1) and replays the same way. `write_record` is the one writer of
+``generation.json`` (every pipeline calls it inside its `OutputFolder`), `read_record` the one
+reader; replay dispatch by engine is `engine.pipelines.replay`.
 """
 
 from __future__ import annotations
@@ -543,6 +549,43 @@ def unique_folder(root: Path, stem: str, taken: Iterable[Path] = ()) -> Path:
     return folder
 
 
+# ---- writing records ------------------------------------------------------------------------
+# 1: before 0.4.0 (no "format" field); 2: "format" added, nothing else changed.
+RECORD_FORMAT = 2
+
+
+def file_info(path: Path) -> dict:
+    """``{"sha256", "bytes"}`` of a written output file, as records list them."""
+    return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+def record_bytes(record: dict) -> bytes:
+    """A record as it is written: ``format`` first, then the record, as indented JSON."""
+    from engine.atomic import json_default
+
+    text = json.dumps({"format": RECORD_FORMAT, **record}, indent=1, default=json_default)
+    return (text + "\n").encode()
+
+
+def write_record(folder: Path, record: dict, outputs: dict | None = None) -> dict:
+    """Write ``generation.json`` into ``folder`` (an `OutputFolder`'s ``path``): ``record``
+    with ``format``, ``outputs`` (every file in ``folder`` but our owner file when None) and
+    ``disco_musica_version`` (the one running). Return the record as written."""
+    from engine import __version__
+    from engine.atomic import write_bytes_atomic
+
+    if outputs is None:
+        outputs = {
+            f.name: file_info(f)
+            for f in sorted(folder.iterdir())
+            if f.name not in (OWNER_FILE, GENERATION_FILE)
+        }
+    record = {**record, "outputs": outputs}
+    record.setdefault("disco_musica_version", __version__)
+    write_bytes_atomic(folder / GENERATION_FILE, record_bytes(record))
+    return {"format": RECORD_FORMAT, **record}
+
+
 # ---- reading records back ----------------------------------------------------------------
 ENGINES = {"score": "the score model", "musicgen": "MusicGen", "accompany": "accompany"}
 SEED_PATHS = (("seed",), ("request", "seed"), ("plan", "seed"), ("settings", "seed"))
@@ -589,6 +632,14 @@ def read_record(path: str | Path) -> dict:
     if not isinstance(record, dict):
         kind = {list: "a list", str: "a string", type(None): "null"}.get(type(record), "a number")
         raise RecordError(f"{path} holds {kind}, not a Disco-Musica record; give a generation.json")
+    fmt = record.get("format", 1)
+    if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt < 1:
+        raise RecordError(f"{path}: format is {fmt!r}, not a record format number (edited?)")
+    if fmt > RECORD_FORMAT:
+        raise RecordError(
+            f"{path} has record format {fmt}, newer than this version reads (up to "
+            f"{RECORD_FORMAT}); install a newer Disco-Musica to replay it"
+        )
     engine = record.get("engine", "score")
     if engine not in ENGINES:
         raise RecordError(

@@ -14,6 +14,7 @@ from engine import names
 from engine.atomic import sha256_file
 from engine.cli import common
 from engine.cli import progress as ui
+from engine.record import record_bytes
 
 
 def add_commands(sub, command) -> None:
@@ -296,7 +297,7 @@ def _finish(args, piece, model, out: Path | None, stem: str, source: Path | None
     sidecar = out.with_suffix(common.SIDECAR_SUFFIX)
     midi = piece.to_midi_bytes()
     record = _recipe(args, piece, model, midi, out, source)
-    common.write_outputs([(out, midi), (sidecar, (json.dumps(record, indent=1) + "\n").encode())])
+    common.write_outputs([(out, midi), (sidecar, record_bytes(record))])
     if piece.finish_reason == "length":
         print(
             f"warning: the model's {model.context}-token window filled up before the end; the "

@@ -25,6 +25,7 @@ from pathlib import Path
 from engine import names
 from engine.cli import common
 from engine.cli import progress as ui
+from engine.record import record_bytes
 
 PIANO_ROLL_MAX_ROWS = 24  # more pitches than this: only the rows that have notes
 PIANO_ROLL_WIDTH = 96  # columns at most (the terminal may allow fewer)
@@ -169,7 +170,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     midi = result.to_midi_bytes()
     record = _recipe(args, result, model, midi, out, audio)
     sidecar = out.with_suffix(common.SIDECAR_SUFFIX)
-    common.write_outputs([(out, midi), (sidecar, (json.dumps(record, indent=1) + "\n").encode())])
+    common.write_outputs([(out, midi), (sidecar, record_bytes(record))])
     if args.json:
         shown = {
             **record,

@@ -50,7 +50,6 @@ The pipeline is a chain of small steps, each testable alone:
 from __future__ import annotations
 
 import difflib
-import json
 import platform
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -60,9 +59,9 @@ from pathlib import Path
 import numpy as np
 
 from engine import names
-from engine.atomic import json_default, sha256_file
+from engine.atomic import sha256_file
 from engine.errors import UserError
-from engine.record import OWNER_FILE, OutputFolder, check_new_folder, with_replaced
+from engine.record import OutputFolder, check_new_folder, with_replaced, write_record
 
 PARTS = names.ACCOMPANY_PARTS
 MODEL_PARTS = ("bass", "chords", "strings")  # written by the score model; drums are rule-based
@@ -1093,7 +1092,6 @@ def _mix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _save(acc: Accompaniment, folder: Path, overwrite, soundfont, progress) -> dict:
-    from engine.atomic import write_bytes_atomic
     from engine.audio.render import (
         NO_EFFECTS,
         normalize_loudness,
@@ -1131,11 +1129,6 @@ def _save(acc: Accompaniment, folder: Path, overwrite, soundfont, progress) -> d
         write_audio(mix, sr, tmp / "mix.wav")
         if progress:
             progress("audio", 3, 3)
-        outputs = {
-            f.name: {"sha256": sha256_file(f), "bytes": f.stat().st_size}
-            for f in sorted(tmp.iterdir())
-            if f.name != OWNER_FILE
-        }
         record = {
             "engine": "accompany",
             "input": {
@@ -1154,11 +1147,9 @@ def _save(acc: Accompaniment, folder: Path, overwrite, soundfont, progress) -> d
             "model": acc.model,
             "render": render_info,
             "versions": _versions(),
-            "outputs": outputs,
             "replay": _replay_command(acc),
         }
-        text = json.dumps(record, indent=1, default=json_default) + "\n"
-        write_bytes_atomic(tmp / GENERATION_FILE, text.encode())
+        record = write_record(tmp, record)
     return with_replaced(record, out)
 
 

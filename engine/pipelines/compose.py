@@ -16,26 +16,27 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine import names
-from engine.atomic import json_default, sha256_file, write_bytes_atomic
+from engine.atomic import sha256_file
 from engine.errors import UserError
 from engine.record import (
     DEFAULT_ROOT,
     GENERATION_FILE,
     OutputFolder,
     check_new_folder,
+    file_info,
     forget_made_dirs,
     make_dirs,
     prompt_words,
     remove_made_dirs,
     unique_folder,
     with_replaced,
+    write_record,
 )
 
 MAX_SECONDS = names.COMPOSE_MAX_SECONDS
@@ -1067,7 +1068,6 @@ def write_generation(
     all are complete: an interrupted run leaves nothing behind, and an existing folder is
     never touched unless ``overwrite``.
     """
-    from engine import __version__
     from engine.audio.render import Effects, render_audio, write_audio
     from engine.audio.soundfonts import load_soundfont
 
@@ -1091,7 +1091,7 @@ def write_generation(
             if progress:
                 progress("notation", 0, 1)
             write_musicxml(comp.score, tmp / f"{STEM}.musicxml", title=_title(comp))
-            outputs[f"{STEM}.musicxml"] = _file_info(tmp / f"{STEM}.musicxml")
+            outputs[f"{STEM}.musicxml"] = file_info(tmp / f"{STEM}.musicxml")
         render_info = None
         if audio_formats:
             if progress:
@@ -1100,24 +1100,17 @@ def write_generation(
             for k, fmt in enumerate(audio_formats, 1):
                 path = tmp / f"{STEM}.{fmt}"
                 write_audio(audio, render_info.get("sample_rate", 44100), path, bit_depth=bit_depth)
-                outputs[path.name] = _file_info(path)
+                outputs[path.name] = file_info(path)
                 if progress:
                     progress("audio", k + 1, len(audio_formats) + 1)
         record = _record(comp, formats, soundfont, sf_bytes, effects, bit_depth, render_info)
-        record["outputs"] = outputs
-        record["disco_musica_version"] = __version__
-        text = json.dumps(record, indent=1, default=json_default) + "\n"
-        write_bytes_atomic(tmp / GENERATION_FILE, text.encode())
+        record = write_record(tmp, record, outputs)
     return with_replaced(record, out)
 
 
 def _put(folder: Path, name: str, data: bytes, outputs: dict) -> None:
     (folder / name).write_bytes(data)
-    outputs[name] = _file_info(folder / name)
-
-
-def _file_info(path: Path) -> dict:
-    return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    outputs[name] = file_info(folder / name)
 
 
 def _title(comp: Composition) -> str:

@@ -20,19 +20,21 @@ import numpy as np
 
 from engine import hub as catalog
 from engine import names
-from engine.atomic import json_default, sha256_file, write_bytes_atomic
+from engine.atomic import sha256_file
 from engine.errors import MusicgenError
 from engine.hub import resolve_model
 from engine.record import (
     DEFAULT_ROOT,
     OutputFolder,
     check_new_folder,
+    file_info,
     forget_made_dirs,
     make_dirs,
     prompt_words,
     remove_made_dirs,
     unique_folder,
     with_replaced,
+    write_record,
 )
 
 DEFAULT_SECONDS = names.MUSICGEN_DEFAULT_SECONDS
@@ -358,7 +360,6 @@ def save_audio_piece(
     overwrite: bool = False,
 ) -> dict:
     """Write the audio files and ``generation.json`` into a new ``folder``; return the record."""
-    from engine import __version__
     from engine.audio.render import normalize_loudness, write_audio
 
     formats = list(dict.fromkeys(f.strip().lower().lstrip(".") for f in formats))
@@ -376,7 +377,7 @@ def save_audio_piece(
         for fmt in formats:
             path = out.path / f"{STEM}.{fmt}"
             write_audio(audio, comp.sample_rate, path, bit_depth=bit_depth)
-            outputs[path.name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+            outputs[path.name] = file_info(path)
         record = {
             "engine": ENGINE,
             "prompt": comp.request.get("prompt", ""),
@@ -392,12 +393,9 @@ def save_audio_piece(
             "inputs": comp.inputs,
             "output": {"formats": formats, "bit_depth": bit_depth},
             "render": {"sample_rate": comp.sample_rate, **loudness},
-            "outputs": outputs,
-            "disco_musica_version": __version__,
             "replay": f"disco-musica replay {GENERATION_FILE}",
         }
-        text = json.dumps(record, indent=1, default=json_default) + "\n"
-        write_bytes_atomic(out.path / GENERATION_FILE, text.encode())
+        record = write_record(out.path, record, outputs)
     return with_replaced(record, out)
 
 
