@@ -82,3 +82,7 @@ class RenderError(UserError, ValueError):
 
 class MusicgenError(UserError, ValueError):
     """A request MusicGen cannot serve; the message says what to do."""
+
+
+class ScoreModelError(UserError, ValueError):
+    """A user-facing problem: a bad parameter, file or model name."""

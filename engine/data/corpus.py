@@ -1,7 +1,7 @@
 """Build a tokenized training set from the music21 corpus (public-domain scores).
 
 Each corpus file is parsed with music21 (multi-tune ABC files are parsed once, as an Opus),
-its key analysed, converted to a symusic score (``engine.data.music21io``) and tokenized per
+its key analysed, converted to a symusic score (``engine.symbolic.midi``) and tokenized per
 track and bar.
 The result is a folder::
 
@@ -175,7 +175,7 @@ def _process_file(args: tuple[CorpusFile, str]) -> tuple[list[dict], list[dict]]
     """Worker: parse one corpus file and tokenize every work in it."""
     cf, tokenizer_dir = args
     warnings.filterwarnings("ignore")
-    from engine.data.music21io import score_from_music21
+    from engine.symbolic.midi import score_from_music21
     from engine.symbolic.tokenizer import ScoreTokenizer, tempo_band
 
     tok = _worker_tokenizer(tokenizer_dir, ScoreTokenizer)

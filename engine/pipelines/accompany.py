@@ -971,7 +971,9 @@ class Accompaniment:
     model: dict | None = None  # {"name", "sha256"} when the score model wrote the part
 
     def midi_bytes(self) -> bytes:
-        return bytes(self.score.dumps_midi())
+        from engine.symbolic.midi import midi_bytes
+
+        return midi_bytes(self.score)
 
     def onsets_s(self) -> np.ndarray:
         """Onset times (seconds) of the part's notes, sorted."""
@@ -1119,12 +1121,12 @@ def _save(acc: Accompaniment, folder: Path, overwrite, soundfont, progress) -> d
             part_level, _ = normalize_loudness(part_audio, sr, target_lufs=level, peak_db=0.0)
             mix = _mix(inp, part_level)
         else:
-            from engine.symbolic.score_api import read_midi
+            from engine.symbolic.midi import midi_bytes, read_midi
 
             full = read_midi(acc.input_path)
             for t in acc.score.tracks:
                 full.tracks.append(t.copy())
-            (tmp / "mix.mid").write_bytes(bytes(full.dumps_midi()))
+            (tmp / "mix.mid").write_bytes(midi_bytes(full))
             mix, _ = render_audio(tmp / "mix.mid", soundfont=soundfont, effects=NO_EFFECTS)
         write_audio(mix, sr, tmp / "mix.wav")
         if progress:

@@ -192,9 +192,9 @@ class Composition:
     settings: dict = field(default_factory=dict)
 
     def midi_bytes(self) -> bytes:
-        from engine.symbolic.score_api import GeneratedScore
+        from engine.symbolic.midi import midi_bytes
 
-        return GeneratedScore(self.score, [], {}, "stop").to_midi_bytes()
+        return midi_bytes(self.score)
 
     def save(
         self,

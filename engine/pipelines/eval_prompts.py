@@ -311,8 +311,8 @@ def evaluate_harmonization(
     untouched. ``chorales``: how many (default all of the list)."""
     from music21 import corpus
 
-    from engine.data.music21io import score_from_music21
     from engine.symbolic import score_api as api
+    from engine.symbolic.midi import score_from_music21
 
     sm = model if isinstance(model, api.ScoreModel) else api.load(model or api.DEFAULT_MODEL)
     ids = heldout_chorales()[:chorales]

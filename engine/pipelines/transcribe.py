@@ -216,7 +216,9 @@ class Transcription:
         return score
 
     def to_midi_bytes(self) -> bytes:
-        return bytes(self.to_score().dumps_midi())
+        from engine.symbolic.midi import midi_bytes
+
+        return midi_bytes(self.to_score())
 
 
 # ---- note creation (basic-pitch's note_creation.py) ------------------------------------------

@@ -29,7 +29,7 @@ from symusic import Score, TimeUnit
 from engine import names
 
 if TYPE_CHECKING:
-    from music21.stream import Stream
+    pass
 
 MODES = names.MODES
 MAJOR_SCALE_STEPS = names.MAJOR_SCALE_STEPS
@@ -272,34 +272,6 @@ def corpus_reference_stats(scores: Iterable[tuple[Score, int, str]]) -> dict:
         "mean_pitch_class_entropy": float(np.mean(entropies)),
         "mean_parallel_perfects_per_100_beats": float(np.mean(parallels)),
     }
-
-
-def score_from_music21(s: Stream) -> Score:
-    """A symusic Score (ticks) from a music21 stream, via music21's own MIDI export.
-
-    Ties become single notes and each music21 part becomes one track (an extra empty track
-    may appear; the metrics skip tracks without notes). Repeats are written out; where
-    music21 finds them badly formed (some corpus files), the notes are exported as written,
-    each part flattened without measures.
-    """
-    from music21 import stream
-    from music21.midi.translate import streamToMidiFile
-    from music21.repeat import ExpanderException
-
-    try:
-        data = streamToMidiFile(s).writestr()
-    except ExpanderException:
-        written = stream.Score()
-        for part in s.parts if isinstance(s, stream.Score) else [s]:
-            flat = part.flatten()
-            flat_part = stream.Part(id=part.id)
-            flat_part.partName = getattr(part, "partName", None)
-            for element in flat:
-                flat_part.coreInsert(element.getOffsetBySite(flat), element)
-            flat_part.coreElementsChanged()
-            written.insert(0, flat_part)
-        data = streamToMidiFile(written).writestr()
-    return Score.from_midi(data)
 
 
 # ---- texture, part-writing and form (issue 11) ---------------------------------------------

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +26,9 @@ from symusic import Track as SymTrack
 
 from engine import hub, names
 from engine.atomic import write_bytes_atomic
-from engine.errors import UserError, one_line
+from engine.errors import ScoreModelError, one_line
 from engine.symbolic.grammar import GrammarError, ScoreGrammar, TrackPlan
+from engine.symbolic.midi import midi_bytes, read_midi, source_name
 from engine.symbolic.steer import Steering
 from engine.symbolic.tokenizer import (
     CONDITION_VALUES,
@@ -135,10 +135,6 @@ REGISTER_CENTRES = (38, 49, 56, 63, 70, 79)
 ProgressFn = Callable[[int, int], None]
 
 
-class ScoreModelError(UserError, ValueError):
-    """A user-facing problem: a bad parameter, file or model name."""
-
-
 @dataclass
 class GeneratedScore:
     """The result of a generation call."""
@@ -154,10 +150,7 @@ class GeneratedScore:
         return len(self.score.tracks)
 
     def to_midi_bytes(self) -> bytes:
-        with tempfile.TemporaryDirectory() as d:
-            path = Path(d) / "out.mid"
-            self.score.dump_midi(path)
-            return path.read_bytes()
+        return midi_bytes(self.score)
 
     def save_midi(self, path: str | Path) -> Path:
         """Write a standard MIDI file atomically; return its path."""
@@ -258,193 +251,6 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
 def load(name_or_path: str | Path = DEFAULT_MODEL) -> ScoreModel:
     """Load a score model by name (``"score-base"``) or from a model folder."""
     return ScoreModel.load(name_or_path)
-
-
-def _source_name(source) -> str:
-    """How a message names an input: its path as given, else what it is."""
-    if isinstance(source, str | Path):
-        return str(source)
-    return "the score" if isinstance(source, Score) else "the MIDI data"
-
-
-def read_midi(source: str | Path | Score | bytes) -> Score:
-    """A symusic Score from a path, MIDI bytes or a Score; clear errors for bad files.
-
-    A file is read by its content (a MIDI file starts with ``MThd``), whatever its name ends
-    in. Every refusal names the file as it was given and says what is wrong with it: no
-    notes (and why, when the file says), 0 ticks a beat, an impossible tempo, a note so far
-    out (tick 2**31 and beyond, which MIDI readers wrap to negative times) or a file so long
-    (over ``MAX_MIDI_HOURS``) that it cannot be music to work with.
-    """
-    if isinstance(source, Score):
-        return source
-    if isinstance(source, bytearray | memoryview):
-        source = bytes(source)
-    if not isinstance(source, str | Path | bytes):
-        raise ScoreModelError(
-            f"give a MIDI file path, MIDI bytes or a symusic Score, not {type(source).__name__}"
-        )
-    name = _source_name(source)
-    if isinstance(source, bytes):
-        data = source
-        if not data:
-            raise ScoreModelError("the MIDI data is empty")
-        if data[:4] != b"MThd":
-            raise ScoreModelError("the data is not MIDI (it does not start with MThd)")
-    else:
-        path = Path(source)
-        if path.is_dir():
-            raise ScoreModelError(f"{name} is a folder, not a MIDI file")
-        if not path.is_file():
-            raise ScoreModelError(f"{name}: no such file")
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise ScoreModelError(f"cannot read {name}: {(e.strerror or str(e)).lower()}") from None
-        if not data:
-            raise ScoreModelError(f"{name}: the file is empty")
-        if data[:4] != b"MThd":
-            raise ScoreModelError(f"{name}: not a MIDI file (it does not start with MThd)")
-    if len(data) >= 14 and data[12] & 0x80:
-        raise ScoreModelError(
-            f"{name} counts time in SMPTE frames, not ticks a beat, which is not read; save it "
-            "again from a MIDI editor with a tempo and ticks per beat"
-        )
-    try:
-        score = Score.from_midi(data)
-    except Exception as e:  # symusic raises RuntimeError/ValueError on corrupt data
-        raise ScoreModelError(f"{name}: corrupt MIDI file ({one_line(e)})") from None
-    _check_timing(score, name, _scan_midi(data))
-    return score
-
-
-MAX_MIDI_HOURS = 3.0
-MAX_MIDI_TICK = 2**31 - 1  # symusic holds ticks as int32: later ones wrap to negative times
-
-
-@dataclass
-class _MidiScan:
-    """What the raw MIDI data says, in exact ticks (symusic's int32 ticks wrap at 2**31)."""
-
-    tracks: int = 0  # MTrk chunks
-    note_ons: int = 0  # note-ons with a velocity above 0
-    silent_note_ons: int = 0  # note-ons with velocity 0 (MIDI's other spelling of note-off)
-    last_onset: int = 0  # the latest tick a note starts at
-    last_end: int = 0  # the latest tick a note stops at
-
-
-def _vlq(data: bytes, i: int) -> tuple[int, int]:
-    """(value, next index) of the variable-length quantity at ``data[i]`` (IndexError at end)."""
-    value = 0
-    for _ in range(4):
-        b = data[i]
-        i += 1
-        value = (value << 7) | (b & 0x7F)
-        if not b & 0x80:
-            break
-    return value, i
-
-
-def _scan_midi(data: bytes) -> _MidiScan:
-    """The notes' exact ticks in ``data`` (a MIDI file symusic has read), as far as it parses."""
-    scan = _MidiScan()
-    pos = 8 + int.from_bytes(data[4:8], "big")
-    while pos + 8 <= len(data):
-        chunk_id, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "big")
-        chunk = data[pos + 8 : pos + 8 + size]
-        pos += 8 + size
-        if chunk_id != b"MTrk":
-            continue
-        scan.tracks += 1
-        tick, i, status = 0, 0, 0
-        try:
-            while i < len(chunk):
-                delta, i = _vlq(chunk, i)
-                tick += delta
-                b = chunk[i]
-                if b == 0xFF:  # meta event: type, length, data
-                    if chunk[i + 1] == 0x2F:
-                        break
-                    length, i = _vlq(chunk, i + 2)
-                    i += length
-                    continue
-                if b in (0xF0, 0xF7):  # sysex: length, data
-                    length, i = _vlq(chunk, i + 1)
-                    i += length
-                    continue
-                if b & 0x80:
-                    status = b
-                    i += 1
-                elif not status:
-                    break  # data byte without a status: symusic decided what it means
-                kind = status & 0xF0
-                if kind in (0xC0, 0xD0):
-                    i += 1
-                    continue
-                velocity = chunk[i + 1]  # (after the pitch)
-                i += 2
-                if kind == 0x90 and velocity > 0:
-                    scan.note_ons += 1
-                    scan.last_onset = max(scan.last_onset, tick)
-                elif kind == 0x90 or kind == 0x80:
-                    scan.silent_note_ons += kind == 0x90
-                    scan.last_end = max(scan.last_end, tick)
-        except IndexError:  # a track cut short: what was read stands
-            pass
-    scan.last_end = max(scan.last_end, scan.last_onset)
-    return scan
-
-
-def _bar_of(score: Score, tick: int) -> int:
-    """The bar (from 1) that ``tick`` lies in, counted in the file's first time signature."""
-    ts = score.time_signatures[0] if len(score.time_signatures) else None
-    num, den = (int(ts.numerator), int(ts.denominator)) if ts is not None else (4, 4)
-    bar_ticks = max(1, score.ticks_per_quarter) * 4 * max(num, 1) / max(den, 1)
-    return int(tick // bar_ticks) + 1
-
-
-def _check_timing(score: Score, name: str = "the MIDI file", scan: _MidiScan | None = None):
-    """Refuse a file whose notes cannot be placed in time: notes past tick 2**31, 0 ticks a
-    beat, no notes, tempo 0 (or absurd tempi) and absurd lengths, before anything allocates
-    for them. ``name`` is the file as the user gave it; ``scan`` what its raw data says."""
-    if scan is not None and scan.last_end > MAX_MIDI_TICK:
-        late = scan.last_onset > MAX_MIDI_TICK
-        tick = scan.last_onset if late else scan.last_end
-        what = "a note at" if late else "a note that lasts until"
-        raise ScoreModelError(
-            f"{name} has {what} bar {_bar_of(score, tick):,} (tick {tick:,}), far beyond the "
-            f"{MAX_MIDI_HOURS:g}-hour limit and past the last tick MIDI readers hold "
-            f"({MAX_MIDI_TICK:,}); fix or delete that note in a MIDI editor"
-        )
-    if score.ticks_per_quarter <= 0:
-        raise ScoreModelError(
-            f"{name} says its beat has 0 ticks (a broken header), so its notes have no place "
-            "in time; save it again from a MIDI editor"
-        )
-    if score.note_num() == 0:
-        why = ""
-        if scan is not None and scan.tracks == 0:
-            why = ": it holds a MIDI header and no tracks"
-        elif scan is not None and scan.silent_note_ons and not scan.note_ons:
-            n = scan.silent_note_ons
-            what = f"its {n} note-ons all have" if n > 1 else "its one note-on has"
-            why = f": {what} velocity 0, which MIDI reads as a note-off"
-        raise ScoreModelError(f"{name} has no notes{why}; give a MIDI file with music in it")
-    for t in score.tempos:
-        qpm = float(t.qpm)
-        if not math.isfinite(qpm) or not 1.0 <= qpm <= 1000.0:
-            shown = f"{qpm:g} BPM" if math.isfinite(qpm) else f"{t.mspq} microseconds a beat"
-            raise ScoreModelError(
-                f"{name} sets an impossible tempo ({shown}); fix its tempo (1..1000 BPM) "
-                "in a MIDI editor"
-            )
-    seconds = score.to("second").end()
-    if not math.isfinite(seconds) or seconds > MAX_MIDI_HOURS * 3600:
-        hours = seconds / 3600
-        raise ScoreModelError(
-            f"{name} lasts {hours:,.0f} hours (absurd tick values?): its music reaches bar "
-            f"{_bar_of(score, score.end()):,}; the limit is {MAX_MIDI_HOURS:g} hours"
-        )
 
 
 def check_sampling(
@@ -552,7 +358,7 @@ def check_request(
     if source is None:
         return None
     score = read_midi(source)
-    name = _source_name(source)
+    name = source_name(source)
     n = len(readable_tracks(score, name))
     if n > MAX_VOICES:  # (as `_encode_input` says it once the model has read the file)
         raise ScoreModelError(
@@ -582,7 +388,7 @@ def input_shape(
             "model folder or a name from `disco-musica models`"
         ) from None
     try:
-        piece = tokenizer.encode_score(score, _source_name(source))
+        piece = tokenizer.encode_score(score, source_name(source))
     except TokenizerError as e:
         raise ScoreModelError(str(e)) from None
     return piece.num_bars, len(piece.tracks)
@@ -956,7 +762,7 @@ class ScoreModel:
         sampling = self._sampling(temperature, top_k, top_p, seed, key_strength)
         self._conditions(style, key, mode, None, None, None)  # bad names fail before work
         score = read_midi(prefix)
-        piece_tracks, info = self._encode_input(score, _source_name(prefix))
+        piece_tracks, info = self._encode_input(score, source_name(prefix))
         if pitch_ranges is not None:
             if len(pitch_ranges) == len(score.tracks) != len(piece_tracks):
                 # one range per track of the file; its silent tracks are not encoded
@@ -1057,7 +863,7 @@ class ScoreModel:
         sampling = self._sampling(temperature, top_k, top_p, seed, key_strength)
         self._conditions(style, None, None, None, None, None)
         score = read_midi(existing)
-        given, info = self._encode_input(score, _source_name(existing))
+        given, info = self._encode_input(score, source_name(existing))
         if len(given) + len(parts) > MAX_VOICES:
             raise ScoreModelError(
                 f"{len(given)} given + {len(parts)} new tracks is more than {MAX_VOICES} voices"
@@ -1172,7 +978,7 @@ class ScoreModel:
         sampling = self._sampling(temperature, top_k, top_p, seed, key_strength)
         self._conditions(style, None, None, None, None, None)
         score = read_midi(source)
-        given, info = self._encode_input(score, _source_name(source))
+        given, info = self._encode_input(score, source_name(source))
         nbars = len(given[0].bars)
         if not end_bar < nbars:
             raise ScoreModelError(

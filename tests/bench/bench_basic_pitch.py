@@ -44,7 +44,7 @@ def _audio(seconds: float) -> tuple[np.ndarray, int]:
     from music21 import corpus
 
     from engine.audio.render import render_midi
-    from engine.data.music21io import score_from_music21
+    from engine.symbolic.midi import score_from_music21
 
     score = score_from_music21(corpus.parse("bach/bwv66.6.mxl"), tempo_bpm=60.0)
     sr = 44100

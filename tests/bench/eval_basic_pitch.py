@@ -4,7 +4,7 @@
 
 The first ``--pieces`` chorales of the score model's held-out list
 (docs/models/score-base-heldout.txt) are read from the music21 corpus
-(``engine.data.music21io``, 96 BPM, piano), rendered with the General MIDI SoundFont
+(``engine.symbolic.midi``, 96 BPM, piano), rendered with the General MIDI SoundFont
 (``engine.audio.render.render_midi``, 44.1 kHz, no effects), and transcribed with basic-pitch's
 default settings twice: by the MLX model with ``engine.pipelines.transcribe``, and by basic-pitch's
 own ``predict`` running ``nmp.onnx`` in onnxruntime. mir_eval's note precision / recall / F1
@@ -41,7 +41,7 @@ def ground_truth(corpus_path: str):
     """(symusic Score in ticks, intervals [N, 2] s, pitches [N] MIDI) of a corpus piece."""
     from music21 import corpus
 
-    from engine.data.music21io import score_from_music21
+    from engine.symbolic.midi import score_from_music21
 
     score = score_from_music21(corpus.parse(corpus_path), tempo_bpm=TEMPO_BPM, program=0)
     seconds = score.to("second")

@@ -6,6 +6,7 @@ import math
 import pytest
 from symusic import Note, Score, Track
 
+from engine.symbolic.midi import score_from_music21
 from engine.symbolic.quality import (
     MAX_PITCH_CLASS_ENTROPY,
     analyze_key,
@@ -15,7 +16,6 @@ from engine.symbolic.quality import (
     pitch_class_entropy,
     pitch_in_scale_rate,
     scale_pitch_classes,
-    score_from_music21,
 )
 
 TPQ = 480

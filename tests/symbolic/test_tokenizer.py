@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from music21 import corpus
 
-from engine.data.music21io import score_from_music21
+from engine.symbolic.midi import score_from_music21
 from engine.symbolic.tokenizer import (
     POSITIONS_PER_BEAT,
     ScoreTokenizer,
