@@ -125,9 +125,6 @@ KICK, SNARE, SIDE_STICK, CLOSED_HAT, PEDAL_HAT = 36, 38, 37, 42, 44
 CRASH, RIDE = 49, 51
 
 NOTE_NAMES = names.TONICS
-# Krumhansl-Kessler key profiles (C major, C minor).
-KK_MAJOR = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
-KK_MINOR = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -625,14 +622,11 @@ def _chords_from_profiles(profiles: list[np.ndarray]) -> list[str]:
 
 
 def _key_from_profile(profile: np.ndarray) -> str:
-    """Krumhansl-Schmuckler: the key whose rotated Krumhansl-Kessler profile correlates best."""
-    best, name = -2.0, "C major"
-    for mode, prof in (("major", KK_MAJOR), ("minor", KK_MINOR)):
-        for tonic in range(12):
-            r = float(np.corrcoef(profile, np.roll(prof, tonic))[0, 1])
-            if r > best:
-                best, name = r, f"{NOTE_NAMES[tonic]} {mode}"
-    return name
+    """Krumhansl-Schmuckler on a recording's mean chroma (`engine.symbolic.theory`)."""
+    from engine.symbolic.theory import key_from_profile
+
+    tonic, mode = key_from_profile(profile)
+    return f"{NOTE_NAMES[tonic]} {mode}"
 
 
 # ---- writing the part ------------------------------------------------------------------------

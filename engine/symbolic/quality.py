@@ -26,16 +26,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 from symusic import Score, TimeUnit
 
-from engine import names
+from engine.symbolic import theory
 
 if TYPE_CHECKING:
     pass
 
-MODES = names.MODES
-MAJOR_SCALE_STEPS = names.MAJOR_SCALE_STEPS
-# Natural minor (0 2 3 5 7 8 10) plus the raised 6th (9) and 7th (11): the union of natural,
-# harmonic and melodic minor, so leading tones and melodic-minor ascents count as in scale.
-MINOR_SCALE_STEPS = (0, 2, 3, 5, 7, 8, 9, 10, 11)
+MODES = theory.MODES
+MAJOR_SCALE_STEPS = theory.MAJOR_SCALE_STEPS
+MINOR_SCALE_STEPS = theory.MINOR_SCALE_STEPS
 PERFECT_FIFTH = 7  # semitones, mod 12
 PERFECT_OCTAVE = 0  # semitones, mod 12 (unison and octaves alike)
 SILENT = -1  # sampled "pitch" of a voice that is not sounding
@@ -75,13 +73,6 @@ def _pitched_notes(score: Score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return times, durations, pitches
 
 
-def _check_key(tonic: int, mode: str) -> None:
-    if not isinstance(tonic, int | np.integer) or not 0 <= tonic <= 11:
-        raise ValueError(f"tonic must be a pitch class 0 (C) to 11 (B), got {tonic!r}")
-    if mode not in MODES:
-        raise ValueError(f"mode must be 'major' or 'minor', got {mode!r}")
-
-
 def analyze_key(score: Score, method: str = DEFAULT_KEY_METHOD) -> tuple[int, str]:
     """The key music21 finds in the score, as (tonic pitch class 0..11, "major" | "minor").
 
@@ -92,12 +83,15 @@ def analyze_key(score: Score, method: str = DEFAULT_KEY_METHOD) -> tuple[int, st
     would be Aarden-Essen). Raises ValueError for a score with no pitched notes or whose
     notes all have zero duration.
     """
-    from music21 import note, stream
-
     score = _in_ticks(score)
     times, durations, pitches = _pitched_notes(score)
     if durations.sum() <= 0:
         raise ValueError("the score's notes all have zero duration, so no key can be heard")
+    if method in theory.METHOD_PROFILES:  # music21's computation, without building its stream
+        profile = theory.pitch_class_profile(pitches, durations)
+        return theory.key_from_profile(profile, theory.METHOD_PROFILES[method])
+    from music21 import note, stream
+
     tpq = score.ticks_per_quarter
     part = stream.Part()
     for t, d, p in zip(times.tolist(), durations.tolist(), pitches.tolist(), strict=True):
@@ -114,20 +108,11 @@ def key_adherence(score: Score, tonic: int, mode: str, method: str = DEFAULT_KEY
 
     The relative major/minor (same key signature, other tonic) counts as a miss.
     """
-    _check_key(tonic, mode)
+    theory.check_key(tonic, mode)
     return analyze_key(score, method) == (tonic, mode)
 
 
-def scale_pitch_classes(tonic: int, mode: str) -> set[int]:
-    """Pitch classes (0..11) of the scale on ``tonic``.
-
-    "major" is the ionian scale (7 classes). "minor" is natural minor plus the raised 6th and
-    7th degrees (9 classes): the union of natural, harmonic and melodic minor, since tonal
-    minor-key music uses all three. Example: A minor -> A B C D E F F# G G#.
-    """
-    _check_key(tonic, mode)
-    steps = MAJOR_SCALE_STEPS if mode == "major" else MINOR_SCALE_STEPS
-    return {(int(tonic) + s) % 12 for s in steps}
+scale_pitch_classes = theory.scale_pitch_classes
 
 
 def pitch_in_scale_rate(score: Score, tonic: int, mode: str) -> float:

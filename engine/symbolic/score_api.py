@@ -1442,7 +1442,7 @@ def _check_parts(parts: Sequence[str]) -> None:
 def input_key(score: Score) -> tuple[int, str]:
     """(tonic pitch class, mode) of the music in ``score``.
 
-    The key finder is `engine.symbolic.quality.analyze_key` (music21, Krumhansl-Schmuckler). A key
+    The key finder is `engine.symbolic.quality.analyze_key` (Aarden-Essen profiles). A key
     signature written in the file settles only the choice between a key and its relative
     (same signature): D minor written with one flat stays D minor, F major stays F major.
     """

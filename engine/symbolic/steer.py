@@ -33,13 +33,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine import names
 from engine.errors import UserError
+from engine.symbolic import theory
 from engine.symbolic.tokenizer import TONICS, ScoreTokenizer, tonic_index
 
 # Roman numeral degree -> semitones above the tonic (major scale; minor uses its own).
-_MAJOR_STEPS = names.MAJOR_SCALE_STEPS
-_MINOR_STEPS = (0, 2, 3, 5, 7, 8, 10)
 _ROMAN = ("i", "ii", "iii", "iv", "v", "vi", "vii")
 _QUALITIES = {
     "": (0, 4, 7),
@@ -94,7 +92,7 @@ def parse_chord(symbol: str, key: str | None = None, mode: str | None = None) ->
         degree = _ROMAN.index(numeral.lower())
         minor_key = mode == "minor"
         tonic = tonic_index(key) if key else (9 if minor_key else 0)
-        steps = _MINOR_STEPS if minor_key else _MAJOR_STEPS
+        steps = theory.NATURAL_MINOR_STEPS if minor_key else theory.MAJOR_SCALE_STEPS
         root = (tonic + steps[degree] + {"#": 1, "b": -1, "": 0}[accidental]) % 12
         if quality in ("°", "o", "dim"):
             intervals = [0, 3, 6]
