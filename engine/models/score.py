@@ -7,16 +7,17 @@ by renaming nothing.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
+from engine.models.base import BaseModelArgs
+
 
 @dataclass
-class ModelArgs:
+class ModelArgs(BaseModelArgs):
     model_type: str = "score"
     vocab_size: int = 520
     hidden_size: int = 256
@@ -27,12 +28,6 @@ class ModelArgs:
     rope_theta: float = 10000.0
     rms_norm_eps: float = 1e-5
     tie_word_embeddings: bool = True
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelArgs:
-        """Build from a ``config.json`` dict; keys this model does not know are ignored."""
-        params = inspect.signature(cls).parameters
-        return cls(**{k: v for k, v in d.items() if k in params})
 
 
 class KVCache:
