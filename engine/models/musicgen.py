@@ -35,7 +35,7 @@ import numpy as np
 from engine import names
 from engine.errors import MusicgenError
 from engine.models.base import BaseModelArgs
-from engine.models.score import KVCache
+from engine.models.cache import DecoderCache, KVCache
 from engine.models.t5 import ACTIVATIONS, T5Config, T5Encoder
 from engine.sample import make_sampler
 
@@ -179,28 +179,6 @@ def sinusoidal_table(num_positions: int, dims: int) -> np.ndarray:
     if dims % 2:
         table = np.concatenate([table, np.zeros((num_positions, 1), np.float32)], axis=1)
     return table
-
-
-class DecoderCache:
-    """Per-generation decoder state: self-attention KV caches and the cross-attention K/V.
-
-    The cross-attention keys/values depend only on the encoder states, so they are computed
-    once (`MusicgenDecoder.make_cache`) and reused by every step (and every long-form window).
-    """
-
-    def __init__(
-        self,
-        num_layers: int,
-        cross: list[tuple[mx.array, mx.array]] | None = None,
-        cross_mask: mx.array | None = None,
-    ):
-        self.layers = [KVCache() for _ in range(num_layers)]
-        self.cross = cross
-        self.cross_mask = cross_mask
-
-    @property
-    def offset(self) -> int:
-        return self.layers[0].offset
 
 
 class MusicgenAttention(nn.Module):
