@@ -21,7 +21,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from engine.models.score import BatchKVCache, RowKVCache, StaticKVCache
+from engine.models.cache import BatchKVCache, RowKVCache, StaticKVCache
 from engine.names import MAX_BATCH_ROWS  # noqa: F401  (the most rows of a BatchDecoder)
 from engine.sample import Sampler, apply_mask, make_sampler
 

@@ -25,7 +25,6 @@ Apache-2.0 ``nmp.onnx``; see the NOTICE file there).
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 from collections.abc import Callable, Iterator
@@ -35,6 +34,8 @@ from pathlib import Path
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
+
+from engine.models.base import BaseModelArgs
 
 AUDIO_SAMPLE_RATE = 22050  # Hz: the only rate the network was trained at
 FFT_HOP = 256  # samples per output frame
@@ -56,7 +57,7 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
 
 
 @dataclass
-class ModelArgs:
+class ModelArgs(BaseModelArgs):
     """Hyper-parameters of the ICASSP 2022 model (basic-pitch's ``models.model`` defaults)."""
 
     model_type: str = "basic_pitch"
@@ -74,12 +75,6 @@ class ModelArgs:
     n_filters_notes: int = 32
     n_filters_onsets: int = 32
     log_eps: float = 1e-10  # added to the CQT power before the log
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelArgs:
-        """Build from a ``config.json`` dict; keys this model does not know are ignored."""
-        params = inspect.signature(cls).parameters
-        return cls(**{k: v for k, v in d.items() if k in params})
 
     @property
     def bins_per_octave(self) -> int:

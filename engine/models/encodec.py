@@ -15,7 +15,6 @@ is stored like ``mlx.nn.LSTM`` (``Wx``, ``Wh`` and one ``bias`` = ``bias_ih + bi
 
 from __future__ import annotations
 
-import inspect
 import math
 import re
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten
+
+from engine.models.base import BaseModelArgs
 
 # Buffers of transformers' EMA codebook that inference does not use.
 DROPPED_BUFFERS = (".codebook.embed_avg", ".codebook.cluster_size", ".codebook.inited")
@@ -52,7 +53,7 @@ _LSTM_SOURCES = {"Wx": ("weight_ih",), "Wh": ("weight_hh",), "bias": ("bias_ih",
 
 
 @dataclass
-class EncodecConfig:
+class EncodecConfig(BaseModelArgs):
     """EnCodec hyper-parameters; field names are transformers' ``EncodecConfig`` names."""
 
     model_type: str = "encodec"
@@ -89,12 +90,6 @@ class EncodecConfig:
             raise ValueError(
                 f"norm_type must be weight_norm or time_group_norm, not {self.norm_type!r}"
             )
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> EncodecConfig:
-        """Build from a transformers ``EncodecConfig.to_dict()``; unknown keys are ignored."""
-        params = inspect.signature(cls).parameters
-        return cls(**{k: v for k, v in d.items() if k in params})
 
     @property
     def hop_length(self) -> int:

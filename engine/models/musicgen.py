@@ -20,7 +20,6 @@ Layout of the decoder weights (after `sanitize`)::
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import math
 import os
@@ -35,7 +34,8 @@ import numpy as np
 
 from engine import names
 from engine.errors import MusicgenError
-from engine.models.score import KVCache
+from engine.models.base import BaseModelArgs
+from engine.models.cache import DecoderCache, KVCache
 from engine.models.t5 import ACTIVATIONS, T5Config, T5Encoder
 from engine.sample import make_sampler
 
@@ -60,7 +60,7 @@ QUANT_GROUP_SIZE = 64
 
 
 @dataclass
-class MusicgenDecoderConfig:
+class MusicgenDecoderConfig(BaseModelArgs):
     model_type: str = "musicgen_decoder"
     vocab_size: int = 2048
     max_position_embeddings: int = 2048
@@ -77,11 +77,6 @@ class MusicgenDecoderConfig:
     cross_attention_hidden_size: int | None = None
     layer_norm_eps: float = 1e-5  # torch.nn.LayerNorm's default; not in the HF config
 
-    @classmethod
-    def from_dict(cls, d: dict) -> MusicgenDecoderConfig:
-        params = inspect.signature(cls).parameters
-        return cls(**{k: v for k, v in d.items() if k in params})
-
     @property
     def start_token_id(self) -> int:
         """Token that fills the delay pattern (transformers: decoder_start or bos token)."""
@@ -95,7 +90,7 @@ class MusicgenDecoderConfig:
 
 
 @dataclass
-class MusicgenConfig:
+class MusicgenConfig(BaseModelArgs):
     """The composite transformers config: ``text_encoder``, ``audio_encoder``, ``decoder``.
 
     ``model_type`` is ``"musicgen"`` or ``"musicgen_melody"`` (which adds ``num_chroma`` and
@@ -110,24 +105,25 @@ class MusicgenConfig:
     chroma_length: int = 235
 
     @classmethod
-    def from_dict(cls, d: dict) -> MusicgenConfig:
-        """Build from a transformers ``MusicgenConfig``/``MusicgenMelodyConfig`` dict."""
-        missing = [k for k in ("text_encoder", "decoder", "audio_encoder") if k not in d]
+    def from_dict(cls, params: dict) -> MusicgenConfig:
+        """Build from a transformers ``MusicgenConfig``/``MusicgenMelodyConfig`` dict: the
+        nested configs become theirs, the decoder taking its start and pad tokens from
+        ``generation_config`` where it has none."""
+        missing = [k for k in ("text_encoder", "decoder", "audio_encoder") if k not in params]
         if missing:
             raise ValueError(f"Not a MusicGen config: missing {', '.join(missing)}")
-        model_type = d.get("model_type", "musicgen")
-        decoder = dict(d["decoder"])
-        gen = d.get("generation_config") or {}
+        decoder = dict(params["decoder"])
+        gen = params.get("generation_config") or {}
         for key in ("decoder_start_token_id", "pad_token_id"):
             if decoder.get(key) is None and gen.get(key) is not None:
                 decoder[key] = gen[key]
-        return cls(
-            text_encoder=T5Config.from_dict(d["text_encoder"]),
-            decoder=MusicgenDecoderConfig.from_dict(decoder),
-            audio_encoder=dict(d["audio_encoder"]),
-            model_type=model_type,
-            num_chroma=d.get("num_chroma", NUM_CHROMA),
-            chroma_length=d.get("chroma_length", 235),
+        return super().from_dict(
+            {
+                **params,
+                "text_encoder": T5Config.from_dict(params["text_encoder"]),
+                "decoder": MusicgenDecoderConfig.from_dict(decoder),
+                "audio_encoder": dict(params["audio_encoder"]),
+            }
         )
 
     @property
@@ -183,28 +179,6 @@ def sinusoidal_table(num_positions: int, dims: int) -> np.ndarray:
     if dims % 2:
         table = np.concatenate([table, np.zeros((num_positions, 1), np.float32)], axis=1)
     return table
-
-
-class DecoderCache:
-    """Per-generation decoder state: self-attention KV caches and the cross-attention K/V.
-
-    The cross-attention keys/values depend only on the encoder states, so they are computed
-    once (`MusicgenDecoder.make_cache`) and reused by every step (and every long-form window).
-    """
-
-    def __init__(
-        self,
-        num_layers: int,
-        cross: list[tuple[mx.array, mx.array]] | None = None,
-        cross_mask: mx.array | None = None,
-    ):
-        self.layers = [KVCache() for _ in range(num_layers)]
-        self.cross = cross
-        self.cross_mask = cross_mask
-
-    @property
-    def offset(self) -> int:
-        return self.layers[0].offset
 
 
 class MusicgenAttention(nn.Module):

@@ -12,7 +12,6 @@ gated one (``gated-gelu`` for t5 v1.1). Dropout is ignored (inference only).
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from dataclasses import dataclass
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
+
+from engine.models.base import BaseModelArgs
 
 
 def _gelu_tanh(x: mx.array) -> mx.array:
@@ -39,7 +40,7 @@ ACTIVATIONS = {
 
 
 @dataclass
-class T5Config:
+class T5Config(BaseModelArgs):
     model_type: str = "t5"
     vocab_size: int = 32128
     d_model: int = 512
@@ -51,12 +52,6 @@ class T5Config:
     relative_attention_max_distance: int = 128
     layer_norm_epsilon: float = 1e-6
     feed_forward_proj: str = "relu"
-
-    @classmethod
-    def from_dict(cls, d: dict) -> T5Config:
-        """Build from a ``config.json`` dict; keys this model does not know are ignored."""
-        params = inspect.signature(cls).parameters
-        return cls(**{k: v for k, v in d.items() if k in params})
 
     @property
     def hidden_size(self) -> int:

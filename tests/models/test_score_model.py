@@ -7,13 +7,8 @@ import pytest
 from mlx.utils import tree_flatten
 
 from engine.models import load_model, save_model
-from engine.models.score import (
-    KVCache,
-    ModelArgs,
-    StaticKVCache,
-    apply_rope,
-    rope_tables,
-)
+from engine.models.cache import KVCache, StaticKVCache
+from engine.models.score import ModelArgs, apply_rope, rope_tables
 from tests.conftest import TINY_MODEL_ARGS, make_tiny_model
 
 TINY = TINY_MODEL_ARGS
