@@ -93,3 +93,25 @@ def test_nothing_in_the_project_imports_the_api_through_the_package():
                         if a.name in engine._API
                     ]
     assert not found, found
+
+
+def test_audio_composition_saves_like_the_others(tmp_path):
+    """`compose_audio`'s result has `.save(folder)` like every pipeline's (no model needed)."""
+    import numpy as np
+
+    from engine.pipelines.musicgen import AudioComposition
+
+    t = np.arange(32000) / 32000
+    comp = AudioComposition(
+        audio=(0.3 * np.sin(2 * np.pi * 440 * t))[:, None].astype(np.float32),
+        sample_rate=32000,
+        text="a test tone",
+        request={"prompt": "a test tone", "model": "musicgen-small", "seed": 1},
+        settings={"seed": 1},
+        model_name="musicgen-small",
+        model_sha256="0" * 64,
+    )
+    record = comp.save(tmp_path / "tone", formats=["wav", "flac"])
+    assert sorted(record["outputs"]) == ["music.flac", "music.wav"]
+    assert (tmp_path / "tone" / "generation.json").is_file()
+    assert record["engine"] == "musicgen" and record["seed"] == 1
