@@ -1017,9 +1017,22 @@ def accompany(
     model=None,
     progress: ProgressFn | None = None,
 ) -> Accompaniment:
-    """Analyse ``input_path`` (audio or MIDI) and write ``part`` (bass, chords, strings,
-    drums) on its beats. ``style``: the score model's style for bass/chords/strings, the drum style
-    (pop, rock, ballad, jazz, folk) for drums; ``progress(stage, done, total)``."""
+    """Analyse ``input_path`` (an audio file: wav, flac, ogg, mp3 …; or a MIDI file) and write
+    ``part`` (bass, chords, strings, drums) on its beats.
+
+    ``style``: the score model's style for bass/chords/strings, the drum style (pop, rock,
+    ballad, jazz, folk) for drums. ``seed`` 0..2**32-1 (the same seed, input and model make
+    the same part). ``model``: the score model's name, folder or a loaded `ScoreModel` (not
+    used for drums). ``progress(stage, done, total)``: ``("analysis", 0..1, 1)``, then
+    ``(part, bars done, bars)`` for a part the model writes; `Accompaniment.save` adds
+    ``("audio", 0..3, 3)``.
+
+    Returns an `Accompaniment`: ``.analysis`` (tempo in BPM, beat times in seconds, meter,
+    key), ``.score`` (a symusic Score of the part, in ticks), ``.onsets_s()`` (seconds) and
+    ``.save(folder)``, which writes ``part.mid``, ``part.wav``, ``mix.wav`` (the input
+    and the part, stereo) and ``generation.json`` and returns the record. Raises
+    `AccompanyError` (a `engine.errors.UserError`).
+    """
     part = check_request(part, style=style, seed=seed, model=model)
     if progress:
         progress("analysis", 0, 1)

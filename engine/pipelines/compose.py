@@ -207,7 +207,15 @@ class Composition:
         overwrite: bool = False,
         progress: ProgressFn | None = None,
     ) -> dict:
-        """Write the files into ``folder`` (made whole, then renamed into place); the record."""
+        """Write ``music.<format>`` for each of ``formats`` (wav, flac, ogg, mp3: stereo at
+        44100 Hz, ``bit_depth`` 16 or 24; mid; musicxml) and ``generation.json`` into the new
+        folder ``folder`` (made whole, then renamed into place); return the record (a dict).
+
+        ``soundfont``: a name or an ``.sf2`` path (default: the best installed);
+        ``effects``: an `engine.audio.render.Effects`; ``overwrite``: replace a folder this
+        program wrote (never another). Raises `ComposeError` (a folder that cannot be written or
+        replaced) or `engine.audio.soundfonts.SoundFontError`, both `engine.errors.UserError`.
+        """
         return write_generation(
             self,
             Path(folder),
@@ -708,7 +716,27 @@ def compose(
     progress: ProgressFn | None = None,
     **options,
 ) -> Composition:
-    """Write a piece for ``prompt`` and options (see `plan`); return the `Composition`."""
+    """Write a piece for ``prompt`` (plain words, at most 2000 characters) and ``options``.
+
+    ``options`` are keyword arguments, each optional (None: from the prompt, else the
+    default); `plan` checks them all before any model loads: ``style``, ``key`` (a tonic
+    such as ``"G"`` or ``"F#"``), ``mode`` (``"major"``/``"minor"`` …), ``meter``
+    (``"3/4"``), ``tempo_bpm`` (beats a minute, 20..300), ``seconds`` (length in seconds) or
+    ``bars`` (whole bars, 1..128), ``instruments`` (names or one string), ``structure``
+    (``"AABA"``), ``creativity`` (0..1), ``seed`` (0..2**32-1, default 0: the same seed,
+    model and options make the same piece) and the rest of `plan`'s list.
+
+    ``model``: a name (``"score-base"``), a model folder or a
+    loaded `engine.symbolic.score_api.ScoreModel` (default: the shipped model).
+    ``progress(stage, done, total)`` is called as the bars are written: ``total`` is the
+    piece's bars, ``done`` grows to it.
+
+    Returns a `Composition`: ``.score`` (a symusic Score, in ticks), ``.plan`` (every
+    decision: key, tempo in BPM, bars, parts with their MIDI ranges, seed …), ``.request``
+    and ``.save(folder)``, which writes the files and ``generation.json`` (replay makes
+    them again) and returns that record as a dict. Raises `ComposeError` (a
+    `engine.errors.UserError`) for a request that cannot be made.
+    """
     from engine.symbolic import score_api as api
 
     request = {"prompt": prompt, **{k: v for k, v in options.items() if v is not None}}
@@ -741,6 +769,8 @@ def compose_variations(
     """``count`` pieces for ``prompt`` with seeds ``seed`` .. ``seed + count - 1``, written
     together: up to `engine.generate.MAX_BATCH_ROWS` pieces share each decoding step.
 
+    The options are `compose`'s; ``seed`` is required here (0..2**32 - count) and
+    ``count`` is 1..32. Returns ``count`` `Composition` objects, in seed order.
     ``progress(i)`` gives piece i's progress callback (called while piece i is written). Each
     piece of a batch records it (``request["batch"]``: the seeds of its rows and its row),
     and `replay` reruns that batch: a piece written in a batch can differ from the same seed

@@ -215,6 +215,9 @@ def model_takes_melody(name_or_path: str) -> bool | None:
 # ---- composing ---------------------------------------------------------------------------
 @dataclass
 class AudioComposition:
+    """Audio made by `compose_audio`: ``audio`` float32 [frames, channels] (1, or 2 for the
+    stereo models) at ``sample_rate`` Hz (32000), and what was asked and used."""
+
     audio: np.ndarray  # [T, C] float32
     sample_rate: int
     text: str
@@ -223,6 +226,20 @@ class AudioComposition:
     model_name: str
     model_sha256: str
     inputs: dict = field(default_factory=dict)  # melody / audio prompt: path and sha256
+
+    def save(
+        self,
+        folder: str | Path,
+        *,
+        formats: Sequence[str] = ("wav",),
+        bit_depth: int = 16,
+        overwrite: bool = False,
+    ) -> dict:
+        """Write ``music.<format>`` (wav, flac, ogg, mp3; loudness normalised) and
+        ``generation.json`` into the new ``folder``; return the record (`save_audio_piece`)."""
+        return save_audio_piece(
+            self, folder, formats=formats, bit_depth=bit_depth, overwrite=overwrite
+        )
 
 
 def describe_text(prompt: str, options: dict) -> str:
@@ -259,8 +276,21 @@ def compose_audio(
 ) -> AudioComposition:
     """Make audio with a MusicGen model (see the module docstring).
 
+    ``model``: a catalogue name (``disco-musica models``; downloaded from the Hugging Face Hub
+    and converted on first use, see `engine.hub.resolve_model`) or a converted folder.
+    ``seconds``: length in seconds (default 10, at most 300; with ``audio_prompt`` the length
+    added). ``seed`` 0..2**32-1. ``creativity`` 0..1 sets the temperature (0.5: MusicGen's
+    1.0); ``guidance``: the classifier-free guidance scale, 0..20 (default 3). ``melody``: an
+    audio file whose chroma conditions a melody model; ``audio_prompt``: an audio file to
+    continue. Options
+    ``style``, ``mood``, ``instruments``, ``key``, ``mode``, ``tempo_bpm`` become words of
+    the text. ``progress(stage, done, total)``: ``("converting", 0..1, 1)`` the first time,
+    then ``("audio frames", done, total)`` (50 frames a second).
+
     Every option is checked (`check_request`) before the model is looked up, downloaded or
-    loaded.
+    loaded. Returns an `AudioComposition` (``.audio`` float32 [frames, channels] at
+    ``.sample_rate`` Hz; ``.save(folder)``). Raises `engine.errors.MusicgenError`.
+    The weights are CC-BY-NC 4.0 (non-commercial).
     """
     from engine.models.musicgen import MusicGen
 

@@ -156,7 +156,16 @@ def replay(
 ) -> tuple[dict, dict[str, bool]]:
     """Make a recorded generation again into ``folder``; return (record, same-bytes per file).
 
-    Audio is expected identical only when the same SoundFont (same sha256) is used.
+    ``record_path``: a ``generation.json`` written by `compose` / `Composition.save`,
+    `harmonize`, `restyle`, `continue_audio`, `accompany` or MusicGen's pieces. ``folder``:
+    the new folder (``overwrite``: replace one this program wrote). ``progress(stage, done,
+    total)`` as the recorded pipeline reports it. Returns the new record (a dict) and
+    ``{file name: True if its bytes equal the recorded file's}``. The recorded model is
+    found by its weights' sha256, the SoundFont by its sha256; MIDI is identical with the
+    same weights, audio with the same SoundFont too.
+
+    Raises `ComposeError` (or the recorded pipeline's `engine.errors.UserError`) for a
+    record that cannot be replayed: edited, its model or input file gone or changed.
     """
     from engine.audio.render import Effects
     from engine.record import read_record

@@ -952,8 +952,13 @@ def transcribe(
     progress: Callable[[int, int], None] | None = None,
     model=None,
 ) -> Transcription:
-    """Transcribe audio (a file, or an array [S] / [S, channels] with ``sample_rate``, or what
-    `check_audio` returned) to notes.
+    """Transcribe audio (a file: wav, flac, ogg, mp3 …; or a float array [S] / [S, channels],
+    samples in -1..1, with ``sample_rate`` in Hz; or what `check_audio` returned) to notes.
+
+    Returns a `Transcription`: ``.notes`` (`NoteEvent`: ``start_s`` / ``end_s`` in seconds,
+    ``pitch`` a MIDI number 21..108, ``amplitude`` 0..1), ``.duration_s``, ``.settings``,
+    ``.model_output`` (``note`` and ``onset`` [frames, 88], ``contour`` [frames, 264],
+    0..1 at 86.13 frames a second), ``.warnings``, ``.to_score()`` and ``.to_midi_bytes()``.
 
     ``onset_threshold`` / ``frame_threshold`` (0..1): how sure the model must be that a note
     starts / still sounds; lower finds more notes. ``min_note_ms``: shorter notes are dropped.

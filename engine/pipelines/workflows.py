@@ -810,6 +810,14 @@ def harmonize(
     with its track name; the input's tempo map and time signatures are kept, and audio is
     placed where it was sung (`lead_in`). ``comp.melody`` holds it and the grid copy the
     model heard (`clean_melody`); ``comp.settings["warnings"]`` lists what was left out.
+
+    ``voices``: 2, 3 or 4 parts in all (the melody and bass; alto; tenor). ``program``: a
+    General MIDI program number, 0..127. ``model``: a name, folder or loaded `ScoreModel`.
+    ``temperature`` / ``top_p`` / ``key_strength``: sampling (None: the workflow defaults);
+    ``seed`` 0..2**32-1 (the same seed makes the same parts). ``progress(stage, done, total)``
+    counts bars of the melody written (stage ``"parts"``); an audio melody is transcribed
+    first. Returns an `engine.pipelines.compose.Composition` (``.score``, ``.save(folder)``,
+    replayable). Raises `WorkflowError` (a `engine.errors.UserError`).
     """
     from engine.symbolic.score_api import ScoreModelError, input_key
 
@@ -946,6 +954,10 @@ def restyle(
     new parts keep the old parts' registers, programs and names. ``keep_rhythm``: every old
     note keeps its onset, duration and velocity exactly and takes its pitch from the new
     part (`repitch`). Drum tracks are kept as they are.
+
+    ``source``: a MIDI file path or a symusic Score with at least two parts. Sampling,
+    ``seed`` (0..2**32-1) and ``progress(stage, done, total)`` (bars, stage ``"parts"``) are
+    as in `harmonize`. Returns a `Composition`; raises `WorkflowError`.
     """
     from engine.symbolic.score_api import ScoreModelError, input_key, track_index_of
 
@@ -1061,6 +1073,12 @@ def continue_audio(
 
     The continuation is in the clip's own key (music21's), metre and tempo (the beat
     tracker's); the result is the transcription followed by ``bars`` new bars.
+
+    ``audio``: an audio file path (wav, flac, ogg, mp3 …). ``bars``: new bars, 1..128
+    (default 4). Sampling and ``seed`` as in `harmonize`; ``progress(stage, done, total)``
+    counts tokens of the continuation (stage ``"continuation"``). Returns a `Composition`;
+    raises `WorkflowError` (or `engine.pipelines.transcribe.TranscribeError` for audio that
+    cannot be read).
     """
     from engine.symbolic import score_api as api
     from engine.symbolic.tokenizer import TONICS

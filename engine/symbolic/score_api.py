@@ -249,7 +249,16 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
 
 
 def load(name_or_path: str | Path = DEFAULT_MODEL) -> ScoreModel:
-    """Load a score model by name (``"score-base"``) or from a model folder."""
+    """Load a score model by name (``"score-base"``, the shipped default; see
+    `available_models`) or from a model folder (``config.json``, ``model.safetensors``,
+    ``tokenizer/``), e.g. one that ``disco-musica train score`` wrote.
+
+    Returns a `ScoreModel`, whose ``generate``, ``continue_score``, ``add_tracks`` and
+    ``regenerate_bars`` return a `GeneratedScore` (``.score``: a symusic Score in ticks;
+    ``.save_midi(path)``). Its ``context`` is the window in tokens. Pass it as ``model=`` to
+    the pipelines to load it once for many calls. Raises `ScoreModelError` (a
+    `engine.errors.UserError`) for an unknown name or a folder that is not a score model.
+    """
     return ScoreModel.load(name_or_path)
 
 
