@@ -86,3 +86,8 @@ class MusicgenError(UserError, ValueError):
 
 class ScoreModelError(UserError, ValueError):
     """A user-facing problem: a bad parameter, file or model name."""
+
+
+class AudioFileError(UserError, ValueError):
+    """An audio file that cannot be used (missing, empty, not audio, no samples, NaN,
+    silent, too long), named in one line."""

@@ -23,13 +23,13 @@ import math
 import warnings
 import zlib
 from dataclasses import asdict, dataclass, fields
-from math import gcd
 from pathlib import Path
 
 import numpy as np
 
 from engine import names
 from engine.atomic import write_bytes_atomic
+from engine.audio.io import resample
 from engine.audio.soundfonts import load_soundfont, soundfont_path
 from engine.errors import RenderError
 
@@ -320,16 +320,6 @@ def _check_sample_rate(sample_rate: int) -> int:
     return int(sample_rate)
 
 
-def _resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """Polyphase resampling (scipy, Kaiser window): exact and deterministic."""
-    if rate_in == rate_out:
-        return audio
-    from scipy.signal import resample_poly
-
-    g = gcd(rate_in, rate_out)
-    return resample_poly(audio, rate_out // g, rate_in // g, axis=0).astype(np.float32)
-
-
 def _synthesize(midi, sf2: bytes, sf2_path: Path, sample_rate: int) -> np.ndarray:
     import midirenderer
     import soundfile as sf
@@ -353,7 +343,7 @@ def _synthesize(midi, sf2: bytes, sf2_path: Path, sample_rate: int) -> np.ndarra
     if audio.shape[1] == 1:
         audio = np.repeat(audio, 2, axis=1)
     audio = np.ascontiguousarray(audio[:, :2])
-    return _resample(audio, int(rate), sample_rate)
+    return resample(audio, int(rate), sample_rate)
 
 
 def render_midi(

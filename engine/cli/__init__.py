@@ -150,18 +150,18 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.cli import transcribe as cli_transcribe
     from engine.cli import workflows as cli_workflows
 
-    cli_generate.add_commands(sub, _command)
-    cli_transcribe.add_commands(sub, _command)
-    cli_workflows.add_commands(sub, _command)
-    cli_accompany.add_commands(sub, _command)
+    cli_generate.add_commands(sub, register)
+    cli_transcribe.add_commands(sub, register)
+    cli_workflows.add_commands(sub, register)
+    cli_accompany.add_commands(sub, register)
 
-    cli_score.add_commands(sub, _command)
-    cli_train.add_commands(sub, _command)
-    cli_soundfonts.add_commands(sub, _command)
+    cli_score.add_commands(sub, register)
+    cli_train.add_commands(sub, register)
+    cli_soundfonts.add_commands(sub, register)
     return parser
 
 
-def _command(sub, name: str, handler: Callable, help_text: str, words: tuple[str, ...]):
+def register(sub, name: str, handler: Callable, help_text: str, words: tuple[str, ...]):
     p = sub.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:])
     p.set_defaults(handler=handler, parser=p, words=words)
     return p

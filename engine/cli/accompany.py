@@ -23,7 +23,7 @@ PARTS = names.ACCOMPANY_PARTS  # engine.pipelines.accompany.PARTS
 
 
 def add_commands(sub, command) -> None:
-    """Register ``accompany`` on the ``sub`` parsers (``command`` = cli._command)."""
+    """Register ``accompany`` on the ``sub`` parsers."""
     p = command(
         sub,
         "accompany",

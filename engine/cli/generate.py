@@ -50,7 +50,7 @@ def part_writing_options(p) -> None:
 
 
 def add_commands(sub, command) -> None:
-    """Register generate, replay and prompt on the ``sub`` parsers (``command`` = cli._command)."""
+    """Register generate, replay and prompt on the ``sub`` parsers."""
     p = command(sub, "generate", cmd_generate, "make music from a text prompt", ("generate",))
     p.add_argument(
         "prompt",

@@ -20,7 +20,7 @@ from engine.cli import progress as ui
 
 
 def add_commands(sub, command) -> None:
-    """Register ``soundfonts`` and ``soundfonts get`` (``command`` = cli._command)."""
+    """Register ``soundfonts`` and ``soundfonts get``."""
     p = command(
         sub,
         "soundfonts",

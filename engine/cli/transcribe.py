@@ -44,7 +44,7 @@ FREQ_RANGE = f"{names.num(names.MIN_FREQ_HZ)}..{names.num(names.MAX_FREQ_HZ)} Hz
 
 
 def add_commands(sub, command) -> None:
-    """Register ``transcribe`` on the ``sub`` parsers (``command`` = cli._command)."""
+    """Register ``transcribe`` on the ``sub`` parsers."""
     p = command(
         sub,
         "transcribe",
@@ -133,8 +133,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     if out is None:
         out = common.new_path(Path.cwd(), audio.stem or "transcription")
 
+    from engine.errors import AudioFileError
     from engine.pipelines.transcribe import (
-        TranscribeError,
         basic_pitch_model,
         check_audio,
         check_settings,
@@ -164,7 +164,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
                 progress=progress,
                 model=model,
             )
-    except TranscribeError as e:
+    except AudioFileError as e:  # the file or the settings (TranscribeError is one)
         raise common.CliError(str(e)) from None
 
     midi = result.to_midi_bytes()
@@ -273,7 +273,8 @@ def _time_axis(end_s: float, width: int) -> str:
 
 def _recipe(args, result, model, midi: bytes, out: Path, audio: Path) -> dict:
     """What the sidecar records: enough to make the same MIDI bytes again."""
-    from engine import __version__, cli
+    from engine import __version__
+    from engine.atomic import sha256_file
 
     words = [w for w in _recorded_args(args)]
     q = result.quantization
@@ -285,7 +286,7 @@ def _recipe(args, result, model, midi: bytes, out: Path, audio: Path) -> dict:
         "parameters": result.settings,
         "input": {
             "path": str(audio.resolve()),
-            "sha256": cli.sha256_file(audio),
+            "sha256": sha256_file(audio),
             "duration_s": round(result.duration_s, 6),
         },
         "note_count": len(result.notes),
@@ -301,7 +302,7 @@ def _recipe(args, result, model, midi: bytes, out: Path, audio: Path) -> dict:
         "model": {
             "name": "basic-pitch (ICASSP 2022, Spotify, Apache-2.0)",
             "path": str(model_path.resolve()) if model_path else None,
-            "sha256": cli.sha256_file(model_path / "model.safetensors") if model_path else None,
+            "sha256": sha256_file(model_path / "model.safetensors") if model_path else None,
         },
         "midi": {"file": out.name, "sha256": hashlib.sha256(midi).hexdigest()},
         "disco_musica_version": __version__,

@@ -22,7 +22,7 @@ STYLE_HELP = names.STYLE_NAMES
 
 
 def add_commands(sub, command) -> None:
-    """Register harmonize and restyle on the ``sub`` parsers (``command`` = cli._command)."""
+    """Register harmonize and restyle on the ``sub`` parsers."""
     p = command(
         sub,
         "harmonize",

@@ -227,14 +227,14 @@ def analyze(input_path: str | Path, *, transcribe_notes: bool = True) -> Analysi
 
 def _load_mono(path: Path) -> tuple[np.ndarray, int, np.ndarray]:
     """(mono at ANALYSIS_SAMPLE_RATE, original rate, original [S, C]) or AccompanyError."""
-    import soxr
 
-    from engine.pipelines.transcribe import TranscribeError, check_audible, load_audio
+    from engine.audio.io import check_audible, load_audio, resample
+    from engine.errors import AudioFileError
 
     try:  # NaN/Inf refused, a file cut short warned about (InputWarning), silence refused
         audio, sr = load_audio(path, min_seconds=MIN_SECONDS)  # cut short and too short: 1 line
         check_audible(audio, str(path))
-    except TranscribeError as e:
+    except AudioFileError as e:
         raise AccompanyError(str(e)) from None
     if audio.shape[0] < MIN_SECONDS * sr:
         raise AccompanyError(
@@ -243,7 +243,7 @@ def _load_mono(path: Path) -> tuple[np.ndarray, int, np.ndarray]:
         )
     mono = audio.mean(axis=1).astype(np.float32)
     if sr != ANALYSIS_SAMPLE_RATE:
-        mono = soxr.resample(mono, sr, ANALYSIS_SAMPLE_RATE).astype(np.float32)
+        mono = resample(mono, sr, ANALYSIS_SAMPLE_RATE)
     return mono, sr, audio
 
 
@@ -251,7 +251,7 @@ def _analyze_audio(path: Path, *, transcribe_notes: bool) -> Analysis:
     import librosa
     from scipy.ndimage import uniform_filter1d
 
-    from engine.pipelines.transcribe import quiet_libraries
+    from engine.audio.io import quiet_libraries
 
     y, _, _ = _load_mono(path)
     sr = ANALYSIS_SAMPLE_RATE
@@ -487,7 +487,7 @@ def refine_beats(y: np.ndarray, beats: np.ndarray) -> np.ndarray:
     """
     import librosa
 
-    from engine.pipelines.transcribe import quiet_libraries
+    from engine.audio.io import quiet_libraries
 
     sr = ANALYSIS_SAMPLE_RATE
     with quiet_libraries():
@@ -517,7 +517,8 @@ def _transcribed_notes(path: Path, an: Analysis) -> list[tuple[float, float, int
     """Basic Pitch's notes as (start_q, end_q, pitch, velocity) on the grid (sixteenths)."""
     import warnings
 
-    from engine.pipelines.transcribe import InputWarning, transcribe
+    from engine.errors import InputWarning
+    from engine.pipelines.transcribe import transcribe
 
     notes = []
     with warnings.catch_warnings():  # the input's warnings came with its analysis; "no notes
@@ -1074,9 +1075,8 @@ def _input_audio(path: Path, sample_rate: int) -> np.ndarray:
     """The input file as float32 [frames, 2] at ``sample_rate``."""
     import warnings
 
-    import soxr
-
-    from engine.pipelines.transcribe import InputWarning, load_audio
+    from engine.audio.io import load_audio, resample
+    from engine.errors import InputWarning
 
     with warnings.catch_warnings():  # a file cut short was reported when it was analysed
         warnings.simplefilter("ignore", InputWarning)
@@ -1084,7 +1084,7 @@ def _input_audio(path: Path, sample_rate: int) -> np.ndarray:
     audio = audio if audio.shape[1] >= 2 else np.repeat(audio, 2, axis=1)
     audio = np.ascontiguousarray(audio[:, :2], dtype=np.float32)
     if sr != sample_rate:
-        audio = soxr.resample(audio, sr, sample_rate).astype(np.float32)
+        audio = resample(audio, sr, sample_rate)
     return audio
 
 

@@ -68,20 +68,21 @@ def is_musicgen(model: str | None) -> bool:
 def read_audio(path: str | Path, what: str) -> tuple[np.ndarray, int]:
     """Audio [T, C] float32 and its rate, with one-line errors for bad files.
 
-    `engine.pipelines.transcribe.load_audio` reads it (the one audio reader: a missing or empty
+    `engine.audio.io.load_audio` reads it (the one audio reader: a missing or empty
     file,
     content that is not audio, no samples, NaN or infinite samples are refused; a WAV or AIFF
     cut short is used as far as it goes, with an `engine.errors.InputWarning`); silence (peak
-    below `engine.pipelines.transcribe.SILENCE_DBFS`) is refused too. ``what`` ("melody") starts the
+    below `engine.audio.io.SILENCE_DBFS`) is refused too. ``what`` ("melody") starts the
     name of the file in every message.
     """
-    from engine.pipelines.transcribe import TranscribeError, check_audible, load_audio
+    from engine.audio.io import check_audible, load_audio
+    from engine.errors import AudioFileError
 
     p = Path(path).expanduser()
     try:
         audio, sr = load_audio(p, what=what)
         check_audible(audio, f"{what} {p}")
-    except TranscribeError as e:
+    except AudioFileError as e:
         raise MusicgenError(str(e)) from None
     return audio, sr
 

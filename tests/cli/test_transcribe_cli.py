@@ -25,7 +25,7 @@ def run(capsys, monkeypatch):
         parser = original()
         sub = parser._subparsers._group_actions[0]
         if "transcribe" not in sub.choices:
-            add_commands(sub, cli._command)
+            add_commands(sub, cli.register)
         return parser
 
     monkeypatch.setattr(cli, "build_parser", build)
@@ -149,7 +149,7 @@ def test_help_defaults_are_the_apis_and_help_is_quick():
     code = (
         "import sys, argparse; from engine import cli; from engine.cli.transcribe import "
         "add_commands; p = argparse.ArgumentParser(); s = p.add_subparsers(); "
-        "add_commands(s, cli._command); print('HEAVY', [m for m in ('mlx.core', "
+        "add_commands(s, cli.register); print('HEAVY', [m for m in ('mlx.core', "
         "'engine.pipelines.transcribe', 'librosa') if m in sys.modules])"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

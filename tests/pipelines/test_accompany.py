@@ -183,7 +183,7 @@ def run(capsys, monkeypatch):
         parser = original()
         sub = parser._subparsers._group_actions[0]
         if "accompany" not in sub.choices:
-            add_commands(sub, cli._command)
+            add_commands(sub, cli.register)
         return parser
 
     monkeypatch.setattr(cli, "build_parser", build)

@@ -1,7 +1,7 @@
 """Broken, cut-short, silent and tiny audio: one-line errors or one-line warnings, never a
 traceback or a silent 0-note success; no third-party warning text on the terminal.
 
-The reader is `engine.pipelines.transcribe.load_audio` (transcribe, accompany, harmonize/continue
+The reader is `engine.audio.io.load_audio` (transcribe, accompany, harmonize/continue
 of a
 recording); MusicGen's melody and audio prompt use `engine.pipelines.musicgen.read_audio`.
 """
@@ -20,6 +20,9 @@ import pytest
 import soundfile as sf
 
 from engine import cli
+from engine.audio import io as AIO
+from engine.cli import common
+from engine.errors import AudioFileError, InputWarning
 from engine.models.basic_pitch import BasicPitch
 from engine.pipelines import accompany as A
 from engine.pipelines import musicgen as mg
@@ -79,29 +82,29 @@ def test_nan_and_inf_samples_are_one_line_errors_everywhere(files, model):
     for name in ("nan", "inf"):
         path = files[name]
         for call in (
-            lambda path=path: T.load_audio(path),
+            lambda path=path: AIO.load_audio(path),
             lambda path=path: T.transcribe(path, model=model),
             lambda path=path: A.analyze(path),
         ):
-            with pytest.raises((T.TranscribeError, A.AccompanyError), match="NaN or infinite"):
+            with pytest.raises((AudioFileError, A.AccompanyError), match="NaN or infinite"):
                 call()
         with pytest.raises(mg.MusicgenError, match="melody .* holds NaN or infinite"):
             mg.check_request(model="musicgen-melody", melody=path)
 
 
 def test_a_file_cut_short_is_read_as_far_as_it_goes_with_a_warning(files):
-    with pytest.warns(T.InputWarning, match=r"cut short: only 1\.00 s of the 3\.00 s"):
-        audio, sr = T.load_audio(files["cut"])
+    with pytest.warns(InputWarning, match=r"cut short: only 1\.00 s of the 3\.00 s"):
+        audio, sr = AIO.load_audio(files["cut"])
     assert sr == SR and audio.shape[0] == pytest.approx(SR, abs=30)
-    assert T.promised_frames(files["cut"]) == 3 * SR
-    assert T.promised_frames(files["cut.aiff"]) == 3 * SR
-    with pytest.warns(T.InputWarning, match=r"cut short: only 1\.50 s of the 3\.00 s"):
-        T.load_audio(files["cut.aiff"])
+    assert AIO.promised_frames(files["cut"]) == 3 * SR
+    assert AIO.promised_frames(files["cut.aiff"]) == 3 * SR
+    with pytest.warns(InputWarning, match=r"cut short: only 1\.50 s of the 3\.00 s"):
+        AIO.load_audio(files["cut.aiff"])
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a whole file: no warning
-        T.load_audio(files["good"])
-        assert T.promised_frames(files["good"]) == 3 * SR
-    with pytest.warns(T.InputWarning, match="melody .* cut short"):
+        AIO.load_audio(files["good"])
+        assert AIO.promised_frames(files["good"]) == 3 * SR
+    with pytest.warns(InputWarning, match="melody .* cut short"):
         mg.check_request(model="musicgen-melody", melody=files["cut"])
 
 
@@ -111,7 +114,7 @@ def test_silence_and_too_short_are_refused(files, model):
         ("hiss", r"is silent \(peak -6\d dBFS\)"),  # noise far below -60 dBFS
         ("tiny", "5 ms long, too short to hold a note"),
     ):
-        with pytest.raises(T.TranscribeError, match=words):
+        with pytest.raises(AudioFileError, match=words):
             T.transcribe(files[name], model=model)
     with pytest.raises(A.AccompanyError, match="is silent"):
         A.analyze(files["hiss"])
@@ -120,7 +123,7 @@ def test_silence_and_too_short_are_refused(files, model):
 
 
 def test_no_notes_found_is_a_warning_and_the_api_sees_it(files, model):
-    with pytest.warns(T.InputWarning, match="no notes found .* lower the onset and frame"):
+    with pytest.warns(InputWarning, match="no notes found .* lower the onset and frame"):
         result = T.transcribe(files["good"], onset_threshold=1, frame_threshold=1, model=model)
     assert result.notes == [] and "no notes found" in result.warnings[0]
 
@@ -180,7 +183,7 @@ def test_librosa_warnings_stay_inside_in_process(files, model):
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        warnings.simplefilter("ignore", T.InputWarning)  # ours: tested above
+        warnings.simplefilter("ignore", InputWarning)  # ours: tested above
         # chroma_cqt warned here; 2.1 s is now too short to hear a beat in (a clean refusal)
         with contextlib.suppress(A.AccompanyError):
             A.analyze(files["short21"], transcribe_notes=False)
@@ -207,15 +210,15 @@ def test_content_that_is_not_audio_is_refused_before_any_decoder(tmp_path, capfd
     }
     cases["utf16.wav"].write_text("hello, this is text\n" * 50, encoding="utf-16")
     for path in cases.values():
-        for call, args in ((T.load_audio, {}), (T.transcribe, {"model": model}), (A.analyze, {})):
-            with pytest.raises((T.TranscribeError, A.AccompanyError)) as e:
+        for call, args in ((AIO.load_audio, {}), (T.transcribe, {"model": model}), (A.analyze, {})):
+            with pytest.raises((AudioFileError, A.AccompanyError)) as e:
                 call(path, **args)
             assert str(e.value).startswith(f"{path} is not audio (its first bytes are not WAV, ")
         with pytest.raises(mg.MusicgenError, match=f"melody {path} is not audio"):
             mg.check_request(model="musicgen-melody", melody=path)
     (tmp_path / "midi.wav").write_bytes(melody_midi())
-    with pytest.raises(T.TranscribeError, match="midi.wav is a MIDI file, not audio"):
-        T.load_audio(tmp_path / "midi.wav")
+    with pytest.raises(AudioFileError, match="midi.wav is a MIDI file, not audio"):
+        AIO.load_audio(tmp_path / "midi.wav")
     out, err = capfd.readouterr()
     assert err == "" and out == ""
 
@@ -226,8 +229,8 @@ def test_every_kind_soundfile_writes_passes_the_content_check(tmp_path):
                      ("a.mp3", {"format": "MP3"}), ("a.caf", {"format": "CAF"}),
                      ("a.w64", {"format": "W64"}), ("a.rf64", {"format": "RF64"})):  # fmt: skip
         sf.write(tmp_path / name, np.stack([x, x], axis=1), SR, **kw)
-        assert T.sniff_audio((tmp_path / name).read_bytes()[: T.SNIFF_BYTES]), name
-        audio, sr = T.load_audio(tmp_path / name)
+        assert AIO.sniff_audio((tmp_path / name).read_bytes()[: AIO.SNIFF_BYTES]), name
+        audio, sr = AIO.load_audio(tmp_path / name)
         assert sr == SR and audio.shape[1] == 2 and audio.shape[0] >= 0.45 * SR, name
 
 
@@ -236,13 +239,13 @@ def test_decoder_chatter_on_fd2_is_kept_off_the_terminal(tmp_path, capfd):
     C library's own lines go to /dev/null, only around the decode; fd 2 works after it."""
     bad = tmp_path / "tagged.mp3"
     bad.write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x00" + np.random.default_rng(1).bytes(40_000))
-    with pytest.raises(T.TranscribeError, match="tagged.mp3") as e:
-        T.load_audio(bad)
+    with pytest.raises(AudioFileError, match="tagged.mp3") as e:
+        AIO.load_audio(bad)
     assert "does not exist or is not a regular file" not in str(e.value)
     os.write(2, b"still here\n")
     out, err = capfd.readouterr()
     assert err == "still here\n"
-    with T.quiet_decoder():
+    with AIO.quiet_decoder():
         os.write(2, b"hidden\n")
     os.write(2, b"shown\n")
     assert capfd.readouterr().err == "shown\n"
@@ -258,8 +261,8 @@ def test_a_file_without_samples_is_refused_naming_it(tmp_path, model):
     ):
         path = tmp_path / name
         FILES[name](path)
-        for call, args in ((T.load_audio, {}), (T.transcribe, {"model": model})):
-            with pytest.raises(T.TranscribeError, match=words):
+        for call, args in ((AIO.load_audio, {}), (T.transcribe, {"model": model})):
+            with pytest.raises(AudioFileError, match=words):
                 call(path, **args)
         with pytest.raises(A.AccompanyError, match=words):
             A.analyze(path)
@@ -282,10 +285,10 @@ def test_too_short_after_a_cut_is_one_error_without_a_warning_first(tmp_path, mo
             f"{path} is cut short: only 0.10 s of the 10.00 s its header promises could be "
             "read, and at least 2 s are needed; use a complete copy of the file"
         )
-        with pytest.raises(T.TranscribeError, match=r"cut short: its header promises 10.00 s"):
+        with pytest.raises(AudioFileError, match=r"cut short: its header promises 10.00 s"):
             T.transcribe(path, model=model)
-    with pytest.warns(T.InputWarning, match="cut short"):  # long enough: read, with a warning
-        T.load_audio(path, min_seconds=0.05)
+    with pytest.warns(InputWarning, match="cut short"):  # long enough: read, with a warning
+        AIO.load_audio(path, min_seconds=0.05)
 
 
 def test_accompany_cli_cut_short_and_empty_are_one_line(run, tmp_path):
@@ -307,7 +310,7 @@ def test_continue_a_recording_checks_the_sampling_options_as_for_midi(
     def no_model(name):
         raise AssertionError(f"the model {name} was loaded before the options were checked")
 
-    monkeypatch.setattr(cli, "_load_model", no_model)
+    monkeypatch.setattr(common, "load_model", no_model)
     for argv, words in (
         (["--top-k", "-1"], "--top-k must be 0 or more, not -1"),
         (["--top-k", str(2**70)], "--top-k does not apply when a recording is continued"),
@@ -326,7 +329,7 @@ def test_continue_a_recording_checks_the_sampling_options_as_for_midi(
 def test_continue_a_recording_checks_the_audio_before_the_model_loads(run, tmp_path, monkeypatch):
     from tests.hostile.corpus import FILES
 
-    monkeypatch.setattr(cli, "_load_model", lambda name: 1 / 0)  # a traceback if reached
+    monkeypatch.setattr(common, "load_model", lambda name: 1 / 0)  # a traceback if reached
     for name, words in (("random.wav", "is not audio"), ("header-lies.wav", "holds no samples"),
                         ("silence.wav", "is silent"), ("one-sample.wav", "too short")):  # fmt: skip
         FILES[name](tmp_path / name)

@@ -248,7 +248,7 @@ def test_harmonize_help_is_quick_to_load():
         "import sys, argparse; from engine import cli, cli_workflows; "
         "p = cli.build_parser(); "
         "sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)); "
-        "'harmonize' in sub.choices or cli_workflows.add_commands(sub, cli._command); "
+        "'harmonize' in sub.choices or cli_workflows.add_commands(sub, cli.register); "
         "cli.build_parser = lambda: p; rc = cli.main(['harmonize', '--help']); "
         "heavy = [m for m in ('mlx.core', 'engine.symbolic.tokenizer', 'miditok', 'music21') "
         "if m in sys.modules]; print('HEAVY', heavy); sys.exit(rc)"
