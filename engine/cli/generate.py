@@ -421,6 +421,7 @@ def continue_audio(args: argparse.Namespace) -> int:
         )
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(common.RANDOM_SEED_LIMIT)
+    common.check_seed(args.seed)  # before its folder is named after it
     steering = dict.fromkeys(
         (
             "structure progression dynamics dynamics_shape articulation density syncopation "
