@@ -25,6 +25,7 @@ FLOORS = {
     "engine.names": 0,
     "engine.atomic": 0,
     "engine.sample": 0,
+    "engine.seeds": 0,
     "engine.record": 0,
     "engine.models": 1,
     "convert": 2,

@@ -63,7 +63,7 @@ def cmd_accompany(args: argparse.Namespace) -> int:
     from engine.pipelines.accompany import accompany, check_part
 
     part = check_part(args.part)
-    common.check_range("--seed", args.seed, 0, common.MAX_SEED)
+    common.check_seed(args.seed)
     src = Path(args.input)
     folder = Path(args.out).expanduser() if args.out else Path(f"{src.stem}-{part}")
     from engine.record import check_new_folder

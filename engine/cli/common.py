@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Collection
 from pathlib import Path
 
-from engine import names
+from engine import names, seeds
 from engine.cli import progress as ui
 from engine.errors import UserError
 
@@ -77,7 +77,7 @@ def fill_defaults(args: argparse.Namespace, **command_defaults) -> None:
     if not 0 < args.top_p <= 1:
         raise CliError(f"--top-p must be more than 0 and at most 1, not {args.top_p:g}")
     check_range("--key-strength", args.key_strength, 0.0, api.MAX_KEY_STRENGTH)
-    check_range("--seed", args.seed, 0, MAX_SEED)
+    check_seed(args.seed)
 
 
 def default_of(method: Callable, name: str):
@@ -152,6 +152,12 @@ def check_range(name: str, value, lo, hi, what: str | None = None) -> None:
             f"{name} must be {names.num(lo)}..{names.num(hi)}, not {names.num(value)}; use "
             f"{names.num(nearest)}"
         )
+
+
+def check_seed(value, count: int = 1) -> None:
+    """``--seed`` in range, with the message every face gives (`engine.seeds.check_seed`);
+    ``count``: the variations that use ``value`` and the seeds after it."""
+    seeds.check_seed(value, CliError, count=count, name="--seed")
 
 
 def plural(n: int, word: str) -> str:
@@ -340,7 +346,8 @@ def output_folders(args: argparse.Namespace, fallback: str) -> list[Path]:
         words = prompt_words(args.prompt, fallback)
         folders = []
         for i in range(n):
-            folders.append(unique_folder(DEFAULT_ROOT, f"{words}-{args.seed + i}", folders))
+            seed = seeds.derive_seed(args.seed, "variation", i)
+            folders.append(unique_folder(DEFAULT_ROOT, f"{words}-{seed}", folders))
     for f in folders:
         check_new_folder(f, args.overwrite, CliError)
     return folders

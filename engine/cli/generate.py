@@ -16,6 +16,7 @@ from pathlib import Path
 from engine import names
 from engine.cli import common
 from engine.cli import progress as ui
+from engine.seeds import derive_seed
 
 _n = names.num
 MAX_VARIATIONS = names.MAX_VARIATIONS
@@ -262,7 +263,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise common.CliError(f"--variations must be 1..{MAX_VARIATIONS}, not {args.variations}")
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(common.RANDOM_SEED_LIMIT)
-    common.check_range("--seed", args.seed, 0, common.MAX_SEED - args.variations + 1)
+    common.check_seed(args.seed, count=args.variations)
     if args.prompt == "-":
         args.prompt = _read_prompt(sys.stdin)
     if is_musicgen(args.model):
@@ -305,7 +306,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 **{k: v for k, v in options.items() if k != "seed"},
             )
     for i, folder in enumerate(folders):
-        seed = args.seed + i
+        seed = derive_seed(args.seed, "variation", i)
         with ui.StageProgress(f"Piece {i + 1}/{n}" if n > 1 else "") as prog:
             if batched is not None:
                 comp = batched[i]
@@ -379,7 +380,7 @@ def _generate_musicgen(args: argparse.Namespace, audio_prompt: str | None = None
                 overwrite=args.overwrite,
                 model=args.model,
                 seconds=args.duration,
-                seed=args.seed + i,
+                seed=derive_seed(args.seed, "variation", i),
                 creativity=args.creativity,
                 guidance=mg.DEFAULT_GUIDANCE if args.guidance is None else args.guidance,
                 melody=args.melody,
@@ -420,6 +421,7 @@ def continue_audio(args: argparse.Namespace) -> int:
         )
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(common.RANDOM_SEED_LIMIT)
+    common.check_seed(args.seed)  # before its folder is named after it
     steering = dict.fromkeys(
         (
             "structure progression dynamics dynamics_shape articulation density syncopation "

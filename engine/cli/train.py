@@ -258,7 +258,7 @@ def _cmd_train_score(args: argparse.Namespace) -> int:
         common.check_range("--max-steps", args.max_steps, 1, 10**9)
     if args.max_minutes is not None:
         common.check_range("--max-minutes", args.max_minutes, 1 / 60, MAX_TRAIN_MINUTES)
-    common.check_range("--seed", args.seed, 0, common.MAX_SEED)
+    common.check_seed(args.seed)
     out = Path(args.out) if args.out else DEFAULT_RUNS_DIR / f"score-{args.preset}"
     if args.resume and not (out / CHECKPOINT_DIR).is_dir():
         raise common.CliError(
@@ -338,7 +338,7 @@ def _cmd_eval_score(args: argparse.Namespace) -> int:
     common.check_range("--pieces-per-style", args.pieces_per_style, 1, 1000)
     common.check_range("--bars", args.bars, 1, api.MAX_BARS)
     common.check_range("--harmonizations", args.harmonizations, 0, 1000)
-    common.check_range("--seed", args.seed, 0, common.MAX_SEED)
+    common.check_seed(args.seed)
     if args.key_strength is not None:
         common.check_range("--key-strength", args.key_strength, 0.0, api.MAX_KEY_STRENGTH)
     model = args.model or api.DEFAULT_MODEL
@@ -379,7 +379,7 @@ def _cmd_eval_prompts(args: argparse.Namespace) -> int:
     from engine.train.evaluate import check_report_target, write_report
 
     common.check_range("--seeds", args.seeds, 1, 100)
-    common.check_range("--seed", args.seed, 0, common.MAX_SEED)
+    common.check_seed(args.seed)
     model = args.model or api.DEFAULT_MODEL
     api.resolve_model_path(model)
     default_out = args.out == args.parser.get_default("out")

@@ -141,7 +141,7 @@ def _prepare(args: argparse.Namespace, words: str) -> tuple[list[str], Path]:
 
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(common.RANDOM_SEED_LIMIT)
-    common.check_range("--seed", args.seed, 0, common.MAX_SEED)
+    common.check_seed(args.seed)
     if args.temperature is not None:
         common.check_range("--temperature", args.temperature, 0.0, common.MAX_TEMPERATURE)
     if args.top_p is not None and not 0 < args.top_p <= 1:

@@ -62,6 +62,7 @@ from engine import names
 from engine.atomic import sha256_file
 from engine.errors import UserError
 from engine.record import OutputFolder, check_new_folder, with_replaced, write_record
+from engine.seeds import check_seed, derive_seed
 
 PARTS = names.ACCOMPANY_PARTS
 MODEL_PARTS = ("bass", "chords", "strings")  # written by the score model; drums are rule-based
@@ -761,7 +762,12 @@ def _model_parts(an, part, *, style, seed, model, progress) -> list[PartTrack]:
         )
         try:
             g = sm.add_tracks(
-                s, parts=parts, programs=programs, style=style, seed=seed + w, steer=steer
+                s,
+                parts=parts,
+                programs=programs,
+                style=style,
+                seed=derive_seed(seed, "window", w),
+                steer=steer,
             )
         except api.ScoreModelError as e:
             raise AccompanyError(f"the score model could not write the {part}: {e}") from None
@@ -996,8 +1002,8 @@ def check_request(part: str, *, style: str | None = None, seed: int = 0, model=N
     from engine.symbolic import score_api as api
 
     part = check_part(part)
+    check_seed(seed, AccompanyError)
     try:
-        api.check_seed(seed)
         if part == "drums":
             drum_pattern(Analysis("midi", 120, 4, 4, "", [], 0, 0, 0), style=style)
             return part

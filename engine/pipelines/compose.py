@@ -38,6 +38,7 @@ from engine.record import (
     with_replaced,
     write_record,
 )
+from engine.seeds import check_seed, derive_seed
 
 MAX_SECONDS = names.COMPOSE_MAX_SECONDS
 MAX_TOTAL_BARS = names.COMPOSE_MAX_BARS
@@ -407,9 +408,7 @@ def plan(prompt: str = "", **options) -> tuple[Plan, dict]:
         v = pick(name)
         if v is not None and not 0 <= float(v) <= 1:
             raise ComposeError(f"{name} must be between 0 and 1, not {v}")
-    seed = int(o.get("seed", 0))
-    if not 0 <= seed <= 2**32 - 1:
-        raise ComposeError(f"seed must be 0..4294967295, not {seed}")
+    seed = check_seed(o.get("seed", 0), ComposeError)
 
     p = Plan(
         style=style,
@@ -782,14 +781,12 @@ def compose_variations(
     if type(count) is not int or not 1 <= count <= names.MAX_VARIATIONS:
         raise ComposeError(f"count must be 1..{names.MAX_VARIATIONS}, not {count!r}")
     plan(prompt, seed=seed, **options)  # every check before any work
-    if seed + count - 1 > names.MAX_SEED:
-        raise ComposeError(
-            f"seed must be 0..{names.MAX_SEED - count + 1} for {count} variations, not {seed}"
-        )
+    check_seed(seed, ComposeError, count=count)
     sm = model if isinstance(model, api.ScoreModel) else api.load(model or api.DEFAULT_MODEL)
     pieces: list[Composition] = []
     for first in range(0, count, MAX_BATCH_ROWS):
-        seeds = list(range(seed + first, seed + min(count, first + MAX_BATCH_ROWS)))
+        rows = range(first, min(count, first + MAX_BATCH_ROWS))
+        seeds = [derive_seed(seed, "variation", i) for i in rows]
         progs = [progress(first + r) if progress else None for r in range(len(seeds))]
         pieces += compose_batch(prompt, sm, seeds, progs, **options)
     name = model_name(model, sm)
@@ -936,7 +933,7 @@ def _write(sm, p: Plan, progress: ProgressFn | None):
                 key=p.key,
                 mode=p.mode,
                 pitch_ranges=ranges,
-                seed=p.seed + i,
+                seed=derive_seed(p.seed, "section", i),
                 steer=steer,
                 progress=stage(what, n),
                 voice_leading=p.voice_leading,
@@ -995,7 +992,7 @@ def _repeat(
                 start_bar=n - 1,
                 end_bar=n - 1,
                 style=p.style,
-                seed=p.seed + 1000 + index,
+                seed=derive_seed(p.seed, "repeat", index),
                 progress=progress,
                 steer=steer,
                 first_bar=end_tick // bt,

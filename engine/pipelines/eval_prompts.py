@@ -33,6 +33,7 @@ from collections.abc import Callable
 import numpy as np
 
 from engine import names
+from engine.seeds import derive_seed
 from engine.symbolic.tokenizer import TONICS
 
 # Measured on the held-out music21 corpus pieces (engine.train.evaluate, all styles together).
@@ -160,7 +161,7 @@ def evaluate_prompts(
     rows = []
     total = len(prompts) * seeds
     for prompt in prompts:
-        for s in range(first_seed, first_seed + seeds):
+        for s in (derive_seed(first_seed, "variation", j) for j in range(seeds)):
             row = {"prompt": prompt, "seed": s}
             try:
                 comp = compose(prompt, seed=s, model=sm, **options)
@@ -344,7 +345,7 @@ def evaluate_harmonization(
                 soprano,
                 parts=["alto", "tenor", "bass"],
                 style="chorale",
-                seed=seed + i,
+                seed=derive_seed(seed, "chorale", i),
                 voice_leading=voice_leading,
             )
         except api.ScoreModelError as e:  # too long for the window: measured as skipped

@@ -36,6 +36,7 @@ from engine.record import (
     with_replaced,
     write_record,
 )
+from engine.seeds import check_seed
 
 DEFAULT_SECONDS = names.MUSICGEN_DEFAULT_SECONDS
 MAX_SECONDS = names.MUSICGEN_MAX_SECONDS
@@ -159,10 +160,7 @@ def check_request(
     guidance = _number("guidance", guidance)
     if not 0 <= guidance <= 20:
         raise MusicgenError(f"guidance must be between 0 and 20, not {guidance:g} (3 is usual)")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise MusicgenError(f"seed must be a whole number 0..4294967295, not {seed!r}")
-    if not 0 <= int(seed) <= 2**32 - 1:
-        raise MusicgenError(f"seed must be 0..4294967295, not {seed}")
+    check_seed(seed, MusicgenError)
     unused = sorted(k for k, v in options.items() if v is not None and k not in KNOWN_OPTIONS)
     if unused:
         raise MusicgenError(

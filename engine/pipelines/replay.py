@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine import names
 from engine.atomic import sha256_file
 from engine.pipelines.compose import (
     ComposeError,
@@ -21,6 +20,7 @@ from engine.pipelines.compose import (
     compose_batch,
     model_name,
 )
+from engine.seeds import is_seed
 
 
 # ---- replay ------------------------------------------------------------------------------
@@ -43,7 +43,7 @@ def _rerun_batch(prompt: str, request: dict, batch, model, progress, record_path
     if not (
         isinstance(seeds, list)
         and 2 <= len(seeds) <= MAX_BATCH_ROWS
-        and all(type(x) is int and 0 <= x <= names.MAX_SEED for x in seeds)
+        and all(type(x) is int and is_seed(x) for x in seeds)
         and type(row) is int
         and 0 <= row < len(seeds)
         and seeds[row] == request.get("seed")

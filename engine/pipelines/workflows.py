@@ -46,6 +46,7 @@ from pathlib import Path
 
 from engine import names
 from engine.errors import UserError
+from engine.seeds import derive_seed
 
 AUDIO_SUFFIXES = names.AUDIO_SUFFIXES
 DEFAULT_STYLE = "chorale"
@@ -477,7 +478,7 @@ def add_parts(
             parts=list(parts),
             programs=programs,
             style=style,
-            **{**sampling, "seed": sampling["seed"] + k},
+            **{**sampling, "seed": derive_seed(sampling["seed"], "section", k)},
         )
         k += 1
         if result.finish_reason == "length":

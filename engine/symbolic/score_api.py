@@ -27,6 +27,7 @@ from symusic import Track as SymTrack
 from engine import hub, names
 from engine.atomic import write_bytes_atomic
 from engine.errors import ScoreModelError, one_line
+from engine.seeds import check_seed, derive_seed
 from engine.symbolic.grammar import GrammarError, ScoreGrammar, TrackPlan
 from engine.symbolic.midi import midi_bytes, read_midi, source_name
 from engine.symbolic.steer import Steering
@@ -283,7 +284,7 @@ def check_sampling(
         "temperature": temperature,
         "top_k": int(top_k),
         "top_p": float(top_p),
-        "seed": check_seed(seed),
+        "seed": check_seed(seed, ScoreModelError),
         "key_strength": key_strength,
     }
 
@@ -578,7 +579,7 @@ class ScoreModel:
                 progress=progress,
                 steer=steer,
                 ranges=pitch_ranges,
-                seed_of=lambda k: seed + 1 + k,
+                seed_of=lambda k: derive_seed(seed, "window", 1 + k),
                 voicing=voicing,
                 polyphony=polyphony,
                 double_stops=double_stops,
@@ -804,7 +805,7 @@ class ScoreModel:
             progress=progress,
             steer=steer,
             ranges=pitch_ranges,
-            seed_of=lambda k: seed + k,
+            seed_of=lambda k: derive_seed(seed, "window", k),
             voicing=voicing,
             polyphony=check_polyphony(polyphony),
             double_stops=double_stops,
@@ -1390,13 +1391,6 @@ def _number(name: str, x, lo: float, hi: float) -> float:
     if not _is_number(x) or not lo <= x <= hi:
         raise ScoreModelError(f"{name} must be a number {lo:g}..{hi:g}, not {x!r}")
     return float(x)
-
-
-def check_seed(seed) -> int:
-    """``seed`` as an int, or a ScoreModelError: seeds are whole numbers 0..MAX_SEED."""
-    if not is_int(seed) or not 0 <= seed <= MAX_SEED:
-        raise ScoreModelError(f"seed must be 0..{MAX_SEED} (a whole number), not {seed!r}")
-    return int(seed)
 
 
 def parse_parts(parts) -> list[str]:

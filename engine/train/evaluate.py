@@ -27,6 +27,7 @@ import numpy as np
 from symusic import Score
 
 from engine import names
+from engine.seeds import derive_seed
 from engine.symbolic.tokenizer import MODES, STYLES, TONICS
 
 DEFAULT_PIECES_PER_STYLE = 20
@@ -138,17 +139,18 @@ def evaluate_score_model(
         rows = []
         for i in range(pieces_per_style):
             tonic, mode = keys[(i * 5 + STYLES.index(style)) % len(keys)]
+            piece_seed = derive_seed(seed, "piece", i)
             g = m.generate(
                 style=style,
                 key=TONICS[tonic],
                 mode=mode,
                 voices=STYLE_VOICES[style],
                 bars=bars,
-                seed=seed + i,
+                seed=piece_seed,
                 key_strength=key_strength,
             )
             score = g.score
-            row = {"seed": seed + i, "tonic": tonic, "mode": mode, "valid": _valid_midi(score)}
+            row = {"seed": piece_seed, "tonic": tonic, "mode": mode, "valid": _valid_midi(score)}
             if row["valid"]:
                 found = analyze_key(score)
                 row.update(
@@ -200,7 +202,7 @@ def _harmonization(m, ds, n: int, seed: int, key_strength: float, progress, para
             soprano,
             parts=["alto", "tenor", "bass"],
             style="chorale",
-            seed=seed + i,
+            seed=derive_seed(seed, "chorale", i),
             key_strength=key_strength,
         )
         for counts, score in ((gen_counts, g.score), (bach_counts, original)):

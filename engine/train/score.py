@@ -21,6 +21,7 @@ from engine import __version__
 from engine.data.dataset import ScoreDataset, TrainStream, val_batches
 from engine.errors import UserError, one_line
 from engine.models import build_model, load_model, save_model, write_text_atomic
+from engine.seeds import derive_seed
 from engine.train.trainer import JsonlCallback, PrintCallback, TrainConfig, train
 
 PRESETS: dict[str, dict] = {
@@ -181,7 +182,7 @@ def train_score(
         model, _ = load_model(parent["path"])  # float32 copy of its weights
     else:
         model = build_model(model_cfg)  # (a resumed run loads its checkpoint's weights)
-    data_seed = seed + p.get("data_seed_offset", 0)
+    data_seed = derive_seed(seed, "data", p.get("data_seed_offset", 0))
     stream = TrainStream(ds, max_tokens=ctx, tokens_per_batch=p["tokens_per_batch"], seed=data_seed)
     # Validation during training: the first windows of each style's held-out pieces (the
     # full held-out set is scored by `disco-musica eval score`).
