@@ -27,10 +27,26 @@ _W64_GUID = bytes.fromhex("726966662e91cf11a5d628db04c10000")  # Sony Wave64's "
 RESAMPLE_QUALITY = "HQ"  # soxr's high quality (librosa.load's default resampler)
 
 
-def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """``audio`` ([S] or [S, channels]) from ``rate_in`` to ``rate_out`` Hz, float32 (soxr)."""
+def resample(
+    audio: np.ndarray, rate_in: int, rate_out: int, *, polyphase: bool = False
+) -> np.ndarray:
+    """``audio`` ([S] or [S, channels], samples first) from ``rate_in`` to ``rate_out`` Hz,
+    float32.
+
+    Recordings being analysed go through soxr's HQ mode, as librosa.load (and so Basic
+    Pitch) resamples them. ``polyphase=True`` is the renderer's: scipy's polyphase filter
+    (Kaiser window), exact and deterministic, used for every rendered file since 0.1, so
+    the same MIDI keeps rendering to the same bytes.
+    """
     if rate_in == rate_out:
         return np.asarray(audio, dtype=np.float32)
+    if polyphase:
+        from math import gcd
+
+        from scipy.signal import resample_poly
+
+        g = gcd(rate_in, rate_out)
+        return resample_poly(audio, rate_out // g, rate_in // g, axis=0).astype(np.float32)
     import soxr
 
     return soxr.resample(audio, rate_in, rate_out, quality=RESAMPLE_QUALITY).astype(np.float32)

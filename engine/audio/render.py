@@ -343,7 +343,7 @@ def _synthesize(midi, sf2: bytes, sf2_path: Path, sample_rate: int) -> np.ndarra
     if audio.shape[1] == 1:
         audio = np.repeat(audio, 2, axis=1)
     audio = np.ascontiguousarray(audio[:, :2])
-    return resample(audio, int(rate), sample_rate)
+    return resample(audio, int(rate), sample_rate, polyphase=True)
 
 
 def render_midi(
