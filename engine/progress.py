@@ -59,7 +59,14 @@ ProgressFn = Callable[[Progress], None]
 
 
 class ProgressLog(list):
-    """A progress callback that keeps every event (for tests and scripts)."""
+    """A progress callback that keeps every event (for tests and scripts).
+
+    It is a list of the events, but always true, even empty: pipelines test ``if progress:``
+    before they report, and an empty log must still be called.
+    """
+
+    def __bool__(self) -> bool:
+        return True
 
     def __call__(self, event: Progress) -> None:
         if not isinstance(event, Progress):

@@ -16,11 +16,11 @@ from engine.atomic import sha256_file
 from engine.pipelines.compose import (
     ComposeError,
     Composition,
-    ProgressFn,
     compose,
     compose_batch,
     model_name,
 )
+from engine.progress import ProgressFn
 
 
 # ---- replay ------------------------------------------------------------------------------

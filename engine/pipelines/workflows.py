@@ -40,12 +40,13 @@ time. ``restyle`` and ``harmonize`` share this.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine import names
 from engine.errors import UserError
+from engine.progress import Progress, ProgressFn
 
 AUDIO_SUFFIXES = names.AUDIO_SUFFIXES
 DEFAULT_STYLE = "chorale"
@@ -65,8 +66,6 @@ MAX_LEAD_IN_BPM = (
 )
 MIN_LEAD_IN_BPM = 1.0
 REGISTER_PARTS = names.REGISTER_NAMES
-
-ProgressFn = Callable[[str, int, int], None]  # (stage, done, total), as engine.pipelines.compose
 
 
 class WorkflowError(UserError, ValueError):
@@ -505,7 +504,7 @@ def add_parts(
                 dest.notes.append(c)
         done += end - start
         if progress:
-            progress("parts", done, total)
+            progress(Progress("parts", done, total))
     out = Score(sm.tokenizer.base.time_division)
     out.tempos = given.tempos
     out.time_signatures = given.time_signatures
@@ -1079,7 +1078,8 @@ def continue_audio(
     score, kind = read_input(audio)
     sm = _load(model)
     sampling = _sampling(temperature, top_p, key_strength, seed, sm)
-    sm_progress = (lambda d, t: progress("continuation", d, t)) if progress else None
+    # the model's token events, as stage "continuation"
+    sm_progress = (lambda e: progress(replace(e, stage="continuation"))) if progress else None
     try:
         result = sm.continue_score(score, bars=bars, style=style, progress=sm_progress, **sampling)
     except api.ScoreModelError as e:

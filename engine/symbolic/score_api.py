@@ -28,6 +28,7 @@ from symusic import Track as SymTrack
 from engine import hub, names
 from engine.atomic import write_bytes_atomic
 from engine.errors import UserError, one_line
+from engine.progress import Progress, ProgressFn
 from engine.symbolic.grammar import GrammarError, ScoreGrammar, TrackPlan
 from engine.symbolic.steer import Steering
 from engine.symbolic.tokenizer import (
@@ -131,8 +132,6 @@ DEFAULT_PARTS = {
 STYLE_VOICES = names.STYLE_VOICES
 # Median pitch a Register token stands for (engine.symbolic.tokenizer.register_of's bands).
 REGISTER_CENTRES = (38, 49, 56, 63, 70, 79)
-
-ProgressFn = Callable[[int, int], None]
 
 
 class ScoreModelError(UserError, ValueError):
@@ -1413,7 +1412,7 @@ class ScoreModel:
             ):
                 tokens.append(r.token)
                 if progress is not None:
-                    progress(len(tokens), self.context)
+                    progress(Progress("tokens", len(tokens), self.context))
                 if r.finish_reason is not None:
                     reason = r.finish_reason
         try:
