@@ -20,13 +20,11 @@ import difflib
 import json
 import os
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import MusicgenError, UserError
-
-ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
+from engine.progress import Progress, ProgressFn
 
 LICENCE = "CC-BY-NC-4.0"
 NON_COMMERCIAL_WARNING = (
@@ -258,7 +256,7 @@ def _convert(src: str, out: Path, progress: ProgressFn | None) -> None:
     from convert.musicgen import convert_musicgen
 
     if progress:
-        progress("converting", 0, 1)
+        progress(Progress("converting", 0, 1))
     tmp = out.with_name(f".{out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.parent.mkdir(parents=True, exist_ok=True)
@@ -270,7 +268,7 @@ def _convert(src: str, out: Path, progress: ProgressFn | None) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if progress:
-        progress("converting", 1, 1)
+        progress(Progress("converting", 1, 1))
 
 
 def check_musicgen_source(source: str, **options) -> None:

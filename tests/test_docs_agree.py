@@ -20,6 +20,7 @@ from engine.audio import render
 from engine.cli import common
 from engine.pipelines import accompany, compose, prompt, transcribe, workflows
 from engine.pipelines import musicgen as musicgen_api
+from engine.progress import ProgressLog
 from engine.symbolic import score_api
 from engine.symbolic.tokenizer import MAX_VOICES
 
@@ -382,13 +383,9 @@ def shipped_model():
 
 
 def test_generate_progress_counts_bars_of_the_whole_piece(shipped_model):
-    calls: list[tuple[str, int, int]] = []
-    comp = compose.compose(
-        "AABA, 16 bars",
-        model=shipped_model,
-        seed=1,
-        progress=lambda s, d, t: calls.append((s, d, t)),
-    )
+    log = ProgressLog()
+    comp = compose.compose("AABA, 16 bars", model=shipped_model, seed=1, progress=log)
+    calls = [(e.stage, e.done, e.total) for e in log]
     assert len({s for s, _, _ in calls}) == 1  # one stream for the whole piece
     assert {t for _, _, t in calls} == {comp.plan.bars} == {16}
     _check_stream(calls)

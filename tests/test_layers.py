@@ -27,6 +27,7 @@ FLOORS = {
     "engine.sample": 0,
     "engine.seeds": 0,
     "engine.record": 0,
+    "engine.progress": 0,  # the Progress event every long job reports (standard library only)
     "engine.models": 1,
     "convert": 2,
     "engine.generate": 3,
@@ -212,6 +213,39 @@ def test_no_private_names_across_modules():
                     f"{node.value.id}.{node.attr} ({aliases[node.value.id]})"
                 )
     assert not found, "private names used across modules:\n" + "\n".join(sorted(set(found)))
+
+
+def third_party_imports(module: str) -> list[tuple[str, int]]:
+    """(top-level package, line) for every import of ``module`` that is not one of ours."""
+    out = []
+    for node in ast.walk(ast.parse(MODULES[module].read_text())):
+        if isinstance(node, ast.Import):
+            out += [(a.name.partition(".")[0], node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            out.append((node.module.partition(".")[0], node.lineno))
+    return out
+
+
+def test_only_the_faces_import_rich():
+    """Pipelines report `engine.progress.Progress` events; drawing them is the faces' job."""
+    wrong = [
+        f"{MODULES[m].relative_to(ROOT)}:{line}"
+        for m in MODULES
+        if not any(m == f or m.startswith(f + ".") for f in FACES)
+        for name, line in third_party_imports(m)
+        if name == "rich"
+    ]
+    assert not wrong, "rich imported outside engine.cli and tui:\n" + "\n".join(wrong)
+    assert any(
+        name == "rich" for name, _ in third_party_imports("engine.cli.progress")
+    )  # the check reads the imports that are there
+
+
+def test_the_progress_event_needs_only_the_standard_library():
+    import sys
+
+    names = {name for name, _ in third_party_imports("engine.progress")}
+    assert names <= set(sys.stdlib_module_names) | {"__future__"}, names
 
 
 @pytest.mark.parametrize("bad", ["up", "circle"])

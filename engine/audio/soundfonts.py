@@ -27,11 +27,11 @@ import importlib.util
 import os
 import re
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import RenderError
+from engine.progress import Progress, ProgressFn
 
 SOUNDFONT_PACKAGE = "pretty_midi"  # ships the built-in SoundFont
 SOUNDFONT_FILE = "TimGM6mb.sf2"
@@ -456,9 +456,6 @@ def recorded_render_soundfont(render: object) -> str | None:
 
 
 # ---- download ----------------------------------------------------------------------------------
-ProgressFn = Callable[[int, int | None], None]
-
-
 def download(
     e: SoundFont,
     *,
@@ -473,8 +470,9 @@ def download(
     The bytes go to a hidden temporary file in the same folder; only when the download is
     complete, has ``e.size`` bytes and ``e.sha256`` (where the catalogue knows them) and is a
     SoundFont 2 file is it renamed to its name.  On any failure, Ctrl-C included, the
-    temporary file is removed and nothing else has changed.  ``progress(done, total)`` is
-    called after each chunk (``total``: bytes expected, None if unknown)."""
+    temporary file is removed and nothing else has changed.  ``progress`` gets a
+    `engine.progress.Progress` of stage "download" after each chunk (``done``: bytes
+    received, ``total``: bytes expected, None if unknown)."""
     import http.client
     import shutil
     import urllib.error
@@ -532,7 +530,7 @@ def download(
                             "nothing was kept"
                         )
                     if progress:
-                        progress(done, total)
+                        progress(Progress("download", done, total))
                 f.flush()
                 os.fsync(f.fileno())
         except urllib.error.HTTPError as err:

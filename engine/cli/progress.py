@@ -1,9 +1,15 @@
-"""Progress on the terminal: rich displays that the commands pass to the pipelines as callbacks."""
+"""Progress on the terminal: rich displays that the commands pass to the pipelines as callbacks.
+
+Each display is a progress callback: it takes the `engine.progress.Progress` events the
+pipelines report and draws them (the pipelines never import rich).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import sys
+
+from engine.progress import Progress as Event
 
 
 def make_console():
@@ -45,7 +51,8 @@ class TokenProgress(RichDisplay):
     def __enter__(self) -> TokenProgress:
         return self
 
-    def __call__(self, tokens: int, window: int) -> None:
+    def __call__(self, event: Event) -> None:
+        tokens, window = event.done, event.total
         if self.progress is None:
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -99,11 +106,12 @@ class FileProgress(RichDisplay):
             self.task = self.progress.add_task(self.label, total=None, current="")
         return self
 
-    def __call__(self, done: int, total: int, current: str) -> None:
+    def __call__(self, event: Event) -> None:
+        done, total, current = event.done, event.total, event.message
         if self.progress is not None:
             self.progress.update(self.task, completed=done, total=total, current=current)
             return
-        tenth = done * 10 // max(total, 1)
+        tenth = done * 10 // max(total or 0, 1)
         if tenth != self.last_tenth:
             self.last_tenth = tenth
             print(f"{self.label}: {done}/{total} files", file=sys.stderr, flush=True)
@@ -137,6 +145,10 @@ class Spinner(RichDisplay):
         if self.progress is not None:
             self.progress.update(self.task, description=label)
 
+    def __call__(self, event: Event) -> None:
+        """Show the event next to the label: ``Evaluating: harmonization 3/20``."""
+        self.update(f"{self.label}: {event.stage} {event.done}/{event.total}")
+
 
 class StageProgress:
     """A progress bar per stage (writing music bar by bar, notation, audio)."""
@@ -168,7 +180,8 @@ class StageProgress:
         self.progress.start()
         return self
 
-    def __call__(self, stage: str, done: int, total: int, prefix: str | None = None) -> None:
+    def __call__(self, event: Event, prefix: str | None = None) -> None:
+        stage, done, total = event.stage, event.done, event.total
         name = {"audio": "Rendering audio", "notation": "Writing notation"}.get(
             stage, f"Writing {stage} (bars)"
         )
@@ -181,7 +194,7 @@ class StageProgress:
 
     def piece(self, prefix: str):
         """The progress callback of one of several pieces written at once."""
-        return lambda stage, done, total: self(stage, done, total, prefix)
+        return lambda event: self(event, prefix)
 
     def __exit__(self, *exc) -> None:
         self.progress.stop()

@@ -17,6 +17,7 @@ import sys
 
 from engine.cli import common
 from engine.cli import progress as ui
+from engine.progress import Progress as Event
 
 
 def add_commands(sub, command) -> None:
@@ -154,9 +155,10 @@ class _DownloadProgress:
             self.task = self.progress.add_task(self.label, total=None)
         return self
 
-    def __call__(self, done: int, total: int | None) -> None:
+    def __call__(self, event: Event) -> None:
+        """One "download" event: bytes received of bytes offered (None: unknown)."""
         if self.progress is not None:
-            self.progress.update(self.task, completed=done, total=total)
+            self.progress.update(self.task, completed=event.done, total=event.total)
 
     def __exit__(self, *exc) -> None:
         if self.progress is not None:

@@ -351,10 +351,6 @@ def _cmd_eval_score(args: argparse.Namespace) -> int:
             f"{corpus} is not a built corpus; run `{common.PROG} corpus build` first"
         )
     with ui.Spinner("Evaluating") as spinner:
-
-        def progress(stage: str, i: int, n: int) -> None:
-            spinner.update(f"Evaluating: {stage} {i}/{n}")
-
         report = evaluate_score_model(
             model,
             corpus,
@@ -364,7 +360,7 @@ def _cmd_eval_score(args: argparse.Namespace) -> int:
             seed=args.seed,
             key_strength=args.key_strength,
             nll=not args.no_nll,
-            progress=progress,
+            progress=spinner,
         )
     report["command"] = " ".join([common.PROG, "eval", "score", *_eval_args(args)])
     js, md = write_report(report, args.out, make_parent=default_out)
@@ -386,11 +382,7 @@ def _cmd_eval_prompts(args: argparse.Namespace) -> int:
     check_report_target(args.out, make_parent=default_out)
     sm = common.load_model(model)
     with ui.Spinner("Evaluating") as spinner:
-
-        def progress(stage: str, i: int, n: int) -> None:
-            spinner.update(f"Evaluating: {stage} {i}/{n}")
-
-        report = evaluate_prompts(sm, seeds=args.seeds, first_seed=args.seed, progress=progress)
+        report = evaluate_prompts(sm, seeds=args.seeds, first_seed=args.seed, progress=spinner)
     report["command"] = " ".join(
         [common.PROG, "eval", "prompts", "--model", model, "--seeds", str(args.seeds)]
         + ["--seed", str(args.seed)]

@@ -25,6 +25,7 @@ from pathlib import Path
 from engine import names
 from engine.cli import common
 from engine.cli import progress as ui
+from engine.progress import Progress as Event
 from engine.record import record_bytes
 
 PIANO_ROLL_MAX_ROWS = 24  # more pitches than this: only the rows that have notes
@@ -319,7 +320,7 @@ def _recorded_args(args: argparse.Namespace) -> list[str]:
 
 
 class _WindowProgress:
-    """A bar over the 2-second windows the model reads (terminal only), ``(done, total)``."""
+    """A bar over the 2-second windows the model reads (terminal only), from "windows" events."""
 
     def __init__(self, label: str):
         self.label = label
@@ -344,9 +345,9 @@ class _WindowProgress:
             self.task = self.progress.add_task(self.label, total=None)
         return self
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, event: Event) -> None:
         if self.progress is not None:
-            self.progress.update(self.task, completed=done, total=total)
+            self.progress.update(self.task, completed=event.done, total=event.total)
 
     def __exit__(self, *exc) -> None:
         if self.progress is not None:

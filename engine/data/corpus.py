@@ -23,7 +23,7 @@ import multiprocessing as mp
 import os
 import random
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +31,7 @@ import numpy as np
 
 from engine import names
 from engine.errors import UserError
+from engine.progress import Progress, ProgressFn
 
 # Style of each top-level folder of the music21 corpus; folders not listed are skipped
 # (theory exercises, demos, 20th-century atonal pieces, single lead sheets).
@@ -239,7 +240,7 @@ def build_corpus(
     limit: int | None = None,
     paths: Iterable[str] | None = None,
     workers: int | None = None,
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: ProgressFn | None = None,
     val_fraction: float = VAL_FRACTION,
     seed: int = SPLIT_SEED,
 ) -> dict:
@@ -316,7 +317,8 @@ def _build(tmp: Path, files, workers, progress, val_fraction, seed) -> dict:
             pieces += ps
             failed += fs
             if progress:
-                progress(n, len(files), ps[0]["id"] if ps else (fs[0]["id"] if fs else ""))
+                current = ps[0]["id"] if ps else (fs[0]["id"] if fs else "")
+                progress(Progress("files", n, len(files), current))
     finally:
         if pool is not None:
             pool.terminate()

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import difflib
 import platform
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -61,6 +60,7 @@ import numpy as np
 from engine import names
 from engine.atomic import sha256_file
 from engine.errors import UserError
+from engine.progress import Progress, ProgressFn
 from engine.record import OutputFolder, check_new_folder, with_replaced, write_record
 from engine.seeds import check_seed, derive_seed
 
@@ -126,8 +126,6 @@ KICK, SNARE, SIDE_STICK, CLOSED_HAT, PEDAL_HAT = 36, 38, 37, 42, 44
 CRASH, RIDE = 49, 51
 
 NOTE_NAMES = names.TONICS
-
-ProgressFn = Callable[[str, int, int], None]
 
 
 class AccompanyError(UserError, ValueError):
@@ -739,7 +737,7 @@ def _model_parts(an, part, *, style, seed, model, progress) -> list[PartTrack]:
     tpq = TICKS_PER_QUARTER
     for w in range(windows):
         if progress:
-            progress(part, w * WINDOW_BARS, an.bars)
+            progress(Progress(part, w * WINDOW_BARS, an.bars))
         w0 = w * window_q
         notes = [n for n in line if w0 <= n[0] < w0 + window_q]
         if not notes:
@@ -781,7 +779,7 @@ def _model_parts(an, part, *, style, seed, model, progress) -> list[PartTrack]:
                     end = min(w0 + (n.time + n.duration) / gtpq, w0 + window_q)
                     out[t.program].append((st, end, int(n.pitch), int(n.velocity)))
     if progress:
-        progress(part, an.bars, an.bars)
+        progress(Progress(part, an.bars, an.bars))
     tracks = []
     lowest = len(programs) - 1
     for i, (prog, name, (lo, hi)) in enumerate(zip(programs, names, ranges, strict=True)):
@@ -1030,9 +1028,9 @@ def accompany(
     ``style``: the score model's style for bass/chords/strings, the drum style (pop, rock,
     ballad, jazz, folk) for drums. ``seed`` 0..2**32-1 (the same seed, input and model make
     the same part). ``model``: the score model's name, folder or a loaded `ScoreModel` (not
-    used for drums). ``progress(stage, done, total)``: ``("analysis", 0..1, 1)``, then
-    ``(part, bars done, bars)`` for a part the model writes; `Accompaniment.save` adds
-    ``("audio", 0..3, 3)``.
+    used for drums). ``progress`` gets `engine.progress.Progress` events: stage "analysis"
+    (0..1 of 1), then the part's name (bars done of bars) for a part the model writes;
+    `Accompaniment.save` adds "audio" (0..3 of 3).
 
     Returns an `Accompaniment`: ``.analysis`` (tempo in BPM, beat times in seconds, meter,
     key), ``.score`` (a symusic Score of the part, in ticks), ``.onsets_s()`` (seconds) and
@@ -1042,7 +1040,7 @@ def accompany(
     """
     part = check_request(part, style=style, seed=seed, model=model)
     if progress:
-        progress("analysis", 0, 1)
+        progress(Progress("analysis", 0, 1))
     an = analyze(input_path, transcribe_notes=part in MODEL_PARTS)
     if part in MODEL_PARTS:  # (after the input is known to be usable)
         from engine.symbolic import score_api as api
@@ -1050,7 +1048,7 @@ def accompany(
         if not isinstance(model, api.ScoreModel):
             model = api.load(model or api.DEFAULT_MODEL)
     if progress:
-        progress("analysis", 1, 1)
+        progress(Progress("analysis", 1, 1))
     tracks = write_part(an, part, style=style, seed=seed, model=model, progress=progress)
     if not any(t.notes for t in tracks):
         raise AccompanyError(f"the {part} came out empty; try another --seed")
@@ -1118,14 +1116,14 @@ def _save(acc: Accompaniment, folder: Path, overwrite, soundfont, progress) -> d
     with OutputFolder(folder, overwrite=overwrite, error=AccompanyError) as out:
         tmp = out.path
         if progress:
-            progress("audio", 0, 3)
+            progress(Progress("audio", 0, 3))
         part_mid = acc.midi_bytes()
         (tmp / "part.mid").write_bytes(part_mid)
         part_audio, render_info = render_audio(part_mid, soundfont=soundfont)
         sr = int(render_info["sample_rate"])
         write_audio(part_audio, sr, tmp / "part.wav")
         if progress:
-            progress("audio", 1, 3)
+            progress(Progress("audio", 1, 3))
         an = acc.analysis
         if an.kind == "audio":
             inp = _input_audio(acc.input_path, sr)
@@ -1143,7 +1141,7 @@ def _save(acc: Accompaniment, folder: Path, overwrite, soundfont, progress) -> d
             mix, _ = render_audio(tmp / "mix.mid", soundfont=soundfont, effects=NO_EFFECTS)
         write_audio(mix, sr, tmp / "mix.wav")
         if progress:
-            progress("audio", 3, 3)
+            progress(Progress("audio", 3, 3))
         record = {
             "engine": "accompany",
             "input": {

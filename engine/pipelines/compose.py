@@ -24,6 +24,7 @@ from pathlib import Path
 from engine import names
 from engine.atomic import sha256_file
 from engine.errors import UserError
+from engine.progress import Progress, ProgressFn
 from engine.record import (
     DEFAULT_ROOT,
     GENERATION_FILE,
@@ -119,8 +120,6 @@ PROGRAM_RANGES = {
     110: (55, 93),  # fiddle
 }
 VOICE_PARTS = ("soprano", "alto", "tenor", "bass")
-
-ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 class ComposeError(UserError, ValueError):
@@ -727,8 +726,8 @@ def compose(
 
     ``model``: a name (``"score-base"``), a model folder or a
     loaded `engine.symbolic.score_api.ScoreModel` (default: the shipped model).
-    ``progress(stage, done, total)`` is called as the bars are written: ``total`` is the
-    piece's bars, ``done`` grows to it.
+    ``progress`` gets `engine.progress.Progress` events as the bars are written: stage
+    "music", ``total`` the piece's bars, ``done`` growing to it.
 
     Returns a `Composition`: ``.score`` (a symusic Score, in ticks), ``.plan`` (every
     decision: key, tempo in BPM, bars, parts with their MIDI ranges, seed …), ``.request``
@@ -877,16 +876,17 @@ def _write(sm, p: Plan, progress: ProgressFn | None):
 
     def report(bars_done: int) -> None:
         shown[0] = max(shown[0], min(total, bars_done))
-        progress(PROGRESS_STAGE, shown[0], total)
+        progress(Progress(PROGRESS_STAGE, shown[0], total))
 
-    def stage(label: str, bars: int) -> Callable[[int, int], None] | None:
-        """Token counts -> bars of the whole piece done, estimated (about 14 tokens a bar and
+    def stage(label: str, bars: int) -> ProgressFn | None:
+        """Token events -> bars of the whole piece done, estimated (about 14 tokens a bar and
         part, counted from the first token of this call: its prompt holds the bars before)."""
         if progress is None:
             return None
         start, expected, first = done, max(1, bars * len(p.parts) * 14), []
 
-        def on_tokens(tokens: int, cap: int) -> None:
+        def on_tokens(event: Progress) -> None:
+            tokens = event.done
             if not first:
                 first.append(tokens)
             report(int(start + min(bars - 1, bars * max(0, tokens - first[0]) / expected)))
@@ -1116,20 +1116,20 @@ def write_generation(
             from engine.symbolic.notation import write_musicxml
 
             if progress:
-                progress("notation", 0, 1)
+                progress(Progress("notation", 0, 1))
             write_musicxml(comp.score, tmp / f"{STEM}.musicxml", title=_title(comp))
             outputs[f"{STEM}.musicxml"] = file_info(tmp / f"{STEM}.musicxml")
         render_info = None
         if audio_formats:
             if progress:
-                progress("audio", 0, len(audio_formats) + 1)
+                progress(Progress("audio", 0, len(audio_formats) + 1))
             audio, render_info = render_audio(midi, soundfont=soundfont, effects=effects)
             for k, fmt in enumerate(audio_formats, 1):
                 path = tmp / f"{STEM}.{fmt}"
                 write_audio(audio, render_info.get("sample_rate", 44100), path, bit_depth=bit_depth)
                 outputs[path.name] = file_info(path)
                 if progress:
-                    progress("audio", k + 1, len(audio_formats) + 1)
+                    progress(Progress("audio", k + 1, len(audio_formats) + 1))
         record = _record(comp, formats, soundfont, sf_bytes, effects, bit_depth, render_info)
         record = write_record(tmp, record, outputs)
     return with_replaced(record, out)

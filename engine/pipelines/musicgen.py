@@ -12,7 +12,7 @@ MusicGen weights are CC-BY-NC 4.0: the record and the command line say so.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from engine import names
 from engine.atomic import sha256_file
 from engine.errors import MusicgenError
 from engine.hub import resolve_model
+from engine.progress import Progress, ProgressFn
 from engine.record import (
     DEFAULT_ROOT,
     OutputFolder,
@@ -46,8 +47,6 @@ AUDIO_FORMATS = names.AUDIO_FORMATS
 GENERATION_FILE = names.GENERATION_FILE
 STEM = names.OUTPUT_STEM
 ENGINE = "musicgen"
-
-ProgressFn = Callable[[str, int, int], None]
 
 
 # ---- models ------------------------------------------------------------------------------
@@ -283,8 +282,8 @@ def compose_audio(
     audio file whose chroma conditions a melody model; ``audio_prompt``: an audio file to
     continue. Options
     ``style``, ``mood``, ``instruments``, ``key``, ``mode``, ``tempo_bpm`` become words of
-    the text. ``progress(stage, done, total)``: ``("converting", 0..1, 1)`` the first time,
-    then ``("audio frames", done, total)`` (50 frames a second).
+    the text. ``progress`` gets `engine.progress.Progress` events: stage "converting"
+    (0..1 of 1) the first time, then "audio frames" (done of total, 50 frames a second).
 
     Every option is checked (`check_request`) before the model is looked up, downloaded or
     loaded. Returns an `AudioComposition` (``.audio`` float32 [frames, channels] at
@@ -348,7 +347,7 @@ def compose_audio(
     # short, an audio prompt too long, no tokenizer in the folder. Anything else is a bug.
     audio = mg.generate(
         [text] if text else None,
-        progress=(lambda s, n: progress("audio frames", s, n)) if progress else None,
+        progress=(lambda s, n: progress(Progress("audio frames", s, n))) if progress else None,
         **kwargs,
     )
     request = {

@@ -15,11 +15,11 @@ from engine.atomic import sha256_file
 from engine.pipelines.compose import (
     ComposeError,
     Composition,
-    ProgressFn,
     compose,
     compose_batch,
     model_name,
 )
+from engine.progress import ProgressFn
 from engine.seeds import is_seed
 
 

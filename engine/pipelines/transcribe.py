@@ -34,7 +34,6 @@ whole piece, so pieces would not give the same notes as the whole).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +62,7 @@ from engine.models.basic_pitch import (
     n_output_frames,
     prepare_audio,
 )
+from engine.progress import Progress, ProgressFn
 
 DEFAULT_ONSET_THRESHOLD = names.DEFAULT_ONSET_THRESHOLD  # onset activation that starts a note
 DEFAULT_FRAME_THRESHOLD = names.DEFAULT_FRAME_THRESHOLD  # note activation that keeps it sounding
@@ -678,7 +678,7 @@ def transcribe(
     melodia_trick: bool = True,
     multiple_pitch_bends: bool = False,
     quantize: bool = False,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressFn | None = None,
     model=None,
 ) -> Transcription:
     """Transcribe audio (a file: wav, flac, ogg, mp3 …; or a float array [S] / [S, channels],
@@ -694,9 +694,10 @@ def transcribe(
     ``min_freq`` / ``max_freq`` (Hz): ignore notes outside. ``pitch_bends``: read bends off the
     pitch contour; ``multiple_pitch_bends``: keep them on overlapping notes too (one MIDI track
     per pitch). ``melodia_trick``: also turn strong activations without an onset into notes.
-    ``quantize``: snap to the beat grid (see ``estimate_quantization``). ``progress(done,
-    total)`` counts 2-second windows. ``model``: a loaded ``BasicPitch`` (default: the
-    shipped one, loaded once, after every check of the settings and the audio).
+    ``quantize``: snap to the beat grid (see ``estimate_quantization``). ``progress`` gets
+    `engine.progress.Progress` events of stage "windows" (2-second windows done / all).
+    ``model``: a loaded ``BasicPitch`` (default: the shipped one, loaded once, after every
+    check of the settings and the audio).
 
     Refused (`TranscribeError`): settings out of range (`check_settings`), a file that cannot
     be read as audio (`load_audio`), NaN/Inf samples, silence (peak below `SILENCE_DBFS`),
@@ -730,7 +731,9 @@ def transcribe(
     }
 
     bp = model or basic_pitch_model()
-    output = bp.run(mono, progress=progress)
+    output = bp.run(
+        mono, progress=(lambda d, t: progress(Progress("windows", d, t))) if progress else None
+    )
     notes = model_output_to_notes(
         output,
         onset_thresh=onset_threshold,

@@ -40,12 +40,13 @@ time. ``restyle`` and ``harmonize`` share this.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine import names
 from engine.errors import UserError
+from engine.progress import Progress, ProgressFn
 from engine.seeds import derive_seed
 
 AUDIO_SUFFIXES = names.AUDIO_SUFFIXES
@@ -66,8 +67,6 @@ MAX_LEAD_IN_BPM = (
 )
 MIN_LEAD_IN_BPM = 1.0
 REGISTER_PARTS = names.REGISTER_NAMES
-
-ProgressFn = Callable[[str, int, int], None]  # (stage, done, total), as engine.pipelines.compose
 
 
 class WorkflowError(UserError, ValueError):
@@ -506,7 +505,7 @@ def add_parts(
                 dest.notes.append(c)
         done += end - start
         if progress:
-            progress("parts", done, total)
+            progress(Progress("parts", done, total))
     out = Score(sm.tokenizer.base.time_division)
     out.tempos = given.tempos
     out.time_signatures = given.time_signatures
@@ -815,10 +814,10 @@ def harmonize(
     ``voices``: 2, 3 or 4 parts in all (the melody and bass; alto; tenor). ``program``: a
     General MIDI program number, 0..127. ``model``: a name, folder or loaded `ScoreModel`.
     ``temperature`` / ``top_p`` / ``key_strength``: sampling (None: the workflow defaults);
-    ``seed`` 0..2**32-1 (the same seed makes the same parts). ``progress(stage, done, total)``
-    counts bars of the melody written (stage ``"parts"``); an audio melody is transcribed
-    first. Returns an `engine.pipelines.compose.Composition` (``.score``, ``.save(folder)``,
-    replayable). Raises `WorkflowError` (a `engine.errors.UserError`).
+    ``seed`` 0..2**32-1 (the same seed makes the same parts). ``progress`` gets
+    `engine.progress.Progress` events: bars of the melody written (stage ``"parts"``); an
+    audio melody is transcribed first. Returns an `engine.pipelines.compose.Composition`
+    (``.score``, ``.save(folder)``, replayable). Raises `WorkflowError` (a `UserError`).
     """
     from engine.symbolic.score_api import ScoreModelError, input_key
 
@@ -957,7 +956,7 @@ def restyle(
     part (`repitch`). Drum tracks are kept as they are.
 
     ``source``: a MIDI file path or a symusic Score with at least two parts. Sampling,
-    ``seed`` (0..2**32-1) and ``progress(stage, done, total)`` (bars, stage ``"parts"``) are
+    ``seed`` (0..2**32-1) and ``progress`` (`Progress` events, bars, stage ``"parts"``) are
     as in `harmonize`. Returns a `Composition`; raises `WorkflowError`.
     """
     from engine.symbolic.score_api import ScoreModelError, input_key, track_index_of
@@ -1076,10 +1075,10 @@ def continue_audio(
     tracker's); the result is the transcription followed by ``bars`` new bars.
 
     ``audio``: an audio file path (wav, flac, ogg, mp3 …). ``bars``: new bars, 1..128
-    (default 4). Sampling and ``seed`` as in `harmonize`; ``progress(stage, done, total)``
-    counts tokens of the continuation (stage ``"continuation"``). Returns a `Composition`;
-    raises `WorkflowError` (or `engine.pipelines.transcribe.TranscribeError` for audio that
-    cannot be read).
+    (default 4). Sampling and ``seed`` as in `harmonize`; ``progress`` gets `Progress`
+    events counting tokens of the continuation (stage ``"continuation"``). Returns a `Composition`;
+    raises `WorkflowError` (or `engine.errors.AudioFileError` for audio that cannot be
+    read).
     """
     from engine.symbolic import score_api as api
     from engine.symbolic.tokenizer import TONICS
@@ -1098,7 +1097,8 @@ def continue_audio(
     score, kind = read_input(audio)
     sm = _load(model)
     sampling = _sampling(temperature, top_p, key_strength, seed, sm)
-    sm_progress = (lambda d, t: progress("continuation", d, t)) if progress else None
+    # the model's token events, as stage "continuation"
+    sm_progress = (lambda e: progress(replace(e, stage="continuation"))) if progress else None
     try:
         result = sm.continue_score(score, bars=bars, style=style, progress=sm_progress, **sampling)
     except api.ScoreModelError as e:

@@ -27,6 +27,7 @@ from symusic import Track as SymTrack
 from engine import hub, names
 from engine.atomic import write_bytes_atomic
 from engine.errors import ScoreModelError, one_line
+from engine.progress import Progress, ProgressFn
 from engine.seeds import check_seed, derive_seed
 from engine.symbolic.grammar import GrammarError, ScoreGrammar, TrackPlan
 from engine.symbolic.midi import midi_bytes, read_midi, source_name
@@ -132,8 +133,6 @@ DEFAULT_PARTS = {
 STYLE_VOICES = names.STYLE_VOICES
 # Median pitch a Register token stands for (engine.symbolic.tokenizer.register_of's bands).
 REGISTER_CENTRES = (38, 49, 56, 63, 70, 79)
-
-ProgressFn = Callable[[int, int], None]
 
 
 @dataclass
@@ -1229,7 +1228,7 @@ class ScoreModel:
             ):
                 tokens.append(r.token)
                 if progress is not None:
-                    progress(len(tokens), self.context)
+                    progress(Progress("tokens", len(tokens), self.context))
                 if r.finish_reason is not None:
                     reason = r.finish_reason
         try:

@@ -20,13 +20,13 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from symusic import Score
 
 from engine import names
+from engine.progress import Progress, ProgressFn
 from engine.seeds import derive_seed
 from engine.symbolic.tokenizer import MODES, STYLES, TONICS
 
@@ -35,8 +35,6 @@ DEFAULT_BARS = names.DEFAULT_BARS
 DEFAULT_HARMONIZATIONS = 20
 # Ensemble sizes typical of each style, used as the Voices condition.
 STYLE_VOICES = names.STYLE_VOICES
-
-ProgressFn = Callable[[str, int, int], None]
 
 
 def _valid_midi(score: Score) -> bool:
@@ -162,7 +160,7 @@ def evaluate_score_model(
                 )
             rows.append(row)
             if progress:
-                progress(style, i + 1, pieces_per_style)
+                progress(Progress(style, i + 1, pieces_per_style))
         valid = [r for r in rows if r["valid"]]
         report["styles"][style] = {
             "generated": len(rows),
@@ -211,7 +209,7 @@ def _harmonization(m, ds, n: int, seed: int, key_strength: float, progress, para
                 counts[k] += d[k]
         done += 1
         if progress:
-            progress("harmonization", i + 1, len(chorales))
+            progress(Progress("harmonization", i + 1, len(chorales)))
 
     def rate(c):
         return 100.0 * (c["fifths"] + c["octaves"]) / c["beats"] if c["beats"] else math.nan

@@ -21,6 +21,7 @@ from engine.audio.render import render_audio
 from engine.audio.soundfonts import builtin_soundfont, load_soundfont
 from engine.cli import main
 from engine.errors import one_line
+from engine.progress import Progress
 
 FLUID = sf.entry("FluidR3_GM")
 DEBIAN_FLUID = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -361,12 +362,14 @@ def test_download_is_verified_then_renamed(server, tmp_path):
         served_entry(),
         folder=tmp_path,
         url=f"{server}/good.sf2",
-        progress=lambda *a: seen.append(a),
+        progress=seen.append,
     )
     assert path == tmp_path / "GeneralUser-GS.sf2"
     assert path.read_bytes() == SOUNDFONT
     assert everything(tmp_path) == ["GeneralUser-GS.sf2"]
-    assert seen[-1] == (len(SOUNDFONT), len(SOUNDFONT))
+    assert {e.stage for e in seen} == {"download"}
+    assert [e.done for e in seen] == sorted(e.done for e in seen)
+    assert seen[-1] == Progress("download", len(SOUNDFONT), len(SOUNDFONT))
 
 
 @pytest.mark.parametrize(
@@ -392,7 +395,7 @@ def test_failed_downloads_leave_nothing(server, tmp_path, url, changes, needle):
 
 
 def test_interrupted_download_leaves_nothing(server, tmp_path):
-    def stop(done, total):
+    def stop(event):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

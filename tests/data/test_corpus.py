@@ -9,6 +9,7 @@ import numpy as np
 from engine.data import corpus as corpus_mod
 from engine.data.corpus import build_corpus, corpus_files, duplicate_of, style_of
 from engine.data.dataset import ScoreDataset, TrainStream
+from engine.progress import ProgressLog
 from engine.symbolic.tokenizer import STYLES, TONICS
 
 
@@ -52,8 +53,14 @@ def test_failing_pieces_are_reported_and_skipped(tmp_path, monkeypatch):
 
     monkeypatch.setattr(corpus_mod, "_scores_of", flaky)
     out = tmp_path / "c"
-    summary = build_corpus(out, paths=["bach/bwv66.6.mxl", "luca/gloria.xml"], workers=1)
+    log = ProgressLog()
+    summary = build_corpus(
+        out, paths=["bach/bwv66.6.mxl", "luca/gloria.xml"], workers=1, progress=log
+    )
     assert summary["pieces"] == 1 and summary["failed"] == 1
+    # one "files" event a file, naming the piece read (or the file that failed)
+    assert [(e.stage, e.done, e.total) for e in log] == [("files", 1, 2), ("files", 2, 2)]
+    assert log[0].message.startswith("bach/bwv66.6") and log[1].message == "luca/gloria.xml"
     failed = [json.loads(line) for line in open(out / "failed.jsonl")]
     assert failed == [{"id": "luca/gloria.xml", "error": "ValueError: cannot parse this file"}]
     assert not (tmp_path / "c.partial").exists()

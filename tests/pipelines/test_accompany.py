@@ -18,6 +18,7 @@ from engine import cli
 from engine.cli.accompany import PARTS, add_commands
 from engine.pipelines import accompany as acc_mod
 from engine.pipelines.accompany import AccompanyError, accompany
+from engine.progress import Progress, ProgressLog
 
 BPM = 100.0
 BEAT_S = 60.0 / BPM
@@ -151,7 +152,12 @@ def test_waltz_and_compound_drums():
 
 
 def test_midi_input_chords_and_strings(inputs, tmp_path):
-    chords = accompany(inputs / "in.mid", "chords", seed=2)
+    log = ProgressLog()
+    chords = accompany(inputs / "in.mid", "chords", seed=2, progress=log)
+    assert log.stages() == ["analysis", "chords"]
+    assert log.of("analysis") == [Progress("analysis", 0, 1), Progress("analysis", 1, 1)]
+    bars = [e.done for e in log.of("chords")]
+    assert bars == sorted(bars) and log[-1] == Progress("chords", len(CHORDS), len(CHORDS))
     assert chords.analysis.kind == "midi" and chords.analysis.chords == TRUE_CHORDS
     assert chords.model["sha256"]  # written by the score model
     (piano,) = chords.tracks

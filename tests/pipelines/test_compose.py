@@ -14,6 +14,7 @@ from symusic import Score
 
 from engine.pipelines import compose as C
 from engine.pipelines import replay as R
+from engine.progress import Progress, ProgressLog
 from engine.symbolic.score_api import available_models, load
 
 pytestmark = pytest.mark.skipif(
@@ -274,6 +275,22 @@ def test_save_writes_every_format_and_replay_is_identical(model, tmp_path):
     assert same == {name: True for name in saved["outputs"]}
     with pytest.raises(C.ComposeError, match="already exists"):
         comp.save(folder)
+
+
+def test_progress_is_events_of_bars_then_files(model, tmp_path):
+    log = ProgressLog()
+    comp = make(model, "a short calm chorale in G major for choir, 4 bars", progress=log)
+    assert len(log) > 1 and all(isinstance(e, Progress) for e in log)
+    assert log.stages() == ["music"]  # one stream of bars for the whole piece
+    dones = [e.done for e in log]
+    assert dones == sorted(dones) and dones[-1] == comp.plan.bars == 4
+    assert {e.total for e in log} == {4}
+    assert len(set(dones)) > 1  # it moves along the way
+
+    saved = ProgressLog()
+    comp.save(tmp_path / "piece", formats=["mid", "musicxml", "wav"], progress=saved)
+    assert saved.stages() == ["notation", "audio"]
+    assert saved.of("audio")[-1] == Progress("audio", 2, 2)  # rendered, then one file written
 
 
 def test_one_call_api_writes_the_folder(model, tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ from engine.audio import io as AIO
 from engine.errors import AudioFileError, InputWarning
 from engine.models.basic_pitch import BasicPitch
 from engine.pipelines import transcribe as T
+from engine.progress import Progress, ProgressLog
 from tests.models.test_basic_pitch import (
     BIT_EXACT_CPU,
     TOLERANCE,
@@ -290,11 +291,11 @@ def test_bad_input_is_a_one_line_transcribe_error(tmp_path, monkeypatch, model):
 def test_piano_roll_and_progress(model):
     from engine.cli.transcribe import describe, note_name, piano_roll
 
-    calls = []
-    result = T.transcribe(
-        melody(22050, 3.0), 22050, model=model, progress=lambda d, t: calls.append((d, t))
-    )
-    assert calls[-1] == (2, 2)
+    calls = ProgressLog()
+    result = T.transcribe(melody(22050, 3.0), 22050, model=model, progress=calls)
+    assert calls.stages() == ["windows"]  # 2-second windows: done rises to the total
+    assert [e.done for e in calls] == sorted(e.done for e in calls)
+    assert calls[-1] == Progress("windows", 2, 2)
     roll = piano_roll(result.notes, result.duration_s, width=40).splitlines()
     pitches = sorted({n.pitch for n in result.notes}, reverse=True)
     assert roll[0].startswith(note_name(pitches[0])) and "█" in "".join(roll)
