@@ -265,3 +265,59 @@ def test_the_checks_catch_a_violation(bad, monkeypatch):
     monkeypatch.setitem(globals(), "GRAPH", graph)
     with pytest.raises(AssertionError, match=match):
         check()
+
+
+# ---- names.py: each value of the shared vocabulary is defined once ----------------------------
+# The same name defined with a literal in two modules, on purpose (each line says why).
+SAME_NAME_ON_PURPOSE = {
+    "CACHE_BLOCK": "different caches, different block sizes (score decoder 256, MusicGen 64)",
+    "METER_MARGIN": "the two beat-tracking chains (transcribe, accompany) are tuned apart",
+    "RESAMPLE_QUALITY": "librosa's spelling in the Basic Pitch model file, soxr's in audio/io",
+    "_NUMERAL": "prompt.py finds numerals in words; steer.py parses them (and is heavy)",
+}
+# Values equal to one of names.py by coincidence, not copies of it.
+SAME_VALUE_BY_CHANCE = {"PROGRESS_STAGE"}  # the stage "music", not the file stem "music"
+
+
+def _literal_constants() -> dict[str, list[tuple[str, object]]]:
+    found: dict[str, list[tuple[str, object]]] = defaultdict(list)
+    for m, path in MODULES.items():
+        if not m.startswith("engine"):
+            continue
+        for node in ast.parse(path.read_text()).body:
+            if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+                continue
+            target = node.targets[0]
+            if not isinstance(target, ast.Name) or not target.id.lstrip("_").isupper():
+                continue
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                value = ast.unparse(node.value)
+                if "re.compile" not in value:
+                    continue  # an expression of other names: a binding, not a definition
+            found[target.id].append((m, value))
+    return found
+
+
+def test_no_constant_is_defined_twice():
+    from engine import names
+
+    twice = [
+        f"{name}: {', '.join(m for m, _ in where)}"
+        for name, where in _literal_constants().items()
+        if len(where) > 1 and name not in SAME_NAME_ON_PURPOSE
+    ]
+    assert not twice, "constants defined in several modules:\n" + "\n".join(twice)
+    vocabulary = {
+        repr(v): k
+        for k, v in vars(names).items()
+        if k.isupper() and isinstance(v, tuple | str | dict) and len(v) > 1
+    }
+    copies = [
+        f"{m}.{name} copies names.{vocabulary[repr(value)]}"
+        for name, where in _literal_constants().items()
+        for m, value in where
+        if m != "engine.names" and repr(value) in vocabulary and name not in SAME_VALUE_BY_CHANCE
+    ]
+    assert not copies, "\n".join(copies)

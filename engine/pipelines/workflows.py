@@ -50,7 +50,7 @@ from engine.progress import Progress, ProgressFn
 from engine.seeds import derive_seed
 
 AUDIO_SUFFIXES = names.AUDIO_SUFFIXES
-DEFAULT_STYLE = "chorale"
+DEFAULT_STYLE = names.WORKFLOW_DEFAULT_STYLE
 DEFAULT_VOICES = 4
 # Lower parts written under a melody, by total number of voices.
 LOWER_PARTS = {2: ("bass",), 3: ("alto", "bass"), 4: ("alto", "tenor", "bass")}
