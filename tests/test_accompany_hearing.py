@@ -23,17 +23,15 @@ MIN_CHORDS_RIGHT = 0.8
 
 KNOWN_MISHEARD = {
     "organ-120-G-waltz": "legato 3/4 whose onsets come back every beat and a half: heard "
-    "as 80 BPM 4/4",
+    "as 82 BPM 4/4",
     "strings-140-Eb": "fast legato strings whose melody mostly repeats one tied note: no "
-    "onset pulse at the beat; heard at 68 BPM",
+    "onset pulse at the beat; heard at 62 BPM",
     "choir-6/8-F": "legato 6/8 whose melody moves only in dotted quarters: nothing divides "
     "the beat, so it sounds as 2/4 would; right tempo, heard as 3/4",
-    "strings-60-E-2bar": "slow legato strings, chords held two bars: tempo 5 % fast",
-    "flute-2/4-A": "legato 2/4: right tempo, but the melody's accents on beat 2 make it 4/4",
-    "organ-150-Ab-waltz-2bar": "fast legato waltz, chords held two bars: heard at 99 BPM 4/4",
-    "flute-150-D": "fast legato flute: heard at half tempo, 76 BPM 2/4",
+    "organ-150-Ab-waltz-2bar": "fast legato waltz, chords held two bars: heard at 100 BPM 4/4",
+    "flute-150-D": "fast legato flute: heard at half tempo, 78 BPM 2/4",
     "organ-76-Eb-waltz": "slow legato waltz: heard at 51 BPM 2/4 (a beat and a half)",
-    "choir-132-A-waltz": "fast legato choir waltz: heard at 52 BPM 4/4",
+    "choir-132-A-waltz": "fast legato choir waltz: heard at 51 BPM 4/4",
 }
 
 
