@@ -96,6 +96,9 @@ HARMONY_LAG = 4  # frames (90 ms) a chroma change is measured across
 METER_BEATS = (4, 3, 2)  # beats a bar that can be heard (simple metres), preferred first
 METER_MARGIN = 1.1  # a later metre must explain the bar lines this much better to win
 CHANGE_WEIGHT = 2.0  # chord changes on the downbeats, against accents
+BASS_FMAX = 250.0  # the bass's accents: onset strength below this many Hz ...
+BASS_MELS = 16  # ... on this many mel bands
+BASS_NEAR = 2  # ... the strongest within this many frames (46 ms) of the beat
 GRID_SLACK_S = 0.05  # the first bar may start this early (before 0 s) and still be used
 LEAD_MIN_S = 0.02  # a first bar line later than this gets a silent lead-in bar in part.mid
 TICKS_PER_QUARTER = 480
@@ -294,7 +297,7 @@ def _analyze_audio(path: Path, *, transcribe_notes: bool) -> Analysis:
             "with a pulse, at least a few bars long"
         )
     idx = np.clip(frames, 0, n - 1)
-    accents = env[idx] / max(float(env.mean()), 1e-12)
+    accents = env[idx] / max(float(env[idx].mean()), 1e-12) + _bass_accents(y, idx)
     per_bar, downbeat = hear_meter(
         accents, _beat_chroma(chroma, frames), (2,) if pulse.compound else METER_BEATS
     )
@@ -352,6 +355,27 @@ def _analyze_audio(path: Path, *, transcribe_notes: bool) -> Analysis:
     if transcribe_notes:
         an.notes = _transcribed_notes(path, an)
     return an
+
+
+def _bass_accents(y: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """[B]: the onset strength below BASS_FMAX Hz at each beat frame (the strongest within
+    BASS_NEAR frames of it), over its mean. The bass and the kick drum mark bar lines; the
+    melody's own accents (an eighth pair on the weak beats) do not."""
+    import librosa
+
+    from engine.transcribe import quiet_libraries
+
+    with quiet_libraries():
+        mel = librosa.feature.melspectrogram(
+            y=y, sr=ANALYSIS_SAMPLE_RATE, hop_length=HOP, fmax=BASS_FMAX, n_mels=BASS_MELS
+        )
+        low = librosa.onset.onset_strength(
+            S=librosa.power_to_db(mel), sr=ANALYSIS_SAMPLE_RATE, hop_length=HOP
+        )
+    near = np.array(
+        [low[max(f - BASS_NEAR, 0) : f + BASS_NEAR + 1].max(initial=0.0) for f in frames]
+    )
+    return near / max(float(near.mean()), 1e-12)
 
 
 def _fold_clarity(env: np.ndarray, period_frames: np.ndarray) -> np.ndarray:
