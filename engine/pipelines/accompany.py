@@ -11,7 +11,8 @@ The pipeline is a chain of small steps, each testable alone:
 1. **Analysis** (`analyze`). Audio: the mono mix at 22050 Hz; the beat period from two
    envelopes (`hear_pulse`): the onset strength (spectral flux, clear in detached playing)
    and the chroma novelty (chord changes, there in legato playing too), then beats from
-   ``librosa.beat.beat_track`` at that tempo on both envelopes; 6/8 when the beat divides in
+   ``librosa.beat.beat_track`` at that tempo on both envelopes (held close to that tempo when
+   the onset strength is flat, i.e. legato); 6/8 when the beat divides in
    three, else 4, 3 or 2 beats a bar and bar 1 from the chord changes and accents on the
    beats (`hear_meter`); one chord a bar from ``librosa.feature.chroma_cqt``
    averaged over the bar and matched (cosine) against the 24 major and minor triad templates;
@@ -86,12 +87,18 @@ TEMPO_PRIOR_BPM = 100.0  # the preferred beat (log-normal, TEMPO_PRIOR_OCTAVES w
 TEMPO_PRIOR_OCTAVES = 1.0
 PRIOR_WEIGHT = 0.5
 COMPOUND_MARGIN = 1.25  # the beat divides in three when that pulse is this much clearer
+LEGATO_CONTRAST = 1.5  # onset strength this flat (std over mean) is legato: few peaks to follow
+BEAT_TIGHTNESS = 100.0  # librosa's beat_track: how closely the beats keep the tempo (its default)
+LEGATO_TIGHTNESS = 2000.0  # ... in legato music, where they would wander between chord changes
 HARMONY_WEIGHT = 1.0  # chord changes at bar lines, against onsets at beats
 HARMONY_SMOOTH_FRAMES = 9  # chroma smoothed over 0.2 s before its novelty (a tremolo is no change)
 HARMONY_LAG = 4  # frames (90 ms) a chroma change is measured across
 METER_BEATS = (4, 3, 2)  # beats a bar that can be heard (simple metres), preferred first
 METER_MARGIN = 1.1  # a later metre must explain the bar lines this much better to win
 CHANGE_WEIGHT = 2.0  # chord changes on the downbeats, against accents
+BASS_FMAX = 250.0  # the bass's accents: onset strength below this many Hz ...
+BASS_MELS = 16  # ... on this many mel bands
+BASS_NEAR = 2  # ... the strongest within this many frames (46 ms) of the beat
 GRID_SLACK_S = 0.05  # the first bar may start this early (before 0 s) and still be used
 LEAD_MIN_S = 0.02  # a first bar line later than this gets a silent lead-in bar in part.mid
 TICKS_PER_QUARTER = names.TICKS_PER_QUARTER
@@ -263,10 +270,19 @@ def _analyze_audio(path: Path, *, transcribe_notes: bool) -> Analysis:
     n = min(env.shape[0], harmony.shape[0])
     env, harmony = env[:n], harmony[:n]
     pulse = hear_pulse(env, harmony, fps)
+    # Legato (a flat onset strength: std 0.3-1.3 of its mean in the legato test pieces, 2.0
+    # and more in the detached ones and a piece drifting in tempo): the envelope has
+    # peaks only at chord changes, and beats left loose between them wander (5 % fast at 60
+    # BPM), so they are held close to the tempo hear_pulse found.
+    legato = float(env.std()) < LEGATO_CONTRAST * float(env.mean())
     both = env / max(float(env.mean()), 1e-12) + harmony / max(float(harmony.mean()), 1e-12)
     with quiet_libraries():
         _, frames = librosa.beat.beat_track(
-            onset_envelope=both, sr=sr, hop_length=HOP, bpm=60.0 / pulse.beat_s
+            onset_envelope=both,
+            sr=sr,
+            hop_length=HOP,
+            bpm=60.0 / pulse.beat_s,
+            tightness=LEGATO_TIGHTNESS if legato else BEAT_TIGHTNESS,
         )
     frames = np.asarray(frames, dtype=int)
     beats = librosa.frames_to_time(frames, sr=sr, hop_length=HOP).astype(np.float64)
@@ -276,7 +292,7 @@ def _analyze_audio(path: Path, *, transcribe_notes: bool) -> Analysis:
             "with a pulse, at least a few bars long"
         )
     idx = np.clip(frames, 0, n - 1)
-    accents = env[idx] / max(float(env.mean()), 1e-12)
+    accents = env[idx] / max(float(env[idx].mean()), 1e-12) + _bass_accents(y, idx)
     per_bar, downbeat = hear_meter(
         accents, _beat_chroma(chroma, frames), (2,) if pulse.compound else METER_BEATS
     )
@@ -334,6 +350,27 @@ def _analyze_audio(path: Path, *, transcribe_notes: bool) -> Analysis:
     if transcribe_notes:
         an.notes = _transcribed_notes(path, an)
     return an
+
+
+def _bass_accents(y: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """[B]: the onset strength below BASS_FMAX Hz at each beat frame (the strongest within
+    BASS_NEAR frames of it), over its mean. The bass and the kick drum mark bar lines; the
+    melody's own accents (an eighth pair on the weak beats) do not."""
+    import librosa
+
+    from engine.audio.io import quiet_libraries
+
+    with quiet_libraries():
+        mel = librosa.feature.melspectrogram(
+            y=y, sr=ANALYSIS_SAMPLE_RATE, hop_length=HOP, fmax=BASS_FMAX, n_mels=BASS_MELS
+        )
+        low = librosa.onset.onset_strength(
+            S=librosa.power_to_db(mel), sr=ANALYSIS_SAMPLE_RATE, hop_length=HOP
+        )
+    near = np.array(
+        [low[max(f - BASS_NEAR, 0) : f + BASS_NEAR + 1].max(initial=0.0) for f in frames]
+    )
+    return near / max(float(near.mean()), 1e-12)
 
 
 def _fold_clarity(env: np.ndarray, period_frames: np.ndarray) -> np.ndarray:
