@@ -53,13 +53,29 @@ from __future__ import annotations
 import difflib
 import platform
 from dataclasses import asdict, dataclass, field
-from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 
 from engine import names
 from engine.atomic import sha256_file
+from engine.audio.rhythm import (
+    ANALYSIS_SAMPLE_RATE,
+    BEAT_TIGHTNESS,
+    HARMONY_LAG,
+    HARMONY_SMOOTH_FRAMES,
+    HOP,
+    LEGATO_CONTRAST,
+    LEGATO_TIGHTNESS,
+    METER_BEATS,
+    bass_accents,
+    beat_chroma,
+    beat_period,
+    hear_meter,
+    hear_pulse,
+    position_in_beats,
+    refine_beats,
+)
 from engine.errors import UserError
 from engine.progress import Progress, ProgressFn
 from engine.record import OutputFolder, check_new_folder, with_replaced, write_record
@@ -69,36 +85,10 @@ PARTS = names.ACCOMPANY_PARTS
 MODEL_PARTS = ("bass", "chords", "strings")  # written by the score model; drums are rule-based
 DRUM_STYLES = names.DRUM_STYLES
 DEFAULT_DRUM_STYLE = names.DEFAULT_DRUM_STYLE
-ANALYSIS_SAMPLE_RATE = 22050
-HOP = 512  # analysis frames: 23 ms at 22050 Hz
-FINE_HOP = 128  # onset frames (6 ms) that beats are refined to
-BEAT_SNAP_S = 0.07  # a beat moves to a note onset at most this far away
 TRIM_TOP_DB = 50  # audio this far below the peak is not music
 CHANGE_TOP_DB = 20  # a chord change this far below the loudest frame is a release tail's
 MIN_BEATS = 4  # fewer detected beats: no usable beat
 MIN_SECONDS = 2.0  # shorter audio cannot hold MIN_BEATS beats at any usable tempo
-# Hearing the pulse (`hear_pulse`): candidate beats, their tempo preference, the harmony's say.
-PULSE_MIN_BPM, PULSE_MAX_BPM = 40.0, 200.0  # counted beats a minute that can be heard
-PULSE_CANDIDATES = 800  # log-spaced beat periods tried (0.2 % apart)
-FOLD_BINS = 12  # phases an envelope is folded onto to measure its pulse clarity
-FOLD_SUB = 4  # phases a beat when a bar is folded (`_bar_share`)
-MIN_BARS_HEARD = 4  # a bar must fit this many times in the audio
-TEMPO_PRIOR_BPM = 100.0  # the preferred beat (log-normal, TEMPO_PRIOR_OCTAVES wide)
-TEMPO_PRIOR_OCTAVES = 1.0
-PRIOR_WEIGHT = 0.5
-COMPOUND_MARGIN = 1.25  # the beat divides in three when that pulse is this much clearer
-LEGATO_CONTRAST = 1.5  # onset strength this flat (std over mean) is legato: few peaks to follow
-BEAT_TIGHTNESS = 100.0  # librosa's beat_track: how closely the beats keep the tempo (its default)
-LEGATO_TIGHTNESS = 2000.0  # ... in legato music, where they would wander between chord changes
-HARMONY_WEIGHT = 1.0  # chord changes at bar lines, against onsets at beats
-HARMONY_SMOOTH_FRAMES = 9  # chroma smoothed over 0.2 s before its novelty (a tremolo is no change)
-HARMONY_LAG = 4  # frames (90 ms) a chroma change is measured across
-METER_BEATS = (4, 3, 2)  # beats a bar that can be heard (simple metres), preferred first
-METER_MARGIN = 1.1  # a later metre must explain the bar lines this much better to win
-CHANGE_WEIGHT = 2.0  # chord changes on the downbeats, against accents
-BASS_FMAX = 250.0  # the bass's accents: onset strength below this many Hz ...
-BASS_MELS = 16  # ... on this many mel bands
-BASS_NEAR = 2  # ... the strongest within this many frames (46 ms) of the beat
 GRID_SLACK_S = 0.05  # the first bar may start this early (before 0 s) and still be used
 LEAD_MIN_S = 0.02  # a first bar line later than this gets a silent lead-in bar in part.mid
 TICKS_PER_QUARTER = names.TICKS_PER_QUARTER
@@ -179,7 +169,7 @@ class Analysis:
         if self.kind == "audio":
             beats = np.asarray(self.beats_s)
             idx = np.arange(beats.shape[0], dtype=np.float64)
-            period = _beat_period(beats)
+            period = beat_period(beats)
             b = q + self.origin_beat
             t = np.interp(b, idx, beats)
             t = np.where(b < 0, beats[0] + b * period, t)
@@ -202,12 +192,6 @@ class Analysis:
         d["meter"] = self.meter
         d["beats_s"] = [round(b, 4) for b in self.beats_s]
         return d
-
-
-def _beat_period(beats: np.ndarray) -> float:
-    from engine.pipelines.transcribe import beat_period
-
-    return beat_period(beats)
 
 
 def analyze(input_path: str | Path, *, transcribe_notes: bool = True) -> Analysis:
@@ -292,9 +276,9 @@ def _analyze_audio(path: Path, *, transcribe_notes: bool) -> Analysis:
             "with a pulse, at least a few bars long"
         )
     idx = np.clip(frames, 0, n - 1)
-    accents = env[idx] / max(float(env[idx].mean()), 1e-12) + _bass_accents(y, idx)
+    accents = env[idx] / max(float(env[idx].mean()), 1e-12) + bass_accents(y, idx)
     per_bar, downbeat = hear_meter(
-        accents, _beat_chroma(chroma, frames), (2,) if pulse.compound else METER_BEATS
+        accents, beat_chroma(chroma, frames), (2,) if pulse.compound else METER_BEATS
     )
     beats = refine_beats(y, beats)
     if pulse.compound:  # the quarter-note grid through the dotted-quarter beats, from a bar line
@@ -305,7 +289,7 @@ def _analyze_audio(path: Path, *, transcribe_notes: bool) -> Analysis:
     else:
         numerator, denominator = per_bar, 4
     bar_q = int(round(numerator * 4 / denominator))
-    period = _beat_period(beats)
+    period = beat_period(beats)
     origin = downbeat
     while beats[0] + (origin - bar_q) * period >= -GRID_SLACK_S and origin - bar_q >= -8:
         origin -= bar_q
@@ -352,199 +336,8 @@ def _analyze_audio(path: Path, *, transcribe_notes: bool) -> Analysis:
     return an
 
 
-def _bass_accents(y: np.ndarray, frames: np.ndarray) -> np.ndarray:
-    """[B]: the onset strength below BASS_FMAX Hz at each beat frame (the strongest within
-    BASS_NEAR frames of it), over its mean. The bass and the kick drum mark bar lines; the
-    melody's own accents (an eighth pair on the weak beats) do not."""
-    import librosa
-
-    from engine.audio.io import quiet_libraries
-
-    with quiet_libraries():
-        mel = librosa.feature.melspectrogram(
-            y=y, sr=ANALYSIS_SAMPLE_RATE, hop_length=HOP, fmax=BASS_FMAX, n_mels=BASS_MELS
-        )
-        low = librosa.onset.onset_strength(
-            S=librosa.power_to_db(mel), sr=ANALYSIS_SAMPLE_RATE, hop_length=HOP
-        )
-    near = np.array(
-        [low[max(f - BASS_NEAR, 0) : f + BASS_NEAR + 1].max(initial=0.0) for f in frames]
-    )
-    return near / max(float(near.mean()), 1e-12)
-
-
-def _fold_clarity(env: np.ndarray, period_frames: np.ndarray) -> np.ndarray:
-    """Pulse clarity of ``env`` [T] at each period (frames, [P]): the peak of the envelope
-    folded onto one period (FOLD_BINS phases), over its mean. 1 = no pulse at that period."""
-    t = np.arange(env.shape[0], dtype=np.float64)
-    out = np.empty(period_frames.shape[0])
-    for i, p in enumerate(period_frames):
-        phase = ((t / p) % 1.0 * FOLD_BINS).astype(int)
-        prof = np.bincount(phase, weights=env, minlength=FOLD_BINS) / np.maximum(
-            np.bincount(phase, minlength=FOLD_BINS), 1
-        )
-        out[i] = prof.max() / max(prof.mean(), 1e-12)
-    return out
-
-
-def _bar_contrast(env: np.ndarray, period_frames: np.ndarray, per_bar: int) -> np.ndarray:
-    """How strongly ``env`` [T] comes back once a bar, for each beat period [P] (frames): the
-    envelope folded onto a bar of ``per_bar`` beats (FOLD_SUB phases a beat), its peak phase
-    less its mean, in standard deviations of the envelope. A bar of half the true one, or one
-    whose length the changes do not divide, halves it or flattens it."""
-    t = np.arange(env.shape[0], dtype=np.float64)
-    bins = per_bar * FOLD_SUB
-    scale = max(float(env.std()), 1e-12)
-    out = np.empty(period_frames.shape[0])
-    for i, p in enumerate(period_frames):
-        phase = ((t / (p * per_bar)) % 1.0 * bins).astype(int)
-        prof = np.bincount(phase, weights=env, minlength=bins) / np.maximum(
-            np.bincount(phase, minlength=bins), 1
-        )
-        out[i] = (prof.max() - prof.mean()) / scale
-    return out
-
-
-@dataclass
-class Pulse:
-    """The metre heard in audio: the counted beat, beats a bar, how each beat divides."""
-
-    beat_s: float  # seconds a counted beat (a dotted quarter in 6/8)
-    per_bar: int  # counted beats a bar when heard with the beat (2 in 6/8); 0: from accents
-    compound: bool  # the beat divides in three (6/8)
-    score: float
-
-
-def hear_pulse(onsets: np.ndarray, harmony: np.ndarray, fps: float) -> Pulse:
-    """The beat period that best explains two envelopes ([T] frames at ``fps``), and whether
-    the beat divides in three (6/8, two beats a bar).
-
-    ``onsets`` (spectral flux) says where notes start: every beat level shows in it when the
-    music is played detached, hardly any when it is sung or bowed legato (flat amplitude, slow
-    attacks, a choir's own tremolo). ``harmony`` (chroma novelty) says where the chord changes:
-    at bar lines, whatever the articulation. A candidate beat period scores
-
-    - the clarity of the onset pulse at the beat (``_fold_clarity``: the folded envelope's
-      peak over its mean, less 1), which picks the beat level (not half, not double);
-    - how strongly the chord changes come back once every 2, 3 or 4 beats (``_bar_contrast``,
-      the best of the three), which finds the beat in legato music, where the onsets are
-      flat: a bar that holds a whole number of beats;
-    - a log-normal tempo preference (TEMPO_PRIOR_BPM).
-
-    A beat whose onset pulse is clearer at a third of it than at a half (by COMPOUND_MARGIN:
-    in legato playing both are faint) divides in three.
-    At least MIN_BARS_HEARD bars of 2 beats must fit in the audio.
-    """
-    bpm = np.geomspace(PULSE_MIN_BPM, PULSE_MAX_BPM, PULSE_CANDIDATES)
-    period = 60.0 / bpm * fps
-    c_on = _fold_clarity(onsets, period) - 1.0
-    prior = -0.5 * (np.log2(bpm / TEMPO_PRIOR_BPM) / TEMPO_PRIOR_OCTAVES) ** 2
-    c_bar = np.max([_bar_contrast(harmony, period, n) for n in (2, 3, 4)], axis=0)
-    score = c_on + HARMONY_WEIGHT * c_bar + PRIOR_WEIGHT * prior
-    score[period * 2 * MIN_BARS_HEARD > onsets.shape[0]] = -np.inf
-    i = int(np.argmax(score))
-    third, half = _fold_clarity(onsets, np.array([period[i] / 3, period[i] / 2]))
-    compound = bool(third > COMPOUND_MARGIN * max(half, 0.0))
-    return Pulse(60.0 / bpm[i], 2 if compound else 0, compound, float(score[i]))
-
-
-def _beat_chroma(chroma: np.ndarray, frames: np.ndarray) -> np.ndarray:
-    """[B, 12]: the mean chroma of each beat, from its frame to the next beat's."""
-    edges = np.append(np.clip(frames, 0, chroma.shape[1] - 1), chroma.shape[1])
-    return np.stack(
-        [chroma[:, a:b].mean(axis=1) if b > a else chroma[:, a] for a, b in pairwise(edges)]
-    )
-
-
-def _chord_changes(per_beat: np.ndarray, span: int) -> np.ndarray:
-    """How much the harmony changes at each beat [B]: 1 - cosine of the mean chroma of the
-    ``span`` beats from it with that of the ``span`` beats before it (0 where either side
-    is short). Over a bar's span the melody averages out and a bar line stands out."""
-    c = np.cumsum(np.vstack([np.zeros((1, 12)), per_beat]), axis=0)
-    n = per_beat.shape[0]
-    out = np.zeros(n)
-    for k in range(span, n - span + 1):
-        a, b = c[k] - c[k - span], c[k + span] - c[k]
-        out[k] = 1.0 - a @ b / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12)
-    return out
-
-
-def _phase_contrast(s: np.ndarray, m: int, first: int = 1) -> np.ndarray:
-    """[m]: for each phase p, the correlation of ``s`` with "beat p, p + m, ... is a bar
-    line" (the mean on those beats less the mean on the others, in standard deviations of
-    ``s``, times sqrt(share (1 - share)), so that bars of 2, 3 and 4 beats compare fairly);
-    beats before ``first`` left out."""
-    k = np.arange(s.shape[0])
-    use = k >= first
-    scale = max(float(s[use].std()), 1e-12)
-    out = np.zeros(m)
-    for p in range(m):
-        on = (k % m == p) & use
-        off = ~on & use
-        if on.any() and off.any():
-            share = on.sum() / use.sum()
-            out[p] = (s[on].mean() - s[off].mean()) / scale * np.sqrt(share * (1 - share))
-    return out
-
-
-def hear_meter(
-    accents: np.ndarray, per_beat: np.ndarray, candidates: tuple[int, ...] = (4, 3, 2)
-) -> tuple[int, int]:
-    """(beats a bar, index of a downbeat) from the accent [B] and the chroma [B, 12] of each
-    beat (`_beat_chroma`).
-
-    A bar line is where the chord changes and the beat is accented: for each number of beats
-    a bar and each phase, the contrast of both on the would-be downbeats against the other
-    beats (`_phase_contrast`, chord changes weighted CHANGE_WEIGHT). The harmony's contrast
-    is largest for the bar whose lines carry every change and no beat within it does, so
-    chords that change every bar give that bar, every two bars the longer metre (4/4 for
-    eight beats, 3/4 for six). A metre earlier in ``candidates`` is preferred unless a later
-    one's contrast is METER_MARGIN times larger.
-    """
-    best: tuple[float, int, int] | None = None
-    for m in candidates:
-        if accents.shape[0] < 2 * m:
-            continue
-        changes = _chord_changes(per_beat, m)
-        c = _phase_contrast(accents, m) + CHANGE_WEIGHT * _phase_contrast(changes, m, m)
-        p = int(np.argmax(c))
-        if best is None or c[p] > METER_MARGIN * best[0]:
-            best = (float(c[p]), m, p)
-    return (candidates[0], 0) if best is None else (best[1], best[2])
-
-
-def refine_beats(y: np.ndarray, beats: np.ndarray) -> np.ndarray:
-    """Move each beat to the note onset it marks.
-
-    The beat tracker's times are its onset-strength peaks: 23 ms frames that lag the sound by
-    about 30 ms. Onsets found on 6 ms frames and backtracked to the energy minimum before
-    them are where the notes start; a beat within BEAT_SNAP_S of one moves to it, the other
-    beats move by the median shift of those that did.
-    """
-    import librosa
-
-    from engine.audio.io import quiet_libraries
-
-    sr = ANALYSIS_SAMPLE_RATE
-    with quiet_libraries():
-        env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=FINE_HOP)
-        onsets = librosa.onset.onset_detect(
-            onset_envelope=env, sr=sr, hop_length=FINE_HOP, units="time", backtrack=True
-        )
-    if onsets.size == 0:
-        return beats
-    nearest = onsets[np.abs(onsets[None, :] - beats[:, None]).argmin(axis=1)]
-    close = np.abs(nearest - beats) <= BEAT_SNAP_S
-    if not close.any():
-        return beats
-    shift = float(np.median(nearest[close] - beats[close]))
-    out = np.where(close, nearest, beats + shift)
-    return np.maximum.accumulate(out)
-
-
 def _quarter_of(an: Analysis, t_s: float) -> float:
     """Quarter notes after the first bar line at ``t_s`` seconds (audio grid)."""
-    from engine.pipelines.transcribe import position_in_beats
 
     return float(position_in_beats(np.asarray(t_s), np.asarray(an.beats_s))) - an.origin_beat
 

@@ -49,6 +49,7 @@ from engine.audio.io import (
     quiet_libraries,
     read_audio_checked,
 )
+from engine.audio.rhythm import MIDI_TEMPO_BPM, beat_period, guess_meter, position_in_beats
 from engine.errors import AudioFileError, InputWarning
 from engine.models.basic_pitch import (
     ANNOT_N_FRAMES,
@@ -73,12 +74,9 @@ PITCH_BEND_TOLERANCE_BINS = 25  # contour bins (1/3 semitone) searched around a 
 PITCH_BEND_GAUSSIAN_STD = 5  # bins: weights the contour toward the note's own pitch
 N_PITCH_BEND_TICKS = 8192  # MIDI pitch bend range +-8192 = +-2 semitones
 MAX_FREQ_IDX = N_NOTES - 1
-MIDI_TEMPO_BPM = 120.0  # tempo of un-quantized MIDI (times are kept in seconds)
 MIDI_PROGRAM = 4  # Electric Piano 1, as basic-pitch writes
 TICKS_PER_QUARTER = names.TICKS_PER_QUARTER
 QUANTIZE_DIVISIONS = 4  # grid steps a beat when quantizing (sixteenths in 4/4)
-METER_CANDIDATES = (4, 3)  # beats a bar that guess_meter chooses between, preferred first
-METER_MARGIN = 1.1  # 3/4 must explain the accents this much better than 4/4 to win
 MAX_AUDIO_SECONDS = names.MAX_AUDIO_SECONDS  # 1 hour (~1 GB of memory); longer is refused
 
 
@@ -489,52 +487,6 @@ def model_output_to_notes(
 
 
 # ---- tempo, metre, grid --------------------------------------------------------------------------
-def position_in_beats(t: np.ndarray, beats: np.ndarray) -> np.ndarray:
-    """Beat index (fractional) at times ``t``: linear between beats, the median period outside."""
-    if beats.shape[0] < 2:
-        return t * (MIDI_TEMPO_BPM / 60)
-    period = beat_period(beats)
-    idx = np.arange(beats.shape[0], dtype=np.float64)
-    pos = np.interp(t, beats, idx)
-    pos = np.where(t < beats[0], (t - beats[0]) / period, pos)
-    return np.where(t > beats[-1], idx[-1] + (t - beats[-1]) / period, pos)
-
-
-def beat_period(beats: np.ndarray) -> float:
-    """Seconds a beat: the slope of the least-squares line through the beat times.
-
-    (Each beat time is rounded to the beat tracker's 23 ms frames; the line averages that
-    out, where the median gap would keep it: 117 BPM instead of 120.)
-    """
-    return float(np.polyfit(np.arange(beats.shape[0], dtype=np.float64), beats, 1)[0])
-
-
-def guess_meter(beat_strength: np.ndarray) -> tuple[int, int]:
-    """(beats a bar, index of a downbeat) from the onset strength at each beat.
-
-    For 4 and 3 beats a bar and every phase, the accent contrast is the mean strength on the
-    would-be downbeats less the mean on the other beats; the best phase of each metre is
-    compared and 3/4 wins only when its contrast is ``METER_MARGIN`` times 4/4's. A simple
-    guess: it hears accents, not harmony, so music that accents offbeats may come out wrong.
-    """
-    s = np.asarray(beat_strength, dtype=np.float64)
-    best: dict[int, tuple[float, int]] = {}
-    for m in METER_CANDIDATES:
-        if s.shape[0] < 2 * m:
-            continue
-        scores = []
-        for p in range(m):
-            on = np.zeros(s.shape[0], dtype=bool)
-            on[p::m] = True
-            scores.append((float(s[on].mean() - s[~on].mean()), p))
-        best[m] = max(scores, key=lambda x: x[0])
-    if not best:
-        return METER_CANDIDATES[0], 0
-    if 3 in best and 4 in best:
-        (c4, p4), (c3, p3) = best[4], best[3]
-        return (3, p3) if c3 > 0 and c3 > METER_MARGIN * max(c4, 0) else (4, p4)
-    m = next(iter(best))
-    return m, best[m][1]
 
 
 def estimate_quantization(audio: np.ndarray, notes: list[NoteEvent]) -> Quantization:

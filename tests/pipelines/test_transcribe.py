@@ -8,6 +8,7 @@ import pytest
 import soundfile as sf
 
 from engine.audio import io as AIO
+from engine.audio import rhythm
 from engine.errors import AudioFileError, InputWarning
 from engine.models.basic_pitch import BasicPitch
 from engine.pipelines import transcribe as T
@@ -217,10 +218,10 @@ def test_quantize_finds_tempo_metre_and_grid(model):
 
 
 def test_guess_meter():
-    assert T.guess_meter(np.tile([3.0, 1, 1], 6)) == (3, 0)
-    assert T.guess_meter(np.tile([1.0, 3, 1, 1], 5)) == (4, 1)
-    assert T.guess_meter(np.ones(12))[0] == 4  # no accents: 4/4
-    assert T.guess_meter(np.ones(3)) == (4, 0)  # too few beats to tell
+    assert rhythm.guess_meter(np.tile([3.0, 1, 1], 6)) == (3, 0)
+    assert rhythm.guess_meter(np.tile([1.0, 3, 1, 1], 5)) == (4, 1)
+    assert rhythm.guess_meter(np.ones(12))[0] == 4  # no accents: 4/4
+    assert rhythm.guess_meter(np.ones(3)) == (4, 0)  # too few beats to tell
 
 
 def test_mixdown_and_sample_rates(model):
