@@ -1,4 +1,4 @@
-"""Shared fixtures: a small real corpus (music21 files) and a tiny trained score model."""
+"""Shared fixtures: a small real corpus (music21 files) and tiny score models."""
 
 from __future__ import annotations
 
@@ -63,6 +63,11 @@ def tiny_model_dir(small_corpus, tmp_path_factory):
     return out / "model"
 
 
+# -- Shared builders -----------------------------------------------------------------------------
+# Tests get these through the fixtures below, never by importing a test module (or this one):
+# tests/test_test_layout.py checks. Heavy imports (torch, transformers, mlx models) stay inside
+# the builders, so collecting the tests stays fast.
+
 TINY_MODEL_ARGS = dict(
     vocab_size=37,
     hidden_size=32,
@@ -73,7 +78,7 @@ TINY_MODEL_ARGS = dict(
 )
 
 
-def make_tiny_model(seed: int = 0, **overrides):
+def _make_tiny_model(seed: int = 0, **overrides):
     """A tiny random score model (2 layers, width 32) built from config alone."""
     import mlx.core as mx
 
@@ -83,3 +88,15 @@ def make_tiny_model(seed: int = 0, **overrides):
     model = Model(ModelArgs(**{**TINY_MODEL_ARGS, **overrides}))
     mx.eval(model.parameters())
     return model
+
+
+@pytest.fixture(scope="session")
+def make_tiny_model():
+    """``make_tiny_model(seed=0, **overrides)``: a tiny random score model (width 32)."""
+    return _make_tiny_model
+
+
+@pytest.fixture
+def tiny_model_args():
+    """The tiny score model's ``ModelArgs`` keywords (a fresh copy for each test)."""
+    return dict(TINY_MODEL_ARGS)
