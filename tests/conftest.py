@@ -1,4 +1,4 @@
-"""Shared fixtures: a small real corpus (music21 files) and tiny score models."""
+"""Shared fixtures: a small real corpus (music21 files), tiny score and MusicGen models."""
 
 from __future__ import annotations
 
@@ -100,3 +100,213 @@ def make_tiny_model():
 def tiny_model_args():
     """The tiny score model's ``ModelArgs`` keywords (a fresh copy for each test)."""
     return dict(TINY_MODEL_ARGS)
+
+
+class TinyMusicGen:
+    """Tiny random-weight transformers MusicGen models (800 Hz codec) and their MLX twins.
+
+    ``V`` is the decoder vocabulary (== codec codebook size); the codec runs at ``FRAME_RATE``
+    frames per second (800 Hz, hop 8).
+    """
+
+    V = 64
+    FRAME_RATE = 100
+    DECODER = dict(
+        vocab_size=V,
+        max_position_embeddings=64,
+        num_hidden_layers=2,
+        ffn_dim=40,
+        num_attention_heads=4,
+        hidden_size=24,
+        pad_token_id=V,
+        bos_token_id=V,
+        initializer_factor=0.2,  # 10x transformers' default: peaked logits that depend on the text
+    )
+
+    @staticmethod
+    def t5_config(d_model=16, **kw):
+        from transformers import T5Config as HFT5Config
+
+        args = dict(
+            vocab_size=50,
+            d_model=d_model,
+            d_kv=4,
+            d_ff=24,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            relative_attention_max_distance=20,
+        )
+        return HFT5Config(**{**args, **kw})
+
+    @staticmethod
+    def encodec_config():
+        from transformers import EncodecConfig
+
+        return EncodecConfig(
+            target_bandwidths=[2.4],  # 1000 * 2.4 // (100 frames/s * 6 bits) = 4 codebooks
+            sampling_rate=800,
+            audio_channels=1,
+            hidden_size=8,
+            num_filters=2,
+            num_residual_layers=1,
+            upsampling_ratios=[4, 2],
+            codebook_size=TinyMusicGen.V,
+            codebook_dim=8,
+            num_lstm_layers=1,
+            use_causal_conv=False,
+            normalize=False,
+        )
+
+    @staticmethod
+    def build_hf(kind: str = "mono", seed: int = 0):
+        """A tiny transformers MusicGen.
+
+        ``kind``: mono, stereo, same_width (text width == decoder width: no enc_to_dec_proj),
+        melody or stereo_melody.
+        """
+        import torch
+        import transformers as tf
+
+        mg = TinyMusicGen
+        torch.manual_seed(seed)
+        dec = dict(mg.DECODER)
+        text = mg.t5_config()
+        if kind in ("stereo", "stereo_melody"):
+            dec.update(num_codebooks=8, audio_channels=2)
+        if kind == "same_width":
+            text = mg.t5_config(d_model=24)
+        if kind.endswith("melody"):
+            config = tf.MusicgenMelodyConfig(
+                text_encoder=text,
+                audio_encoder=mg.encodec_config(),
+                decoder=tf.MusicgenMelodyDecoderConfig(**dec),
+                chroma_length=10,
+            )
+            model = tf.MusicgenMelodyForConditionalGeneration(config)
+        else:
+            config = tf.MusicgenConfig(
+                text_encoder=text,
+                audio_encoder=mg.encodec_config(),
+                decoder=tf.MusicgenDecoderConfig(**dec),
+            )
+            model = tf.MusicgenForConditionalGeneration(config)
+        with torch.no_grad():
+            # transformers starts EnCodec codebooks at zero (every code decodes alike): spread
+            # them around what the random encoder outputs, so audio prompts give varied codes.
+            noise = torch.rand(1, 1, 800, generator=torch.Generator().manual_seed(seed)) - 0.5
+            z = model.audio_encoder.encoder(noise)[0].T  # [frames, dim]
+            mean, std = z.mean(0), z.std(0)
+            for i, layer in enumerate(model.audio_encoder.quantizer.layers):
+                embed = layer.codebook.embed
+                embed.copy_(torch.randn(embed.shape) * std * 2 + (mean if i == 0 else 0))
+        model.generation_config.decoder_start_token_id = mg.V
+        model.generation_config.pad_token_id = mg.V
+        return model.eval()
+
+    @staticmethod
+    def to_mlx(hf):
+        """The MLX model with the same weights (no codec, no conversion step)."""
+        import mlx.core as mx
+
+        from engine.models.musicgen import MusicGen, MusicgenConfig, sanitize
+
+        model = MusicGen(MusicgenConfig.from_dict(hf.config.to_dict()))
+        state = {
+            k: mx.array(v.detach().numpy())
+            for k, v in hf.state_dict().items()
+            if not k.startswith("audio_encoder.")
+        }
+        model.model.load_weights(list(sanitize(state).items()), strict=True)
+        mx.eval(model.model.parameters())
+        return model
+
+    @staticmethod
+    def text_inputs(B=2, L=7, seed=1):
+        import numpy as np
+
+        g = np.random.default_rng(seed)
+        ids = g.integers(2, 50, (B, L))
+        mask = np.ones((B, L), np.int64)
+        if B > 1:
+            mask[1, L - 3 :] = 0  # padding in the second prompt
+        ids[mask == 0] = 0
+        return ids, mask
+
+    @staticmethod
+    def hf_generate_codes(hf, **kwargs):
+        """transformers ``generate`` -> the codes [B, K, T] it hands to the (stubbed) codec."""
+        import types
+
+        import torch
+
+        seen = []
+
+        def fake_decode(audio_codes, *args, **kw):
+            seen.append(audio_codes.clone())
+            return types.SimpleNamespace(audio_values=torch.zeros(1, 1, 1))
+
+        hf.audio_encoder.decode = fake_decode
+        with torch.no_grad():
+            hf.generate(**kwargs)
+        if len(seen) == 1:
+            return seen[0][0].numpy()
+        left, right = seen[0][0], seen[1][0]  # stereo: even / odd codebooks decoded separately
+        B, Kc, T = left.shape
+        return torch.stack([left, right], dim=2).reshape(B, 2 * Kc, T).numpy()
+
+    @staticmethod
+    def run(gen):
+        """Drain a ``generate_step`` generator; its return value as a numpy array."""
+        import numpy as np
+
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                return np.array(stop.value)
+
+    @staticmethod
+    def frames_for(model, new_tokens: int, prompt: int = 0) -> float:
+        """duration_s giving transformers' ``max_new_tokens`` steps after ``prompt`` frames."""
+        Kc = model.config.decoder.codebooks_per_channel
+        return (prompt + new_tokens + 1 - Kc) / TinyMusicGen.FRAME_RATE
+
+    @staticmethod
+    def assert_greedy_guided_generation_matches(hf, model, kind: str, N: int = 16) -> None:
+        """``N`` greedy steps at guidance 3 give transformers' codes exactly."""
+        import numpy as np
+        import torch
+
+        mg = TinyMusicGen
+        ids, mask = mg.text_inputs()
+        kwargs = dict(
+            input_ids=torch.tensor(ids),
+            attention_mask=torch.tensor(mask),
+            do_sample=False,
+            guidance_scale=3.0,
+            max_new_tokens=N,
+        )
+        chroma = None
+        if kind.endswith("melody"):
+            chroma = np.random.default_rng(6).random((2, 4, 12)).astype(np.float32)
+            kwargs["input_features"] = torch.tensor(chroma)
+        want = mg.hf_generate_codes(hf, **kwargs)
+        got = mg.run(
+            model.generate_step(
+                input_ids=ids,
+                attention_mask=mask,
+                chroma=chroma,
+                duration_s=mg.frames_for(model, N),
+                guidance_scale=3.0,
+                temperature=0.0,
+            )
+        )
+        assert got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.fixture(scope="session")
+def tiny_musicgen():
+    """Builders of tiny MusicGen models and inputs (:class:`TinyMusicGen`, a namespace)."""
+    return TinyMusicGen
