@@ -1,8 +1,10 @@
-"""Shared fixtures: a small real corpus (music21 files), tiny score and MusicGen models."""
+"""Shared fixtures: a small real corpus (music21 files), tiny score and MusicGen models, and
+Basic Pitch test audio and its reference."""
 
 from __future__ import annotations
 
 import os
+import platform
 import tempfile
 import warnings
 
@@ -310,3 +312,102 @@ class TinyMusicGen:
 def tiny_musicgen():
     """Builders of tiny MusicGen models and inputs (:class:`TinyMusicGen`, a namespace)."""
     return TinyMusicGen
+
+
+# -- Basic Pitch: audio made here, and basic-pitch's own ONNX model as the reference ------------
+
+
+def _cpu_has_avx512() -> bool:
+    from pathlib import Path
+
+    try:
+        return " avx512f" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+class BasicPitchAudio:
+    """Test audio for Basic Pitch (tones, chords, glides, a melody, a rendered MIDI phrase) and
+    the tolerances its outputs are held to on this CPU."""
+
+    # On x86 CPUs with AVX-512, OpenBLAS (MLX's matmuls) and onnxruntime's convolutions run the
+    # same multiply-add chains: the CQT is bit-equal and the outputs agree within 1e-6. On
+    # other CPUs (AMD Zen with AVX2 measured, 2026-11-29) their rounding differs by an ulp,
+    # which matters only in the quietest CQT bins, and the outputs differ by up to 3e-4;
+    # onnxruntime's own CQT is further from the exact (float64) one there than ours.
+    BIT_EXACT_CPU = platform.machine() in ("x86_64", "AMD64") and _cpu_has_avx512()
+    TOLERANCE = 1e-4 if BIT_EXACT_CPU else 1e-3  # 1e-4: the brief
+    BATCH_TOLERANCE = 1e-5 if BIT_EXACT_CPU else 1e-3  # one window at a time against three
+    CQT_RELATIVE_TOLERANCE = 0.0 if BIT_EXACT_CPU else 2e-6  # of the largest magnitude
+
+    @staticmethod
+    def tone(freqs, sr: int, seconds: float, amp: float = 0.2, glide: float = 0.0):
+        """Sum of sines (with an optional glide of ``glide`` octaves over the clip), float32."""
+        import numpy as np
+
+        t = np.arange(int(sr * seconds)) / sr
+        out = np.zeros_like(t)
+        for f in freqs:
+            inst = f * 2 ** (glide * t / seconds)
+            out += amp * np.sin(2 * np.pi * np.cumsum(inst) / sr)
+        return out.astype(np.float32)
+
+    @staticmethod
+    def melody(sr: int, seconds: float = 3.0):
+        """Plucked notes one after another (decaying sines), with a quiet noise floor."""
+        import numpy as np
+
+        t = np.arange(int(sr * seconds)) / sr
+        out = np.zeros_like(t)
+        for i, f in enumerate((196.0, 246.94, 293.66, 392.0, 110.0, 55.0)):
+            on = (t >= i * 0.45) & (t < i * 0.45 + 0.4)
+            out[on] += 0.4 * np.sin(2 * np.pi * f * t[on]) * np.exp(-3 * (t[on] - i * 0.45))
+        return (out + 1e-4 * np.random.default_rng(0).standard_normal(t.shape)).astype(np.float32)
+
+    @staticmethod
+    def rendered(sr: int = 44100):
+        """A short piano phrase over a bass note, rendered by engine.audio.render (stereo)."""
+        from symusic import Note, Score, Tempo, Track
+
+        from engine.audio.render import render_midi
+
+        score = Score(480)
+        track = Track(program=0)
+        for i, p in enumerate([60, 64, 67, 72, 48, 55]):
+            track.notes.append(Note(i * 240, 360, p, 90))
+        track.notes.append(Note(0, 1440, 36, 80))
+        score.tracks.append(track)
+        score.tempos.append(Tempo(0, 120))
+        return render_midi(score, sample_rate=sr)
+
+
+@pytest.fixture(scope="session")
+def basic_pitch_audio():
+    """Audio builders and tolerances for Basic Pitch (:class:`BasicPitchAudio`, a namespace)."""
+    return BasicPitchAudio
+
+
+def _load_basic_pitch_reference():
+    """basic-pitch's inference module and its Model, checked to run the ONNX file."""
+    import logging
+
+    pytest.importorskip("onnxruntime")
+    logging.disable(logging.WARNING)  # basic-pitch warns about every runtime it lacks
+    try:
+        inference = pytest.importorskip("basic_pitch.inference")
+    finally:
+        logging.disable(logging.NOTSET)
+    from basic_pitch import FilenameSuffix, build_icassp_2022_model_path
+
+    path = build_icassp_2022_model_path(FilenameSuffix.onnx)
+    model = inference.Model(path)
+    assert model.model_type == inference.Model.MODEL_TYPES.ONNX
+    assert type(model.model).__name__ == "InferenceSession"
+    return inference, model, path
+
+
+@pytest.fixture(scope="module")
+def basic_pitch_reference():
+    """(basic-pitch's inference module, its ONNX Model, the .onnx path); skips without
+    basic-pitch and onnxruntime."""
+    return _load_basic_pitch_reference()
