@@ -9,13 +9,12 @@ import pytest
 
 from engine.generate import BatchDecoder, Cancelled, generate, generate_step
 from engine.sample import make_sampler
-from tests.conftest import make_tiny_model
 
 V = 41
 
 
 @pytest.fixture(scope="module")
-def model():
+def model(make_tiny_model):
     return make_tiny_model(5, vocab_size=V, max_position_embeddings=300)
 
 

@@ -8,13 +8,12 @@ import pytest
 from engine.generate import GenerationResponse, generate, generate_step
 from engine.models.score import Model
 from engine.sample import make_sampler
-from tests.conftest import make_tiny_model
 
 V = 41
 
 
 @pytest.fixture(scope="module")
-def model() -> Model:
+def model(make_tiny_model) -> Model:
     return make_tiny_model(3, vocab_size=V, max_position_embeddings=300)
 
 

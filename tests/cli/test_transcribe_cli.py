@@ -14,7 +14,6 @@ import soundfile as sf
 
 from engine import cli
 from engine.cli.transcribe import add_commands
-from tests.models.test_basic_pitch import melody, rendered
 
 
 @pytest.fixture
@@ -39,9 +38,9 @@ def run(capsys, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def wav(tmp_path_factory):
+def wav(tmp_path_factory, basic_pitch_audio):
     path = tmp_path_factory.mktemp("in") / "phrase.wav"
-    sf.write(path, rendered(), 44100, subtype="PCM_16")
+    sf.write(path, basic_pitch_audio.rendered(), 44100, subtype="PCM_16")
     return path
 
 
@@ -90,10 +89,10 @@ def test_default_names_never_overwrite(run, wav, tmp_path, monkeypatch):
     assert (tmp_path / "phrase.mid").read_bytes() == (tmp_path / "phrase-2.mid").read_bytes()
 
 
-def test_json_and_quantize(run, tmp_path):
+def test_json_and_quantize(run, tmp_path, basic_pitch_audio):
     pytest.importorskip("librosa")
     path = tmp_path / "tune.flac"
-    sf.write(path, np.stack([melody(48000, 3.0)] * 2, axis=1), 48000)
+    sf.write(path, np.stack([basic_pitch_audio.melody(48000, 3.0)] * 2, axis=1), 48000)
     code, stdout, err = run("transcribe", path, "--out", tmp_path / "t.mid", "--json", "--quantize")
     assert code == 0, err
     shown = json.loads(stdout)

@@ -21,24 +21,16 @@ import convert.musicgen  # noqa: E402
 from convert.errors import ConversionError  # noqa: E402
 from convert.musicgen import PINNED_REVISIONS, convert_musicgen  # noqa: E402
 from engine.models.musicgen import MusicGen  # noqa: E402
-from tests.models.test_musicgen import (  # noqa: E402
-    V,
-    build_hf,
-    frames_for,
-    hf_generate_codes,
-    run,
-    text_inputs,
-)
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory):
+def converted(tmp_path_factory, tiny_musicgen):
     """kind -> (transformers model, snapshot folder, converted MLX folder)."""
     cache = {}
 
     def get(kind: str):
         if kind not in cache:
-            hf = build_hf(kind)
+            hf = tiny_musicgen.build_hf(kind)
             snap = tmp_path_factory.mktemp(f"hf-{kind}")
             hf.save_pretrained(snap)
             out = convert_musicgen(snap, tmp_path_factory.mktemp(f"mlx-{kind}"))
@@ -55,11 +47,11 @@ def hf_audio(hf, **kwargs) -> np.ndarray:
 
 
 @pytest.mark.parametrize("kind", ["mono", "stereo", "melody"])
-def test_converted_model_generates_the_same_audio(converted, kind):
+def test_converted_model_generates_the_same_audio(converted, kind, tiny_musicgen):
     hf, _, out = converted(kind)
     model = MusicGen.load(out)
     assert model.audio_encoder is not None and model.tokenizer is None
-    ids, mask = text_inputs()
+    ids, mask = tiny_musicgen.text_inputs()
     N = 16  # >= 2K - 1 (K = 8 for stereo)
     kwargs = dict(
         input_ids=torch.tensor(ids),
@@ -77,7 +69,7 @@ def test_converted_model_generates_the_same_audio(converted, kind):
         input_ids=ids,
         attention_mask=mask,
         chroma=chroma,
-        duration_s=frames_for(model, N),
+        duration_s=tiny_musicgen.frames_for(model, N),
         temperature=0.0,
     )
     assert got.dtype == np.float32 and got.shape == want.shape
@@ -86,14 +78,14 @@ def test_converted_model_generates_the_same_audio(converted, kind):
 
 
 @pytest.mark.parametrize("kind", ["mono", "stereo"])
-def test_audio_prompt_continuation_matches_transformers(converted, kind):
+def test_audio_prompt_continuation_matches_transformers(converted, kind, tiny_musicgen):
     hf, _, out = converted(kind)
     model = MusicGen.load(out)
-    ids, mask = text_inputs()
+    ids, mask = tiny_musicgen.text_inputs()
     C = 2 if kind == "stereo" else 1
     prompt = np.random.default_rng(8).uniform(-0.5, 0.5, (40, C)).astype(np.float32)  # 5 frames
     N = 9
-    want = hf_generate_codes(
+    want = tiny_musicgen.hf_generate_codes(
         hf,
         input_ids=torch.tensor(ids),
         attention_mask=torch.tensor(mask),
@@ -102,13 +94,13 @@ def test_audio_prompt_continuation_matches_transformers(converted, kind):
         guidance_scale=3.0,
         max_new_tokens=N,
     )
-    got = run(
+    got = tiny_musicgen.run(
         model.generate_step(
             input_ids=ids,
             attention_mask=mask,
             audio_prompt=prompt,
             audio_prompt_sr=800,
-            duration_s=frames_for(model, N, prompt=5),
+            duration_s=tiny_musicgen.frames_for(model, N, prompt=5),
             temperature=0.0,
         )
     )
@@ -142,21 +134,23 @@ def test_converted_folder_contents(converted):
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_half_precision_conversion(converted, tmp_path, dtype):
+def test_half_precision_conversion(converted, tmp_path, dtype, tiny_musicgen):
     hf, snap, _ = converted("mono")
     out = convert_musicgen(snap, tmp_path, dtype=dtype)
     model = MusicGen.load(out)
     assert model.dtype == getattr(mx, dtype)
     text_dtype = mx.float32 if dtype == "float16" else mx.bfloat16
     assert model.text_encoder.shared.weight.dtype == text_dtype
-    ids, mask = text_inputs()
-    codes = run(model.generate_step(input_ids=ids, attention_mask=mask, duration_s=0.1))
-    assert codes.shape == (2, 4, 10) and codes.max() < V
+    ids, mask = tiny_musicgen.text_inputs()
+    codes = tiny_musicgen.run(
+        model.generate_step(input_ids=ids, attention_mask=mask, duration_s=0.1)
+    )
+    assert codes.shape == (2, 4, 10) and codes.max() < tiny_musicgen.V
     assert model.generate(input_ids=ids, attention_mask=mask, duration_s=0.05).shape == (2, 40, 1)
 
 
-def test_quantized_conversion(tmp_path):
-    hf = build_hf("mono")
+def test_quantized_conversion(tmp_path, tiny_musicgen):
+    hf = tiny_musicgen.build_hf("mono")
     # A decoder wide enough (64) for groups of 64.
     import transformers as tf
 
@@ -173,8 +167,8 @@ def test_quantized_conversion(tmp_path):
     assert isinstance(q.decoder.layers[0].fc1, nn.QuantizedLinear)
     assert isinstance(q.decoder.lm_heads[0], nn.QuantizedLinear)
     assert isinstance(q.text_encoder.encoder.block[0].layer[1].DenseReluDense.wi, nn.Linear)
-    ids, mask = text_inputs()
-    codes = mx.array(np.random.default_rng(2).integers(0, V + 1, (2, 4, 6)))
+    ids, mask = tiny_musicgen.text_inputs()
+    codes = mx.array(np.random.default_rng(2).integers(0, tiny_musicgen.V + 1, (2, 4, 6)))
     a = ref.decoder(codes, *ref.encode_text(mx.array(ids), mx.array(mask)))
     b = q.decoder(codes, *q.encode_text(mx.array(ids), mx.array(mask)))
     assert float(mx.abs(a - b).max()) < 0.05 * float(mx.abs(a).max())
@@ -229,7 +223,7 @@ def test_missing_and_unexpected_tensors_are_all_named(converted, tmp_path):
     assert not (tmp_path / "out" / "model.safetensors").exists()
 
 
-def test_tokenizer_json_is_copied_and_used(converted, tmp_path):
+def test_tokenizer_json_is_copied_and_used(converted, tmp_path, tiny_musicgen):
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
     hf, snap, _ = converted("mono")
@@ -249,8 +243,12 @@ def test_tokenizer_json_is_copied_and_used(converted, tmp_path):
     ids, mask = model.tokenize(["happy jazz piano", "sad"])
     assert np.array(ids).tolist() == [[3, 4, 6, 1], [5, 1, 0, 0]]
     assert np.array(mask).tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
-    by_text = run(model.generate_step(["happy jazz piano", "sad"], duration_s=0.1, seed=5))
-    by_ids = run(model.generate_step(input_ids=ids, attention_mask=mask, duration_s=0.1, seed=5))
+    by_text = tiny_musicgen.run(
+        model.generate_step(["happy jazz piano", "sad"], duration_s=0.1, seed=5)
+    )
+    by_ids = tiny_musicgen.run(
+        model.generate_step(input_ids=ids, attention_mask=mask, duration_s=0.1, seed=5)
+    )
     np.testing.assert_array_equal(by_text, by_ids)
 
 

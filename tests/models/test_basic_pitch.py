@@ -2,15 +2,12 @@
 
 The reference is basic-pitch 0.4.0 (installed with ``--no-deps``) with onnxruntime: its
 ``Model`` picks TensorFlow, CoreML or TFLite first when they are installed, so the tests
-check that it really runs ``nmp.onnx`` through onnxruntime. Audio is made here: tones,
-chords, glides at several sample rates, and a short MIDI rendered with the GM SoundFont.
+check that it really runs ``nmp.onnx`` through onnxruntime. Audio is made by the
+``basic_pitch_audio`` fixture (tests/conftest.py): tones, chords, glides at several sample
+rates, and a short MIDI rendered with the GM SoundFont.
 """
 
 from __future__ import annotations
-
-import logging
-import platform
-from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
@@ -21,96 +18,21 @@ from mlx.utils import tree_flatten
 from engine.models import basic_pitch as bpm
 from engine.models.basic_pitch import BasicPitch, Model, ModelArgs
 
-
-def _cpu_has_avx512() -> bool:
-    try:
-        return " avx512f" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-
-
-# On x86 CPUs with AVX-512, OpenBLAS (MLX's matmuls) and onnxruntime's convolutions run the
-# same multiply-add chains: the CQT is bit-equal and the outputs agree within 1e-6. On other
-# CPUs (AMD Zen with AVX2 measured, 2026-11-29) their rounding differs by an ulp, which
-# matters only in the quietest CQT bins, and the outputs differ by up to 3e-4; onnxruntime's
-# own CQT is further from the exact (float64) one there than ours.
-BIT_EXACT_CPU = platform.machine() in ("x86_64", "AMD64") and _cpu_has_avx512()
-TOLERANCE = 1e-4 if BIT_EXACT_CPU else 1e-3  # 1e-4: the brief
-BATCH_TOLERANCE = 1e-5 if BIT_EXACT_CPU else 1e-3  # one window at a time against three (1.1e-4)
-CQT_RELATIVE_TOLERANCE = 0.0 if BIT_EXACT_CPU else 2e-6  # of the largest magnitude
-
-
-def tone(freqs, sr: int, seconds: float, amp: float = 0.2, glide: float = 0.0) -> np.ndarray:
-    """Sum of sines (with an optional glide of ``glide`` octaves over the clip), float32."""
-    t = np.arange(int(sr * seconds)) / sr
-    out = np.zeros_like(t)
-    for f in freqs:
-        inst = f * 2 ** (glide * t / seconds)
-        out += amp * np.sin(2 * np.pi * np.cumsum(inst) / sr)
-    return out.astype(np.float32)
-
-
-def melody(sr: int, seconds: float = 3.0) -> np.ndarray:
-    """Plucked notes one after another (decaying sines), with a quiet noise floor."""
-    t = np.arange(int(sr * seconds)) / sr
-    out = np.zeros_like(t)
-    for i, f in enumerate((196.0, 246.94, 293.66, 392.0, 110.0, 55.0)):
-        on = (t >= i * 0.45) & (t < i * 0.45 + 0.4)
-        out[on] += 0.4 * np.sin(2 * np.pi * f * t[on]) * np.exp(-3 * (t[on] - i * 0.45))
-    return (out + 1e-4 * np.random.default_rng(0).standard_normal(t.shape)).astype(np.float32)
-
-
-def rendered(sr: int = 44100) -> np.ndarray:
-    """A short piano phrase over a bass note, rendered by engine.audio.render (stereo)."""
-    from symusic import Note, Score, Tempo, Track
-
-    from engine.audio.render import render_midi
-
-    score = Score(480)
-    track = Track(program=0)
-    for i, p in enumerate([60, 64, 67, 72, 48, 55]):
-        track.notes.append(Note(i * 240, 360, p, 90))
-    track.notes.append(Note(0, 1440, 36, 80))
-    score.tracks.append(track)
-    score.tempos.append(Tempo(0, 120))
-    return render_midi(score, sample_rate=sr)
-
-
+# The signals, as (audio, sample rate) from the basic_pitch_audio builders (``a``); the
+# tolerances on this CPU are basic_pitch_audio's too (tests/conftest.py explains them).
 SIGNALS = {
-    "sine-22050": lambda: (tone([440.0], 22050, 1.0, amp=0.5), 22050),
-    "chord-22050": lambda: (tone([261.63, 329.63, 392.0], 22050, 2.5), 22050),
-    "glide-44100": lambda: (tone([220.0], 44100, 2.0, amp=0.4, glide=1.0), 44100),
-    "melody-16000": lambda: (melody(16000), 16000),
-    "chord-8000": lambda: (tone([130.81, 164.81, 196.0], 8000, 1.5), 8000),
-    "chord-stereo-48000": lambda: (
-        np.stack([tone([220.0], 48000, 1.5), tone([277.18], 48000, 1.5)], axis=1),
+    "sine-22050": lambda a: (a.tone([440.0], 22050, 1.0, amp=0.5), 22050),
+    "chord-22050": lambda a: (a.tone([261.63, 329.63, 392.0], 22050, 2.5), 22050),
+    "glide-44100": lambda a: (a.tone([220.0], 44100, 2.0, amp=0.4, glide=1.0), 44100),
+    "melody-16000": lambda a: (a.melody(16000), 16000),
+    "chord-8000": lambda a: (a.tone([130.81, 164.81, 196.0], 8000, 1.5), 8000),
+    "chord-stereo-48000": lambda a: (
+        np.stack([a.tone([220.0], 48000, 1.5), a.tone([277.18], 48000, 1.5)], axis=1),
         48000,
     ),
-    "sine-192000": lambda: (tone([880.0], 192000, 0.8, amp=0.3), 192000),
-    "rendered-44100": lambda: (rendered(), 44100),
+    "sine-192000": lambda a: (a.tone([880.0], 192000, 0.8, amp=0.3), 192000),
+    "rendered-44100": lambda a: (a.rendered(), 44100),
 }
-
-
-def load_reference():
-    """basic-pitch's inference module and its Model, checked to run the ONNX file."""
-    pytest.importorskip("onnxruntime")
-    logging.disable(logging.WARNING)  # basic-pitch warns about every runtime it lacks
-    try:
-        inference = pytest.importorskip("basic_pitch.inference")
-    finally:
-        logging.disable(logging.NOTSET)
-    from basic_pitch import FilenameSuffix, build_icassp_2022_model_path
-
-    path = build_icassp_2022_model_path(FilenameSuffix.onnx)
-    model = inference.Model(path)
-    assert model.model_type == inference.Model.MODEL_TYPES.ONNX
-    assert type(model.model).__name__ == "InferenceSession"
-    return inference, model, path
-
-
-@pytest.fixture(scope="module")
-def reference():
-    return load_reference()
 
 
 @pytest.fixture(scope="module")
@@ -119,12 +41,12 @@ def ours():
 
 
 @pytest.fixture(scope="module")
-def audio_files(tmp_path_factory):
+def audio_files(tmp_path_factory, basic_pitch_audio):
     """Each signal written as a float WAV (both sides read the same samples)."""
     folder = tmp_path_factory.mktemp("audio")
     files = {}
     for name, make in SIGNALS.items():
-        audio, sr = make()
+        audio, sr = make(basic_pitch_audio)
         path = folder / f"{name}.wav"
         sf.write(path, audio, sr, subtype="FLOAT")
         files[name] = path
@@ -132,8 +54,10 @@ def audio_files(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", list(SIGNALS))
-def test_outputs_match_onnxruntime(name, reference, ours, audio_files):
-    inference, model, _ = reference
+def test_outputs_match_onnxruntime(
+    name, basic_pitch_reference, ours, audio_files, basic_pitch_audio
+):
+    inference, model, _ = basic_pitch_reference
     path = audio_files[name]
     expected = inference.run_inference(path, model)
     audio, sr = sf.read(path, dtype="float32")
@@ -142,45 +66,54 @@ def test_outputs_match_onnxruntime(name, reference, ours, audio_files):
     for key in got:
         assert got[key].shape == expected[key].shape, key
         assert got[key].dtype == np.float32
-        np.testing.assert_allclose(got[key], expected[key], atol=TOLERANCE, rtol=0, err_msg=key)
+        np.testing.assert_allclose(
+            got[key], expected[key], atol=basic_pitch_audio.TOLERANCE, rtol=0, err_msg=key
+        )
 
 
-def test_silence_and_windows_of_silence_match(reference, ours, tmp_path):
-    inference, model, _ = reference
+def test_silence_and_windows_of_silence_match(
+    basic_pitch_reference, ours, tmp_path, basic_pitch_audio
+):
+    inference, model, _ = basic_pitch_reference
     audio = np.zeros(22050 * 3, np.float32)
-    audio[22050:33075] = tone([330.0], 22050, 0.5)  # sound in the middle window only
+    # sound in the middle window only
+    audio[22050:33075] = basic_pitch_audio.tone([330.0], 22050, 0.5)
     path = tmp_path / "gaps.wav"
     sf.write(path, audio, 22050, subtype="FLOAT")
     expected = inference.run_inference(path, model)
     got = ours.predict(audio, 22050)
     for key in got:
-        np.testing.assert_allclose(got[key], expected[key], atol=TOLERANCE, rtol=0)
+        np.testing.assert_allclose(
+            got[key], expected[key], atol=basic_pitch_audio.TOLERANCE, rtol=0
+        )
 
 
-def test_the_cqt_front_end_is_bit_exact(reference, ours):
+def test_the_cqt_front_end_is_bit_exact(basic_pitch_reference, ours, basic_pitch_audio):
     """CQT magnitudes equal onnxruntime's to the bit (same multiply-add chains) on AVX-512."""
     import onnx
     import onnxruntime as ort
 
-    _, _, path = reference
+    _, _, path = basic_pitch_reference
     graph = onnx.load(str(path))
     sqrt = next(n.output[0] for n in graph.graph.node if n.op_type == "Sqrt")
     graph.graph.output.append(
         onnx.helper.make_tensor_value_info(sqrt, onnx.TensorProto.FLOAT, None)
     )
     session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
-    x = tone([55.0, 440.0, 3520.0], 22050, bpm.AUDIO_N_SAMPLES / 22050)[None]
+    x = basic_pitch_audio.tone([55.0, 440.0, 3520.0], 22050, bpm.AUDIO_N_SAMPLES / 22050)[None]
     (magnitude,) = session.run([sqrt], {session.get_inputs()[0].name: x[..., None]})
     got = np.array(ours.model.cqt(mx.array(x)))  # [1, T, 309]
     want = magnitude.transpose(0, 2, 1)
-    np.testing.assert_allclose(got, want, rtol=0, atol=CQT_RELATIVE_TOLERANCE * want.max())
+    np.testing.assert_allclose(
+        got, want, rtol=0, atol=basic_pitch_audio.CQT_RELATIVE_TOLERANCE * want.max()
+    )
 
 
-def test_shipped_weights_are_the_converted_onnx(reference, tmp_path):
+def test_shipped_weights_are_the_converted_onnx(basic_pitch_reference, tmp_path):
     pytest.importorskip("onnx")
     from convert.basic_pitch import convert_basic_pitch
 
-    _, _, path = reference
+    _, _, path = basic_pitch_reference
     out = convert_basic_pitch(path, tmp_path / "bp")
     converted = mx.load(str(out / "model.safetensors"))
     shipped = mx.load(str(bpm.DEFAULT_MODEL_DIR / "model.safetensors"))
@@ -248,21 +181,25 @@ def test_windowing_and_unwrapping_are_basic_pitchs():
     assert unwrapped[0, 0] == out[0, 15, 0] and unwrapped[142, 0] == out[1, 15, 0]
 
 
-def test_short_audio_and_batches(ours):
+def test_short_audio_and_batches(ours, basic_pitch_audio):
     assert ours.predict(np.zeros(1, np.float32), 22050)["note"].shape == (0, 88)
-    audio = melody(22050, 5.0)
+    audio = basic_pitch_audio.melody(22050, 5.0)
     one = ours.predict(audio, 22050, windows_per_batch=1)
     three = ours.predict(audio, 22050, windows_per_batch=3)
     for k in one:
-        np.testing.assert_allclose(one[k], three[k], atol=BATCH_TOLERANCE, rtol=0)
+        np.testing.assert_allclose(one[k], three[k], atol=basic_pitch_audio.BATCH_TOLERANCE, rtol=0)
     calls = []
     ours.predict(audio, 22050, progress=lambda d, t: calls.append((d, t)))
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
-def test_prepare_audio_mixes_down_and_resamples_like_librosa():
+def test_prepare_audio_mixes_down_and_resamples_like_librosa(basic_pitch_audio):
+    tone = basic_pitch_audio.tone
     librosa = pytest.importorskip("librosa")
-    stereo = np.stack([tone([220.0], 44100, 0.5), tone([330.0], 44100, 0.5)], axis=1)
+    stereo = np.stack(
+        [tone([220.0], 44100, 0.5), tone([330.0], 44100, 0.5)],
+        axis=1,
+    )
     ours = bpm.prepare_audio(stereo, 44100)
     expected = librosa.resample(
         librosa.to_mono(stereo.T), orig_sr=44100, target_sr=22050, res_type="soxr_hq"

@@ -1,6 +1,7 @@
-"""EnCodec in MLX against transformers' EncodecModel, on tiny random-weight models built here.
+"""EnCodec in MLX against transformers' EncodecModel, on tiny random-weight models.
 
 Codes must be identical; decoded audio must agree to >= 60 dB SNR (it is ~120-140 dB).
+The models are built by the ``tiny_encodec`` fixture (tests/models/conftest.py).
 """
 
 import engine  # noqa: F401  (loads OpenBLAS before the first mlx import)
@@ -24,20 +25,7 @@ from engine.models.encodec import (  # noqa: E402
     conv_transpose1d,
 )
 
-# hop 16 samples: 2 kbit/s per 16-entry codebook at 32 kHz, so 32 kbit/s = 4 codebooks
-TINY = dict(
-    sampling_rate=32000,
-    audio_channels=1,
-    num_filters=4,
-    upsampling_ratios=[4, 4],
-    codebook_size=16,
-    hidden_size=8,
-    num_lstm_layers=2,
-    target_bandwidths=[16.0, 32.0],
-    norm_type="weight_norm",
-    use_causal_conv=False,
-    use_conv_shortcut=False,
-)
+# Options over the tiny codec (tiny_encodec.TINY: hop 16 samples, 4 codebooks at 32 kbit/s)
 VARIANTS = {
     "mono": {},  # the 32 kHz MusicGen codec's options
     "stereo": dict(audio_channels=2),
@@ -54,47 +42,14 @@ LENGTHS = [1000, 37, 3]  # 1000 is not a multiple of the hop; 3 needs _pad1d's e
 MIN_SNR_DB = 60.0
 
 
-def build_hf(**overrides):
-    """A tiny transformers EnCodec with random weights (weight-norm g and v apart).
-
-    Each codebook is drawn from the residuals it will quantize (embeddings of random audio),
-    so that every codebook of the residual quantizer is used and codes are not constant.
-    """
-    torch.manual_seed(0)
-    config = transformers.EncodecConfig(**{**TINY, **overrides})
-    model = transformers.EncodecModel(config).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-        audio = torch.randn(4, config.audio_channels, 64 * config.hop_length)
-        residual = model.encoder(audio).transpose(1, 2).reshape(-1, config.codebook_dim)
-        for layer in model.quantizer.layers:
-            picks = residual[torch.randperm(residual.shape[0])[: config.codebook_size]]
-            layer.codebook.embed.copy_(picks + 0.01 * torch.randn_like(picks))
-            residual = residual - layer.codebook.decode(layer.codebook.quantize(residual))
-    return model
-
-
-def state_dict(model) -> dict[str, np.ndarray]:
-    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
-
-
-def load_mlx(hf) -> EncodecModel:
-    config = hf.config.to_dict()
-    model = EncodecModel(EncodecConfig.from_dict(config))
-    weights = convert_encodec_weights(state_dict(hf), config)
-    model.load_weights([(k, mx.array(v)) for k, v in weights.items()], strict=True)
-    return model
-
-
 def snr_db(ref: np.ndarray, x: np.ndarray) -> float:
     return float(10 * np.log10(np.sum(ref**2) / np.sum((ref - x) ** 2)))
 
 
 @pytest.fixture(scope="module", params=list(VARIANTS))
-def pair(request):
-    hf = build_hf(**VARIANTS[request.param])
-    return hf, load_mlx(hf)
+def pair(request, tiny_encodec):
+    hf = tiny_encodec.build_hf(**VARIANTS[request.param])
+    return hf, tiny_encodec.load_mlx(hf)
 
 
 def test_codes_match_transformers(pair):
@@ -135,9 +90,9 @@ def test_decode_matches_transformers(pair):
         assert np.abs(ref - audio).max() < 1e-4
 
 
-def test_fewer_codebooks_decode():
-    hf = build_hf()
-    model = load_mlx(hf)
+def test_fewer_codebooks_decode(tiny_encodec):
+    hf = tiny_encodec.build_hf()
+    model = tiny_encodec.load_mlx(hf)
     codes = np.random.default_rng(4).integers(0, 16, (1, 2, 10))
     with torch.no_grad():
         ref = hf.decode(torch.from_numpy(codes)[None], [None]).audio_values.numpy()
@@ -154,9 +109,9 @@ def _rename_weight_norm(state: dict) -> dict:
     return out
 
 
-def test_both_weight_norm_styles():
-    hf = build_hf()
-    state = state_dict(hf)
+def test_both_weight_norm_styles(tiny_encodec):
+    hf = tiny_encodec.build_hf()
+    state = tiny_encodec.state_dict(hf)
     assert any(k.endswith("parametrizations.weight.original0") for k in state)  # torch's default
     old_style = _rename_weight_norm(state)
     assert any(k.endswith(".weight_g") for k in old_style)
@@ -169,34 +124,39 @@ def test_both_weight_norm_styles():
         assert new[k].dtype == np.float32 and new[k].flags.c_contiguous
 
 
-def test_weight_norm_is_folded_like_torch():
-    hf = build_hf()
+def test_weight_norm_is_folded_like_torch(tiny_encodec):
+    hf = tiny_encodec.build_hf()
     conv = hf.decoder.layers[3].conv  # a ConvTranspose1d: torch normalises over dims 1, 2
     with torch.no_grad():
         torch_w = conv.weight.numpy()  # [in, out, k], computed by the parametrization
-    w = convert_encodec_weights(state_dict(hf), hf.config.to_dict())["decoder.layers.3.conv.weight"]
+    w = convert_encodec_weights(tiny_encodec.state_dict(hf), hf.config.to_dict())[
+        "decoder.layers.3.conv.weight"
+    ]
     np.testing.assert_allclose(w, torch_w.transpose(1, 2, 0), rtol=1e-6, atol=1e-7)
 
 
-def test_sanitize_takes_a_transformers_state_dict():
-    hf = build_hf()
+def test_sanitize_takes_a_transformers_state_dict(tiny_encodec):
+    hf = tiny_encodec.build_hf()
     model = EncodecModel(EncodecConfig.from_dict(hf.config.to_dict()))
-    raw = {k: mx.array(v) for k, v in _rename_weight_norm(state_dict(hf)).items()}
+    raw = {k: mx.array(v) for k, v in _rename_weight_norm(tiny_encodec.state_dict(hf)).items()}
     model.load_weights(list(model.sanitize(raw).items()), strict=True)
-    ref = load_mlx(hf)
+    ref = tiny_encodec.load_mlx(hf)
     codes = mx.array(np.random.default_rng(5).integers(0, 16, (1, 4, 12)).astype(np.int32))
     np.testing.assert_allclose(
         np.array(model.decode(codes)), np.array(ref.decode(codes)), atol=1e-6
     )
     converted = {
-        k: mx.array(v) for k, v in convert_encodec_weights(state_dict(hf), {**TINY}).items()
+        k: mx.array(v)
+        for k, v in convert_encodec_weights(
+            tiny_encodec.state_dict(hf), {**tiny_encodec.TINY}
+        ).items()
     }
     assert model.sanitize(converted) is converted  # already MLX weights: untouched
 
 
-def test_prefix_and_other_models_keys_are_ignored():
-    hf = build_hf()
-    state = state_dict(hf)
+def test_prefix_and_other_models_keys_are_ignored(tiny_encodec):
+    hf = tiny_encodec.build_hf()
+    state = tiny_encodec.state_dict(hf)
     prefixed = {"audio_encoder." + k: v for k, v in state.items()}
     prefixed["text_encoder.shared.weight"] = np.zeros((3, 3), np.float32)
     a = convert_encodec_weights(prefixed, hf.config.to_dict(), prefix="audio_encoder.")
@@ -205,9 +165,9 @@ def test_prefix_and_other_models_keys_are_ignored():
     assert not any(k.startswith("audio_encoder.") for k in a)
 
 
-def test_missing_and_unexpected_tensors_are_all_named():
-    hf = build_hf()
-    state = {"audio_encoder." + k: v for k, v in state_dict(hf).items()}
+def test_missing_and_unexpected_tensors_are_all_named(tiny_encodec):
+    hf = tiny_encodec.build_hf()
+    state = {"audio_encoder." + k: v for k, v in tiny_encodec.state_dict(hf).items()}
     p = "audio_encoder."
     gone = [
         p + "encoder.layers.0.conv.parametrizations.weight.original0",  # partner v stays
@@ -230,9 +190,9 @@ def test_missing_and_unexpected_tensors_are_all_named():
     assert "encoder.layers.0.conv.parametrizations.weight.original1" not in msg
 
 
-def test_wrong_shape_is_named():
-    hf = build_hf()
-    state = state_dict(hf)
+def test_wrong_shape_is_named(tiny_encodec):
+    hf = tiny_encodec.build_hf()
+    state = tiny_encodec.state_dict(hf)
     state["quantizer.layers.1.codebook.embed"] = np.zeros((8, 8), np.float32)
     with pytest.raises(
         ConversionError, match=r"wrong shape: quantizer\.layers\.1\.codebook\.embed"
@@ -240,11 +200,11 @@ def test_wrong_shape_is_named():
         convert_encodec_weights(state, hf.config.to_dict())
 
 
-def test_the_48khz_codec_is_refused_in_one_line():
-    hf = build_hf()
+def test_the_48khz_codec_is_refused_in_one_line(tiny_encodec):
+    hf = tiny_encodec.build_hf()
     config = hf.config.to_dict() | {"normalize": True, "chunk_length_s": 1.0}
     with pytest.raises(ConversionError, match="normalises loudness per chunk") as e:
-        convert_encodec_weights(state_dict(hf), config)
+        convert_encodec_weights(tiny_encodec.state_dict(hf), config)
     assert "\n" not in str(e.value)
 
 
@@ -309,12 +269,12 @@ def test_config_of_the_musicgen_codec():
     assert (model.sampling_rate, model.frame_rate, model.num_codebooks) == (32000, 50, 4)
 
 
-def test_rejects_what_it_does_not_support():
+def test_rejects_what_it_does_not_support(tiny_encodec):
     with pytest.raises(ValueError, match="48 kHz"):
-        EncodecModel(EncodecConfig(**{**TINY, "normalize": True}))
+        EncodecModel(EncodecConfig(**{**tiny_encodec.TINY, "normalize": True}))
     with pytest.raises(ValueError, match="48 kHz"):
-        EncodecModel(EncodecConfig(**{**TINY, "chunk_length_s": 1.0, "overlap": 0.01}))
-    model = EncodecModel(EncodecConfig(**TINY))
+        EncodecModel(EncodecConfig(**{**tiny_encodec.TINY, "chunk_length_s": 1.0, "overlap": 0.01}))
+    model = EncodecModel(EncodecConfig(**tiny_encodec.TINY))
     with pytest.raises(ValueError, match="bandwidth"):
         model.encode(mx.zeros((1, 32, 1)), bandwidth=3.0)
     with pytest.raises(ValueError, match="audio must be"):

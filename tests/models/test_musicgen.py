@@ -1,16 +1,16 @@
-"""MusicGen in MLX against transformers, on tiny random-weight models built here from configs.
+"""MusicGen in MLX against transformers, on tiny random-weight models built from configs.
 
 Every fixture is a real transformers model (``MusicgenForConditionalGeneration`` or
 ``MusicgenMelodyForConditionalGeneration``) with random weights; the MLX model gets the same
 weights, then encoder states and logits must agree to 1e-4 (fp32) and greedy generation with
-classifier-free guidance must give identical codes.
+classifier-free guidance must give identical codes. The builders are the ``tiny_musicgen``
+fixture's (tests/conftest.py).
 """
 
 import engine  # noqa: F401  (loads OpenBLAS before the first mlx import)
 
 # isort: split
 import math
-import types
 
 import mlx.core as mx
 import numpy as np
@@ -20,187 +20,41 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from engine.models.musicgen import (  # noqa: E402
-    MusicGen,
-    MusicgenConfig,
     _plan_windows,
     build_delay_pattern,
-    sanitize,
     sinusoidal_table,
     undelay,
 )
 from engine.models.t5 import T5Config, T5Encoder, relative_position_bucket  # noqa: E402
 
-V = 64  # decoder vocabulary == codec codebook size
-FRAME_RATE = 100  # tiny codec: 800 Hz, hop 8
-
-
-def t5_config(d_model=16, **kw):
-    from transformers import T5Config as HFT5Config
-
-    args = dict(
-        vocab_size=50,
-        d_model=d_model,
-        d_kv=4,
-        d_ff=24,
-        num_layers=2,
-        num_heads=4,
-        relative_attention_num_buckets=8,
-        relative_attention_max_distance=20,
-    )
-    return HFT5Config(**{**args, **kw})
-
-
-def encodec_config():
-    from transformers import EncodecConfig
-
-    return EncodecConfig(
-        target_bandwidths=[2.4],  # 1000 * 2.4 // (100 frames/s * 6 bits) = 4 codebooks
-        sampling_rate=800,
-        audio_channels=1,
-        hidden_size=8,
-        num_filters=2,
-        num_residual_layers=1,
-        upsampling_ratios=[4, 2],
-        codebook_size=V,
-        codebook_dim=8,
-        num_lstm_layers=1,
-        use_causal_conv=False,
-        normalize=False,
-    )
-
-
-DECODER = dict(
-    vocab_size=V,
-    max_position_embeddings=64,
-    num_hidden_layers=2,
-    ffn_dim=40,
-    num_attention_heads=4,
-    hidden_size=24,
-    pad_token_id=V,
-    bos_token_id=V,
-    initializer_factor=0.2,  # 10x transformers' default: peaked logits that depend on the text
-)
-
-
-def build_hf(kind: str = "mono", seed: int = 0):
-    """A tiny transformers MusicGen.
-
-    ``kind``: mono, stereo, same_width (text width == decoder width: no enc_to_dec_proj),
-    melody or stereo_melody.
-    """
-    import transformers as tf
-
-    torch.manual_seed(seed)
-    dec = dict(DECODER)
-    text = t5_config()
-    if kind in ("stereo", "stereo_melody"):
-        dec.update(num_codebooks=8, audio_channels=2)
-    if kind == "same_width":
-        text = t5_config(d_model=24)
-    if kind.endswith("melody"):
-        config = tf.MusicgenMelodyConfig(
-            text_encoder=text,
-            audio_encoder=encodec_config(),
-            decoder=tf.MusicgenMelodyDecoderConfig(**dec),
-            chroma_length=10,
-        )
-        model = tf.MusicgenMelodyForConditionalGeneration(config)
-    else:
-        config = tf.MusicgenConfig(
-            text_encoder=text,
-            audio_encoder=encodec_config(),
-            decoder=tf.MusicgenDecoderConfig(**dec),
-        )
-        model = tf.MusicgenForConditionalGeneration(config)
-    with torch.no_grad():
-        # transformers starts EnCodec codebooks at zero (every code decodes alike): spread them
-        # around what the random encoder outputs, so audio prompts give varied codes.
-        noise = torch.rand(1, 1, 800, generator=torch.Generator().manual_seed(seed)) - 0.5
-        z = model.audio_encoder.encoder(noise)[0].T  # [frames, dim]
-        mean, std = z.mean(0), z.std(0)
-        for i, layer in enumerate(model.audio_encoder.quantizer.layers):
-            embed = layer.codebook.embed
-            embed.copy_(torch.randn(embed.shape) * std * 2 + (mean if i == 0 else 0))
-    model.generation_config.decoder_start_token_id = V
-    model.generation_config.pad_token_id = V
-    return model.eval()
-
-
-def to_mlx(hf) -> MusicGen:
-    """The MLX model with the same weights (no codec, no conversion step)."""
-    model = MusicGen(MusicgenConfig.from_dict(hf.config.to_dict()))
-    state = {
-        k: mx.array(v.detach().numpy())
-        for k, v in hf.state_dict().items()
-        if not k.startswith("audio_encoder.")
-    }
-    model.model.load_weights(list(sanitize(state).items()), strict=True)
-    mx.eval(model.model.parameters())
-    return model
-
 
 @pytest.fixture(scope="module")
-def models():
+def models(tiny_musicgen):
     cache = {}
 
     def get(kind: str):
         if kind not in cache:
-            hf = build_hf(kind)
-            cache[kind] = (hf, to_mlx(hf))
+            hf = tiny_musicgen.build_hf(kind)
+            cache[kind] = (hf, tiny_musicgen.to_mlx(hf))
         return cache[kind]
 
     return get
-
-
-def text_inputs(B=2, L=7, seed=1):
-    g = np.random.default_rng(seed)
-    ids = g.integers(2, 50, (B, L))
-    mask = np.ones((B, L), np.int64)
-    if B > 1:
-        mask[1, L - 3 :] = 0  # padding in the second prompt
-    ids[mask == 0] = 0
-    return ids, mask
-
-
-def hf_generate_codes(hf, **kwargs) -> np.ndarray:
-    """transformers ``generate`` -> the codes [B, K, T] it hands to the (stubbed) codec."""
-    seen = []
-
-    def fake_decode(audio_codes, *args, **kw):
-        seen.append(audio_codes.clone())
-        return types.SimpleNamespace(audio_values=torch.zeros(1, 1, 1))
-
-    hf.audio_encoder.decode = fake_decode
-    with torch.no_grad():
-        hf.generate(**kwargs)
-    if len(seen) == 1:
-        return seen[0][0].numpy()
-    left, right = seen[0][0], seen[1][0]  # stereo: even / odd codebooks decoded separately
-    B, Kc, T = left.shape
-    return torch.stack([left, right], dim=2).reshape(B, 2 * Kc, T).numpy()
-
-
-def run(gen):
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return np.array(stop.value)
 
 
 # -- T5 -----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("ffn", ["relu", "gated-gelu"])
-def test_t5_encoder_matches_transformers(ffn):
+def test_t5_encoder_matches_transformers(ffn, tiny_musicgen):
     from transformers import T5EncoderModel
 
     torch.manual_seed(0)
-    hf = T5EncoderModel(t5_config(feed_forward_proj=ffn)).eval()
+    hf = T5EncoderModel(tiny_musicgen.t5_config(feed_forward_proj=ffn)).eval()
     model = T5Encoder(T5Config.from_dict(hf.config.to_dict()))
     state = {k: mx.array(v.numpy()) for k, v in hf.state_dict().items()}
     model.load_weights(list(T5Encoder.sanitize(state).items()), strict=True)
-    ids, mask = text_inputs(L=30)  # longer than max_distance: log-spaced buckets are used
+    # longer than max_distance: log-spaced buckets are used
+    ids, mask = tiny_musicgen.text_inputs(L=30)
     with torch.no_grad():
         want = hf(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask))[0].numpy()
     got = np.array(model(mx.array(ids), mx.array(mask)))
@@ -257,11 +111,11 @@ def hf_encoder_states(hf, ids, mask):
 
 
 @pytest.mark.parametrize("kind", ["mono", "stereo", "same_width"])
-def test_decoder_logits_match_transformers(models, kind):
+def test_decoder_logits_match_transformers(models, kind, tiny_musicgen):
     hf, model = models(kind)
-    ids, mask = text_inputs()
+    ids, mask = tiny_musicgen.text_inputs()
     K = model.config.decoder.num_codebooks
-    codes = np.random.default_rng(2).integers(0, V + 1, (2, K, 9))
+    codes = np.random.default_rng(2).integers(0, tiny_musicgen.V + 1, (2, K, 9))
     with torch.no_grad():
         want = hf(
             input_ids=torch.tensor(ids),
@@ -273,14 +127,14 @@ def test_decoder_logits_match_transformers(models, kind):
         np.array(states), hf_encoder_states(hf, ids, mask).numpy(), atol=1e-5
     )
     got = np.array(model.decoder(mx.array(codes), states, m))
-    np.testing.assert_allclose(got.reshape(2 * K, 9, V), want, atol=1e-4)
+    np.testing.assert_allclose(got.reshape(2 * K, 9, tiny_musicgen.V), want, atol=1e-4)
 
 
-def test_melody_decoder_logits_match_transformers(models):
+def test_melody_decoder_logits_match_transformers(models, tiny_musicgen):
     hf, model = models("melody")
-    ids, mask = text_inputs()
+    ids, mask = tiny_musicgen.text_inputs()
     K = model.config.decoder.num_codebooks
-    codes = np.random.default_rng(2).integers(0, V + 1, (2, K, 6))
+    codes = np.random.default_rng(2).integers(0, tiny_musicgen.V + 1, (2, K, 6))
     chroma = np.random.default_rng(3).random((2, 4, 12)).astype(np.float32)
     with torch.no_grad():
         want = hf(
@@ -293,15 +147,15 @@ def test_melody_decoder_logits_match_transformers(models):
     prefix = model.melody_prefix(text, chroma, 2, guidance=False)
     assert prefix.shape[1] == 10 + 7  # chroma tiled to chroma_length, then the text
     got = np.array(model.decoder(mx.array(codes), prefix))
-    np.testing.assert_allclose(got.reshape(2 * K, 6, V), want[:, -6:], atol=1e-4)
+    np.testing.assert_allclose(got.reshape(2 * K, 6, tiny_musicgen.V), want[:, -6:], atol=1e-4)
 
 
 @pytest.mark.parametrize("kind", ["mono", "melody"])
-def test_kv_cache_step_by_step_matches_full(models, kind):
+def test_kv_cache_step_by_step_matches_full(models, kind, tiny_musicgen):
     _, model = models(kind)
-    ids, mask = text_inputs()
+    ids, mask = tiny_musicgen.text_inputs()
     K = model.config.decoder.num_codebooks
-    codes = mx.array(np.random.default_rng(4).integers(0, V + 1, (2, K, 12)))
+    codes = mx.array(np.random.default_rng(4).integers(0, tiny_musicgen.V + 1, (2, K, 12)))
     text, m = model.encode_text(mx.array(ids), mx.array(mask))
     dec = model.decoder
     if kind == "melody":
@@ -322,15 +176,15 @@ def test_kv_cache_step_by_step_matches_full(models, kind):
 
 @pytest.mark.parametrize("kind", ["mono", "stereo"])
 @pytest.mark.parametrize("prompt_len", [1, 4])
-def test_delay_pattern_matches_transformers(models, kind, prompt_len):
+def test_delay_pattern_matches_transformers(models, kind, prompt_len, tiny_musicgen):
     hf, _ = models(kind)
     K = hf.decoder.num_codebooks
-    prompt = np.random.default_rng(5).integers(0, V, (2, K, prompt_len))
-    prompt[:, :, 0] = V  # the start token
+    prompt = np.random.default_rng(5).integers(0, tiny_musicgen.V, (2, K, prompt_len))
+    prompt[:, :, 0] = tiny_musicgen.V  # the start token
     _, want = hf.decoder.build_delay_pattern_mask(
-        torch.tensor(prompt.reshape(2 * K, prompt_len)), pad_token_id=V, max_length=13
+        torch.tensor(prompt.reshape(2 * K, prompt_len)), pad_token_id=tiny_musicgen.V, max_length=13
     )
-    got = build_delay_pattern(prompt, 13, V, audio_channels=K // 4)
+    got = build_delay_pattern(prompt, 13, tiny_musicgen.V, audio_channels=K // 4)
     np.testing.assert_array_equal(got.reshape(2 * K, 13), want.numpy())
 
 
@@ -351,55 +205,21 @@ def test_delay_pattern_docstring_example():
 # -- generation ---------------------------------------------------------------------------------
 
 
-def frames_for(model, new_tokens: int, prompt: int = 0) -> float:
-    """duration_s giving transformers' ``max_new_tokens`` steps after ``prompt`` frames."""
-    Kc = model.config.decoder.codebooks_per_channel
-    return (prompt + new_tokens + 1 - Kc) / FRAME_RATE
-
-
-def assert_greedy_guided_generation_matches(hf, model, kind: str, N: int = 16) -> None:
-    """``N`` greedy steps at guidance 3 give transformers' codes exactly."""
-    ids, mask = text_inputs()
-    kwargs = dict(
-        input_ids=torch.tensor(ids),
-        attention_mask=torch.tensor(mask),
-        do_sample=False,
-        guidance_scale=3.0,
-        max_new_tokens=N,
-    )
-    chroma = None
-    if kind.endswith("melody"):
-        chroma = np.random.default_rng(6).random((2, 4, 12)).astype(np.float32)
-        kwargs["input_features"] = torch.tensor(chroma)
-    want = hf_generate_codes(hf, **kwargs)
-    got = run(
-        model.generate_step(
-            input_ids=ids,
-            attention_mask=mask,
-            chroma=chroma,
-            duration_s=frames_for(model, N),
-            guidance_scale=3.0,
-            temperature=0.0,
-        )
-    )
-    assert got.shape == want.shape
-    np.testing.assert_array_equal(got, want)
-
-
 @pytest.mark.parametrize("kind", ["mono", "stereo", "same_width", "melody", "stereo_melody"])
-def test_greedy_guided_generation_matches_transformers(models, kind):
+def test_greedy_guided_generation_matches_transformers(models, kind, tiny_musicgen):
     hf, model = models(kind)
-    assert_greedy_guided_generation_matches(hf, model, kind, N=16)  # N >= 2K - 1 (K = 8 stereo)
+    # N >= 2K - 1 (K = 8 stereo)
+    tiny_musicgen.assert_greedy_guided_generation_matches(hf, model, kind, N=16)
 
 
 @pytest.mark.parametrize("kind", ["mono", "stereo", "melody"])
-def test_continuation_from_prompt_codes_matches_transformers(models, kind):
+def test_continuation_from_prompt_codes_matches_transformers(models, kind, tiny_musicgen):
     hf, model = models(kind)
-    ids, mask = text_inputs()
+    ids, mask = tiny_musicgen.text_inputs()
     K = model.config.decoder.num_codebooks
     P, N = 5, 10
-    prompt = np.random.default_rng(7).integers(0, V, (2, K, P))
-    want = hf_generate_codes(
+    prompt = np.random.default_rng(7).integers(0, tiny_musicgen.V, (2, K, P))
+    want = tiny_musicgen.hf_generate_codes(
         hf,
         input_ids=torch.tensor(ids),
         attention_mask=torch.tensor(mask),
@@ -408,12 +228,12 @@ def test_continuation_from_prompt_codes_matches_transformers(models, kind):
         guidance_scale=3.0,
         max_new_tokens=N,
     )
-    got = run(
+    got = tiny_musicgen.run(
         model.generate_step(
             input_ids=ids,
             attention_mask=mask,
             prompt_codes=prompt,
-            duration_s=frames_for(model, N, prompt=P),
+            duration_s=tiny_musicgen.frames_for(model, N, prompt=P),
             temperature=0.0,
         )
     )
@@ -421,10 +241,10 @@ def test_continuation_from_prompt_codes_matches_transformers(models, kind):
     np.testing.assert_array_equal(got[:, :, :P], prompt)
 
 
-def test_greedy_without_guidance_matches_transformers(models):
+def test_greedy_without_guidance_matches_transformers(models, tiny_musicgen):
     hf, model = models("mono")
-    ids, mask = text_inputs()
-    want = hf_generate_codes(
+    ids, mask = tiny_musicgen.text_inputs()
+    want = tiny_musicgen.hf_generate_codes(
         hf,
         input_ids=torch.tensor(ids),
         attention_mask=torch.tensor(mask),
@@ -432,11 +252,11 @@ def test_greedy_without_guidance_matches_transformers(models):
         guidance_scale=1.0,
         max_new_tokens=9,
     )
-    got = run(
+    got = tiny_musicgen.run(
         model.generate_step(
             input_ids=ids,
             attention_mask=mask,
-            duration_s=frames_for(model, 9),
+            duration_s=tiny_musicgen.frames_for(model, 9),
             guidance_scale=1.0,
             temperature=0.0,
         )
@@ -444,27 +264,29 @@ def test_greedy_without_guidance_matches_transformers(models):
     np.testing.assert_array_equal(got, want)
 
 
-def test_sampling_is_seeded_and_top_k_1_is_greedy(models):
+def test_sampling_is_seeded_and_top_k_1_is_greedy(models, tiny_musicgen):
     _, model = models("mono")
-    ids, mask = text_inputs()
+    ids, mask = tiny_musicgen.text_inputs()
 
     def gen(**kw):
-        return run(model.generate_step(input_ids=ids, attention_mask=mask, duration_s=0.2, **kw))
+        return tiny_musicgen.run(
+            model.generate_step(input_ids=ids, attention_mask=mask, duration_s=0.2, **kw)
+        )
 
     a, b = gen(seed=3, top_k=5), gen(seed=3, top_k=5)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, gen(seed=4, top_k=5))
     np.testing.assert_array_equal(gen(seed=9, top_k=1), gen(temperature=0.0))
     nucleus = gen(seed=3, top_k=0, top_p=0.9, temperature=0.7)
-    assert nucleus.shape == a.shape and nucleus.max() < V
+    assert nucleus.shape == a.shape and nucleus.max() < tiny_musicgen.V
 
 
-def test_top_k_samples_only_from_the_k_best(models):
+def test_top_k_samples_only_from_the_k_best(models, tiny_musicgen):
     """Every sampled code is among the k best guided logits at its step."""
     _, model = models("mono")
-    ids, mask = text_inputs(B=1)
+    ids, mask = tiny_musicgen.text_inputs(B=1)
     k = 3
-    codes = run(
+    codes = tiny_musicgen.run(
         model.generate_step(input_ids=ids[:1], attention_mask=mask[:1], duration_s=0.1, top_k=k)
     )
     # Recompute the guided logits of each generated frame with teacher forcing.
@@ -474,8 +296,8 @@ def test_top_k_samples_only_from_the_k_best(models):
     text2 = mx.concatenate([text, mx.zeros_like(text)])
     m2 = mx.concatenate([m, mx.zeros_like(m)])
     T = codes.shape[-1]
-    start = np.full((1, K, 1), V)
-    pattern = build_delay_pattern(start, T + K, V)
+    start = np.full((1, K, 1), tiny_musicgen.V)
+    pattern = build_delay_pattern(start, T + K, tiny_musicgen.V)
     seq = np.where(pattern == -1, 0, pattern)
     for k_ in range(K):
         seq[0, k_, k_ + 1 : k_ + 1 + T] = codes[0, k_]
@@ -487,9 +309,9 @@ def test_top_k_samples_only_from_the_k_best(models):
             assert codes[0, k_, t] in np.argsort(-row)[:k]
 
 
-def test_generate_step_progress_and_cancel(models):
+def test_generate_step_progress_and_cancel(models, tiny_musicgen):
     _, model = models("mono")
-    ids, mask = text_inputs()
+    ids, mask = tiny_musicgen.text_inputs()
     gen = model.generate_step(input_ids=ids, attention_mask=mask, duration_s=0.2)
     first = next(gen)
     assert first.step == 1 and first.total == 20 + 3
@@ -508,25 +330,29 @@ def test_plan_windows():
         _plan_windows(100, 100, 300, 180)
 
 
-def test_long_form_windows_continue_the_previous_codes(models):
+def test_long_form_windows_continue_the_previous_codes(models, tiny_musicgen):
     """Beyond max_window_s each window is a continuation prompted by the previous codes."""
     _, model = models("mono")
-    ids, mask = text_inputs()
+    ids, mask = tiny_musicgen.text_inputs()
     common = dict(input_ids=ids, attention_mask=mask, temperature=0.0)
     # frame rate 100: window 12 frames, stride 7 frames, 20 frames in total
-    long = run(
+    long = tiny_musicgen.run(
         model.generate_step(duration_s=0.2, max_window_s=0.12, extend_stride_s=0.07, **common)
     )
     assert long.shape == (2, 4, 20)
-    first = run(model.generate_step(duration_s=0.12, **common))
+    first = tiny_musicgen.run(model.generate_step(duration_s=0.12, **common))
     np.testing.assert_array_equal(long[:, :, :12], first)
-    second = run(model.generate_step(duration_s=0.12, prompt_codes=long[:, :, 7:12], **common))
+    second = tiny_musicgen.run(
+        model.generate_step(duration_s=0.12, prompt_codes=long[:, :, 7:12], **common)
+    )
     np.testing.assert_array_equal(long[:, :, 12:19], second[:, :, 5:])
-    third = run(model.generate_step(duration_s=0.06, prompt_codes=long[:, :, 14:19], **common))
+    third = tiny_musicgen.run(
+        model.generate_step(duration_s=0.06, prompt_codes=long[:, :, 14:19], **common)
+    )
     np.testing.assert_array_equal(long[:, :, 19:], third[:, :, 5:])
 
 
-def test_melody_audio_long_form_takes_each_windows_melody(models, monkeypatch):
+def test_melody_audio_long_form_takes_each_windows_melody(models, monkeypatch, tiny_musicgen):
     """melody= audio -> chroma per window: the first window the whole melody (transformers),
     later ones the melody from the window's start time, looped (audiocraft)."""
     import sys
@@ -541,19 +367,19 @@ def test_melody_audio_long_form_takes_each_windows_melody(models, monkeypatch):
     fake.melody_chroma = fake_melody_chroma
     monkeypatch.setitem(sys.modules, "engine.models.chroma", fake)
     melody = np.random.default_rng(0).random(120).astype(np.float32)  # 0.15 s at 800 Hz
-    ids, mask = text_inputs()
+    ids, mask = tiny_musicgen.text_inputs()
     common = dict(input_ids=ids, attention_mask=mask, temperature=0.0)
     windows = dict(max_window_s=0.12, extend_stride_s=0.07)  # 12 frames = 96 samples, stride 7
-    long = run(
+    long = tiny_musicgen.run(
         model.generate_step(duration_s=0.2, melody=melody, melody_sr=800, **windows, **common)
     )
-    first = run(
+    first = tiny_musicgen.run(
         model.generate_step(duration_s=0.12, chroma=fake_melody_chroma(melody, 800), **common)
     )
     np.testing.assert_array_equal(long[:, :, :12], first)
     for start, end, dur in [(7, 19, 0.12), (14, 20, 0.06)]:  # windows starting at frames 7, 14
         piece = melody[(start * 8 + np.arange(96)) % 120]
-        nxt = run(
+        nxt = tiny_musicgen.run(
             model.generate_step(
                 duration_s=dur,
                 prompt_codes=long[:, :, start : start + 5],
@@ -566,26 +392,26 @@ def test_melody_audio_long_form_takes_each_windows_melody(models, monkeypatch):
         )
 
 
-def test_melody_audio_uses_the_chroma_module(models):
+def test_melody_audio_uses_the_chroma_module(models, tiny_musicgen):
     chroma_mod = pytest.importorskip("engine.models.chroma")
     _, model = models("melody")
     t = np.arange(1600) / 16000
     melody = (np.sin(2 * np.pi * 440 * t) + 0.5 * np.sin(2 * np.pi * 660 * t)).astype(np.float32)
-    ids, mask = text_inputs()
+    ids, mask = tiny_musicgen.text_inputs()
     common = dict(input_ids=ids, attention_mask=mask, duration_s=0.1, temperature=0.0)
-    got = run(model.generate_step(melody=melody, melody_sr=16000, **common))
+    got = tiny_musicgen.run(model.generate_step(melody=melody, melody_sr=16000, **common))
     ch = chroma_mod.melody_chroma(melody, 16000)
-    np.testing.assert_array_equal(got, run(model.generate_step(chroma=ch, **common)))
-    assert not np.array_equal(got, run(model.generate_step(**common)))
+    np.testing.assert_array_equal(got, tiny_musicgen.run(model.generate_step(chroma=ch, **common)))
+    assert not np.array_equal(got, tiny_musicgen.run(model.generate_step(**common)))
 
 
-def test_unconditional_and_errors(models):
+def test_unconditional_and_errors(models, tiny_musicgen):
     _, model = models("mono")
-    codes = run(model.generate_step(None, duration_s=0.1, seed=1))
+    codes = tiny_musicgen.run(model.generate_step(None, duration_s=0.1, seed=1))
     assert codes.shape == (1, 4, 10)
     with pytest.raises(ValueError, match="tokenizer"):
-        run(model.generate_step(["a prompt"], duration_s=0.1))
+        tiny_musicgen.run(model.generate_step(["a prompt"], duration_s=0.1))
     with pytest.raises(ValueError, match="too short"):
-        run(model.generate_step(None, duration_s=0.02))
+        tiny_musicgen.run(model.generate_step(None, duration_s=0.02))
     with pytest.raises(ValueError, match="melody"):
-        run(model.generate_step(None, duration_s=0.1, chroma=np.ones((4, 12))))
+        tiny_musicgen.run(model.generate_step(None, duration_s=0.1, chroma=np.ones((4, 12))))

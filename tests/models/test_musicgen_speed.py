@@ -20,28 +20,21 @@ import engine.models.musicgen as musicgen  # noqa: E402
 from convert.musicgen import convert_musicgen  # noqa: E402
 from engine.models import encodec  # noqa: E402
 from engine.models.musicgen import MusicGen, _dense  # noqa: E402
-from tests.models.test_musicgen import (  # noqa: E402
-    assert_greedy_guided_generation_matches,
-    build_hf,
-    run,
-    text_inputs,
-    to_mlx,
-)
 
 
 @pytest.mark.parametrize("kind", ["mono", "melody"])
-def test_generation_across_cache_growth_matches_transformers(monkeypatch, kind):
+def test_generation_across_cache_growth_matches_transformers(monkeypatch, kind, tiny_musicgen):
     # Blocks of 4 positions: the cache grows (and the step is traced again) many times,
     # also inside the first call (melody prefix of 10 + 7 text states).
     monkeypatch.setattr(musicgen, "CACHE_BLOCK", 4)
-    hf = build_hf(kind)
-    assert_greedy_guided_generation_matches(hf, to_mlx(hf), kind, N=16)
+    hf = tiny_musicgen.build_hf(kind)
+    tiny_musicgen.assert_greedy_guided_generation_matches(hf, tiny_musicgen.to_mlx(hf), kind, N=16)
 
 
-def test_decoder_step_matches_the_cached_call():
-    model = to_mlx(build_hf("mono"))
+def test_decoder_step_matches_the_cached_call(tiny_musicgen):
+    model = tiny_musicgen.to_mlx(tiny_musicgen.build_hf("mono"))
     dec = model.decoder
-    ids, mask = text_inputs()
+    ids, mask = tiny_musicgen.text_inputs()
     text, m = model.encode_text(mx.array(ids), mx.array(mask))
     codes = mx.array(np.random.default_rng(3).integers(0, 65, (2, 4, 9)).astype(np.int32))
     want = dec(codes, text, m)[:, :, 4:8]  # logits at positions 4..7, no cache
@@ -79,15 +72,15 @@ def test_row_split_dense_matches_the_layer(kind):
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory):
-    hf = build_hf("mono")
+def converted(tmp_path_factory, tiny_musicgen):
+    hf = tiny_musicgen.build_hf("mono")
     snap = tmp_path_factory.mktemp("hf")
     hf.save_pretrained(snap)
     return convert_musicgen(snap, tmp_path_factory.mktemp("mlx"))
 
 
-def test_offloaded_text_encoder_and_codec_give_the_same_audio(converted):
-    ids, mask = text_inputs()
+def test_offloaded_text_encoder_and_codec_give_the_same_audio(converted, tiny_musicgen):
+    ids, mask = tiny_musicgen.text_inputs()
     kw = dict(input_ids=ids, attention_mask=mask, duration_s=0.12, seed=3)
     resident = MusicGen.load(converted, offload=False)
     want = resident.generate(**kw)
@@ -101,8 +94,8 @@ def test_offloaded_text_encoder_and_codec_give_the_same_audio(converted):
     np.testing.assert_array_equal(model.generate(**kw), want)  # and read again when needed
 
 
-def test_quantized_decoder_computes_in_float32_on_cpu(tmp_path):
-    hf = build_hf("mono")
+def test_quantized_decoder_computes_in_float32_on_cpu(tmp_path, tiny_musicgen):
+    hf = tiny_musicgen.build_hf("mono")
     import transformers as tf
 
     config = hf.config.to_dict()
@@ -113,8 +106,10 @@ def test_quantized_decoder_computes_in_float32_on_cpu(tmp_path):
     q = MusicGen.load(out)
     assert q.decoder.layers[0].fc1.scales.dtype == mx.float32
     assert q.dtype == mx.float32 and q.cache_dtype == mx.float16
-    ids, mask = text_inputs()
-    codes = run(q.generate_step(input_ids=ids, attention_mask=mask, duration_s=0.1, seed=1))
+    ids, mask = tiny_musicgen.text_inputs()
+    codes = tiny_musicgen.run(
+        q.generate_step(input_ids=ids, attention_mask=mask, duration_s=0.1, seed=1)
+    )
     assert codes.shape == (2, 4, 10) and codes.min() >= 0 and codes.max() < 64
 
 
@@ -141,11 +136,8 @@ def test_elu_matches_expm1():
         dict(upsampling_ratios=[2, 2, 3], num_residual_layers=2, dilation_growth_rate=3),
     ],
 )
-def test_chunked_decoder_equals_one_pass(overrides):
-    from tests.models.test_encodec import build_hf as build_codec
-    from tests.models.test_encodec import load_mlx as codec_to_mlx
-
-    dec = codec_to_mlx(build_codec(**overrides)).decoder
+def test_chunked_decoder_equals_one_pass(overrides, tiny_encodec):
+    dec = tiny_encodec.load_mlx(tiny_encodec.build_hf(**overrides)).decoder
     x = mx.array(np.random.default_rng(4).normal(size=(2, 37, 8)).astype(np.float32))
     whole = np.array(dec(x, chunk_frames=None))
     assert dec.context_frames() >= 1

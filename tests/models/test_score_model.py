@@ -9,29 +9,27 @@ from mlx.utils import tree_flatten
 from engine.models import load_model, save_model
 from engine.models.cache import KVCache, StaticKVCache
 from engine.models.score import ModelArgs, apply_rope, rope_tables
-from tests.conftest import TINY_MODEL_ARGS, make_tiny_model
-
-TINY = TINY_MODEL_ARGS
-tiny_model = make_tiny_model
 
 
-def test_from_dict_ignores_unknown_keys():
-    args = ModelArgs.from_dict({**TINY, "architectures": ["LlamaForCausalLM"], "bogus": 1})
+def test_from_dict_ignores_unknown_keys(tiny_model_args):
+    args = ModelArgs.from_dict(
+        {**tiny_model_args, "architectures": ["LlamaForCausalLM"], "bogus": 1}
+    )
     assert args.hidden_size == 32 and args.vocab_size == 37 and args.model_type == "score"
 
 
-def test_logits_shape_and_parameter_count():
-    model = tiny_model()
+def test_logits_shape_and_parameter_count(make_tiny_model):
+    model = make_tiny_model()
     x = mx.array([[1, 2, 3, 4, 5], [5, 4, 3, 2, 1]], dtype=mx.int32)
     assert model(x).shape == (2, 5, 37)
     D, F, V, n = 32, 64, 37, 2
     expected = V * D + n * (4 * D * D + 3 * D * F + 2 * D) + D
     assert model.num_parameters == expected
-    assert tiny_model(tie_word_embeddings=False).num_parameters == expected + V * D
+    assert make_tiny_model(tie_word_embeddings=False).num_parameters == expected + V * D
 
 
-def test_causal_prefix_independence():
-    model = tiny_model()
+def test_causal_prefix_independence(make_tiny_model):
+    model = make_tiny_model()
     x = mx.random.randint(0, 37, (1, 12))
     a = model(x)[:, :6]
     b = model(x[:, :6])
@@ -39,8 +37,8 @@ def test_causal_prefix_independence():
 
 
 @pytest.mark.parametrize("prefill", [1, 7])
-def test_kv_cache_incremental_matches_full(prefill):
-    model = tiny_model()
+def test_kv_cache_incremental_matches_full(prefill, make_tiny_model):
+    model = make_tiny_model()
     x = mx.random.randint(0, 37, (2, 40))
     full = model(x)
     cache = model.make_cache()
@@ -50,8 +48,8 @@ def test_kv_cache_incremental_matches_full(prefill):
     assert cache[0].offset == 40
 
 
-def test_kv_cache_chunks_cross_block_boundary():
-    model = tiny_model(max_position_embeddings=600)
+def test_kv_cache_chunks_cross_block_boundary(make_tiny_model):
+    model = make_tiny_model(max_position_embeddings=600)
     x = mx.random.randint(0, 37, (1, 300))
     full = model(x)
     cache = model.make_cache()
@@ -60,8 +58,8 @@ def test_kv_cache_chunks_cross_block_boundary():
     assert cache[0].keys.shape[2] == 512  # grown in 256-position blocks
 
 
-def test_static_cache_matches_full():
-    model = tiny_model()
+def test_static_cache_matches_full(make_tiny_model):
+    model = make_tiny_model()
     x = mx.random.randint(0, 37, (1, 20))
     full = model(x)
     z = mx.zeros((1, 4, 32, 8))
@@ -83,9 +81,9 @@ def test_kv_cache_returns_everything_so_far():
     np.testing.assert_array_equal(np.array(values[0, 0, :, 0]), [2, 2, 2, 4])
 
 
-def test_save_load_round_trip(tmp_path):
-    model = tiny_model()
-    config = {**TINY, "model_type": "score", "note": "extra keys survive"}
+def test_save_load_round_trip(tmp_path, make_tiny_model, tiny_model_args):
+    model = make_tiny_model()
+    config = {**tiny_model_args, "model_type": "score", "note": "extra keys survive"}
     save_model(tmp_path, model, config)
     loaded, cfg = load_model(tmp_path)
     assert cfg == config
@@ -94,9 +92,9 @@ def test_save_load_round_trip(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
 
 
-def test_save_float16_loads_back_as_float32(tmp_path):
-    model = tiny_model()
-    save_model(tmp_path, model, {**TINY, "model_type": "score"}, dtype=mx.float16)
+def test_save_float16_loads_back_as_float32(tmp_path, make_tiny_model, tiny_model_args):
+    model = make_tiny_model()
+    save_model(tmp_path, model, {**tiny_model_args, "model_type": "score"}, dtype=mx.float16)
     assert mx.load(str(tmp_path / "model.safetensors"))["model.norm.weight"].dtype == mx.float16
     loaded, _ = load_model(tmp_path)
     assert all(v.dtype == mx.float32 for _, v in tree_flatten(loaded.parameters()))
@@ -104,9 +102,9 @@ def test_save_float16_loads_back_as_float32(tmp_path):
     np.testing.assert_allclose(np.array(loaded(x)), np.array(model(x)), atol=5e-2)
 
 
-def test_strict_loading_names_missing_tensor(tmp_path):
-    model = tiny_model()
-    save_model(tmp_path, model, {**TINY, "model_type": "score"})
+def test_strict_loading_names_missing_tensor(tmp_path, make_tiny_model, tiny_model_args):
+    model = make_tiny_model()
+    save_model(tmp_path, model, {**tiny_model_args, "model_type": "score"})
     weights = mx.load(str(tmp_path / "model.safetensors"))
     del weights["model.layers.1.mlp.up_proj.weight"]
     mx.save_safetensors(str(tmp_path / "model.safetensors"), weights)
@@ -114,20 +112,20 @@ def test_strict_loading_names_missing_tensor(tmp_path):
         load_model(tmp_path)
 
 
-def test_sanitize_drops_rotary_buffers_and_tied_head():
-    model = tiny_model()
+def test_sanitize_drops_rotary_buffers_and_tied_head(make_tiny_model):
+    model = make_tiny_model()
     weights = dict(tree_flatten(model.parameters()))
     extra = {
         "model.layers.0.self_attn.rotary_emb.inv_freq": mx.zeros(4),
         "lm_head.weight": mx.zeros((37, 32)),
     }
     assert model.sanitize({**weights, **extra}).keys() == weights.keys()
-    untied = tiny_model(tie_word_embeddings=False)
+    untied = make_tiny_model(tie_word_embeddings=False)
     assert "lm_head.weight" in untied.sanitize({**weights, **extra})
 
 
-def test_unknown_model_type(tmp_path):
-    save_model(tmp_path, tiny_model(), {**TINY, "model_type": "no_such_arch"})
+def test_unknown_model_type(tmp_path, make_tiny_model, tiny_model_args):
+    save_model(tmp_path, make_tiny_model(), {**tiny_model_args, "model_type": "no_such_arch"})
     with pytest.raises(ValueError, match="no_such_arch"):
         load_model(tmp_path)
 

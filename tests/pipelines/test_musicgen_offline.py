@@ -120,16 +120,14 @@ def test_the_check_is_bounded_when_the_line_hangs(monkeypatch):
     assert time.perf_counter() - t0 < 1.0
 
 
-def test_offline_uses_the_hugging_face_cache(monkeypatch, tmp_path):
+def test_offline_uses_the_hugging_face_cache(monkeypatch, tmp_path, musicgen_snapshot):
     """Offline, a snapshot already in the cache is converted (looked up with
     local_files_only, no retries)."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
     import huggingface_hub
 
-    from tests.pipelines.test_musicgen_product import snapshot
-
-    snap = snapshot(tmp_path / "snap", "mono")
+    snap = musicgen_snapshot(tmp_path / "snap", "mono")
     calls = []
 
     def cached_only(repo_id, revision=None, allow_patterns=None, **kw):

@@ -1,7 +1,8 @@
 """MusicGen from the command line, as a user runs it: convert, generate, continue, replay.
 
-The model is a tiny random-weight transformers MusicGen (800 Hz codec) written here with
-``save_pretrained`` plus a small tokenizer, converted with ``disco-musica convert musicgen``.
+The model is a tiny random-weight transformers MusicGen (8 kHz codec) written with
+``save_pretrained`` plus a small tokenizer by the ``musicgen_snapshot`` fixture
+(tests/pipelines/conftest.py), converted with ``disco-musica convert musicgen``.
 """
 
 from __future__ import annotations
@@ -19,41 +20,6 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from engine.cli import main  # noqa: E402
-from tests.models.test_musicgen import DECODER, V, t5_config  # noqa: E402
-
-
-def build_hf(kind: str, seed: int = 0):
-    """A tiny transformers MusicGen whose codec runs at 8 kHz (100 frames/s, hop 80)."""
-    import transformers as tf
-
-    torch.manual_seed(seed)
-    codec = tf.EncodecConfig(
-        target_bandwidths=[2.4], sampling_rate=8000, audio_channels=1, hidden_size=8,
-        num_filters=2, num_residual_layers=1, upsampling_ratios=[5, 4, 4], codebook_size=V,
-        codebook_dim=8, num_lstm_layers=1, use_causal_conv=False, normalize=False,
-    )  # fmt: skip
-    if kind == "melody":
-        config = tf.MusicgenMelodyConfig(
-            text_encoder=t5_config(), audio_encoder=codec,
-            decoder=tf.MusicgenMelodyDecoderConfig(**DECODER), chroma_length=10,
-        )  # fmt: skip
-        model = tf.MusicgenMelodyForConditionalGeneration(config)
-    else:
-        config = tf.MusicgenConfig(
-            text_encoder=t5_config(), audio_encoder=codec,
-            decoder=tf.MusicgenDecoderConfig(**DECODER),
-        )  # fmt: skip
-        model = tf.MusicgenForConditionalGeneration(config)
-    with torch.no_grad():  # spread the codebooks so different audio gives different codes
-        noise = torch.rand(1, 1, 8000, generator=torch.Generator().manual_seed(seed)) - 0.5
-        z = model.audio_encoder.encoder(noise)[0].T
-        mean, std = z.mean(0), z.std(0)
-        for i, layer in enumerate(model.audio_encoder.quantizer.layers):
-            embed = layer.codebook.embed
-            embed.copy_(torch.randn(embed.shape) * std * 2 + (mean if i == 0 else 0))
-    model.generation_config.decoder_start_token_id = V
-    model.generation_config.pad_token_id = V
-    return model.eval()
 
 
 def run(capsys, *argv):
@@ -62,28 +28,14 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def snapshot(folder: Path, kind: str) -> Path:
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-
-    build_hf(kind).save_pretrained(folder)
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, "calm": 3, "piano": 4, "rain": 5, "sad": 6}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(
-        single="$A </s>", special_tokens=[("</s>", 1)]
-    )
-    tok.save(str(folder / "tokenizer.json"))
-    return folder
-
-
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory):
+def converted(tmp_path_factory, musicgen_snapshot):
     """kind -> converted MLX folder (through the CLI)."""
     cache: dict[str, Path] = {}
 
     def get(kind: str) -> Path:
         if kind not in cache:
-            snap = snapshot(tmp_path_factory.mktemp(f"snap-{kind}"), kind)
+            snap = musicgen_snapshot(tmp_path_factory.mktemp(f"snap-{kind}"), kind)
             out = tmp_path_factory.mktemp(f"conv-{kind}") / "model"
             assert main(["convert", "musicgen", str(snap), "--out", str(out)]) == 0
             cache[kind] = out

@@ -13,14 +13,6 @@ from engine.errors import AudioFileError, InputWarning
 from engine.models.basic_pitch import BasicPitch
 from engine.pipelines import transcribe as T
 from engine.progress import Progress, ProgressLog
-from tests.models.test_basic_pitch import (
-    BIT_EXACT_CPU,
-    TOLERANCE,
-    load_reference,
-    melody,
-    rendered,
-    tone,
-)
 
 SETTINGS = [  # (transcribe keywords, basic-pitch keywords)
     ({}, {}),
@@ -52,22 +44,17 @@ SETTINGS = [  # (transcribe keywords, basic-pitch keywords)
 
 
 @pytest.fixture(scope="module")
-def reference():
-    return load_reference()
-
-
-@pytest.fixture(scope="module")
 def model():
     return BasicPitch.load()
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, basic_pitch_audio):
     folder = tmp_path_factory.mktemp("transcribe")
     signals = {
-        "melody-16000": (melody(16000, 3.0), 16000),
-        "rendered-44100": (rendered(), 44100),
-        "glide-44100": (tone([196.0], 44100, 2.0, amp=0.4, glide=0.5), 44100),
+        "melody-16000": (basic_pitch_audio.melody(16000, 3.0), 16000),
+        "rendered-44100": (basic_pitch_audio.rendered(), 44100),
+        "glide-44100": (basic_pitch_audio.tone([196.0], 44100, 2.0, amp=0.4, glide=0.5), 44100),
     }
     out = {}
     for name, (audio, sr) in signals.items():
@@ -76,35 +63,45 @@ def files(tmp_path_factory):
     return out
 
 
-def assert_same_events(ours, theirs, amplitude_atol=1e-5 if BIT_EXACT_CPU else TOLERANCE):
-    """Same count, order, frames (so times), pitches and bends; amplitudes (means of
-    posteriors) within atol, which follows the network's tolerance on this CPU.
+@pytest.fixture(scope="module")
+def assert_same_events(basic_pitch_audio):
+    """``assert_same_events(ours, theirs, amplitude_atol=...)``, at this CPU's tolerances."""
+    bit_exact = basic_pitch_audio.BIT_EXACT_CPU
+    default_atol = 1e-5 if bit_exact else basic_pitch_audio.TOLERANCE
 
-    A bend is the argmax of the pitch contour near the note, so where two contour bins are
-    within the network's rounding of each other it may flip: off a bit-exact CPU (see
-    tests/models/test_basic_pitch.py) up to 1 bend in 20 may differ.
-    """
-    assert len(ours) == len(theirs)
-    bends_seen = bends_differing = 0
-    for a, b in zip(ours, theirs, strict=True):
-        start, end, pitch, amplitude, bends = b
-        assert (a.start_s, a.end_s, a.pitch) == (float(start), float(end), int(pitch))
-        assert a.amplitude == pytest.approx(float(amplitude), abs=amplitude_atol)
-        want = None if bends is None else [int(x) for x in bends]
-        if BIT_EXACT_CPU or want is None:
-            assert a.bends == want
-        else:
-            assert a.bends is not None and len(a.bends) == len(want)
-            bends_seen += len(want)
-            bends_differing += sum(x != y for x, y in zip(a.bends, want, strict=True))
-    assert bends_differing <= bends_seen / 20, (bends_differing, bends_seen)
+    def assert_same_events(ours, theirs, amplitude_atol=default_atol):
+        """Same count, order, frames (so times), pitches and bends; amplitudes (means of
+        posteriors) within atol, which follows the network's tolerance on this CPU.
+
+        A bend is the argmax of the pitch contour near the note, so where two contour bins are
+        within the network's rounding of each other it may flip: off a bit-exact CPU (see
+        tests/models/test_basic_pitch.py) up to 1 bend in 20 may differ.
+        """
+        assert len(ours) == len(theirs)
+        bends_seen = bends_differing = 0
+        for a, b in zip(ours, theirs, strict=True):
+            start, end, pitch, amplitude, bends = b
+            assert (a.start_s, a.end_s, a.pitch) == (float(start), float(end), int(pitch))
+            assert a.amplitude == pytest.approx(float(amplitude), abs=amplitude_atol)
+            want = None if bends is None else [int(x) for x in bends]
+            if bit_exact or want is None:
+                assert a.bends == want
+            else:
+                assert a.bends is not None and len(a.bends) == len(want)
+                bends_seen += len(want)
+                bends_differing += sum(x != y for x, y in zip(a.bends, want, strict=True))
+        assert bends_differing <= bends_seen / 20, (bends_differing, bends_seen)
+
+    return assert_same_events
 
 
 @pytest.mark.parametrize("name", ["melody-16000", "rendered-44100", "glide-44100"])
 @pytest.mark.parametrize("ours_kw,theirs_kw", SETTINGS)
-def test_notes_equal_basic_pitch_predict(name, ours_kw, theirs_kw, reference, model, files):
+def test_notes_equal_basic_pitch_predict(
+    name, ours_kw, theirs_kw, basic_pitch_reference, model, files, assert_same_events
+):
     """basic-pitch's predict() always adds pitch bends: compare with pitch_bends=True."""
-    inference, ref_model, _ = reference
+    inference, ref_model, _ = basic_pitch_reference
     _, _, expected = inference.predict(files[name], ref_model, **theirs_kw)
     got = T.transcribe(files[name], pitch_bends=True, model=model, **ours_kw)
     assert_same_events(got.notes, expected)
@@ -112,8 +109,10 @@ def test_notes_equal_basic_pitch_predict(name, ours_kw, theirs_kw, reference, mo
 
 
 @pytest.mark.parametrize("melodia", [True, False])
-def test_notes_without_pitch_bends_equal_model_output_to_notes(melodia, reference, model, files):
-    inference, ref_model, _ = reference
+def test_notes_without_pitch_bends_equal_model_output_to_notes(
+    melodia, basic_pitch_reference, model, files, assert_same_events
+):
+    inference, ref_model, _ = basic_pitch_reference
     from basic_pitch import note_creation
 
     path = files["rendered-44100"]
@@ -127,8 +126,10 @@ def test_notes_without_pitch_bends_equal_model_output_to_notes(melodia, referenc
     assert all(n.bends is None for n in got.notes)
 
 
-def test_same_posteriorgrams_give_bit_identical_events(reference, files):
-    inference, ref_model, _ = reference
+def test_same_posteriorgrams_give_bit_identical_events(
+    basic_pitch_reference, files, assert_same_events
+):
+    inference, ref_model, _ = basic_pitch_reference
     from basic_pitch import note_creation
 
     output = inference.run_inference(files["melody-16000"], ref_model)
@@ -141,7 +142,7 @@ def test_same_posteriorgrams_give_bit_identical_events(reference, files):
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_note_decoding_equals_basic_pitch_on_random_activations(seed, reference):
+def test_note_decoding_equals_basic_pitch_on_random_activations(seed, basic_pitch_reference):
     """Random activations with many exact ties: the decoding (melodia order too) is the same."""
     from basic_pitch import note_creation
 
@@ -161,8 +162,8 @@ def test_note_decoding_equals_basic_pitch_on_random_activations(seed, reference)
 
 
 @pytest.mark.parametrize("multiple", [False, True])
-def test_midi_has_basic_pitchs_notes_and_bends(multiple, reference, model, files):
-    inference, ref_model, _ = reference
+def test_midi_has_basic_pitchs_notes_and_bends(multiple, basic_pitch_reference, model, files):
+    inference, ref_model, _ = basic_pitch_reference
     path = files["glide-44100"]
     _, midi, _ = inference.predict(path, ref_model, multiple_pitch_bends=multiple)
     got = T.transcribe(path, pitch_bends=True, multiple_pitch_bends=multiple, model=model)
@@ -224,7 +225,8 @@ def test_guess_meter():
     assert rhythm.guess_meter(np.ones(3)) == (4, 0)  # too few beats to tell
 
 
-def test_mixdown_and_sample_rates(model):
+def test_mixdown_and_sample_rates(model, basic_pitch_audio):
+    tone = basic_pitch_audio.tone
     a, b = tone([220.0], 48000, 1.5), tone([329.63], 48000, 1.5)
     stereo = T.transcribe(np.stack([a, b], axis=1), 48000, model=model)
     mono = T.transcribe((a + b) / 2, 48000, model=model)
@@ -237,7 +239,8 @@ def test_mixdown_and_sample_rates(model):
     assert {n.pitch for n in T.transcribe(six, 48000, model=model).notes} == {57}
 
 
-def test_silence_short_and_clipped_audio(model):
+def test_silence_short_and_clipped_audio(model, basic_pitch_audio):
+    tone = basic_pitch_audio.tone
     with pytest.raises(AudioFileError, match="is silent .every sample is zero"):
         T.transcribe(np.zeros(22050, np.float32), 22050, model=model)
     with pytest.raises(AudioFileError, match=r"is silent \(peak -66 dBFS\)"):
@@ -289,11 +292,11 @@ def test_bad_input_is_a_one_line_transcribe_error(tmp_path, monkeypatch, model):
     fails("long", np.zeros(3 * 8000, np.float32), 8000)
 
 
-def test_piano_roll_and_progress(model):
+def test_piano_roll_and_progress(model, basic_pitch_audio):
     from engine.cli.transcribe import describe, note_name, piano_roll
 
     calls = ProgressLog()
-    result = T.transcribe(melody(22050, 3.0), 22050, model=model, progress=calls)
+    result = T.transcribe(basic_pitch_audio.melody(22050, 3.0), 22050, model=model, progress=calls)
     assert calls.stages() == ["windows"]  # 2-second windows: done rises to the total
     assert [e.done for e in calls] == sorted(e.done for e in calls)
     assert calls[-1] == Progress("windows", 2, 2)

@@ -6,12 +6,12 @@ import engine  # noqa: F401  (loads OpenBLAS before the first mlx import)
 # isort: split
 import mlx.core as mx
 import numpy as np
+import pytest
 from mlx.utils import tree_flatten
 
 from engine.models import load_model
 from engine.models.score import Model
 from engine.train.trainer import JsonlCallback, PrintCallback, TrainConfig, evaluate, train
-from tests.conftest import make_tiny_model
 
 V, L, B = 16, 24, 8
 PAD = 0
@@ -59,8 +59,14 @@ def val_batches():
     return iter(VAL)
 
 
-def tiny_model(seed: int = 0) -> Model:
-    return make_tiny_model(seed, vocab_size=V)
+@pytest.fixture
+def tiny_model(make_tiny_model):
+    """``tiny_model(seed=0)``: a tiny random score model over this file's vocabulary."""
+
+    def build(seed: int = 0) -> Model:
+        return make_tiny_model(seed, vocab_size=V)
+
+    return build
 
 
 CONFIG = TrainConfig(
@@ -87,7 +93,7 @@ class Recorder:
         self.val.append(info)
 
 
-def test_training_lowers_val_loss_and_writes_checkpoints(tmp_path):
+def test_training_lowers_val_loss_and_writes_checkpoints(tmp_path, tiny_model):
     model = tiny_model()
     initial, _ = evaluate(model, val_batches())
     rec = Recorder()
@@ -120,7 +126,7 @@ def test_training_lowers_val_loss_and_writes_checkpoints(tmp_path):
     assert abs(evaluate(best, val_batches())[0] - result["best_val"]) < 1e-5
 
 
-def test_resume_continues_like_an_uninterrupted_run(tmp_path):
+def test_resume_continues_like_an_uninterrupted_run(tmp_path, tiny_model):
     config = replace(CONFIG, max_steps=40, eval_every=10, checkpoint_every=10)
     straight = tiny_model()
     rec_a = Recorder()
@@ -148,7 +154,7 @@ def test_resume_continues_like_an_uninterrupted_run(tmp_path):
         np.testing.assert_allclose(np.array(wa[k]), np.array(wb[k]), atol=1e-5)
 
 
-def test_early_stopping_and_time_budget(tmp_path):
+def test_early_stopping_and_time_budget(tmp_path, tiny_model):
     frozen = replace(CONFIG, learning_rate=0.0, min_learning_rate=0.0, eval_every=5)
     result = train(tiny_model(), frozen, Batches(), val_batches, tmp_path / "a")
     # First evaluation sets the best; 3 more without improvement stop the run.
@@ -163,7 +169,7 @@ def test_early_stopping_and_time_budget(tmp_path):
     assert result["best_val"] is not None and (tmp_path / "b" / "best").is_dir()
 
 
-def test_callbacks(tmp_path, capsys):
+def test_callbacks(tmp_path, capsys, tiny_model):
     config = replace(CONFIG, max_steps=10, eval_every=10, report_every=5)
     log = tmp_path / "log.jsonl"
 
