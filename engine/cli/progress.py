@@ -198,3 +198,48 @@ class StageProgress:
 
     def __exit__(self, *exc) -> None:
         self.progress.stop()
+
+
+class BarProgress(RichDisplay):
+    """A bar over one stage's events on a terminal; nothing otherwise. ``kind``: "percent"
+    (the 2-second windows a transcription reads) or "bytes" (a download: size, speed and
+    time left)."""
+
+    def __init__(self, label: str, kind: str = "percent"):
+        self.label = label
+        self.kind = kind
+        self.progress = None
+        self.task = None
+
+    def __enter__(self) -> BarProgress:
+        console = make_console()
+        if console.is_terminal:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            if self.kind == "bytes":
+                columns = (DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+            else:
+                columns = (TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn())
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                *columns,
+                console=console,
+                transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(self.label, total=None)
+        return self
+
+    def __call__(self, event: Event) -> None:
+        """One event: ``done`` of ``total`` (None: not known yet)."""
+        if self.progress is not None:
+            self.progress.update(self.task, completed=event.done, total=event.total)

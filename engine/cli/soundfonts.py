@@ -17,7 +17,6 @@ import sys
 
 from engine.cli import common
 from engine.cli import progress as ui
-from engine.progress import Progress as Event
 
 
 def add_commands(sub, command) -> None:
@@ -113,53 +112,9 @@ def cmd_get(args: argparse.Namespace) -> int:
         if answer not in ("y", "yes"):
             print("nothing downloaded")
             return 1
-    with _DownloadProgress(e.name) as progress:
+    with ui.BarProgress(e.name, kind="bytes") as progress:
         path = sf.download(e, progress=progress)
     print(f"saved {path}")
     name, _ = sf.default()
     print(f"the default SoundFont is now {name}")
     return 0
-
-
-class _DownloadProgress:
-    """A bar in bytes on a terminal; nothing otherwise."""
-
-    def __init__(self, label: str):
-        self.label = label
-        self.progress = None
-        self.task = None
-
-    def __enter__(self) -> _DownloadProgress:
-
-        console = ui.make_console()
-        if console.is_terminal:
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-
-            self.progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=console,
-                transient=True,
-            )
-            self.progress.start()
-            self.task = self.progress.add_task(self.label, total=None)
-        return self
-
-    def __call__(self, event: Event) -> None:
-        """One "download" event: bytes received of bytes offered (None: unknown)."""
-        if self.progress is not None:
-            self.progress.update(self.task, completed=event.done, total=event.total)
-
-    def __exit__(self, *exc) -> None:
-        if self.progress is not None:
-            self.progress.stop()

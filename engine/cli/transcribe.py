@@ -25,7 +25,6 @@ from pathlib import Path
 from engine import names
 from engine.cli import common
 from engine.cli import progress as ui
-from engine.progress import Progress as Event
 from engine.record import record_bytes
 
 PIANO_ROLL_MAX_ROWS = 24  # more pitches than this: only the rows that have notes
@@ -150,7 +149,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         checked = check_audio(audio, min_note_ms=args.min_note_ms)
         with ui.status_spinner("Loading Basic Pitch"):
             model = basic_pitch_model()
-        with _WindowProgress(f"Transcribing {audio.name}") as progress:
+        with ui.BarProgress(f"Transcribing {audio.name}") as progress:
             result = transcribe(
                 checked,
                 onset_threshold=args.onset_threshold,
@@ -317,38 +316,3 @@ def _recorded_args(args: argparse.Namespace) -> list[str]:
     """The command's arguments with every value spelled out (defaults included)."""
 
     return common.recorded_args(args, skip=DISPLAY_ONLY)
-
-
-class _WindowProgress:
-    """A bar over the 2-second windows the model reads (terminal only), from "windows" events."""
-
-    def __init__(self, label: str):
-        self.label = label
-        self.progress = None
-        self.task = None
-
-    def __enter__(self) -> _WindowProgress:
-
-        console = ui.make_console()
-        if console.is_terminal:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TextColumn("{task.percentage:>3.0f}%"),
-                TimeElapsedColumn(),
-                console=console,
-                transient=True,
-            )
-            self.progress.start()
-            self.task = self.progress.add_task(self.label, total=None)
-        return self
-
-    def __call__(self, event: Event) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, completed=event.done, total=event.total)
-
-    def __exit__(self, *exc) -> None:
-        if self.progress is not None:
-            self.progress.stop()

@@ -95,3 +95,23 @@ def test_file_progress_on_a_terminal_shows_the_piece(terminal):
         prog(Progress("files", 3, 10, "bach/bwv66.6"))
         task = prog.progress.tasks[0]
         assert (task.completed, task.total, task.fields["current"]) == (3, 10, "bach/bwv66.6")
+
+
+@pytest.mark.parametrize(
+    "kind, column", [("percent", "TimeElapsedColumn"), ("bytes", "DownloadColumn")]
+)
+def test_bar_progress_follows_done_and_total(terminal, kind, column):
+    with ui.BarProgress("Transcribing a.wav", kind=kind) as bar:
+        bar(Progress("windows", 1, 4))
+        bar(Progress("windows", 3, 4))
+        (task,) = bar.progress.tasks
+        assert (task.description, task.completed, task.total) == ("Transcribing a.wav", 3, 4)
+        assert column in {type(c).__name__ for c in bar.progress.columns}
+    assert not bar.progress.live.is_started
+
+
+def test_bar_progress_draws_nothing_off_a_terminal(monkeypatch):
+    monkeypatch.setattr(ui, "make_console", lambda: Console(file=io.StringIO()))
+    with ui.BarProgress("Downloading", kind="bytes") as bar:
+        bar(Progress("download", 10, None))
+    assert bar.progress is None
