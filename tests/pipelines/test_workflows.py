@@ -245,7 +245,8 @@ def test_cli_bad_inputs_are_one_line_errors(files, tmp_path, capsys):
 
 def test_harmonize_help_is_quick_to_load():
     code = (
-        "import sys, argparse; from engine import cli, cli_workflows; "
+        "import sys, argparse; from engine import cli; "
+        "from engine.cli import workflows as cli_workflows; "
         "p = cli.build_parser(); "
         "sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)); "
         "'harmonize' in sub.choices or cli_workflows.add_commands(sub, cli.register); "
