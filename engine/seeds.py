@@ -46,10 +46,11 @@ engine makes today, and the replay of its records):
   major, AB, 32 bars"`` draws window 1 of A and window 0 of B from one key. Repeats
   (``s + 1000 + i``, i < 128 sections) never meet sections or windows of the same piece.
 
-`derive_seed` does not bound its result: a derived number can pass `names.MAX_SEED` (the
-PRNG key takes any 64-bit number), as it always could. A derived seed handed back to an
-API that checks seeds (compose gives a section's seed to `continue_score`, harmonize a
-section's to `add_tracks`) is refused there when it passes MAX_SEED.
+A derived seed is always a seed (0..`names.MAX_SEED`): the sum wraps around past the top
+(modulo 2**32), so every derived number below the top is the one of the table, and a seed
+near the top (a piece of many sections at ``--seed 4294967295``) works as any other. Before
+0.4.0 the sum passed the top there and the section was refused (``not 4294967296``) or a
+repeat was copied without its rewritten last bar.
 """
 
 from __future__ import annotations
@@ -124,4 +125,4 @@ def derive_seed(seed: int, *path) -> int:
         if not is_whole(index) or index < 0:
             raise ValueError(f"seed path {name!r} needs a whole number >= 0, not {index!r}")
         out += BASES[name] + int(index)
-    return out
+    return out % (MAX_SEED + 1)

@@ -16,26 +16,33 @@ from engine.seeds import MAX_SEED, SeedError, check_seed, derive_seed, is_seed
 SEEDS = (0, 1, 4, 7, 1234567, MAX_SEED - 1200, MAX_SEED)
 
 
+def _old(x: int) -> int:
+    """The old arithmetic, which passed the top; derive_seed wraps past it."""
+    return x % (MAX_SEED + 1)
+
+
 @pytest.mark.parametrize("s", SEEDS)
 def test_every_path_gives_the_number_it_gave_before(s):
     for i in range(130):
         # compose_variations, the CLI's variations and folder names, eval prompts' seeds
-        assert derive_seed(s, "variation", i) == s + i
+        assert derive_seed(s, "variation", i) == _old(s + i)
         # compose sections (p.seed + i), workflows' sections (sampling["seed"] + k)
-        assert derive_seed(s, "section", i) == s + i
+        assert derive_seed(s, "section", i) == _old(s + i)
         # compose repeats: p.seed + 1000 + index
-        assert derive_seed(s, "repeat", i) == s + 1000 + i
+        assert derive_seed(s, "repeat", i) == _old(s + 1000 + i)
         # score_api generate: seed_of=lambda k: seed + 1 + k (window 0 is the seed itself)
-        assert derive_seed(s, "window", 1 + i) == s + 1 + i
+        assert derive_seed(s, "window", 1 + i) == _old(s + 1 + i)
         # score_api continue_score: seed + k; accompany: seed + w
-        assert derive_seed(s, "window", i) == s + i
+        assert derive_seed(s, "window", i) == _old(s + i)
         # train.evaluate pieces and chorales, eval_prompts chorales: seed + i
-        assert derive_seed(s, "piece", i) == s + i
-        assert derive_seed(s, "chorale", i) == s + i
+        assert derive_seed(s, "piece", i) == _old(s + i)
+        assert derive_seed(s, "chorale", i) == _old(s + i)
     # train.score: seed + data_seed_offset
-    assert derive_seed(s, "data", 0) == s and derive_seed(s, "data", 1) == s + 1
+    assert derive_seed(s, "data", 0) == s and derive_seed(s, "data", 1) == _old(s + 1)
     # a section's windows: continue_score derives them from the section's seed
-    assert derive_seed(s, "section", 3, "window", 2) == derive_seed(s + 3, "window", 2) == s + 5
+    assert (
+        derive_seed(s, "section", 3, "window", 2) == derive_seed(s + 3, "window", 2) == _old(s + 5)
+    )
     assert derive_seed(s) == s
 
 
@@ -166,3 +173,21 @@ def test_every_face_refuses_a_seed_with_the_same_line(monkeypatch):
         assert len(lines) == 1, lines
         (line,) = lines
         assert line.startswith("seed must be 0..4294967295, not ") and "\n" not in line
+
+
+@pytest.mark.parametrize("s", [MAX_SEED - 5, MAX_SEED])
+def test_a_derived_seed_is_always_a_seed(s):
+    for name in ("section", "repeat", "window", "variation"):
+        for i in range(200):
+            assert is_seed(derive_seed(s, name, i))
+    assert derive_seed(MAX_SEED, "section", 1) == 0
+
+
+def test_a_form_at_the_top_seed_is_written():
+    from engine.pipelines.compose import compose
+    from engine.symbolic.score_api import available_models
+
+    if "score-base" not in available_models():
+        pytest.skip("needs the shipped score-base model")
+    comp = compose("a chorale in G major, AABA, 8 bars", seed=MAX_SEED)
+    assert comp.plan.seed == MAX_SEED and comp.score.note_num() > 0
