@@ -116,12 +116,57 @@ def _filled(voice, end: Fraction, stream_cls, *, hide_rests: bool = False):
         if start > pos:
             s.insert(pos, rest(start - pos))
         el = note.Note(pitches[0]) if len(pitches) == 1 else chord.Chord(pitches)
+        for p in el.pitches:  # a MIDI number spells B as "B natural": makeNotation would
+            if p.accidental is not None and p.accidental.alter == 0:  # print every natural
+                p.accidental = None  # the key signature and the bar do not call for
         el.quarterLength = ql
         s.insert(start, el)
         pos = start + ql
     if end > pos:
         s.insert(pos, rest(end - pos))
     return s
+
+
+SHARP_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+FLAT_NAMES = ("C", "D-", "D", "E-", "E", "F", "G-", "G", "A-", "A", "B-", "B")
+
+
+def _key_names(sharps: int, mode: str) -> list[str]:
+    """Pitch class -> how it is spelled in the key with ``sharps`` sharps (negative: flats):
+    the scale's own names, the other pitch classes as sharps in sharp keys, else flats."""
+    from music21 import key
+
+    names = list(SHARP_NAMES if sharps > 0 else FLAT_NAMES)
+    for p in key.KeySignature(sharps).asKey(mode).pitches:
+        names[p.pitchClass] = p.name
+    return names
+
+
+def _spell(part, keys: list[tuple[Fraction, tuple[int, str]]]) -> None:
+    """Spell every note as its key does (D sharp in E major, A flat in E flat major), not as
+    a MIDI number is spelled by default (E flat, G sharp), so that only notes outside the key
+    signature print accidentals."""
+    from music21 import pitch
+
+    if not keys:
+        return
+    spellings = [(offset, _key_names(sharps, mode)) for offset, (sharps, mode) in keys]
+    for el in part.recurse().notes:
+        at = el.getOffsetInHierarchy(part)
+        names = next((n for o, n in reversed(spellings) if o <= at), spellings[0][1])
+        for i, p in enumerate(el.pitches):
+            name = names[p.pitchClass]
+            if p.name == name:
+                continue
+            q = pitch.Pitch(name)
+            q.octave = p.midi // 12 - 1
+            q.octave += (p.midi - q.midi) // 12  # B# and C- sit across an octave line
+            if q.accidental is not None and q.accidental.alter == 0:
+                q.accidental = None
+            if hasattr(el, "notes"):  # a chord
+                el.notes[i].pitch = q
+            else:
+                el.pitch = q
 
 
 def _instrument(program: int, is_drum: bool):
@@ -252,6 +297,7 @@ def score_to_music21(
                 part.insert(offset, tempo.MetronomeMark(number=number, referent=1.0))
             for offset, text in markers:
                 part.insert(offset, expressions.RehearsalMark(text))
+        _spell(part, keys)
         part.insert(0, clef.bestClef(part, recurse=True))  # once: bestClef=True repeats it per bar
         part.makeNotation(inPlace=True)
         _tidy_measures(part)

@@ -296,3 +296,82 @@ def test_generated_chorale_round_trips(tmp_path):
     ts = parsed.parts[0].recurse().getElementsByClass(meter.TimeSignature).first()
     assert ts.ratioString == "4/4"
     assert parsed.parts[0].recurse().getElementsByClass(key.KeySignature).first().sharps == 1
+
+
+def _accidentals(path) -> list[tuple[int, str, str]]:
+    """(measure, note name, printed accidental) of every note that prints one."""
+    out = []
+    for n in converter.parse(str(path)).recurse().notes:
+        for p in n.pitches:
+            if p.accidental is not None and p.accidental.displayStatus:
+                out.append((n.measureNumber, p.nameWithOctave, p.accidental.name))
+    return out
+
+
+@pytest.mark.parametrize(
+    "sharps, tonic",
+    [(1, 67), (-3, 63), (0, 60), (4, 64), (-1, 65)],  # G, Eb, C, E and F major
+)
+def test_notes_in_the_key_print_no_accidental(tmp_path, sharps, tonic):
+    from engine.symbolic.theory import MAJOR_SCALE_STEPS
+
+    s = Score(480)
+    s.time_signatures.append(TimeSignature(0, 4, 4))
+    s.key_signatures.append(KeySignature(0, sharps, 0))
+    t = Track(program=0)
+    scale = [tonic + d for d in MAJOR_SCALE_STEPS] + [tonic + 12]
+    for i, pitch in enumerate(scale + scale[::-1] + [p - 12 for p in scale]):
+        t.notes.append(Note(i * 480, 480, pitch, 80))
+    s.tracks.append(t)
+    path = write_musicxml(s, tmp_path / "scale.musicxml")
+    assert _accidentals(path) == []
+
+
+def test_only_notes_outside_the_key_signature_carry_accidentals(tmp_path):
+    s = Score(480)
+    s.time_signatures.append(TimeSignature(0, 4, 4))
+    s.key_signatures.append(KeySignature(0, 1, 0))  # G major: F sharp
+    t = Track(program=0)
+    # bar 1 in the key; bar 2: F natural, F sharp again, F natural; bar 3: A sharp (a sharp
+    # key spells the pitch classes outside its scale as sharps), B, C, C sharp
+    pitches = [67, 69, 71, 72, 65, 66, 65, 71, 70, 71, 60, 61]
+    for i, pitch in enumerate(pitches):
+        t.notes.append(Note(i * 480, 480, pitch, 80))
+    s.tracks.append(t)
+    path = write_musicxml(s, tmp_path / "g.musicxml")
+    assert _accidentals(path) == [
+        (2, "F4", "natural"),  # outside the key
+        (2, "F#4", "sharp"),  # back to the key after an F natural in the same bar
+        (2, "F4", "natural"),
+        (3, "A#4", "sharp"),
+        (3, "C#4", "sharp"),
+    ]
+
+
+@pytest.mark.parametrize("prompt", ["a chorale in E major", "a folk tune in B flat minor, 3/4"])
+def test_generated_pieces_print_accidentals_only_off_the_key_signature(tmp_path, prompt):
+    from music21 import key as m21key
+
+    from engine.pipelines.compose import compose
+    from engine.symbolic.score_api import available_models
+
+    if "score-base" not in available_models():
+        pytest.skip("needs the shipped score-base model")
+    comp = compose(f"{prompt}, 8 bars", seed=3)
+    path = write_musicxml(comp.score, tmp_path / "piece.musicxml")
+    parsed = converter.parse(str(path))
+    (ks,) = {k.sharps for k in parsed.recurse().getElementsByClass(m21key.KeySignature)}
+    in_signature = {p.name for p in m21key.KeySignature(ks).getScale("major").pitches}
+    for part in parsed.parts:
+        before: set[str] = set()  # steps off the signature in the bar before (courtesy)
+        for measure in part.getElementsByClass("Measure"):
+            altered: set[str] = set()  # steps sounding off the signature earlier in this bar
+            notes = sorted(measure.recurse().notes, key=lambda n: n.getOffsetInHierarchy(measure))
+            for n in notes:
+                for p in n.pitches:
+                    shown = p.accidental is not None and p.accidental.displayStatus
+                    if p.name not in in_signature:
+                        altered.add(p.step)
+                    elif shown:
+                        assert p.step in altered | before, (measure.number, p.nameWithOctave)
+            before = altered
