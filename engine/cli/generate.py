@@ -537,11 +537,28 @@ def _summary(record: dict) -> str:
 # The release from which the score model samples under the rules of issue 11 (textures,
 # voice leading, cadences): records made before it cannot be replayed exactly by this code.
 SAMPLING_RULES_SINCE = "0.2.0"
-# The latest release whose changes alter some pieces of earlier records, and what changed.
-CHANGES_SINCE = (
-    "0.3.0",
-    "a repeated section no longer overlaps a note held over its first barline",
+# Releases whose changes alter some files of earlier records: (release, what changed, the
+# files it can change: "music" for the music and its audio, or a file name).
+CHANGES = (
+    ("0.3.0", "a repeated section no longer overlaps a note held over its first barline", "music"),
+    (
+        "0.4.0",
+        "MusicXML spells notes as their key does and prints no natural sign on notes of the key",
+        "music.musicxml",
+    ),
 )
+
+
+def _changes_for(made_by: str, different: list[str]) -> list[str]:
+    """What changed since ``made_by`` in the files that differ (newest last)."""
+    out = []
+    for release, what, files in CHANGES:
+        if _release(made_by) >= _release(release):
+            continue
+        music = [f for f in different if not f.endswith(".musicxml")]
+        if (files == "music" and music) or files in different:
+            out.append(f"{what} since {release}")
+    return out
 
 
 def _record_as_found(record_path: Path) -> dict:
@@ -591,16 +608,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
     recorded = old.get("model") if isinstance(old.get("model"), dict) else {}
     if recorded.get("name") != (record.get("model") or {}).get("name") and not args.json:
         print(f"note: {reproducing_model(recorded)[1]}")
-    if not all(same.values()) and made_by is not None and not args.json:
-        why = (
-            f"since {SAMPLING_RULES_SINCE} the score model samples with playable textures, "
-            "voice leading and cadences"
-            if _release(made_by) < _release(SAMPLING_RULES_SINCE)
-            else f"{CHANGES_SINCE[1]} since {CHANGES_SINCE[0]}"
-        )
+    different = [name for name, ok in same.items() if not ok]
+    if different and made_by is not None and not args.json:
+        if _release(made_by) < _release(SAMPLING_RULES_SINCE):
+            why = (
+                f"since {SAMPLING_RULES_SINCE} the score model samples with playable textures, "
+                "voice leading and cadences"
+            )
+        else:
+            why = "; ".join(_changes_for(made_by, different)) or "this release writes it anew"
         print(
-            f"note: {record_path} was made by disco-musica {made_by}; {why}, so its music "
-            f"differs here: `pip install disco-musica=={made_by}` reproduces it exactly"
+            f"note: {record_path} was made by disco-musica {made_by}; {why}, so "
+            f"{', '.join(different)} {'differs' if len(different) == 1 else 'differ'} here: "
+            f"`pip install disco-musica=={made_by}` reproduces "
+            f"{'it' if len(different) == 1 else 'them'} exactly"
         )
     if args.json:
         print(json.dumps({"folder": str(out), "identical": same, **record}, indent=1))

@@ -114,3 +114,24 @@ def test_a_record_of_an_unknown_name_replays_with_the_model_holding_its_weights(
     holder = sorted(n for n, s in installed_weights().items() if s == record["model"]["sha256"])
     (note,) = [line for line in proc.stdout.splitlines() if line.startswith("note:")]
     assert note.startswith(f"note: my-renamed-model is not installed; {holder[0]} holds the")
+
+
+def test_a_record_of_0_3_0_whose_notation_differs_names_the_notation_change(tmp_path):
+    folder = tmp_path / "piece"
+    subprocess.run(
+        [sys.executable, "-m", "engine.cli", "generate", "a chorale in G major, 2 bars",
+         "--seed", "3", "--out", str(folder), "--formats", "mid,musicxml"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    path = folder / "generation.json"
+    record = json.loads(path.read_text())
+    record["disco_musica_version"] = "0.3.0"
+    record["outputs"]["music.musicxml"]["sha256"] = "0" * 64  # as 0.3.0 wrote it: other bytes
+    path.write_text(json.dumps(record))
+    proc = _replay(path, tmp_path / "again")
+    assert proc.returncode == 1
+    assert "music.mid: identical" in proc.stdout and "music.musicxml: DIFFERENT" in proc.stdout
+    (note,) = [line for line in proc.stdout.splitlines() if line.startswith("note:")]
+    assert "made by disco-musica 0.3.0; MusicXML spells notes as their key does" in note
+    assert "since 0.4.0, so music.musicxml differs here" in note
+    assert "repeated section" not in note and "disco-musica==0.3.0` reproduces it" in note
