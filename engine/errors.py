@@ -91,3 +91,8 @@ class ScoreModelError(UserError, ValueError):
 class AudioFileError(UserError, ValueError):
     """An audio file that cannot be used (missing, empty, not audio, no samples, NaN,
     silent, too long), named in one line."""
+
+
+class LibraryError(UserError, ValueError):
+    """The library of pieces: an unknown or ambiguous ID, a bad tag or rating, a damaged or
+    read-only database."""

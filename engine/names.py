@@ -119,3 +119,11 @@ MIDI_SUFFIXES = (".mid", ".midi")
 def num(x) -> str:
     """A number as help and docs write it: 0.9, 300, 4294967295 (no trailing .0)."""
     return f"{x:g}" if isinstance(x, float) else str(x)
+
+# ---- the library (engine.library)
+LIBRARY_ENV = "DISCO_MUSICA_LIBRARY"  # the library folder, unless --library PATH is given
+LIBRARY_TRASH_DAYS = 30  # a deleted piece can be restored for this long
+MIN_RATING, MAX_RATING = 1, 5
+LIBRARY_ID_CHARS = 8  # IDs are short: 8 characters of Crockford base32 (40 bits)
+LIBRARY_MIN_PREFIX = 3  # the shortest ID prefix accepted
+LIBRARY_DEFAULT_LIMIT = 50  # `library list` shows this many unless --limit

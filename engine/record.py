@@ -77,6 +77,11 @@ def _owner() -> dict:
     return {"pid": pid, "started": _process_start(pid), "host": socket.gethostname()}
 
 
+def owner_info() -> dict:
+    """This process as an owner (pid, start time, host, now), for `is_stale` to judge later."""
+    return {**_owner(), "created": time.time()}
+
+
 def is_stale(owner: dict) -> bool:
     """Whether the process that made a temporary place has ended (pid gone or reused)."""
     if owner.get("host") != socket.gethostname():
@@ -170,6 +175,62 @@ def _ours(path: Path, entry: dict) -> bool:
 
 def _temp_name(target: Path) -> str:
     return f"{TEMP_PREFIX}{target.name[:80]}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+
+
+# ---- announcing new pieces (the library keeps them) -------------------------------------------
+class Published:
+    """A piece about to be put in place: its files (name in the piece → where it is now, in a
+    temporary place), its record and where it will be. What `add_publish_hook` hooks get."""
+
+    def __init__(self, files: dict[str, Path], record: dict, target: Path):
+        self.files, self.record, self.target = files, record, target
+
+
+_publish_hooks: list[Callable[[Published], Callable[[], None] | None]] = []
+
+
+def add_publish_hook(hook: Callable[[Published], Callable[[], None] | None]) -> Callable[[], None]:
+    """Call ``hook(published)`` for every piece (a generation folder with its
+    ``generation.json``, a MIDI file with its sidecar) just before it is put in place; it may
+    return an undo, called if putting it in place then fails. An exception from the hook
+    stops the write (nothing is published). Returns the function that removes the hook."""
+    _publish_hooks.append(hook)
+    return lambda: _publish_hooks.remove(hook) if hook in _publish_hooks else None
+
+
+def _announce(files: dict[str, Path], target: Path, record_name: str) -> list[Callable]:
+    if not _publish_hooks or record_name not in files:
+        return []
+    try:
+        record = json.loads(files[record_name].read_bytes())
+    except (OSError, ValueError):
+        return []
+    undos = []
+    try:
+        for hook in list(_publish_hooks):
+            undo = hook(Published(files, record, target))
+            if undo is not None:
+                undos.append(undo)
+    except BaseException:
+        _undo(undos)
+        raise
+    return undos
+
+
+def _undo(undos: list[Callable]) -> None:
+    for undo in reversed(undos):
+        try:
+            undo()
+        except Exception:  # an undo that fails must not hide why the write failed
+            pass
+
+
+def _folder_files(folder: Path) -> dict[str, Path]:
+    return {
+        str(p.relative_to(folder)): p
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.is_symlink() and p.name != OWNER_FILE
+    }
 
 
 # ---- checks on targets ----------------------------------------------------------------------
@@ -327,8 +388,10 @@ class OutputFolder:
         error: type[Exception] = OutputError,
         flag: str = "--overwrite",
         replaceable: Callable[[Path], None] | None = None,
+        announce: bool = True,
     ):
         self.target = Path(folder).expanduser()
+        self.announce = announce
         self.checks = {"flag": flag, "replaceable": replaceable}
         self.overwrite = overwrite
         self.error = error
@@ -371,16 +434,24 @@ class OutputFolder:
             check_new_folder(self.target, self.overwrite, self.error, **self.checks)
             if any(self.target.iterdir()):
                 trash = trash_path(self.target)
-        self._pending.mark_complete(trash)
-        if trash is not None:
-            trash.parent.mkdir(exist_ok=True)
-            os.rename(self.target, trash)
-            self._moved_to = trash
-        elif self.target.exists():
-            self.target.rmdir()  # an empty folder
+        undos = (
+            _announce(_folder_files(self.path), self.target, GENERATION_FILE)
+            if self.announce
+            else []
+        )
         try:
+            self._pending.mark_complete(trash)
+            if trash is not None:
+                trash.parent.mkdir(exist_ok=True)
+                os.rename(self.target, trash)
+                self._moved_to = trash
+            elif self.target.exists():
+                self.target.rmdir()  # an empty folder
             os.rename(self.path, self.target)
-        except OSError as e:
+        except BaseException as e:
+            _undo(undos)
+            if not isinstance(e, OSError):
+                raise
             raise self.error(
                 f"cannot write {self.target}: {(e.strerror or str(e)).lower()}; nothing was "
                 "replaced"
@@ -467,6 +538,17 @@ def write_files(files: Sequence[tuple[Path, bytes]], *, force: bool = False) -> 
             os.chmod(tmp, 0o666 & ~_umask())
         check_new_file(paths[0], paths[1:], force=force)
         check_stop()
+        records = [p.name for p in paths[1:] if p.suffix == names.SIDECAR_SUFFIX]
+        staged = {path.name: tmp for (tmp, _), path in zip(pending, paths, strict=True)}
+        undos = _announce(staged, paths[0], records[0]) if records else []
+    except OSError as e:
+        _remove_pending(pending)
+        reason = (e.strerror or str(e)).lower()
+        raise OutputError(f"cannot write {paths[0]}: {reason}; choose another place") from None
+    except BaseException:
+        _remove_pending(pending)
+        raise
+    try:
         for (tmp, entry), (path, _) in zip(pending, files, strict=True):
             trash = trash_path(path) if path.exists() else None
             entry.mark_complete(trash)
@@ -476,15 +558,22 @@ def write_files(files: Sequence[tuple[Path, bytes]], *, force: bool = False) -> 
                 trashed.append(trash)
             os.rename(tmp, path)
             entry.close()
-    except OSError as e:
+    except BaseException as e:
+        _undo(undos)
+        if not isinstance(e, OSError):
+            raise
         reason = (e.strerror or str(e)).lower()
         raise OutputError(f"cannot write {paths[0]}: {reason}; choose another place") from None
     finally:
-        for tmp, entry in pending:
-            if tmp.exists() and tmp.name.startswith(TEMP_PREFIX):
-                tmp.unlink()
-            entry.close()
+        _remove_pending(pending)
     return trashed
+
+
+def _remove_pending(pending: list[tuple[Path, _Pending]]) -> None:
+    for tmp, entry in pending:
+        if tmp.exists() and tmp.name.startswith(TEMP_PREFIX):
+            tmp.unlink()
+        entry.close()
 
 
 def _umask() -> int:
