@@ -52,11 +52,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     clear_stop()
     restore = _stop_on_signals()
     code = common.EXIT_USER_ERROR
+    keeping = None
     try:
         record.sweep_stale()
+        keeping = _keep_in_library(args)
         with _warnings_as_lines():
             code = args.handler(args) or 0
         check_stop()  # a stop that a library swallowed still ends the run as stopped
+        if keeping is not None:
+            _say_kept(keeping[1])
         return code
     except KeyboardInterrupt as e:
         print("interrupted", file=sys.stderr)
@@ -68,11 +72,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return common.EXIT_USER_ERROR
     finally:
+        if keeping is not None:
+            keeping[0]()
         if code == 0:
             record.forget_made_dirs()
         else:
             record.remove_made_dirs()
         restore()
+
+
+def _keep_in_library(args) -> tuple[Callable[[], None], list] | None:
+    """Open the library before any work (a problem with it stops the command at once) and
+    keep every piece the command writes; returns (undo, the pieces kept) or None with
+    --no-library or for commands that write no pieces."""
+    if not hasattr(args, "no_library") or args.no_library:
+        return None
+    from engine.library.store import Library, keep_pieces
+    from engine.record import add_publish_hook
+
+    lib = Library.open(args.library)
+    kept: list = []
+    remove = add_publish_hook(keep_pieces(lib, kept))
+
+    def undo() -> None:
+        remove()
+        lib.close()
+
+    return undo, kept
+
+
+def _say_kept(kept: list) -> None:
+    for piece in kept:
+        print(
+            f"kept in the library as {piece.id} (`{common.PROG} library show {piece.id}`)",
+            file=sys.stderr,
+        )
 
 
 @contextlib.contextmanager
@@ -144,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from engine.cli import accompany as cli_accompany
     from engine.cli import generate as cli_generate
+    from engine.cli import library as cli_library
     from engine.cli import score as cli_score
     from engine.cli import soundfonts as cli_soundfonts
     from engine.cli import train as cli_train
@@ -158,13 +193,35 @@ def build_parser() -> argparse.ArgumentParser:
     cli_score.add_commands(sub, register)
     cli_train.add_commands(sub, register)
     cli_soundfonts.add_commands(sub, register)
+    cli_library.add_commands(sub, register)
     return parser
 
 
 def register(sub, name: str, handler: Callable, help_text: str, words: tuple[str, ...]):
     p = sub.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:])
     p.set_defaults(handler=handler, parser=p, words=words)
+    if words == (name,) and name in KEEPING_COMMANDS:
+        from engine.cli.library import add_library_option
+
+        add_library_option(p, keeps=True)
     return p
+
+
+# The commands whose pieces the library keeps (each also takes --library and --no-library).
+KEEPING_COMMANDS = frozenset(
+    {
+        "generate",
+        "replay",
+        "transcribe",
+        "harmonize",
+        "restyle",
+        "accompany",
+        "sketch",
+        "continue",
+        "add-tracks",
+        "regenerate",
+    }
+)
 
 
 # ---- music commands --------------------------------------------------------------------------

@@ -47,7 +47,8 @@ MAX_WORKERS = 1024
 EXIT_INTERRUPTED = 130
 
 # Options that say where and how to write, not what to make: left out of the recipe.
-NOT_RECORDED = {"out", "force", "json", "help", "handler", "parser", "words"}
+NOT_RECORDED = {"out", "force", "json", "help", "handler", "parser", "words", "library"}
+NOT_RECORDED |= {"no_library"}
 
 
 class CliError(UserError):

@@ -206,6 +206,9 @@ def _shown(v) -> str:
     return text if len(text) <= 40 else text[:37] + "…"
 
 
+_ALWAYS = {"operation", "seed", "model.sha256", "model.name", "prompt", "input.sha256"}
+
+
 def changes(parent: dict, child: dict, limit: int = 6) -> list[str]:
     """What differs from ``parent`` to ``child``: ``seed 11 → 12``, ``model a1b2… → c3d4…``,
     ``operation generate → continue``; at most ``limit`` lines (then ``+N more``)."""
@@ -220,6 +223,8 @@ def changes(parent: dict, child: dict, limit: int = 6) -> list[str]:
         va, vb = a.get(k), b.get(k)
         if va == vb:
             continue
+        if (va is None or vb is None) and k not in _ALWAYS:
+            continue  # an option one operation has and the other has not: not a change
         short = k.rsplit(".", 1)[-1] if k.startswith(("request.", "plan.", "parameters.")) else k
         pair = (_shown(va) if va is not None else "—", _shown(vb) if vb is not None else "—")
         if (short.split(".")[-1], pair[1]) in seen_values:

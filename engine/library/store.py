@@ -270,6 +270,8 @@ class Library:
         if db_path.is_symlink() or (db_path.exists() and not db_path.is_file()):
             raise LibraryError(f"{db_path} is not a file; move it away or use another library")
         writable = _writable(root)
+        if not write:
+            writable = writable and db_path.exists()
         if write and not writable:
             raise LibraryError(
                 f"the library {root} is read-only here ({_why_not_writable(root)}); nothing "
@@ -295,7 +297,7 @@ class Library:
                 f"{db_path} is not a usable library database ({e}); move it away (it is left "
                 "as it is) or give another --library"
             ) from None
-        if writable:
+        if write:
             lib._finish_interrupted()
             lib._purge_old_trash()
         return lib
@@ -541,7 +543,7 @@ class Library:
                 (sha, name, n),
             ).fetchall()
             for (cand,) in rows:
-                other = self._record_of(cand)
+                other = self.record_by_n(cand)
                 if records.output_hashes(other) == outputs:
                     found.append((cand, "replay"))
                     break
@@ -556,7 +558,7 @@ class Library:
                 found.append((row[0], "other model"))
         return list(dict.fromkeys(found))
 
-    def _record_of(self, n: int) -> dict:
+    def record_by_n(self, n: int) -> dict:
         row = self.db.execute("SELECT record FROM pieces WHERE n = ?", (n,)).fetchone()
         return json.loads(row[0]) if row else {}
 
@@ -638,7 +640,7 @@ class Library:
         return self._piece(row.fetchone(), full=True)
 
     def record(self, ref: str, *, include_deleted: bool = True) -> dict:
-        return self._record_of(self.resolve(ref, include_deleted=include_deleted))
+        return self.record_by_n(self.resolve(ref, include_deleted=include_deleted))
 
     def resolve(self, ref: str, *, include_deleted: bool = False) -> int:
         if not isinstance(ref, str) or not ref.strip():
@@ -1005,6 +1007,18 @@ class Library:
         with self._tx() as db:
             db.execute("UPDATE files SET mark = ? WHERE piece = ? AND name = ?", (mark, n, name))
 
+    def link(self, child: str, parent: str, relation: str) -> None:
+        """Record that ``child`` was made from ``parent`` (``relation``: replay, variation …)."""
+        c = self.resolve(child, include_deleted=True)
+        p = self.resolve(parent, include_deleted=True)
+        if c == p:
+            return
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO parents (child, parent, relation) VALUES (?,?,?)",
+                (c, p, relation),
+            )
+
     # -- lineage --
     def lineage(self, ref: str) -> dict:
         """The family tree of a piece: ``{"focus": id, "roots": [node]}``, each node
@@ -1025,14 +1039,14 @@ class Library:
 
         def node(m: int, relation: str | None, parent: int | None, path: set[int]) -> dict:
             piece = self._by_n(m)
-            rec = self._record_of(m)
+            rec = self.record_by_n(m)
             item = {
                 "id": piece.id,
                 "title": piece.title,
                 "operation": piece.operation,
                 "deleted": piece.deleted is not None,
                 "relation": relation,
-                "changes": records.changes(self._record_of(parent), rec) if parent else [],
+                "changes": records.changes(self.record_by_n(parent), rec) if parent else [],
                 "children": [],
             }
             for child, rel in db.execute(
