@@ -111,7 +111,7 @@ CREATE TABLE collections (
     created_ts REAL NOT NULL
 );
 CREATE TABLE collection_items (
-    collection TEXT NOT NULL REFERENCES collections(name) ON DELETE CASCADE,
+    collection TEXT NOT NULL COLLATE NOCASE REFERENCES collections(name) ON DELETE CASCADE,
     piece INTEGER NOT NULL REFERENCES pieces(n) ON DELETE CASCADE,
     added_ts REAL NOT NULL,
     PRIMARY KEY (collection, piece)
@@ -880,6 +880,8 @@ class Library:
 
     def collection_add(self, name: str, refs: Iterable[str]) -> list[Piece]:
         name = _check_text("the collection name", name, MAX_TAG_CHARS)
+        row = self.db.execute("SELECT name FROM collections WHERE name = ?", (name,)).fetchone()
+        name = row[0] if row else name  # the spelling it was made with
         ns = [self.resolve(r) for r in refs]
         if not ns:
             raise LibraryError("give at least one piece to add")
