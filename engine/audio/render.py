@@ -373,7 +373,7 @@ def render_audio(
     """Render, apply ``effects`` (None: ``Effects()`` defaults) and normalise loudness.
 
     Returns (float32 [frames, 2], info): ``normalize_loudness``'s info plus ``soundfont``
-    (path), ``soundfont_name`` (``engine.audio.soundfonts.name_for``), ``soundfont_sha256``,
+    (the file's name, never its folder: records stay portable), ``soundfont_name`` (``engine.audio.soundfonts.name_for``), ``soundfont_sha256``,
     ``sample_rate``, ``duration_s`` and ``effects`` (a dict).
     """
     effects = Effects() if effects is None else effects
@@ -387,7 +387,7 @@ def render_audio(
 
     sha256 = hashlib.sha256(sf2).hexdigest()
     info.update(
-        soundfont=str(path),
+        soundfont=Path(path).name,
         soundfont_name=name_for(path, sha256),
         soundfont_sha256=sha256,
         sample_rate=int(sample_rate),

@@ -395,7 +395,8 @@ def _sha256_file(path: Path) -> str | None:
 def recorded_soundfont(sf: dict) -> str | None:
     """The ``soundfont`` argument that renders with the SoundFont a record names.
 
-    ``sf`` is a record's ``output.soundfont`` (``name``, ``path``, ``default``, ``sha256``).
+    ``sf`` is a record's ``output.soundfont`` (``name``, ``file`` — ``path`` in records before
+    0.5.0 —, ``default``, ``sha256``).
     With no sha256 recorded (a MIDI-only generation, an old record) the recorded choice is
     kept: None for the default, else the path.  Otherwise the answer is a file with that
     sha256: None when it is today's default and the record used the default, else the first
@@ -427,11 +428,14 @@ def recorded_soundfont(sf: dict) -> str | None:
         seen.add(p)
         if _sha256_file(p) == sha:
             return str(p)
+    file = sf.get("file") if isinstance(sf.get("file"), str) else None
     label = name or (Path(path).stem if path else "a SoundFont")
     if known is not None and known.sha256 == sha:
         hint = how_to_get(known)
     elif path:
         hint = f"put that file back at {path}"
+    elif file:
+        hint = f"put {Path(file).name} into {user_dir()}"
     else:
         hint = "install the SoundFont it was made with"
     raise SoundFontError(

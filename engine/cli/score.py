@@ -338,7 +338,6 @@ def _recipe(args, piece, model, midi: bytes, out: Path, source: Path | None) -> 
         "num_tokens": len(piece.tokens),
         "model": {
             "name": args.model,
-            "path": str(Path(model.path).resolve()),
             "sha256": sha256_file(Path(model.path) / "model.safetensors"),
         },
         "midi": {"file": out.name, "sha256": hashlib.sha256(midi).hexdigest()},

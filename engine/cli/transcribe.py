@@ -301,7 +301,6 @@ def _recipe(args, result, model, midi: bytes, out: Path, audio: Path) -> dict:
         "warnings": result.warnings,
         "model": {
             "name": "basic-pitch (ICASSP 2022, Spotify, Apache-2.0)",
-            "path": str(model_path.resolve()) if model_path else None,
             "sha256": sha256_file(model_path / "model.safetensors") if model_path else None,
         },
         "midi": {"file": out.name, "sha256": hashlib.sha256(midi).hexdigest()},

@@ -1176,7 +1176,7 @@ def _record(comp, formats, soundfont, sf_bytes, effects, bit_depth, render_info)
             "bit_depth": bit_depth,
             "soundfont": {
                 "name": name_for(sf_path, sf_sha256),
-                "path": str(sf_path.resolve()),
+                "file": sf_path.name,  # by name and sha256, never by path: records travel
                 "default": soundfont is None,
                 "sha256": sf_sha256,
             },

@@ -205,7 +205,7 @@ def test_renders_with_fluidr3_and_names_it(midi, monkeypatch):
     monkeypatch.delenv(sf.ENV_DEFAULT)
     audio, info = render_audio(midi, soundfont="FluidR3_GM")
     assert info["soundfont_name"] == "FluidR3_GM"
-    assert info["soundfont"] == str(sf.locate(FLUID))
+    assert info["soundfont"] == sf.locate(FLUID).name  # the file name only: records travel
     assert audio.shape[0] > 0 and float(abs(audio).max()) > 0.01
     _, builtin = render_audio(midi, soundfont="TimGM6mb")
     assert builtin["soundfont_name"] == "TimGM6mb"
@@ -234,7 +234,8 @@ def test_the_record_names_fluidr3_and_replay_needs_it(tmp_path, monkeypatch):
     record = comp.save(tmp_path / "piece", formats=["wav", "mid"])
     used = record["output"]["soundfont"]
     assert used["name"] == "FluidR3_GM" and used["default"] is True
-    assert used["path"] == str(sf.locate(FLUID).resolve())
+    assert used["file"] == sf.locate(FLUID).name and "path" not in used  # portable
+    assert str(tmp_path) not in json.dumps(record) or "replaced" in record
     assert used["sha256"] == record["render"]["soundfont_sha256"]
     assert record["render"]["soundfont_name"] == "FluidR3_GM"
     saved = json.loads((tmp_path / "piece" / "generation.json").read_text())
@@ -288,6 +289,10 @@ def test_recorded_soundfont(machine, tmp_path):
         sf.recorded_soundfont(record)
     assert f"rendered with Mine (sha256 {sha})" in one_line(e.value)
     assert f"put that file back at {mine}" in one_line(e.value)
+    # a record of 0.5.0 on: the file by name, never its folder; the hint says where to put it
+    with pytest.raises(sf.SoundFontError) as e:
+        sf.recorded_soundfont({"name": "Mine", "file": "Mine.sf2", "default": False, "sha256": sha})
+    assert f"put Mine.sf2 into {user}" in one_line(e.value)
     gu = sf.entry("GeneralUser_GS")
     with pytest.raises(sf.SoundFontError, match="soundfonts get GeneralUser_GS"):
         sf.recorded_soundfont({"name": gu.name, "default": True, "sha256": gu.sha256})
