@@ -120,6 +120,7 @@ def num(x) -> str:
     """A number as help and docs write it: 0.9, 300, 4294967295 (no trailing .0)."""
     return f"{x:g}" if isinstance(x, float) else str(x)
 
+
 # ---- the library (engine.library)
 LIBRARY_ENV = "DISCO_MUSICA_LIBRARY"  # the library folder, unless --library PATH is given
 LIBRARY_TRASH_DAYS = 30  # a deleted piece can be restored for this long

@@ -373,8 +373,9 @@ def render_audio(
     """Render, apply ``effects`` (None: ``Effects()`` defaults) and normalise loudness.
 
     Returns (float32 [frames, 2], info): ``normalize_loudness``'s info plus ``soundfont``
-    (the file's name, never its folder: records stay portable), ``soundfont_name`` (``engine.audio.soundfonts.name_for``), ``soundfont_sha256``,
-    ``sample_rate``, ``duration_s`` and ``effects`` (a dict).
+    (the file's name, never its folder: records stay portable), ``soundfont_name``
+    (``engine.audio.soundfonts.name_for``), ``soundfont_sha256``, ``sample_rate``,
+    ``duration_s`` and ``effects`` (a dict).
     """
     effects = Effects() if effects is None else effects
     effects.validate()
