@@ -226,7 +226,7 @@ def test_custom_soundfont_path(tmp_path, scale_midi, scale_audio):
     shutil.copy(default_soundfont(), copy)
     assert np.array_equal(render_midi(scale_midi, soundfont=copy), scale_audio)
     _, info = render_audio(scale_midi, soundfont=copy)
-    assert info["soundfont"] == str(copy)
+    assert info["soundfont"] == "My Font.sf2"  # its name, never its folder
     _, default_info = render_audio(scale_midi)
     assert info["soundfont_sha256"] == default_info["soundfont_sha256"]
     assert len(info["soundfont_sha256"]) == 64
