@@ -191,6 +191,10 @@ def _filter_args(args: argparse.Namespace) -> dict:
     if args.limit < 0:
         raise common.CliError("--limit must be 0 (no limit) or more")
     lo, hi = _tempo(args.tempo)
+    if args.rating is not None:
+        from engine.library.store import check_rating
+
+        check_rating(args.rating)
     return {
         "style": args.style,
         "key": args.key,
@@ -246,8 +250,9 @@ def cmd_help(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    filters = _filter_args(args)  # checked before the library is opened
     with open_library(args, write=False) as lib:
-        pieces = lib.list(**_filter_args(args))
+        pieces = lib.list(**filters)
         if args.json:
             _json([p.to_dict() for p in pieces])
         else:
@@ -256,8 +261,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    filters = _filter_args(args)
+    text = " ".join(args.text)
+    if not text.strip():
+        raise common.CliError("give words to search for")
     with open_library(args, write=False) as lib:
-        pieces = lib.search(" ".join(args.text), **_filter_args(args))
+        pieces = lib.search(text, **filters)
         if args.json:
             _json([p.to_dict() for p in pieces])
         else:
@@ -377,6 +386,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from engine.library import transfer
 
     formats = common.split_list(args.formats) if args.formats is not None else None
+    transfer.check_formats(formats)
     with open_library(args, write=False) as lib:
         written = transfer.export(
             lib, args.pieces, args.to, formats=formats, pictures=_pictures_function()

@@ -901,6 +901,44 @@ for name, out, needle, extra in (
         corpus=True,
     )
 
+# ---- the library ---------------------------------------------------------------------------
+# The library is $DISCO_MUSICA_HOME/library (outside the watched folder) unless --library names
+# one here; tests/library/test_library_cli.py checks that a refused command leaves it unchanged.
+NO_PIECE = "(zzzzzzzz|no library)"
+for id_, argv, files, needle in (
+    ("show-unknown", ["show", "zzzzzzzz"], (), NO_PIECE),
+    ("rate-7", ["rate", "zzzzzzzz", "7"], (), "rating"),
+    ("rate-word", ["rate", "zzzzzzzz", "five"], (), "five"),
+    ("tag-control", ["tag", "zzzzzzzz", "bell\x07"], (), "control"),
+    ("tag-comma", ["tag", "zzzzzzzz", "a,b"], (), "comma"),
+    ("rename-empty", ["rename", "zzzzzzzz", "  "], (), "title"),
+    ("export-unknown", ["export", "zzzzzzzz", "--to", "user.json"], ("user.json",), NO_PIECE),
+    ("export-format", ["export", "zzzzzzzz", "--to", "x", "--formats", "docx"], (), "docx"),
+    ("import-file", ["import", "notes.txt"], ("notes.txt",), "notes.txt"),
+    ("import-missing", ["import", "missing"], (), "missing"),
+    ("list-tempo-backwards", ["list", "--tempo", "90-60"], (), "tempo"),
+    ("list-tempo-word", ["list", "--tempo", "fast"], (), "tempo"),
+    ("list-since-word", ["list", "--since", "someday"], (), "someday"),
+    ("list-limit-negative", ["list", "--limit", "-1"], (), "limit"),
+    ("list-sort-unknown", ["list", "--sort", "colour"], (), "colour"),
+    ("list-library-file", ["list", "--library", "notes.txt"], ("notes.txt",), "notes.txt"),
+    ("search-empty", ["search", " "], (), "words"),
+    ("lineage-unknown", ["lineage", "zzzzzzzz"], (), NO_PIECE),
+    ("replay-unknown", ["replay", "zzzzzzzz"], (), NO_PIECE),
+    ("restore-unknown", ["restore", "zzzzzzzz"], (), NO_PIECE),
+    ("delete-unknown", ["delete", "zzzzzzzz"], (), NO_PIECE),
+    ("backup-existing", ["backup", "user.json"], ("user.json",), "user.json"),
+    ("collection-no-name", ["collection", "add"], (), "NAME"),
+):
+    add(f"library-{id_}", ["library", *argv], files, needle)
+add("sketch-library-file", ["sketch", "--library", "notes.txt"], ("notes.txt",), "notes.txt")
+add(
+    "generate-library-file",
+    ["generate", "a chorale", "--library", "notes.txt"],
+    ("notes.txt",),
+    "notes.txt",
+)
+
 IDS = [c.id for c in CASES]
 assert len(IDS) == len(set(IDS)), sorted({i for i in IDS if IDS.count(i) > 1})
 assert len(CASES) >= 300, len(CASES)
