@@ -27,8 +27,10 @@ _API = {
     "restyle": "engine.pipelines.workflows",
     "continue_audio": "engine.pipelines.workflows",
     "accompany": "engine.pipelines.accompany",
-    # provenance, audio, errors
+    # provenance, the library, audio, errors
     "replay": "engine.pipelines.replay",
+    "Library": "engine.library.store",
+    "keeping": "engine.library.store",
     "render_midi": "engine.audio.render",
     "UserError": "engine.errors",
 }

@@ -135,7 +135,9 @@ def _filters(p: argparse.ArgumentParser) -> None:
     f.add_argument("--tempo", metavar="MIN-MAX", help="BPM range, e.g. 60-90 (or 120 exactly)")
     f.add_argument("--instrument", help="a part's name, e.g. Cello or Soprano")
     f.add_argument("--model", help="a model name, or the start of its weights' sha256")
-    f.add_argument("--rating", type=_int, metavar="N", help="at least N stars")
+    f.add_argument(
+        "--rating", type=_int, metavar="N", help="at least N stars (1..5; default: any rating)"
+    )
     f.add_argument("--tag")
     f.add_argument("--collection")
     f.add_argument("--operation", help="generate, harmonize, sketch, accompany, …")

@@ -120,7 +120,7 @@ def title_for(record: dict, fallback: str) -> str:
     attrs = describe(record)
     if attrs["prompt"]:
         words = attrs["prompt"].split()
-        return " ".join(words[:8]) + (" …" if len(words) > 8 else "")
+        return " ".join(words[:10]) + (" …" if len(words) > 10 else "")
     op = attrs["operation"]
     inp = record.get("input") if isinstance(record.get("input"), dict) else {}
     path = _text(inp.get("path")) or _text(record.get("request", {}).get("input"))

@@ -1223,3 +1223,24 @@ def keep_pieces(lib: Library, kept: list[Piece] | None = None):
         return undo
 
     return hook
+
+
+@contextlib.contextmanager
+def keeping(path: str | Path | None = None) -> Iterator[list[Piece]]:
+    """Keep every piece saved inside the block in the library at ``path`` (default
+    `default_path`), as the CLI does; yields the list of pieces kept so far::
+
+        with keeping() as kept:
+            compose("a calm chorale", seed=1).save("chorale")
+        kept[0].id
+    """
+    from engine.record import add_publish_hook
+
+    lib = Library.open(path)
+    kept: list[Piece] = []
+    remove = add_publish_hook(keep_pieces(lib, kept))
+    try:
+        yield kept
+    finally:
+        remove()
+        lib.close()
