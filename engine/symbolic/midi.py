@@ -33,7 +33,8 @@ def midi_bytes(score: Score, *, credit: Credit | None = None) -> bytes:
     tokens are those of the score, and writing a score read back from these bytes gives the
     same bytes.
     """
-    return with_copyright(bytes(score.dumps_midi()), (credit or Credit()).statement)
+    credit = Credit() if credit is None else credit
+    return with_copyright(bytes(score.dumps_midi()), credit.statement)
 
 
 def with_copyright(data: bytes, text: str) -> bytes:
