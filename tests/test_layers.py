@@ -27,6 +27,7 @@ FLOORS = {
     "engine.sample": 0,
     "engine.seeds": 0,
     "engine.record": 0,
+    "engine.credit": 0,  # the statement every written file carries, and its reader
     "engine.progress": 0,  # the Progress event every long job reports (standard library only)
     "engine.models": 1,
     "convert": 2,

@@ -31,6 +31,7 @@ from engine import names
 from engine.atomic import write_bytes_atomic
 from engine.audio.io import resample
 from engine.audio.soundfonts import load_soundfont, soundfont_path
+from engine.credit import Credit
 from engine.errors import RenderError
 
 DEFAULT_SAMPLE_RATE = 44100
@@ -433,6 +434,7 @@ def write_audio(
     *,
     fmt: str | None = None,
     bit_depth: int = 16,
+    credit: Credit | None = None,
 ) -> Path:
     """Write ``audio`` ([frames, channels] or [frames], float in -1..1) atomically; return the path.
 
@@ -440,6 +442,12 @@ def write_audio(
     and mp3 (LAME through libsndfile ≥ 1.1; ``bit_depth`` does not apply to these two).  Samples
     beyond ±1 are clipped, never wrapped.  The same audio always gives the same bytes in every
     format (Ogg's random stream serial number is replaced by a fixed one).
+
+    Every file states that it is AI-generated: ``credit.statement`` (``Credit()`` when None:
+    the statement without a mark) in its comment tag, which libsndfile writes as RIFF INFO
+    ``ICMT``, a Vorbis ``COMMENT`` or an ID3 ``COMM``; a WAV gets an ID3 chunk as well, since
+    many tag readers (mutagen among them) do not read RIFF INFO.  The tags never touch the
+    samples.  ``engine.credit.read_credit`` finds the statement again.
     """
     import soundfile as sf
 
@@ -468,14 +476,37 @@ def write_audio(
     if not np.isfinite(audio).all():
         raise RenderError("the audio contains NaN or infinite samples; render it again")
     audio = np.clip(audio, -1.0, 1.0)
+    credit = Credit() if credit is None else credit
     subtype = _LOSSY_SUBTYPES.get(fmt) or _SUBTYPES[(fmt, bit_depth)]
     buf = io.BytesIO()
     try:
-        sf.write(buf, audio, sample_rate, format=_SF_FORMATS[fmt], subtype=subtype)
+        with sf.SoundFile(
+            buf, "w", sample_rate, audio.shape[1], subtype, format=_SF_FORMATS[fmt]
+        ) as f:
+            # (not ``software``: libsndfile appends its own version to that one)
+            f.comment = credit.statement
+            f.write(audio)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
         why = getattr(e, "error_string", None) or str(e)
         raise RenderError(f"could not encode {fmt} at {sample_rate} Hz ({why}); try wav") from e
     data = buf.getvalue()
     if fmt == "ogg":
         data = _fix_ogg_serial(data)
+    elif fmt == "wav":
+        data = _with_id3_chunk(data, credit)
     return write_bytes_atomic(path, data)
+
+
+def _with_id3_chunk(wav: bytes, credit: Credit) -> bytes:
+    """``wav`` with an ``id3 `` chunk after its data: ID3v2.3 ``COMM`` (the statement) and
+    ``TSSE`` (the software), in Latin-1 (the statement is ASCII; v2.3 has no UTF-8)."""
+    from mutagen.id3 import COMM, TSSE, Encoding
+    from mutagen.wave import WAVE
+
+    buf = io.BytesIO(wav)
+    tagged = WAVE(buf)
+    tagged.add_tags()
+    tagged.tags.add(COMM(encoding=Encoding.LATIN1, lang="eng", desc="", text=[credit.statement]))
+    tagged.tags.add(TSSE(encoding=Encoding.LATIN1, text=[credit.software]))
+    tagged.save(buf, v2_version=3, padding=lambda info: 0)  # no padding: nothing edits it later
+    return buf.getvalue()

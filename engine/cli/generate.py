@@ -538,7 +538,8 @@ def _summary(record: dict) -> str:
 # voice leading, cadences): records made before it cannot be replayed exactly by this code.
 SAMPLING_RULES_SINCE = "0.2.0"
 # Releases whose changes alter some files of earlier records: (release, what changed, the
-# files it can change: "music" for the music and its audio, or a file name).
+# files it can change: "music" for the music and its audio, "all" for every file, or a file
+# name).
 CHANGES = (
     ("0.3.0", "a repeated section no longer overlaps a note held over its first barline", "music"),
     (
@@ -546,7 +547,11 @@ CHANGES = (
         "MusicXML spells notes as their key does and prints no natural sign on notes of the key",
         "music.musicxml",
     ),
+    ("0.5.0", "files state in their metadata that they are AI-generated", "all"),
 )
+# From this release on every file names the release that wrote it (engine.credit), so the files
+# of a record made by any other release differ from this one's in those bytes at least.
+RELEASE_IN_FILES_SINCE = "0.5.0"
 
 
 def _changes_for(made_by: str, different: list[str]) -> list[str]:
@@ -556,8 +561,10 @@ def _changes_for(made_by: str, different: list[str]) -> list[str]:
         if _release(made_by) >= _release(release):
             continue
         music = [f for f in different if not f.endswith(".musicxml")]
-        if (files == "music" and music) or files in different:
+        if (files == "music" and music) or (files == "all" and different) or files in different:
             out.append(f"{what} since {release}")
+    if different and _release(made_by) >= _release(RELEASE_IN_FILES_SINCE):
+        out.append("every file names the release that wrote it")
     return out
 
 

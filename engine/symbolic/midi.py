@@ -2,7 +2,8 @@
 
 - `read_midi`: a symusic Score from a path, bytes or a Score, with one-line refusals for
   files that are not MIDI or cannot be placed in time (`engine.errors.ScoreModelError`).
-- `midi_bytes`: a Score as Standard MIDI File bytes (symusic's writer), the one serialiser.
+- `midi_bytes`: a Score as Standard MIDI File bytes (symusic's writer), the one serialiser;
+  every file it writes states that it is AI-generated (a copyright notice, `engine.credit`).
 - `score_from_music21`: a music21 Score/Part/Stream read note by note into a Score (no MIDI
   round trip: ~20x faster than music21's export and never fails on badly formed repeats;
   ties merged, chords as simultaneous notes, grace notes dropped, repeats as written).
@@ -17,14 +18,46 @@ from pathlib import Path
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
 from engine import names
+from engine.credit import Credit
 from engine.errors import ScoreModelError, one_line
 
 TICKS_PER_QUARTER = names.TICKS_PER_QUARTER
 
 
-def midi_bytes(score: Score) -> bytes:
-    """``score`` as Standard MIDI File bytes."""
-    return bytes(score.dumps_midi())
+def midi_bytes(score: Score, *, credit: Credit | None = None) -> bytes:
+    """``score`` as Standard MIDI File bytes that state they are AI-generated.
+
+    ``credit.statement`` (``Credit()`` when None) is a copyright notice (meta event FF 02) at
+    tick 0 of the first track, before everything else there, where the MIDI standard puts it.
+    symusic, and so ``read_midi`` and the tokenizer, ignores it: the notes, track names and
+    tokens are those of the score, and writing a score read back from these bytes gives the
+    same bytes.
+    """
+    credit = Credit() if credit is None else credit
+    return with_copyright(bytes(score.dumps_midi()), credit.statement)
+
+
+def with_copyright(data: bytes, text: str) -> bytes:
+    """MIDI ``data`` with a copyright notice ``text`` (ASCII) at tick 0 of its first track.
+
+    A file without any track gets one holding the notice alone.
+    """
+    payload = text.encode("ascii")
+    length = bytearray([len(payload) & 0x7F])  # the length as a variable-length quantity
+    for shift in range(7, 28, 7):
+        if len(payload) >> shift:
+            length.insert(0, 0x80 | (len(payload) >> shift) & 0x7F)
+    event = b"\x00\xff\x02" + bytes(length) + payload
+    pos = 8 + int.from_bytes(data[4:8], "big")
+    while pos + 8 <= len(data):
+        size = int.from_bytes(data[pos + 4 : pos + 8], "big")
+        if data[pos : pos + 4] == b"MTrk":
+            head = data[pos : pos + 4] + (size + len(event)).to_bytes(4, "big")
+            return data[:pos] + head + event + data[pos + 8 :]
+        pos += 8 + size
+    track = event + b"\x00\xff\x2f\x00"  # the notice, then end of track
+    ntrks = (int.from_bytes(data[10:12], "big") + 1).to_bytes(2, "big")
+    return data[:10] + ntrks + data[12:] + b"MTrk" + len(track).to_bytes(4, "big") + track
 
 
 def source_name(source) -> str:

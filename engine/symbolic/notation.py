@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.atomic import write_bytes_atomic
+from engine.credit import Credit
 from engine.errors import UserError
 from engine.symbolic.tokenizer import POSITIONS_PER_BEAT
 
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 GRID_PER_QUARTER = POSITIONS_PER_BEAT  # grid steps per quarter note
 DEFAULT_TITLE = "Untitled"
 MUSICXML_SUFFIXES = (".musicxml", ".xml")
+# The credit at the foot of page 1, in tenths from the page's bottom left: centred on music21's
+# default page (A4, 40 tenths = 7 mm, so 1200 x 1697 tenths), in the bottom margin.
+CREDIT_POSITION = (600, 60)
+CREDIT_FONT_SIZE = 8
 
 
 class NotationError(UserError, ValueError):
@@ -305,8 +310,21 @@ def score_to_music21(
     return sc
 
 
-def write_musicxml(score: symusic.Score, path: str | Path, *, title: str | None = None) -> Path:
-    """Write ``score`` as uncompressed MusicXML (``.musicxml`` or ``.xml``) atomically."""
+def write_musicxml(
+    score: symusic.Score,
+    path: str | Path,
+    *,
+    title: str | None = None,
+    credit: Credit | None = None,
+) -> Path:
+    """Write ``score`` as uncompressed MusicXML (``.musicxml`` or ``.xml``) atomically.
+
+    The file states that it is AI-generated: ``credit.statement`` (``Credit()`` when None) in
+    ``<identification><rights>``, ``credit.software`` in ``<encoding><software>`` (after
+    music21's), and the statement again as a ``<credit>`` of type ``rights`` at the foot of
+    page 1, which notation programs print.
+    """
+    from music21 import metadata, text
     from music21.musicxml import m21ToXml
 
     path = Path(path).expanduser()
@@ -316,11 +334,26 @@ def write_musicxml(score: symusic.Score, path: str | Path, *, title: str | None 
         )
     if not path.parent.is_dir():
         raise NotationError(f"folder {path.parent} does not exist; create it first")
+    credit = Credit() if credit is None else credit
     sc = score_to_music21(score, title=title or path.stem)
+    sc.metadata.copyright = metadata.Copyright(credit.statement)
+    sc.metadata.add("software", credit.software)
+    foot = text.TextBox(credit.statement, *CREDIT_POSITION)
+    foot.style.justify = "center"
+    foot.style.alignVertical = "bottom"
+    foot.style.fontSize = CREDIT_FONT_SIZE
+    sc.insert(0, foot)
     try:
         data = m21ToXml.GeneralObjectExporter(sc).parse()
     except Exception as e:  # music21 raises many kinds; any of them means this score failed
         raise NotationError(f"music21 could not write this score as MusicXML ({e})") from e
     # music21 stamps today's date; without it the same score always gives the same bytes.
     data = re.sub(rb"\s*<encoding-date>[^<]*</encoding-date>", b"", data, count=1)
+    # music21 cannot type a credit: the foot says what it is (MusicXML 3.0's credit-type).
+    data = re.sub(
+        rb"(<credit page=\"1\">)(\s*)(<credit-words )",
+        rb"\1\2<credit-type>rights</credit-type>\2\3",
+        data,
+        count=1,
+    )
     return write_bytes_atomic(path, data)

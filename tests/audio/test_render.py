@@ -441,7 +441,7 @@ def test_write_is_atomic(tmp_path, short_audio, monkeypatch):
         raise RuntimeError("disk on fire")
 
     with monkeypatch.context() as m:
-        m.setattr(sf, "write", broken_write)
+        m.setattr(sf.SoundFile, "write", broken_write)  # the encoder fails mid-file
         with pytest.raises(RenderError):
             write_audio(short_audio, SR, target)
     assert target.read_bytes() == b"old take"

@@ -133,5 +133,23 @@ def test_a_record_of_0_3_0_whose_notation_differs_names_the_notation_change(tmp_
     assert "music.mid: identical" in proc.stdout and "music.musicxml: DIFFERENT" in proc.stdout
     (note,) = [line for line in proc.stdout.splitlines() if line.startswith("note:")]
     assert "made by disco-musica 0.3.0; MusicXML spells notes as their key does" in note
-    assert "since 0.4.0, so music.musicxml differs here" in note
+    assert (
+        "since 0.4.0; files state in their metadata that they are AI-generated since 0.5.0, "
+        in note
+    )
+    assert "so music.musicxml differs here" in note
     assert "repeated section" not in note and "disco-musica==0.3.0` reproduces it" in note
+
+
+def test_each_change_is_named_for_the_files_it_changed():
+    """0.5.0's statement changes every file; from 0.5.0 on every file names its release."""
+    from engine.cli.generate import _changes_for
+
+    statement = "files state in their metadata that they are AI-generated since 0.5.0"
+    spelling = "MusicXML spells notes as their key does and prints no natural sign on notes"
+    assert _changes_for("0.4.0", ["music.wav"]) == [statement]
+    assert _changes_for("0.4.0", []) == []
+    (first, second) = _changes_for("0.3.0", ["music.musicxml"])
+    assert first.startswith(spelling) and second == statement
+    assert _changes_for("0.5.0", ["music.mid"]) == ["every file names the release that wrote it"]
+    assert _changes_for("0.5.0", []) == []
