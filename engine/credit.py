@@ -2,8 +2,8 @@
 
 The statement is one line of ASCII::
 
-    AI-generated with Disco-Musica 0.5.0
-    AI-generated with Disco-Musica 0.5.0 (dm:1a2b3c4d)      with a piece's mark
+    AI-generated with Disco-Musica
+    AI-generated with Disco-Musica (dm:1a2b3c4d)      with a piece's mark
 
 Where each writer puts it:
 
@@ -19,8 +19,8 @@ musicxml   ``<identification><rights>``, ``<encoding><software>`` and a ``<credi
 ========== =============================================================================
 
 ``read_credit(path)`` finds the statement again in any of these files, by their content, not
-their names. The statement names the release that wrote the file, so a file written again by
-another release differs in these bytes (``disco-musica replay`` says so).
+their names. The statement does not name the release (the record does): the same music
+written by a later release stays the same file, so replays across releases stay identical.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine import __version__
 from engine.errors import UserError
 
 PROGRAM = "Disco-Musica"
@@ -54,12 +53,12 @@ class Credit:
 
     ``mark``     the piece's mark (``"dm:1a2b3c4d"``), or None; printable ASCII, no spaces or
                  parentheses, at most 64 characters (anything else is a bug: ValueError).
-    ``version``  the release that writes the file (the running one); None in a statement read
-                 back without it (ID3v1 keeps only 30 characters).
+    ``version``  a release to name in the statement; None (the default: files name no release,
+                 so that the same music from a later release is the same file).
     """
 
     mark: str | None = None
-    version: str | None = __version__
+    version: str | None = None
 
     def __post_init__(self):
         if self.mark is not None and not re.fullmatch(MARK_PATTERN, str(self.mark)):

@@ -549,9 +549,6 @@ CHANGES = (
     ),
     ("0.5.0", "files state in their metadata that they are AI-generated", "all"),
 )
-# From this release on every file names the release that wrote it (engine.credit), so the files
-# of a record made by any other release differ from this one's in those bytes at least.
-RELEASE_IN_FILES_SINCE = "0.5.0"
 
 
 def _changes_for(made_by: str, different: list[str]) -> list[str]:
@@ -563,8 +560,6 @@ def _changes_for(made_by: str, different: list[str]) -> list[str]:
         music = [f for f in different if not f.endswith(".musicxml")]
         if (files == "music" and music) or (files == "all" and different) or files in different:
             out.append(f"{what} since {release}")
-    if different and _release(made_by) >= _release(RELEASE_IN_FILES_SINCE):
-        out.append("every file names the release that wrote it")
     return out
 
 
