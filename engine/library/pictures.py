@@ -13,9 +13,10 @@
 - `render_pictures`: every picture that a piece's files allow, in the formats asked for.
 
 Plots are drawn on `matplotlib.figure.Figure` objects (no pyplot, no global figure state), so
-they work headless and from worker threads; the ``*_figure`` builders return the Figure for
-a caller (or a test) to inspect before it is saved. The same input gives the same bytes:
-dates are left out of the files and SVG ids are salted with a constant.
+they work headless and from worker threads; the ``*_figure`` builders return the Figure, laid
+out and fixed, for a caller (or a test) to inspect before it is saved. The same input gives
+the same bytes, in any order of formats: dates are left out of the files and SVG ids are
+salted with a constant.
 
 Nothing is replaced: a picture whose name is taken is refused (`engine.errors.OutputError`)
 before anything is written, unless ``overwrite=True``.
@@ -163,6 +164,15 @@ def _new_figure(size_in: tuple[float, float]) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=size_in, dpi=DPI, layout="constrained")
+
+
+def _laid_out(fig: Figure) -> Figure:
+    """``fig`` laid out once and then fixed: matplotlib's constrained layout moves things a
+    little at each drawing, so a figure saved as PNG and then as SVG would differ from one
+    saved as SVG alone."""
+    fig.draw_without_rendering()
+    fig.set_layout_engine("none")
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------
@@ -432,7 +442,7 @@ def piano_roll_figure(score: Score, *, title: str = "Piano roll") -> Figure:
         title="parts",
     )
     fig.suptitle(f"{title}\n{_summary(score, tl, parts)}", fontsize=12)
-    return fig
+    return _laid_out(fig)
 
 
 def piano_roll(
@@ -525,7 +535,7 @@ def parameter_figure(score: Score, *, title: str = "Parameters") -> Figure:
         if ax is not ax_dens:
             ax.set_xlabel("")
     fig.suptitle(f"{title}\n{_summary(score, tl, p.parts)}", fontsize=12)
-    return fig
+    return _laid_out(fig)
 
 
 def parameter_curves(
@@ -643,7 +653,7 @@ def audio_figure(audio: np.ndarray, sample_rate: int, *, title: str = "Audio") -
         f"{x.shape[1]} channel{'s' * (x.shape[1] != 1)}",
         fontsize=12,
     )
-    return fig
+    return _laid_out(fig)
 
 
 def audio_picture(
