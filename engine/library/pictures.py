@@ -49,9 +49,7 @@ if TYPE_CHECKING:
     from symusic import Score
 
 PICTURE_FORMATS = ("png", "svg", "pdf")
-MIDI_SUFFIXES = (".mid", ".midi")
-MUSICXML_SUFFIXES = (".musicxml", ".xml", ".mxl")
-AUDIO_SUFFIXES = tuple(f".{f}" for f in names.AUDIO_FORMATS)
+MXL_SUFFIX = ".mxl"  # compressed MusicXML, read beside notation's .musicxml and .xml
 
 DPI = 100  # pixels an inch: a PNG plot is its size in inches times this
 PIANO_ROLL_SIZE_IN = (14.0, 7.0)  # 1400 × 700 pixels
@@ -595,10 +593,18 @@ def loudness_curve(
 
 
 def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
-    """Integrated loudness (ITU-R BS.1770-4, gated) in LUFS; -inf for silence."""
-    from engine.audio.render import _integrated_lufs
+    """Integrated loudness (ITU-R BS.1770-4, gated, pyloudnorm) in LUFS; -inf for silence.
+    Audio shorter than one 400 ms block is measured padded with silence."""
+    import pyloudnorm
 
-    return _integrated_lufs(_for_meter(audio), sample_rate)
+    meter = pyloudnorm.Meter(sample_rate)
+    x = _for_meter(audio)
+    block = int(np.ceil(meter.block_size * sample_rate)) + 1
+    if x.shape[0] < block:
+        x = np.concatenate([x, np.zeros((block - x.shape[0], x.shape[1]))])
+    with np.errstate(divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(meter.integrated_loudness(x))
 
 
 def audio_figure(audio: np.ndarray, sample_rate: int, *, title: str = "Audio") -> Figure:
@@ -888,15 +894,18 @@ class PieceFiles:
 def piece_files(folder_or_files: str | Path | Iterable[str | Path]) -> PieceFiles:
     """The MIDI, MusicXML and audio files in a folder (not its sub-folders, not hidden
     files), or those among the files given (any other file given is refused)."""
+    from engine.symbolic.notation import MUSICXML_SUFFIXES
+
+    musicxml = (*MUSICXML_SUFFIXES, MXL_SUFFIX)
     kinds: dict[str, list[Path]] = {"midi": [], "musicxml": [], "audio": []}
 
     def kind(p: Path) -> str | None:
         s = p.suffix.lower()
-        if s in MIDI_SUFFIXES:
+        if s in names.MIDI_SUFFIXES:
             return "midi"
-        if s in MUSICXML_SUFFIXES:
+        if s in musicxml:
             return "musicxml"
-        return "audio" if s in AUDIO_SUFFIXES else None
+        return "audio" if s in names.AUDIO_SUFFIXES else None
 
     if isinstance(folder_or_files, str | Path) and Path(folder_or_files).expanduser().is_dir():
         folder = Path(folder_or_files).expanduser()
@@ -911,8 +920,8 @@ def piece_files(folder_or_files: str | Path | Iterable[str | Path]) -> PieceFile
             if k is None:
                 raise RenderError(
                     f"{p}: no picture is made of {p.suffix or 'this'} files; give MIDI "
-                    f"({', '.join(MIDI_SUFFIXES)}), MusicXML ({', '.join(MUSICXML_SUFFIXES)}) "
-                    f"or audio ({', '.join(AUDIO_SUFFIXES)}) files, or a piece's folder"
+                    f"({', '.join(names.MIDI_SUFFIXES)}), MusicXML ({', '.join(musicxml)}) "
+                    f"or audio ({', '.join(names.AUDIO_SUFFIXES)}) files, or a piece's folder"
                 )
             if not p.is_file():
                 raise RenderError(f"{p}: no such file")
