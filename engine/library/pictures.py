@@ -55,6 +55,7 @@ DPI = 100  # pixels an inch: a PNG plot is its size in inches times this
 PIANO_ROLL_SIZE_IN = (14.0, 7.0)  # 1400 × 700 pixels
 PARAMETERS_SIZE_IN = (14.0, 8.0)  # 1400 × 800 pixels
 AUDIO_SIZE_IN = (14.0, 6.0)  # 1400 × 600 pixels
+MAX_GRID_LINES = 120  # bar and beat lines a plot draws at most (about 10 pixels apart)
 WAVE_COLUMNS = int(AUDIO_SIZE_IN[0] * DPI)  # one min/max pair per pixel column
 SHORT_TERM_S = 3.0  # EBU R128 short-term loudness window
 MOMENTARY_S = 0.4  # EBU R128 momentary window: the curve of audio shorter than 3 s
@@ -236,8 +237,7 @@ def timeline(score: Score) -> Timeline:
         if int(ts.time) < end and ts.numerator > 0 and ts.denominator > 0:
             sigs[int(ts.time)] = (int(ts.numerator), int(ts.denominator))
     starts = sorted(sigs)
-    bars: list[float] = []
-    beats: list[float] = []
+    bars, beats = [], []
     t = 0.0
     for i, t0 in enumerate(starts):
         num, den = sigs[t0]
@@ -245,20 +245,21 @@ def timeline(score: Score) -> Timeline:
         bar_len = tpq * 4 * num / den
         compound = den == 8 and num % 3 == 0 and num > 3
         beat_len = bar_len / (num // 3 if compound else num)
-        t = float(t0)
-        while t < stop:
-            bars.append(t)
-            beats.extend(b for b in t + beat_len * np.arange(round(bar_len / beat_len)) if b < stop)
-            t += bar_len
-    bars.append(max(t, float(end)))
-    tempos = sorted((int(x.time), float(x.qpm)) for x in score.tempos)
+        n_bars = max(1, int(np.ceil((stop - t0) / bar_len)))
+        bars.append(t0 + bar_len * np.arange(n_bars))
+        seg_beats = t0 + beat_len * np.arange(int(np.ceil((stop - t0) / beat_len)))
+        beats.append(seg_beats[seg_beats < stop])
+        t = t0 + bar_len * n_bars
+    bar_ticks = np.append(np.concatenate(bars), max(t, float(end)))
+    # The last of several tempi at one tick wins, as players do (a stable sort keeps order).
+    tempos = sorted(((int(x.time), float(x.qpm)) for x in score.tempos), key=lambda x: x[0])
     if not tempos or tempos[0][0] > 0:
         tempos.insert(0, (0, DEFAULT_TEMPO_QPM))
-    tempo_at = dict(tempos)  # the last of several at one tick wins, as players do
+    tempo_at = dict(tempos)
     return Timeline(
         tpq=tpq,
-        bar_ticks=np.array(bars),
-        beat_ticks=np.array(beats),
+        bar_ticks=bar_ticks,
+        beat_ticks=np.concatenate(beats),
         tempo_ticks=np.array(sorted(tempo_at), dtype=float),
         tempo_qpm=np.array([tempo_at[k] for k in sorted(tempo_at)]),
     )
@@ -345,17 +346,23 @@ def _bar_axis(ax, tl: Timeline, *, seconds_on_top: bool) -> None:
     first, last = 1.0, float(tl.bars + 1)
     ax.set_xlim(first, last)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=min(tl.bars + 1, 32)))
+    # Grid lines some pixels apart: beats only while they fit, then every bar, then every 2nd,
+    # 4th, 8th … bar (phrase lengths; a long piece's bars would otherwise paint the plot grey).
+    if len(tl.beat_ticks) <= MAX_GRID_LINES:
+        ax.vlines(
+            tl.bar_position(tl.beat_ticks),
+            0,
+            1,
+            transform=ax.get_xaxis_transform(),
+            colors="0.85",
+            linewidth=0.5,
+            zorder=0,
+        )
+    step = 1
+    while len(tl.bar_ticks) / step > MAX_GRID_LINES:
+        step *= 2
     ax.vlines(
-        tl.bar_position(tl.beat_ticks),
-        0,
-        1,
-        transform=ax.get_xaxis_transform(),
-        colors="0.85",
-        linewidth=0.5,
-        zorder=0,
-    )
-    ax.vlines(
-        tl.bar_position(tl.bar_ticks),
+        tl.bar_position(tl.bar_ticks[::step]),
         0,
         1,
         transform=ax.get_xaxis_transform(),
@@ -508,7 +515,12 @@ def parameter_figure(score: Score, *, title: str = "Parameters") -> Figure:
     ax_vel, ax_tempo, ax_dens = fig.subplots(3, 1, sharex=True)
     for i, part in enumerate(p.parts):
         ax_vel.plot(
-            centres, p.velocity[i], marker="o", markersize=4, color=part.colour, label=part.name
+            centres,
+            p.velocity[i],
+            marker="o" if tl.bars <= MAX_GRID_LINES else "",
+            markersize=4,
+            color=part.colour,
+            label=part.name,
         )
     ax_vel.set_ylim(0, 128)
     ax_vel.set_ylabel("mean velocity")
