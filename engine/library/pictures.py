@@ -536,7 +536,13 @@ def parameter_figure(score: Score, *, title: str = "Parameters") -> Figure:
     bottom = np.zeros(tl.bars)
     for i, part in enumerate(p.parts):
         ax_dens.bar(
-            centres, p.density[i], bottom=bottom, width=0.8, color=part.colour, label=part.name
+            centres,
+            p.density[i],
+            bottom=bottom,
+            width=0.8 if tl.bars <= MAX_GRID_LINES else 1.0,  # gaps between bars while they show
+            linewidth=0,
+            color=part.colour,
+            label=part.name,
         )
         bottom = bottom + p.density[i]
     ax_dens.set_ylabel("notes per bar")
