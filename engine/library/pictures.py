@@ -934,15 +934,17 @@ def piece_files(folder_or_files: str | Path | Iterable[str | Path]) -> PieceFile
     else:
         given = [folder_or_files] if isinstance(folder_or_files, str | Path) else folder_or_files
         for p in map(lambda f: Path(f).expanduser(), given):
+            if p.is_dir():
+                raise RenderError(f"{p} is a folder; give one piece's folder or its files")
+            if not p.exists():
+                raise RenderError(f"{p}: no such file or folder")
             k = kind(p)
             if k is None:
                 raise RenderError(
-                    f"{p}: no picture is made of {p.suffix or 'this'} files; give MIDI "
+                    f"{p}: no picture is made of {p.suffix or 'such'} files; give MIDI "
                     f"({', '.join(names.MIDI_SUFFIXES)}), MusicXML ({', '.join(musicxml)}) "
                     f"or audio ({', '.join(names.AUDIO_SUFFIXES)}) files, or a piece's folder"
                 )
-            if not p.is_file():
-                raise RenderError(f"{p}: no such file")
             kinds[k].append(p)
     return PieceFiles(*(sorted(set(kinds[k])) for k in ("midi", "musicxml", "audio")))
 

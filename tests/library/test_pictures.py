@@ -344,8 +344,11 @@ def test_bad_requests(piece, tmp_path):
         P.piano_roll(piece / "music.mid", tmp_path / "roll.gif")
     with pytest.raises(OutputError, match="does not exist"):
         P.render_pictures(piece, {"png"}, tmp_path / "nowhere")
-    with pytest.raises(UserError, match="no picture is made of .txt files"):
-        P.render_pictures([tmp_path / "notes.txt"], {"png"}, tmp_path)
+    with pytest.raises(UserError, match="no such file or folder"):
+        P.render_pictures(tmp_path / "elsewhere", {"png"}, tmp_path)
     with pytest.raises(UserError, match="no MIDI, MusicXML or audio file"):
         P.render_pictures(tmp_path, {"png"}, tmp_path)
-    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "notes.txt").write_text("la la")
+    with pytest.raises(UserError, match="no picture is made of .txt files"):
+        P.render_pictures([piece / "music.mid", tmp_path / "notes.txt"], {"png"}, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
