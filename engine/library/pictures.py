@@ -665,7 +665,13 @@ def audio_figure(audio: np.ndarray, sample_rate: int, *, title: str = "Audio") -
     low = float(audible.min()) if audible.size else LOUDNESS_FLOOR_LUFS
     ax_l.set_ylim(max(LOUDNESS_FLOOR_LUFS, low - 3.0), max(top + 3.0, -10.0))
     ax_l.set_ylabel("loudness (LUFS)")
-    ax_l.set_xlabel("time (s)")
+    if seconds >= 120:  # minutes:seconds once seconds run into the hundreds
+        from matplotlib.ticker import FuncFormatter
+
+        ax_l.xaxis.set_major_formatter(FuncFormatter(lambda s, _: _clock(s)))
+        ax_l.set_xlabel("time (min:s)")
+    else:
+        ax_l.set_xlabel("time (s)")
     ax_l.set_xlim(0, seconds)
     ax_l.legend(loc="lower right", frameon=False)
     for ax in (ax_w, ax_l):
@@ -949,9 +955,19 @@ def piece_files(folder_or_files: str | Path | Iterable[str | Path]) -> PieceFile
     return PieceFiles(*(sorted(set(kinds[k])) for k in ("midi", "musicxml", "audio")))
 
 
-def _named(name: str, source: Path, several: bool) -> str:
+def _labels(paths: list[Path]) -> dict[Path, str]:
+    """What names each file's pictures: its stem (``music``), or stem and kind where stems
+    are shared (``music-wav``, ``music-flac``)."""
+    stems = [p.stem for p in paths]
+    return {
+        p: p.stem if stems.count(p.stem) == 1 else f"{p.stem}-{p.suffix.lstrip('.').lower()}"
+        for p in paths
+    }
+
+
+def _named(name: str, label: str, several: bool) -> str:
     """``piano-roll``, or ``music-piano-roll`` when a piece has several such sources."""
-    return f"{source.stem}-{name}" if several else name
+    return f"{label}-{name}" if several else name
 
 
 def render_pictures(
@@ -968,7 +984,8 @@ def render_pictures(
     From a MIDI file: ``piano-roll`` and ``parameters``; from each audio file ``music.wav``:
     ``music-audio``; from a MusicXML file: ``score`` (``score-1``, ``score-2`` … when SVG or
     PNG pages are several). With several MIDI (or MusicXML) files each picture's name starts
-    with its file's stem. ``png`` and ``svg`` write one file a picture; ``pdf`` writes the
+    with its file's stem; files of one stem are told apart by their kind (``music-wav-audio``,
+    ``music-flac-audio``). ``png`` and ``svg`` write one file a picture; ``pdf`` writes the
     plots into one ``pictures.pdf`` (a page each, to read on screen or share) and the
     engraved score into ``score.pdf`` (A4 pages to print and play from). A kind of input the
     piece lacks makes no picture; a file that cannot be read is refused in one line.
@@ -989,19 +1006,25 @@ def render_pictures(
         title = Path(folder_or_files).expanduser().resolve().name if is_folder else first.stem
 
     figures: list[tuple[str, Figure]] = []  # (name, figure), in the order of pictures.pdf
+    midi_labels = _labels(files.midi)
+    several = len(files.midi) > 1
     for midi in files.midi:
         score = read_midi(midi)
-        several = len(files.midi) > 1
         name = f"{title} ({midi.name})" if several else title
-        figures.append((_named("piano-roll", midi, several), piano_roll_figure(score, title=name)))
-        figures.append((_named("parameters", midi, several), parameter_figure(score, title=name)))
+        label = midi_labels[midi]
+        figures.append((_named("piano-roll", label, several), piano_roll_figure(score, title=name)))
+        figures.append((_named("parameters", label, several), parameter_figure(score, title=name)))
     if files.audio:
         from engine.audio.io import load_audio
 
-        for path in files.audio:
+        for path, label in _labels(files.audio).items():
             audio, sr = load_audio(path)
-            figures.append((f"{path.stem}-audio", audio_figure(audio, sr, title=path.name)))
-    scores = [(_named("score", m, len(files.musicxml) > 1), engrave_svg(m)) for m in files.musicxml]
+            figures.append((f"{label}-audio", audio_figure(audio, sr, title=path.name)))
+    several = len(files.musicxml) > 1
+    scores = [
+        (_named("score", label, several), engrave_svg(path))
+        for path, label in _labels(files.musicxml).items()
+    ]
 
     outputs: dict[Path, bytes] = {}
     for fmt in fmts:

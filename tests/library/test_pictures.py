@@ -280,6 +280,26 @@ def test_render_pictures_writes_each_kind_the_same_bytes_twice(piece, tmp_path):
         assert (b / p.name).read_bytes() == p.read_bytes(), p.name
 
 
+def test_several_sources_name_their_pictures(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    for stem in ("melody", "bass"):
+        (src / f"{stem}.mid").write_bytes(midi_bytes(make_score()))
+    for ext in ("wav", "flac"):
+        sf.write(src / f"take.{ext}", sine_audio(1.0), SR)
+    (src / ".take.wav.tmp").write_bytes(b"half written")  # hidden: not a source
+    made = [p.name for p in P.render_pictures(src, {"png"}, out)]
+    assert made == [
+        "bass-piano-roll.png",
+        "bass-parameters.png",
+        "melody-piano-roll.png",
+        "melody-parameters.png",
+        "take-flac-audio.png",
+        "take-wav-audio.png",
+    ]
+
+
 def test_existing_files_are_not_replaced(piece, tmp_path):
     (tmp_path / "parameters.png").write_bytes(b"mine")
     with pytest.raises(OutputError, match="parameters.png already exists"):
