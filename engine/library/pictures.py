@@ -69,6 +69,9 @@ DYNAMICS_VELOCITIES = {"pp": 36, "p": 52, "mp": 66, "mf": 80, "f": 96, "ff": 112
 
 SCORE_PPI = 150  # PNG pages of the score: an A4 page is 1240 × 1754 pixels
 MUSIC_FONT = "Leipzig"  # Verovio's default music font (its glyphs come inside the wheel)
+# The name of the font file built from its glyphs (`_music_font_dir`): "Leipzig" is a Reserved
+# Font Name under its licence (SIL OFL 1.1), which a converted copy may not carry.
+MUSIC_TEXT_FAMILY = "Disco-Musica Music Text"
 SCORE_SCALE = 70  # Verovio's scale in percent: 100 fits about 10 bars of 4 staves on A4
 VEROVIO_OPTIONS = {
     "pageWidth": 2100,  # A4, in Verovio's tenths of a millimetre
@@ -774,13 +777,14 @@ _font_dirs: dict[str, str] = {}
 
 
 def _music_font_dir(font: str = MUSIC_FONT) -> str:
-    """A folder with Verovio's music font as a TrueType file, built once a process from the
-    glyph outlines inside the verovio wheel.
+    """A folder with Verovio's music font as a TrueType file (family `MUSIC_TEXT_FAMILY`),
+    built once a process from the glyph outlines inside the verovio wheel.
 
     Verovio draws most symbols as shapes, but writes a few as text in the music font (the
     note of a tempo mark, dynamics); a browser reads the font embedded in the SVG's CSS,
     Typst only reads font files. Built with fontTools (matplotlib's own dependency), the
-    same bytes every time (no timestamps).
+    same bytes every time (no timestamps), with the font's copyright and licence (SIL OFL
+    1.1) in its name table; it never leaves the process (PDFs embed the glyphs they use).
     """
     with _font_lock:
         if font in _font_dirs:
@@ -817,14 +821,21 @@ def _music_font_dir(font: str = MUSIC_FONT) -> str:
             {n: (advance.get(n[3:], 0), getattr(glyf[n], "xMin", 0)) for n in order}
         )
         fb.setupHorizontalHeader(ascent=800, descent=-200)
+        family = MUSIC_TEXT_FAMILY
         fb.setupNameTable(  # Typst skips a font without its full and PostScript names
             {
-                "familyName": font,
+                "copyright": (
+                    "Copyright (c) 2014, Etienne Darbellay, Jean-Francois Marti and Laurent "
+                    f'Pugin, with Reserved Font Name "{font}"; converted from Verovio\'s glyphs'
+                ),
+                "familyName": family,
                 "styleName": "Regular",
-                "fullName": f"{font} Regular",
-                "psName": f"{font}-Regular",
-                "uniqueFontIdentifier": f"{font}-Regular (Verovio)",
+                "fullName": f"{family} Regular",
+                "psName": family.replace(" ", "") + "-Regular",
+                "uniqueFontIdentifier": family.replace(" ", "") + "-Regular",
                 "version": "Version 1.0",
+                "licenseDescription": "SIL Open Font License, Version 1.1",
+                "licenseInfoURL": "https://openfontlicense.org",
             }
         )
         fb.setupOS2(sTypoAscender=800, sTypoDescender=-200, usWinAscent=1000, usWinDescent=500)
@@ -833,7 +844,7 @@ def _music_font_dir(font: str = MUSIC_FONT) -> str:
         fb.font.recalcTimestamp = False
         folder = tempfile.mkdtemp(prefix="disco-musica-fonts-")
         atexit.register(shutil.rmtree, folder, True)
-        fb.save(str(Path(folder) / f"{font}.ttf"))
+        fb.save(str(Path(folder) / "music-text.ttf"))
         _font_dirs[font] = folder
         return folder
 
@@ -862,7 +873,10 @@ def _typst(pages: list[str], fmt: str, ppi: int = SCORE_PPI) -> list[bytes]:
     for i, svg in enumerate(pages):
         # Typst's SVG reader would read a <title> tooltip inside a text as part of it and set
         # the title off-centre; the tooltips mean nothing on paper.
-        inputs[f"p{i}"] = re.sub(r"<title\b[^>]*>[^<]*</title>", "", svg)
+        svg = re.sub(r"<title\b[^>]*>[^<]*</title>", "", svg)
+        inputs[f"p{i}"] = svg.replace(
+            f'font-family="{MUSIC_FONT}"', f'font-family="{MUSIC_TEXT_FAMILY}"'
+        )
     out = typst.compile(
         _TYPST_PAGES.encode(),
         format=fmt,

@@ -252,9 +252,9 @@ def test_engrave_the_projects_musicxml(piece, tmp_path):
     assert "Test piece" in pages[0]
     # The note of the tempo mark is text in the music font: Typst draws it from the font
     # built from Verovio's glyphs (without it the PNG has a box where the note should be).
-    assert "Leipzig" in P.engrave_svg(piece / "music.musicxml")[0]
-    fonts = Path(P._music_font_dir())
-    assert (fonts / "Leipzig.ttf").stat().st_size > 50_000
+    assert 'font-family="Leipzig"' in pages[0]
+    (pdf,) = P.engraved_pages(pages, "pdf")
+    assert b"Disco-MusicaMusicText" in pdf  # the glyph embedded, under its converted name
 
 
 # ---------------------------------------------------------------------------------------------
