@@ -111,6 +111,7 @@ SIDECAR_SUFFIX = ".json"  # the record beside a MIDI file the MIDI commands writ
 OUTPUT_STEM = "music"  # music.wav, music.mid, music.musicxml in a generation folder
 WEIGHTS_FILE = "model.safetensors"
 AUDIO_FORMATS = ("wav", "flac", "ogg", "mp3")
+PICTURE_FORMATS = ("png", "svg", "pdf")  # engine.library.pictures: piano roll, curves, score
 DEFAULT_FORMATS = ("wav", "mid", "musicxml")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 MIDI_SUFFIXES = (".mid", ".midi")

@@ -96,6 +96,12 @@ def add_commands(sub, command) -> None:
     p.add_argument(
         "--formats", metavar="LIST", help="only these files, e.g. mid,wav,musicxml,png,pdf"
     )
+    p = action("render", cmd_render, "draw a piece: piano roll, curves, waveform, engraved score")
+    p.add_argument("piece", metavar="ID")
+    p.add_argument(
+        "--formats", default="png", metavar="LIST", help="png, svg and/or pdf (default png)"
+    )
+    p.add_argument("--to", metavar="FOLDER", help="write them there (default: beside its files)")
     p = action("delete", cmd_delete, f"move pieces to the trash ({_days()} to restore them)")
     p.add_argument("pieces", nargs="+", metavar="ID")
     p = action("restore", cmd_restore, "take pieces back out of the trash")
@@ -407,6 +413,39 @@ def _pictures_function():
     except ImportError:
         return None
     return getattr(pictures, "render_pictures", None)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    """The pictures of a piece, beside its files in the library (listed with them, so export
+    and verify know them) or in ``--to FOLDER``."""
+    import tempfile
+
+    from engine.library.pictures import check_formats, render_pictures
+
+    formats = check_formats(common.split_list(args.formats))
+    with open_library(args, write=args.to is None) as lib:
+        piece = lib.get(args.piece)
+        folder = lib.folder_path(piece)
+        music = (*names.MIDI_SUFFIXES, ".musicxml", ".xml", ".mxl", *names.AUDIO_SUFFIXES)
+        sources = [folder / f.name for f in piece.files if Path(f.name).suffix.lower() in music]
+        if not sources:
+            raise common.CliError(f"{piece.id} has no MIDI, MusicXML or audio file to draw")
+        if args.to:
+            to = Path(args.to).expanduser()
+            if not to.is_dir():
+                raise common.CliError(f"--to {to} is not a folder; create it first")
+            written = render_pictures(sources, formats, to, title=piece.title)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                made = render_pictures(sources, formats, Path(tmp), title=piece.title)
+                piece = lib.add_files(piece.id, {p.name: p for p in made})
+                written = [folder / p.name for p in made]
+    if args.json:
+        _json({"id": piece.id, "written": [str(w) for w in written]})
+    else:
+        for w in written:
+            print(f"wrote {common.shown_path(w)}")
+    return 0
 
 
 def cmd_delete(args: argparse.Namespace) -> int:

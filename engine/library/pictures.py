@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from symusic import Score
 
-PICTURE_FORMATS = ("png", "svg", "pdf")
+PICTURE_FORMATS = names.PICTURE_FORMATS
 MXL_SUFFIX = ".mxl"  # compressed MusicXML, read beside notation's .musicxml and .xml
 
 DPI = 100  # pixels an inch: a PNG plot is its size in inches times this

@@ -851,14 +851,14 @@ class Library:
                     "INSERT OR IGNORE INTO tags (piece, tag) VALUES (?, ?)", [(n, t) for t in clean]
                 )
             self._reindex(n)
-        return self._by_n(n)
+        return self.by_n(n)
 
     def rate(self, ref: str, rating: int | None) -> Piece:
         rating = None if rating is None else check_rating(rating)
         n = self.resolve(ref)
         with self._tx() as db:
             db.execute("UPDATE pieces SET rating = ? WHERE n = ?", (rating, n))
-        return self._by_n(n)
+        return self.by_n(n)
 
     def set_note(self, ref: str, note: str) -> Piece:
         note = "" if note == "" else _check_text("the note", note, MAX_NOTE_CHARS)
@@ -866,7 +866,7 @@ class Library:
         with self._tx() as db:
             db.execute("UPDATE pieces SET note = ? WHERE n = ?", (note, n))
             self._reindex(n)
-        return self._by_n(n)
+        return self.by_n(n)
 
     def rename(self, ref: str, title: str) -> Piece:
         title = _check_text("the title", title, MAX_TITLE_CHARS)
@@ -876,7 +876,7 @@ class Library:
         with self._tx() as db:
             db.execute("UPDATE pieces SET title = ? WHERE n = ?", (title, n))
             self._reindex(n)
-        return self._by_n(n)
+        return self.by_n(n)
 
     def collection_add(self, name: str, refs: Iterable[str]) -> list[Piece]:
         name = _check_text("the collection name", name, MAX_TAG_CHARS)
@@ -895,7 +895,7 @@ class Library:
                 "VALUES (?,?,?)",
                 [(name, n, now) for n in ns],
             )
-        return [self._by_n(n) for n in ns]
+        return [self.by_n(n) for n in ns]
 
     def collection_remove(self, name: str, refs: Iterable[str]) -> list[Piece]:
         self._collection_exists(name)
@@ -905,7 +905,7 @@ class Library:
                 "DELETE FROM collection_items WHERE collection = ? AND piece = ?",
                 [(name, n) for n in ns],
             )
-        return [self._by_n(n) for n in ns]
+        return [self.by_n(n) for n in ns]
 
     def collections(self) -> list[tuple[str, int]]:
         return list(
@@ -921,7 +921,7 @@ class Library:
             known = ", ".join(c for c, _ in self.collections()) or "none yet"
             raise LibraryError(f"no collection {name!r} (collections: {known})")
 
-    def _by_n(self, n: int) -> Piece:
+    def by_n(self, n: int) -> Piece:
         row = self.db.execute(f"SELECT {_PIECE_COLUMNS} FROM pieces p WHERE p.n = ?", (n,))
         return self._piece(row.fetchone(), full=True)
 
@@ -929,21 +929,21 @@ class Library:
     def delete(self, ref: str) -> Piece:
         """Move a piece to the trash (its files to ``trash/<id>/``)."""
         n = self.resolve(ref)
-        pid = self._by_n(n).id
+        pid = self.by_n(n).id
         with self._tx() as db:
             db.execute("UPDATE pieces SET deleted_ts = ? WHERE n = ?", (time.time(), n))
         self._place(pid, deleted=True)
-        return self._by_n(n)
+        return self.by_n(n)
 
     def restore(self, ref: str) -> Piece:
         n = self.resolve(ref, include_deleted=True)
-        piece = self._by_n(n)
+        piece = self.by_n(n)
         if piece.deleted is None:
             raise LibraryError(f"{piece.id} ({piece.title}) is not in the trash")
         with self._tx() as db:
             db.execute("UPDATE pieces SET deleted_ts = NULL WHERE n = ?", (n,))
         self._place(piece.id, deleted=False)
-        return self._by_n(n)
+        return self.by_n(n)
 
     def _place(self, pid: str, *, deleted: bool) -> None:
         """Move a piece's folder where its row says it is (after the row changed: a crash in
@@ -1021,6 +1021,34 @@ class Library:
                 (c, p, relation),
             )
 
+    def add_files(self, ref: str, files: Mapping[str, Path]) -> Piece:
+        """Put more files (pictures) into a piece's folder and list them. A name the piece
+        already lists is replaced only if it is a picture the library drew; a file there that
+        the library does not list is never replaced."""
+        n = self.resolve(ref)
+        piece = self.by_n(n)
+        folder = self.folder_path(piece)
+        listed = {f.name for f in piece.files}
+        for name in files:
+            _check_member_name(name)
+            target = folder / name
+            if name in listed and Path(name).suffix.lstrip(".") not in names.PICTURE_FORMATS:
+                raise LibraryError(f"{piece.id} already has {name}; it is not replaced")
+            if target.exists() and name not in listed:
+                raise LibraryError(f"{target} is not the library's file; move it away first")
+        entries = []
+        for name, src in sorted(files.items()):
+            tmp = folder / f".{name}.{os.getpid()}.tmp"
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, folder / name)
+            entries.append((n, name, sha256_file(folder / name), (folder / name).stat().st_size))
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO files (piece, name, sha256, bytes) VALUES (?,?,?,?)",
+                entries,
+            )
+        return self.by_n(n)
+
     # -- lineage --
     def lineage(self, ref: str) -> dict:
         """The family tree of a piece: ``{"focus": id, "roots": [node]}``, each node
@@ -1040,7 +1068,7 @@ class Library:
             frontier += ups
 
         def node(m: int, relation: str | None, parent: int | None, path: set[int]) -> dict:
-            piece = self._by_n(m)
+            piece = self.by_n(m)
             rec = self.record_by_n(m)
             item = {
                 "id": piece.id,
@@ -1058,7 +1086,7 @@ class Library:
                     item["children"].append(node(child, rel, m, path | {child}))
             return item
 
-        focus = self._by_n(n).id
+        focus = self.by_n(n).id
         return {"focus": focus, "roots": [node(r, None, None, {r}) for r in sorted(set(roots))]}
 
     # -- verify --

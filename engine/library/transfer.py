@@ -68,12 +68,13 @@ def export(
     to: str | Path,
     *,
     formats: Iterable[str] | None = None,
-    pictures: Callable[[Path, set[str], Path], list[Path]] | None = None,
+    pictures: Callable[..., list[Path]] | None = None,
 ) -> list[Path]:
     """Copy pieces out of the library: to ``to`` (a ``.zip`` file, else a folder that may
     exist) in ``<title>-<id>`` folders. ``formats`` (mid, wav, musicxml, png, …) keeps only
-    those files (the record always comes too); picture formats are drawn by ``pictures(
-    piece_folder, formats, out_folder)``. Returns what was written. Nothing is replaced:
+    those files (the record always comes too); pictures the piece lacks are drawn by
+    ``pictures(music_files, formats, out_folder, title=)`` (`engine.library.pictures.
+    render_pictures`). Returns what was written. Nothing is replaced:
     an existing target is refused in one line before anything is written."""
     chosen = check_formats(formats)
     pieces = [lib.get(r, include_deleted=True) for r in refs]
@@ -112,7 +113,9 @@ def export(
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     dst.write_bytes(lib.file_path(piece, f.name).read_bytes())
             if draw:
-                pictures(lib.folder_path(piece), set(draw), out.path)
+                for name, data in _drawn(lib, piece, draw, pictures):
+                    if not (out.path / name).exists():  # drawn before: the kept one goes
+                        (out.path / name).write_bytes(data)
         written.append(target)
     return written
 
@@ -122,8 +125,6 @@ def _export_zip(lib, pieces: list[Piece], to: Path, chosen, pictures) -> Path:
         raise LibraryError(f"{to} exists; export never replaces a file: choose a new name")
     if not to.parent.is_dir():
         raise LibraryError(f"folder {to.parent} does not exist; create it first")
-    import tempfile
-
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
         for piece in pieces:
@@ -136,9 +137,8 @@ def _export_zip(lib, pieces: list[Piece], to: Path, chosen, pictures) -> Path:
             ]
             draw = sorted((chosen or set()) & set(PICTURE_FORMATS))
             if draw:
-                with tempfile.TemporaryDirectory() as tmp:
-                    for p in pictures(lib.folder_path(piece), set(draw), Path(tmp)):
-                        files.append((p.name, p.read_bytes()))
+                have = {name for name, _ in files}
+                files += [(n, d) for n, d in _drawn(lib, piece, draw, pictures) if n not in have]
             for name, data in sorted(files):
                 info = zipfile.ZipInfo(f"{base}/{name}", date_time=stamp)
                 info.compress_type = zipfile.ZIP_DEFLATED
@@ -151,6 +151,22 @@ def _export_zip(lib, pieces: list[Piece], to: Path, chosen, pictures) -> Path:
     except OutputError as e:
         raise LibraryError(str(e)) from None
     return to
+
+
+MUSIC_SUFFIXES = (*names.MIDI_SUFFIXES, ".musicxml", ".xml", ".mxl", *names.AUDIO_SUFFIXES)
+
+
+def _drawn(lib, piece: Piece, formats, pictures) -> list[tuple[str, bytes]]:
+    """The pictures of a piece in ``formats``, drawn from its music files: (name, bytes)."""
+    import tempfile
+
+    folder = lib.folder_path(piece)
+    sources = [folder / f.name for f in piece.files if Path(f.name).suffix in MUSIC_SUFFIXES]
+    if not sources:
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        made = pictures(sources, set(formats), Path(tmp), title=piece.title)
+        return [(p.name, p.read_bytes()) for p in made]
 
 
 def _zip_time(created: str | None) -> tuple[int, int, int, int, int, int]:

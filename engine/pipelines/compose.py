@@ -47,7 +47,7 @@ DEFAULT_BARS = names.COMPOSE_DEFAULT_BARS
 DEFAULT_SECTION_BARS = names.DEFAULT_SECTION_BARS
 DEFAULT_CREATIVITY = names.DEFAULT_CREATIVITY
 DEFAULT_FORMATS = names.DEFAULT_FORMATS
-ALL_FORMATS = ("wav", "flac", "ogg", "mp3", "mid", "musicxml")
+ALL_FORMATS = ("wav", "flac", "ogg", "mp3", "mid", "musicxml", *names.PICTURE_FORMATS)
 STEM = names.OUTPUT_STEM
 
 # Instruments each style gets when the prompt names none (the corpus' own ensembles).
@@ -1130,9 +1130,38 @@ def write_generation(
                 outputs[path.name] = file_info(path)
                 if progress:
                     progress(Progress("audio", k + 1, len(audio_formats) + 1))
+        pictures = [f for f in formats if f in names.PICTURE_FORMATS]
+        if pictures:
+            _draw(comp, tmp, midi, formats, pictures, outputs, progress)
         record = _record(comp, formats, soundfont, sf_bytes, effects, bit_depth, render_info)
         record = write_record(tmp, record, outputs)
     return with_replaced(record, out)
+
+
+def _draw(comp, folder: Path, midi: bytes, formats, pictures, outputs: dict, progress) -> None:
+    """The pictures of ``--formats png,svg,pdf``, beside the files (engine.library.pictures):
+    piano roll and parameter curves from the MIDI, the audio's waveform and loudness, the
+    engraved score; drawn from files that are not asked for in a scratch folder."""
+    import tempfile
+
+    from engine.library.pictures import render_pictures
+
+    if progress:
+        progress(Progress("pictures", 0, 1))
+    with tempfile.TemporaryDirectory() as scratch:
+        sources = [folder / name for name in outputs]
+        if "mid" not in formats:
+            (Path(scratch) / f"{STEM}.mid").write_bytes(midi)
+            sources.append(Path(scratch) / f"{STEM}.mid")
+        if "musicxml" not in formats:
+            from engine.symbolic.notation import write_musicxml
+
+            write_musicxml(comp.score, Path(scratch) / f"{STEM}.musicxml", title=_title(comp))
+            sources.append(Path(scratch) / f"{STEM}.musicxml")
+        for path in render_pictures(sources, pictures, folder, title=_title(comp)):
+            outputs[path.name] = file_info(path)
+    if progress:
+        progress(Progress("pictures", 1, 1))
 
 
 def _put(folder: Path, name: str, data: bytes, outputs: dict) -> None:
