@@ -128,4 +128,5 @@ LIBRARY_TRASH_DAYS = 30  # a deleted piece can be restored for this long
 MIN_RATING, MAX_RATING = 1, 5
 LIBRARY_ID_CHARS = 8  # IDs are short: 8 characters of Crockford base32 (40 bits)
 LIBRARY_MIN_PREFIX = 3  # the shortest ID prefix accepted
+LIBRARY_SORTS = ("created", "rating", "title", "tempo", "key", "style", "id")  # list --sort
 LIBRARY_DEFAULT_LIMIT = 50  # `library list` shows this many unless --limit

@@ -221,7 +221,7 @@ def test_musicxml_states_it_and_music21_reads_the_same_notes(tmp_path, score):
     parsed = music21.converter.parse(path)
     assert str(parsed.metadata.copyright) == statement
     boxes = list(parsed.getElementsByClass("TextBox"))
-    assert [b.content for b in boxes] == [statement]
+    assert [b.content for b in boxes] == ["piece", statement]  # the title, then the credit
 
     def notes(s):
         return [

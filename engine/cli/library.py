@@ -27,7 +27,7 @@ from pathlib import Path
 from engine import names
 from engine.cli import common
 
-SORTS = ("created", "rating", "title", "tempo", "key", "style", "id")
+SORTS = names.LIBRARY_SORTS
 
 
 def add_library_option(p: argparse.ArgumentParser, keeps: bool) -> None:

@@ -48,7 +48,7 @@ ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base32, lower ca
 MAX_TAG_CHARS = 64
 MAX_TITLE_CHARS = 200
 MAX_NOTE_CHARS = 10_000
-SORTS = {
+ORDER_BY = {
     "created": "p.created_ts",
     "rating": "COALESCE(p.rating, 0)",
     "title": "p.title COLLATE NOCASE",
@@ -128,6 +128,8 @@ CREATE VIRTUAL TABLE pieces_fts USING fts5(
     prompt, title, tags, note, attributes, tokenize = 'unicode61 remove_diacritics 2'
 );
 """
+
+assert tuple(ORDER_BY) == names.LIBRARY_SORTS
 
 # Each schema version's statements, applied in order from the database's version + 1.
 MIGRATIONS: dict[int, str] = {1: _SCHEMA_1}
@@ -754,8 +756,8 @@ class Library:
         """Pieces matching every filter given, newest first (``sort``: created, rating,
         title, tempo, key, style, id; ``reverse`` flips it). ``text``: an FTS5 search
         (`search`). ``trash``: the deleted pieces instead."""
-        if sort not in SORTS:
-            raise LibraryError(f"unknown sort {sort!r}; use one of {', '.join(SORTS)}")
+        if sort not in ORDER_BY:
+            raise LibraryError(f"unknown sort {sort!r}; use one of {', '.join(ORDER_BY)}")
         where = ["p.deleted_ts IS NOT NULL" if trash else "p.deleted_ts IS NULL"]
         args: list = []
 
@@ -801,7 +803,7 @@ class Library:
             where.append("p.n IN (SELECT piece FROM collection_items WHERE collection = ?)")
             args.append(collection)
         ascending = reverse != (sort in ("title", "key", "style", "id"))
-        order = f"{SORTS[sort]} {'ASC' if ascending else 'DESC'}, p.n DESC"
+        order = f"{ORDER_BY[sort]} {'ASC' if ascending else 'DESC'}, p.n DESC"
         if text is not None:
             query = _fts_query(text)
             sql = (

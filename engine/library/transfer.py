@@ -23,7 +23,7 @@ from engine.library import records
 from engine.library.store import Library, Piece
 
 RECORD_SUFFIXES = (".json",)
-PICTURE_FORMATS = ("png", "svg", "pdf")
+PICTURE_FORMATS = names.PICTURE_FORMATS
 FORMAT_SUFFIXES = {
     "mid": (".mid", ".midi"),
     "midi": (".mid", ".midi"),

@@ -35,6 +35,8 @@ MUSICXML_SUFFIXES = (".musicxml", ".xml")
 # default page (A4, 40 tenths = 7 mm, so 1200 x 1697 tenths), in the bottom margin.
 CREDIT_POSITION = (600, 60)
 CREDIT_FONT_SIZE = 8
+TITLE_POSITION = (600, 1620)  # the title, centred at the top of page 1
+TITLE_FONT_SIZE = 22
 
 
 class NotationError(UserError, ValueError):
@@ -338,6 +340,13 @@ def write_musicxml(
     sc = score_to_music21(score, title=title or path.stem)
     sc.metadata.copyright = metadata.Copyright(credit.statement)
     sc.metadata.add("software", credit.software)
+    # With any credit, engravers (Verovio, MuseScore) print the credits instead of the title:
+    # so the title is a credit too, at the top of page 1.
+    head = text.TextBox(title or path.stem, *TITLE_POSITION)
+    head.style.justify = "center"
+    head.style.alignVertical = "top"
+    head.style.fontSize = TITLE_FONT_SIZE
+    sc.insert(0, head)
     foot = text.TextBox(credit.statement, *CREDIT_POSITION)
     foot.style.justify = "center"
     foot.style.alignVertical = "bottom"
@@ -350,10 +359,11 @@ def write_musicxml(
     # music21 stamps today's date; without it the same score always gives the same bytes.
     data = re.sub(rb"\s*<encoding-date>[^<]*</encoding-date>", b"", data, count=1)
     # music21 cannot type a credit: the foot says what it is (MusicXML 3.0's credit-type).
-    data = re.sub(
-        rb"(<credit page=\"1\">)(\s*)(<credit-words )",
-        rb"\1\2<credit-type>rights</credit-type>\2\3",
-        data,
-        count=1,
-    )
+    statement = credit.statement.encode()
+
+    def typed(m: re.Match) -> bytes:
+        kind = b"rights" if statement in m[4] else b"title"
+        return m[1] + m[2] + b"<credit-type>" + kind + b"</credit-type>" + m[2] + m[3] + m[4]
+
+    data = re.sub(rb"(<credit page=\"1\">)(\s*)(<credit-words )([^>]*>[^<]*)", typed, data, count=2)
     return write_bytes_atomic(path, data)
