@@ -46,6 +46,16 @@ def add_library_option(p: argparse.ArgumentParser, keeps: bool) -> None:
 
 
 def add_commands(sub, command) -> None:
+    d = command(
+        sub,
+        "detect",
+        cmd_detect,
+        "say whether files carry Disco-Musica's mark (watermark, metadata) and which piece",
+        ("detect",),
+    )
+    d.add_argument("files", nargs="+", metavar="FILE", help="audio, MIDI or MusicXML files")
+    add_library_option(d, keeps=False)
+    d.add_argument("--json", action="store_true", help="print the findings as JSON")
     lib = command(
         sub,
         "library",
@@ -252,6 +262,38 @@ def _json(obj) -> None:
 
 
 # ---- commands --------------------------------------------------------------------------------
+def cmd_detect(args: argparse.Namespace) -> int:
+    """Exit 0 when every file is ours, 1 when one is not, 2 for a file that cannot be read."""
+    from engine.library.marks import inspect_file
+    from engine.library.store import Library, default_path
+
+    root = Path(args.library).expanduser() if args.library else default_path()
+    lib = Library.open(root, write=False) if (root / "library.db").is_file() else None
+    try:
+        found = [inspect_file(f, lib) for f in args.files]
+    finally:
+        if lib is not None:
+            lib.close()
+    if args.json:
+        _json([f.to_dict() for f in found])
+    for f in found if not args.json else []:
+        if not f.ours:
+            score = f" (watermark score {f.score:g})" if f.score is not None else ""
+            print(f"{f.file}: no Disco-Musica mark found{score}")
+            continue
+        how = []
+        if f.watermark:
+            how.append(f"watermark {f.mark} (score {f.score:g})")
+        if f.statement:
+            how.append(f"metadata: {f.statement!r}")
+        print(f"{f.file}: made with Disco-Musica — " + "; ".join(how or ["kept in the library"]))
+        for p in f.pieces:
+            print(f"  in the library: {p['id']}  {p['title']}  ({p['how']})")
+        if not f.pieces and lib is None:
+            print(f"  (no library at {root} to look it up in)")
+    return 0 if all(f.ours for f in found) else 1
+
+
 def cmd_help(args: argparse.Namespace) -> int:
     args.parser.print_help()
     return 0

@@ -998,6 +998,15 @@ class Library:
                 return path
         return None
 
+    def pieces_with_file(self, sha256: str) -> list[Piece]:
+        """The pieces holding a file with this content (the trash included)."""
+        rows = self.db.execute(
+            f"SELECT DISTINCT {_PIECE_COLUMNS} FROM files f JOIN pieces p ON p.n = f.piece "
+            "WHERE f.sha256 = ? ORDER BY p.n",
+            (sha256,),
+        ).fetchall()
+        return [self._piece(r, full=True) for r in rows]
+
     def by_mark(self, mark: str) -> list[Piece]:
         rows = self.db.execute(
             f"SELECT DISTINCT {_PIECE_COLUMNS} FROM files f JOIN pieces p ON p.n = f.piece "
@@ -1241,7 +1250,12 @@ def keep_pieces(lib: Library, kept: list[Piece] | None = None):
     def hook(published):
         if not records.is_piece_record(published.record):
             return None
-        piece = lib.register(published.files, published.record, origin=published.target.absolute())
+        from engine.library.marks import marks_of
+
+        marks = marks_of(published.files)
+        piece = lib.register(
+            published.files, published.record, origin=published.target.absolute(), marks=marks
+        )
         if kept is not None:
             kept.append(piece)
 

@@ -248,7 +248,11 @@ def import_folders(
                 if on_piece:
                     on_piece(shown, None, "already in the library")
                 continue
-            piece = lib.register(files, record, origin=path.parent.absolute())
+            from engine.library.marks import marks_of
+
+            piece = lib.register(
+                files, record, origin=path.parent.absolute(), marks=marks_of(files)
+            )
             report.added.append(piece)
             if on_piece:
                 on_piece(shown, piece, None)
