@@ -32,6 +32,7 @@ from pathlib import Path
 from engine.errors import UserError
 
 PROGRAM = "Disco-Musica"
+MARK_PREFIX = "dm:"  # a piece's mark: its audio watermark's 32-bit payload, dm:1a2b3c4d
 STATEMENT_PREFIX = f"AI-generated with {PROGRAM}"
 # A mark is a short printable ASCII word (no spaces, no parentheses): it sits in every kind of
 # tag, ID3v1's Latin-1 included, and the statement can be read back unambiguously.
@@ -41,6 +42,11 @@ _STATEMENT = re.compile(
     re.escape(STATEMENT_PREFIX)
     + rf"(?: (?P<version>[0-9][!-'*-~]*))?(?: \((?P<mark>{MARK_PATTERN})\))?"
 )
+
+
+def mark_text(payload: int) -> str:
+    """A watermark payload as files and the library name it: ``dm:1a2b3c4d``."""
+    return f"{MARK_PREFIX}{payload:08x}"
 
 
 class CreditError(UserError, ValueError):

@@ -17,14 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine import names
+from engine.credit import mark_text
 from engine.errors import LibraryError
-
-MARK_PREFIX = "dm:"
-
-
-def mark_text(payload: int) -> str:
-    """A payload as the mark files and the library name it: ``dm:1a2b3c4d``."""
-    return f"{MARK_PREFIX}{payload:08x}"
 
 
 @dataclass
