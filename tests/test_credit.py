@@ -97,26 +97,36 @@ def test_only_our_statement_counts():
 
 @pytest.mark.parametrize("name, fmt, depth", AUDIO, ids=[a[0] for a in AUDIO])
 def test_audio_states_it_in_tags_mutagen_reads(tmp_path, audio, name, fmt, depth):
-    path = write_audio(audio, SR, tmp_path / f"a.{fmt}", bit_depth=depth, credit=Credit(MARK))
+    path = write_audio(
+        audio, SR, tmp_path / f"a.{fmt}", bit_depth=depth, credit=Credit(MARK), mark=False
+    )
     assert Credit(MARK).statement in _mutagen_statements(path)
     assert read_credit(path) == Credit(MARK).statement
-    plain = write_audio(audio, SR, tmp_path / f"plain.{fmt}", bit_depth=depth)
+    plain = write_audio(audio, SR, tmp_path / f"plain.{fmt}", bit_depth=depth, mark=False)
     assert read_credit(plain) == Credit().statement  # no credit given: the statement still
     assert sf.info(path).format == sf.info(plain).format  # still the format asked for
 
 
 @pytest.mark.parametrize("name, fmt, depth", AUDIO, ids=[a[0] for a in AUDIO])
 def test_audio_with_its_statement_keeps_the_same_bytes(tmp_path, audio, name, fmt, depth):
-    a = write_audio(audio, SR, tmp_path / f"a.{fmt}", bit_depth=depth, credit=Credit(MARK))
-    b = write_audio(audio, SR, tmp_path / f"b.{fmt}", bit_depth=depth, credit=Credit(MARK))
-    c = write_audio(audio, SR, tmp_path / f"c.{fmt}", bit_depth=depth, credit=Credit("dm:other"))
+    a = write_audio(
+        audio, SR, tmp_path / f"a.{fmt}", bit_depth=depth, credit=Credit(MARK), mark=False
+    )
+    b = write_audio(
+        audio, SR, tmp_path / f"b.{fmt}", bit_depth=depth, credit=Credit(MARK), mark=False
+    )
+    c = write_audio(
+        audio, SR, tmp_path / f"c.{fmt}", bit_depth=depth, credit=Credit("dm:other"), mark=False
+    )
     assert a.read_bytes() == b.read_bytes() != c.read_bytes()
 
 
 @pytest.mark.parametrize("name, fmt, depth", AUDIO, ids=[a[0] for a in AUDIO])
 def test_the_statement_does_not_touch_the_samples(tmp_path, audio, name, fmt, depth):
     """The samples decode exactly as those of the same file written without any tag."""
-    path = write_audio(audio, SR, tmp_path / f"a.{fmt}", bit_depth=depth, credit=Credit(MARK))
+    path = write_audio(
+        audio, SR, tmp_path / f"a.{fmt}", bit_depth=depth, credit=Credit(MARK), mark=False
+    )
     subtype = {"ogg": "VORBIS", "mp3": "MPEG_LAYER_III"}.get(fmt, f"PCM_{depth}")
     bare = io.BytesIO()
     sf.write(bare, np.clip(audio, -1, 1), SR, format=fmt.upper(), subtype=subtype)
@@ -133,7 +143,7 @@ def test_the_statement_does_not_touch_the_samples(tmp_path, audio, name, fmt, de
 
 def test_a_wav_states_it_in_riff_info_too(tmp_path, audio):
     """A WAV keeps the statement in RIFF INFO (ICMT) when its id3 chunk is taken out."""
-    path = write_audio(audio, SR, tmp_path / "a.wav", credit=Credit(MARK))
+    path = write_audio(audio, SR, tmp_path / "a.wav", credit=Credit(MARK), mark=False)
     data = path.read_bytes()
     chunks, pos = [], 12
     while pos < len(data):
@@ -308,7 +318,7 @@ def test_a_damaged_file_gives_none_or_the_statement_it_still_holds(tmp_path, aud
     elif suffix == "musicxml":
         write_musicxml(score, path)
     else:
-        write_audio(audio, SR, path)
+        write_audio(audio, SR, path, mark=False)
     whole = path.read_bytes()
     for keep in (0.01, 0.5, 0.99):
         path.write_bytes(_damaged(whole, keep))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import re
 import warnings
 import zlib
 from dataclasses import asdict, dataclass, fields
@@ -436,7 +437,11 @@ def _watermarked(audio: np.ndarray, sample_rate: int, credit: Credit) -> tuple[n
 
     if not watermark.MIN_SAMPLE_RATE <= sample_rate <= watermark.MAX_SAMPLE_RATE:
         return audio, credit
-    payload = watermark.mark_for(np.ascontiguousarray(audio, dtype="<f4").tobytes())
+    given = re.fullmatch(r"dm:([0-9a-f]{8})", credit.mark or "")
+    if given:  # the caller's mark (a piece's own): the watermark carries it
+        payload = int(given[1], 16)
+    else:
+        payload = watermark.mark_for(np.ascontiguousarray(audio, dtype="<f4").tobytes())
     marked = watermark.embed(audio, sample_rate, payload)
     return marked, dataclasses.replace(credit, mark=mark_text(payload))
 

@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _warnings_as_lines():
             code = args.handler(args) or 0
         check_stop()  # a stop that a library swallowed still ends the run as stopped
-        if keeping is not None:
+        if keeping is not None and not getattr(args, "json", False):
             _say_kept(keeping[1])
         return code
     except KeyboardInterrupt as e:
@@ -103,10 +103,7 @@ def _keep_in_library(args) -> tuple[Callable[[], None], list] | None:
 
 def _say_kept(kept: list) -> None:
     for piece in kept:
-        print(
-            f"kept in the library as {piece.id} (`{common.PROG} library show {piece.id}`)",
-            file=sys.stderr,
-        )
+        print(f"kept in the library as {piece.id} (`{common.PROG} library show {piece.id}`)")
 
 
 @contextlib.contextmanager

@@ -374,7 +374,7 @@ def short_audio(duo_midi) -> np.ndarray:
 
 @pytest.mark.parametrize("fmt", AUDIO_FORMATS)
 def test_write_each_format(fmt, tmp_path, short_audio):
-    path = write_audio(short_audio, SR, tmp_path / f"piece.{fmt}")
+    path = write_audio(short_audio, SR, tmp_path / f"piece.{fmt}", mark=False)
     assert path == tmp_path / f"piece.{fmt}"
     data, rate = sf.read(path, dtype="float32", always_2d=True)
     assert rate == SR and data.shape[1] == 2
@@ -382,14 +382,32 @@ def test_write_each_format(fmt, tmp_path, short_audio):
     if fmt in ("wav", "flac"):
         np.testing.assert_allclose(data, short_audio, atol=1 / 2**15 + 1e-6)
     # the same audio gives the same bytes (Ogg's random stream serial is fixed)
-    again = write_audio(short_audio, SR, tmp_path / f"again.{fmt}")
+    again = write_audio(short_audio, SR, tmp_path / f"again.{fmt}", mark=False)
     assert again.read_bytes() == path.read_bytes()
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "ogg", "mp3"])
+def test_written_audio_carries_the_watermark_its_statement_names(fmt, tmp_path, short_audio):
+    from engine.audio import watermark
+    from engine.credit import Credit, read_credit
+
+    path = write_audio(short_audio, SR, tmp_path / f"piece.{fmt}")
+    payload = watermark.mark_for(np.ascontiguousarray(short_audio, dtype="<f4").tobytes())
+    assert Credit.parse(read_credit(path)).mark == f"dm:{payload:08x}"
+    data, rate = sf.read(path, dtype="float32", always_2d=True)
+    found = watermark.detect(data, rate)
+    assert found.found and found.payload == payload
+    if fmt in ("wav", "flac"):  # the samples are the watermarked audio, to the last bit
+        marked = watermark.embed(np.clip(short_audio, -1, 1), SR, payload)
+        np.testing.assert_allclose(data, marked, atol=1 / 2**15 + 1e-6)
+    again = write_audio(short_audio, SR, tmp_path / f"again.{fmt}")
+    assert again.read_bytes() == path.read_bytes()  # the same audio, the same mark and bytes
 
 
 @pytest.mark.parametrize("fmt", ["wav", "flac"])
 def test_bit_depths(fmt, tmp_path, short_audio):
-    p16 = write_audio(short_audio, SR, tmp_path / f"a16.{fmt}", bit_depth=16)
-    p24 = write_audio(short_audio, SR, tmp_path / f"a24.{fmt}", bit_depth=24)
+    p16 = write_audio(short_audio, SR, tmp_path / f"a16.{fmt}", bit_depth=16, mark=False)
+    p24 = write_audio(short_audio, SR, tmp_path / f"a24.{fmt}", bit_depth=24, mark=False)
     assert sf.info(p16).subtype == "PCM_16" and sf.info(p24).subtype == "PCM_24"
     data24, _ = sf.read(p24, dtype="float32")
     np.testing.assert_allclose(data24, short_audio, atol=1 / 2**23 + 1e-7)
