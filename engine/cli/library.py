@@ -268,7 +268,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from engine.library.store import Library, default_path
 
     root = Path(args.library).expanduser() if args.library else default_path()
-    lib = Library.open(root, write=False) if (root / "library.db").is_file() else None
+    if args.library:  # asked for: it must be a library
+        lib = Library.open(root, write=False)
+    else:  # the default one, where there is one
+        lib = Library.open(root, write=False) if (root / "library.db").is_file() else None
     try:
         found = [inspect_file(f, lib) for f in args.files]
     finally:

@@ -931,6 +931,15 @@ for id_, argv, files, needle in (
     ("collection-no-name", ["collection", "add"], (), "NAME"),
 ):
     add(f"library-{id_}", ["library", *argv], files, needle)
+for name in ("empty.wav", "text-named.wav", "header-only.wav", "nan.wav"):
+    add(f"detect-{name}", ["detect", name], (name,), lit(name))
+add("detect-missing", ["detect", "missing.wav"], (), "missing")
+add(
+    "detect-library-file",
+    ["detect", "tune.wav", "--library", "notes.txt"],
+    ("tune.wav", "notes.txt"),
+    "notes.txt",
+)
 add("sketch-library-file", ["sketch", "--library", "notes.txt"], ("notes.txt",), "notes.txt")
 add(
     "generate-library-file",
