@@ -50,7 +50,8 @@ def files(tmp_path_factory):
     mid = d / "tune.mid"
     _tune_score().dump_midi(mid)
     wav = d / "tune.wav"
-    write_audio(render_midi(mid), DEFAULT_SAMPLE_RATE, wav)
+    # a recording the user brings: no Disco-Musica watermark in it
+    write_audio(render_midi(mid), DEFAULT_SAMPLE_RATE, wav, mark=False)
     return {"mid": mid, "wav": wav, "dir": d}
 
 
