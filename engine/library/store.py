@@ -765,43 +765,38 @@ class Library:
             where.append(f"{column} = ? COLLATE NOCASE")
             args.append(value)
 
-        if style:
-            eq("p.style", style)
-        if key:
-            eq("p.key", key)
-        if mode:
-            eq("p.mode", mode)
-        if meter:
-            eq("p.meter", meter)
-        if operation:
-            eq("p.operation", operation)
-        if tempo_min is not None:
-            where.append("p.tempo >= ?")
-            args.append(tempo_min)
-        if tempo_max is not None:
-            where.append("p.tempo <= ?")
-            args.append(tempo_max)
+        for column, value in (
+            ("p.style", style),
+            ("p.key", key),
+            ("p.mode", mode),
+            ("p.meter", meter),
+            ("p.operation", operation),
+        ):
+            if value:
+                eq(column, value)
+        if min_rating is not None:
+            check_rating(min_rating)
+        for condition, value in (
+            ("p.tempo >= ?", tempo_min),
+            ("p.tempo <= ?", tempo_max),
+            ("p.rating >= ?", min_rating),
+            ("p.created_ts >= ?", since),
+            ("p.created_ts < ?", until),
+        ):
+            if value is not None:
+                where.append(condition)
+                args.append(value)
         if model:
             where.append("(p.model = ? COLLATE NOCASE OR p.model_sha256 LIKE ?)")
             args += [model, model.lower() + "%"]
-        if min_rating is not None:
-            where.append("p.rating >= ?")
-            args.append(check_rating(min_rating))
-        if since is not None:
-            where.append("p.created_ts >= ?")
-            args.append(since)
-        if until is not None:
-            where.append("p.created_ts < ?")
-            args.append(until)
-        if instrument:
-            where.append("p.n IN (SELECT piece FROM instruments WHERE name = ?)")
-            args.append(instrument)
-        if tag:
-            where.append("p.n IN (SELECT piece FROM tags WHERE tag = ?)")
-            args.append(tag)
-        if collection:
-            where.append("p.n IN (SELECT piece FROM collection_items WHERE collection = ?)")
-            args.append(collection)
+        for table, column, value in (
+            ("instruments", "name", instrument),
+            ("tags", "tag", tag),
+            ("collection_items", "collection", collection),
+        ):
+            if value:
+                where.append(f"p.n IN (SELECT piece FROM {table} WHERE {column} = ?)")
+                args.append(value)
         ascending = reverse != (sort in ("title", "key", "style", "id"))
         order = f"{ORDER_BY[sort]} {'ASC' if ascending else 'DESC'}, p.n DESC"
         if text is not None:
