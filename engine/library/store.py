@@ -63,11 +63,12 @@ CREATE TABLE pieces (
     n INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
     title TEXT NOT NULL,
-    operation TEXT NOT NULL,
+    operation TEXT NOT NULL COLLATE NOCASE,
     prompt TEXT,
-    style TEXT, key TEXT, mode TEXT, meter TEXT, tempo REAL, bars INTEGER,
+    style TEXT COLLATE NOCASE, key TEXT COLLATE NOCASE, mode TEXT COLLATE NOCASE,
+    meter TEXT, tempo REAL, bars INTEGER,
     instruments TEXT NOT NULL DEFAULT '',
-    model TEXT, model_sha256 TEXT, seed INTEGER,
+    model TEXT COLLATE NOCASE, model_sha256 TEXT, seed INTEGER,
     rating INTEGER CHECK (rating IS NULL OR rating BETWEEN 1 AND 5),
     note TEXT NOT NULL DEFAULT '',
     created TEXT, created_ts REAL NOT NULL, registered_ts REAL NOT NULL,
@@ -77,6 +78,7 @@ CREATE TABLE pieces (
     status TEXT NOT NULL DEFAULT 'ok'
 );
 CREATE INDEX pieces_created ON pieces(created_ts);
+CREATE INDEX pieces_prompt_seed ON pieces(prompt, seed);
 CREATE INDEX pieces_title ON pieces(title COLLATE NOCASE);
 CREATE INDEX pieces_style ON pieces(style, created_ts);
 CREATE INDEX pieces_key ON pieces(key, mode);
@@ -375,6 +377,9 @@ class Library:
         return to
 
     def close(self) -> None:
+        if self.writable:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("PRAGMA optimize")  # statistics for the query planner
         self.db.close()
 
     def __enter__(self) -> Library:
@@ -761,8 +766,8 @@ class Library:
         where = ["p.deleted_ts IS NOT NULL" if trash else "p.deleted_ts IS NULL"]
         args: list = []
 
-        def eq(column: str, value) -> None:
-            where.append(f"{column} = ? COLLATE NOCASE")
+        def eq(column: str, value) -> None:  # the columns compare without case (the schema)
+            where.append(f"{column} = ?")
             args.append(value)
 
         for column, value in (
@@ -787,7 +792,7 @@ class Library:
                 where.append(condition)
                 args.append(value)
         if model:
-            where.append("(p.model = ? COLLATE NOCASE OR p.model_sha256 LIKE ?)")
+            where.append("(p.model = ? OR p.model_sha256 LIKE ?)")
             args += [model, model.lower() + "%"]
         for table, column, value in (
             ("instruments", "name", instrument),
@@ -795,7 +800,8 @@ class Library:
             ("collection_items", "collection", collection),
         ):
             if value:
-                where.append(f"p.n IN (SELECT piece FROM {table} WHERE {column} = ?)")
+                member = f"SELECT 1 FROM {table} x WHERE x.piece = p.n AND x.{column} = ?"
+                where.append(f"EXISTS ({member})")
                 args.append(value)
         ascending = reverse != (sort in ("title", "key", "style", "id"))
         order = f"{ORDER_BY[sort]} {'ASC' if ascending else 'DESC'}, p.n DESC"
