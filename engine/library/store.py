@@ -293,7 +293,7 @@ class Library:
                 uri = f"file:{db_path.absolute()}?mode=ro&immutable=1"
                 conn = sqlite3.connect(uri, uri=True, isolation_level=None)
             lib = cls(root, conn, writable)
-            lib._prepare()
+            lib._prepare_waiting()
         except sqlite3.DatabaseError as e:
             with contextlib.suppress(Exception):
                 conn.close()
@@ -305,6 +305,19 @@ class Library:
             lib._finish_interrupted()
             lib._purge_old_trash()
         return lib
+
+    def _prepare_waiting(self, seconds: float = 30.0) -> None:
+        """`_prepare`, waiting while another process holds the database (two commands that
+        open a new library at once: switching to WAL needs it alone for a moment)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                return self._prepare()
+            except sqlite3.OperationalError as e:
+                busy = "locked" in str(e) or "busy" in str(e)
+                if not busy or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _prepare(self) -> None:
         db = self.db

@@ -309,3 +309,40 @@ def test_a_corrupt_library_is_refused_before_any_work(tmp_path, capsys, monkeypa
     assert code == 2 and "not a usable library database" in err and err.count("\n") == 1
     assert not (tmp_path / "x.mid").exists()
     assert (lib / "library.db").read_bytes() == b"\x00garbage" * 64
+
+
+def test_two_commands_writing_at_once_into_a_new_library_both_keep_their_piece(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DISCO_MUSICA_LIBRARY": str(tmp_path / "lib")}
+    env["PYTHONPATH"] = str(Path(__file__).parents[2])
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "engine.cli",
+                "sketch",
+                "--bars",
+                "2",
+                "--seed",
+                str(seed),
+                "--out",
+                str(tmp_path / f"s{seed}.mid"),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (1, 2)
+    ]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    from engine.library.store import Library
+
+    with Library.open(tmp_path / "lib") as lib:
+        kept = {p.seed for p in lib.list()}
+        assert kept == {1, 2} and lib.verify()["problems"] == []
