@@ -483,6 +483,11 @@ class Library:
         title = title or records.title_for(record, pid)[:MAX_TITLE_CHARS]
         now = time.time()
         created_ts = created_ts or _timestamp(attrs["created"]) or now
+        if not attrs["created"]:  # generation folders record no date: it is made now
+            import datetime
+
+            stamp = datetime.datetime.fromtimestamp(created_ts, datetime.UTC)
+            attrs["created"] = stamp.isoformat(timespec="seconds")
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO pieces (id, title, operation, prompt, style, key, mode, meter, "
