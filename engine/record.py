@@ -162,18 +162,17 @@ def sweep_stale() -> list[str]:
 
 def _ours(path: Path, entry: dict) -> bool:
     """A registry entry's path is ours to remove: our name mark, and (folders) our owner
-    file with the same id inside — or nothing at all inside (a run killed between making the
-    folder and writing its owner file: the registry names this very folder, and it is
-    empty)."""
+    file with the same id inside — or nothing inside but a missing or half-written owner
+    file (a run killed between making the folder and finishing its owner file: the registry
+    names this very folder)."""
     if not path.name.startswith(TEMP_PREFIX) or path.is_symlink():
         return False
     if path.is_dir():
-        if not (path / OWNER_FILE).exists():
-            return not any(path.iterdir())
         try:
             return json.loads((path / OWNER_FILE).read_text()).get("id") == entry.get("id")
         except (OSError, ValueError, AttributeError):
-            return False
+            # Killed while making it: nothing inside but a missing or half-written owner file.
+            return all(p.name == OWNER_FILE for p in path.iterdir())
     return path.is_file() and entry.get("kind") == "file"
 
 

@@ -260,22 +260,28 @@ def test_the_sweep_removes_only_what_carries_our_mark(state):
     assert not list(state.glob("*.json"))
 
 
-def test_a_run_killed_before_its_owner_file_leaves_an_empty_folder_the_sweep_removes(state):
+def test_a_run_killed_before_its_owner_file_is_whole_leaves_a_folder_the_sweep_removes(state):
     """Killed between making its temporary folder and writing the owner file into it: the
     registry names that very folder and it is empty, so it goes; a non-empty folder without
     an owner file (someone else's) stays."""
     empty = Path(f"{R.TEMP_PREFIX}piece.123.abcdef12")
     empty.mkdir()
+    half = Path(f"{R.TEMP_PREFIX}piece.123.abcdef14")
+    half.mkdir()
+    (half / R.OWNER_FILE).write_text('{"id": "k')  # killed while writing it
     full = Path(f"{R.TEMP_PREFIX}other.123.abcdef13")
     full.mkdir()
     (full / "song.wav").write_bytes(b"not ours to judge")
     state.mkdir(parents=True)
-    for i, path in enumerate([empty, full]):
+    for i, path in enumerate([empty, full, half]):
         entry = {"pid": 999999999, "host": os.uname().nodename, "id": f"k{i}", "created": 0}
         entry |= {"path": str(path.absolute()), "target": "t", "kind": "folder"}
         (state / f"k{i}.json").write_text(json.dumps(entry))
-    assert R.sweep_stale() == [f"removed {empty.absolute()} (left by a stopped run)"]
-    assert not empty.exists() and (full / "song.wav").read_bytes() == b"not ours to judge"
+    assert sorted(R.sweep_stale()) == sorted(
+        f"removed {p.absolute()} (left by a stopped run)" for p in (empty, half)
+    )
+    assert not empty.exists() and not half.exists()
+    assert (full / "song.wav").read_bytes() == b"not ours to judge"
 
 
 def test_stale_owners():

@@ -15,7 +15,7 @@ Layout of a library folder::
     backups/              the database as it was before each migration (never overwritten)
 
 Safety: files are copied into ``incoming/<id>/`` and renamed into ``pieces/<id>/`` before
-the database row is committed; a marker ``incoming/<id>.pending`` (with its process) covers
+the database row is committed; a marker ``incoming/<id>.<process id>.pending`` covers
 the moment in between, so a ``kill -9`` anywhere leaves either no trace or a whole piece.
 The library removes only files it wrote and lists in its database.
 """
@@ -28,6 +28,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import sqlite3
 import time
 import unicodedata
@@ -435,7 +436,8 @@ class Library:
             _check_member_name(name)
         pid = self._unused_id()
         incoming = self.root / INCOMING_DIR / pid
-        marker = self.root / INCOMING_DIR / f"{pid}.pending"
+        # The marker's name holds the process too: readable even if a kill cut its content.
+        marker = self.root / INCOMING_DIR / f"{pid}.{os.getpid()}.pending"
         final = self.root / PIECES_DIR / pid
         marker.write_text(json.dumps(_owner()))  # first: a killed copy is known as ours
         entries: list[FileEntry] = []
@@ -609,17 +611,20 @@ class Library:
         done: list[str] = []
         incoming = self.root / INCOMING_DIR
         for marker in sorted(incoming.glob("*.pending")):
-            pid = marker.name.removesuffix(".pending")
-            if not re.fullmatch(f"[{ID_ALPHABET}]{{{names.LIBRARY_ID_CHARS}}}", pid):
+            m = re.fullmatch(
+                f"([{ID_ALPHABET}]{{{names.LIBRARY_ID_CHARS}}})\\.(\\d+)\\.pending", marker.name
+            )
+            if m is None:
                 continue
+            pid = m[1]
             try:
                 owner = json.loads(marker.read_text())
             except (OSError, ValueError):
                 owner = None
-            if isinstance(owner, dict) and not is_stale(owner):
+            if not isinstance(owner, dict):  # cut short by a kill: its name says who wrote it
+                owner = {"pid": int(m[2]), "host": socket.gethostname(), "created": 0}
+            if not is_stale(owner):
                 continue  # still being registered by a live process
-            if owner is None and not _older_than(marker, 60.0):
-                continue  # being written right now
             known = self.db.execute("SELECT 1 FROM pieces WHERE id = ?", (pid,)).fetchone()
             folder = self.root / PIECES_DIR / pid
             if not known and folder.is_dir():
@@ -1227,13 +1232,6 @@ def _record_in(folder: Path) -> tuple[dict, Path] | None:
         if records.is_piece_record(record):
             return record, path
     return None
-
-
-def _older_than(path: Path, seconds: float) -> bool:
-    try:
-        return time.time() - path.stat().st_mtime > seconds
-    except OSError:
-        return False
 
 
 def _timestamp(iso: str | None) -> float | None:
