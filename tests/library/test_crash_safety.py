@@ -95,6 +95,22 @@ def _check_whole(lib_path: Path) -> Library:
     return lib
 
 
+def _import_to_the_end(src: Path, lib_path: Path, env: dict, work: Path) -> None:
+    """Import ``src`` uninterrupted; the library then holds its 40 pieces, each once."""
+    done = subprocess.run(
+        _cli("library", "import", src, "--json"),
+        env=env,
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    with _check_whole(lib_path) as lib:
+        prompts = [p.prompt for p in lib.list(limit=None) if p.operation == "generate"]
+        imported = sorted(x for x in prompts if x.startswith("imported piece"))
+        assert imported == sorted(f"imported piece {i}" for i in range(40)), done.stdout
+
+
 def test_kill_9_at_random_moments_loses_nothing_and_leaves_nothing_half_done(tmp_path):
     rng = random.Random(20261206)
     lib_path = tmp_path / "lib"
@@ -125,19 +141,8 @@ def test_kill_9_at_random_moments_loses_nothing_and_leaves_nothing_half_done(tmp
         code = _kill_after(_cli("library", "import", src), env, delay, work)
         finished, killed = finished + (code is not None), killed + (code is None)
         _check_whole(lib_path).close()
-    # The import finishes after all those kills, without copying anything twice.
-    done = subprocess.run(
-        _cli("library", "import", src, "--json"),
-        env=env,
-        cwd=work,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    with _check_whole(lib_path) as lib:
-        prompts = [p.prompt for p in lib.list(limit=None) if p.operation == "generate"]
-        imported = sorted(x for x in prompts if x.startswith("imported piece"))
-        assert imported == sorted(f"imported piece {i}" for i in range(40)), done.stdout
+    _import_to_the_end(src, lib_path, env, work)  # after all those kills: nothing twice
+    with Library.open(lib_path) as lib:
         ids = [p.id for p in lib.list(limit=None)]
     export_s = _duration(_cli("library", "export", *ids[:30], "--to", work / "t.zip"), env, work)
     for trial in range(TRIALS["export"]):
@@ -159,17 +164,5 @@ def test_kill_9_at_random_moments_loses_nothing_and_leaves_nothing_half_done(tmp
                 for d in to.iterdir():  # each piece's folder is whole or absent
                     piece = lib.get(d.name.rsplit("-", 1)[1])
                     assert {p.name for p in d.iterdir()} == {f.name for f in piece.files}
-    # Importing again copies nothing twice: still the 40 pieces, once each.
-    done = subprocess.run(
-        _cli("library", "import", src, "--json"),
-        env=env,
-        cwd=work,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    with _check_whole(lib_path) as lib:
-        prompts = [p.prompt for p in lib.list(limit=None) if p.operation == "generate"]
-        imported = [x for x in prompts if x.startswith("imported piece")]
-        assert sorted(imported) == sorted(f"imported piece {i}" for i in range(40)), done.stdout
+    _import_to_the_end(src, lib_path, env, work)  # again: still the 40 pieces, once each
     assert killed >= 14, f"only {killed} of 20 trials were killed mid-way"
