@@ -588,11 +588,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """Replay a piece of the library into a new folder (or MIDI file), with its inputs found
     in the library by sha256 when they are no longer where they were; the new piece is kept
     as a replay of the old one."""
-    from engine.record import DEFAULT_ROOT, add_publish_hook, unique_folder
+    from engine.library.store import keep_pieces
+    from engine.record import add_publish_hook
 
     with open_library(args) as lib:
-        from engine.library.store import keep_pieces
-
         piece = lib.get(args.piece, include_deleted=True)
         record = lib.record(piece.id)
         folder = lib.folder_path(piece)
@@ -602,7 +601,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             if (folder / names.GENERATION_FILE).is_file():
                 code = _replay_folder(args, lib, piece, record, folder)
             else:
-                code = _replay_midi(args, lib, piece, record, folder, DEFAULT_ROOT, unique_folder)
+                code = _replay_midi(args, lib, piece, record)
         finally:
             remove()
         for new in kept:
@@ -637,12 +636,13 @@ def _replay_folder(args, lib, piece, record: dict, folder: Path) -> int:
     import tempfile
 
     from engine.cli import generate as cli_generate
+    from engine.library.transfer import slug
     from engine.record import DEFAULT_ROOT, plan_dirs, unique_folder
 
     out = Path(args.out).expanduser() if args.out else None
     if out is None:
         plan_dirs(DEFAULT_ROOT)
-        out = unique_folder(DEFAULT_ROOT, f"{_slug(piece.title)}-{piece.id}-replay")
+        out = unique_folder(DEFAULT_ROOT, f"{slug(piece.title)}-{piece.id}-replay")
     moved = _local_inputs(lib, record)
     with tempfile.TemporaryDirectory() as tmp:
         source = folder / names.GENERATION_FILE
@@ -660,17 +660,13 @@ def _replay_folder(args, lib, piece, record: dict, folder: Path) -> int:
         return cli_generate.cmd_replay(ns)
 
 
-def _slug(text: str) -> str:
-    from engine.library.transfer import slug
-
-    return slug(text)
-
-
-def _replay_midi(args, lib, piece, record: dict, folder: Path, root, unique_folder) -> int:
+def _replay_midi(args, lib, piece, record: dict) -> int:
     """A MIDI command's piece: its recorded command again, into a new MIDI file."""
     import hashlib
 
     from engine.cli import build_parser
+    from engine.library.transfer import slug
+    from engine.record import DEFAULT_ROOT, make_dirs
 
     words = record.get("args")
     midi = record.get("midi") or {}
@@ -683,11 +679,9 @@ def _replay_midi(args, lib, piece, record: dict, folder: Path, root, unique_fold
         words = [moved[recorded_input] if Path(w).name == name else w for w in words]
     out = Path(args.out).expanduser() if args.out else None
     if out is None or out.is_dir():
-        base = out or root
-        from engine.record import make_dirs
-
+        base = out or DEFAULT_ROOT
         make_dirs(base)
-        out = base / f"{_slug(piece.title)}-{piece.id}-replay.mid"
+        out = base / f"{slug(piece.title)}-{piece.id}-replay.mid"
     if out.exists():
         raise common.CliError(f"{out} exists; give a new --out")
     parser = build_parser()

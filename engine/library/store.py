@@ -1102,23 +1102,23 @@ class Library:
                 roots.append(m)
             frontier += ups
 
-        def node(m: int, relation: str | None, parent: int | None, path: set[int]) -> dict:
+        def node(m: int, relation: str | None, parent: dict | None, path: set[int]) -> dict:
             piece = self.by_n(m)
-            rec = self.record_by_n(m)
+            rec = self.record_by_n(m)  # read once: its children's changes compare with it
             item = {
                 "id": piece.id,
                 "title": piece.title,
                 "operation": piece.operation,
                 "deleted": piece.deleted is not None,
                 "relation": relation,
-                "changes": records.changes(self.record_by_n(parent), rec) if parent else [],
+                "changes": records.changes(parent, rec) if parent is not None else [],
                 "children": [],
             }
             for child, rel in db.execute(
                 "SELECT child, relation FROM parents WHERE parent = ? ORDER BY child", (m,)
             ).fetchall():
                 if child not in path:
-                    item["children"].append(node(child, rel, m, path | {child}))
+                    item["children"].append(node(child, rel, rec, path | {child}))
             return item
 
         focus = self.by_n(n).id
