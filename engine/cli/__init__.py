@@ -43,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 2 user error, 130 interrupted,
     128 + N for signal N: SIGTERM and SIGHUP stop a command as Ctrl-C does)."""
     parser = build_parser()
+    if argv is None and len(sys.argv) <= 1 or argv is not None and not list(argv):
+        return _no_command(parser)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version and usage errors (already printed)
@@ -79,6 +81,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             record.remove_made_dirs()
         restore()
+
+
+def _no_command(parser) -> int:
+    """``disco-musica`` alone: on a terminal, say how to open the studio and where the
+    commands are; otherwise (a script) the usual usage error."""
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        print(
+            f"Disco-Musica {common.program_version()}: open the studio with "
+            f"`{common.PROG} studio`, or make music from the command line, e.g.\n"
+            f'  {common.PROG} generate "a calm chorale in G major for choir, 30 seconds"\n'
+            f"Every command: `{common.PROG} --help`."
+        )
+        return 0
+    parser.print_usage(sys.stderr)
+    print(
+        f"error: give a command (`{common.PROG} studio` opens the studio); see "
+        f"`{common.PROG} --help`",
+        file=sys.stderr,
+    )
+    return common.EXIT_USER_ERROR
 
 
 def _keep_in_library(args) -> tuple[Callable[[], None], list] | None:
@@ -191,7 +213,26 @@ def build_parser() -> argparse.ArgumentParser:
     cli_train.add_commands(sub, register)
     cli_soundfonts.add_commands(sub, register)
     cli_library.add_commands(sub, register)
+    _plugin_commands(sub)
     return parser
+
+
+PLUGIN_GROUP = "disco_musica.commands"
+
+
+def _plugin_commands(sub) -> None:
+    """Commands of the faces installed beside the engine (``studio`` from `tui`), found by
+    their entry points: engine never imports them. A plugin that fails to load is left out
+    with a one-line warning; the rest of the CLI still works."""
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        try:
+            add = ep.load()
+        except Exception as e:  # a broken optional face must not break every command
+            print(f"warning: the {ep.name} command is unavailable ({e})", file=sys.stderr)
+            continue
+        add(sub, register)
 
 
 def register(sub, name: str, handler: Callable, help_text: str, words: tuple[str, ...]):

@@ -1,0 +1,44 @@
+"""``disco-musica studio``: the CLI command that opens the studio.
+
+Plugged into the CLI through the entry point group ``disco_musica.commands`` (engine never
+imports tui). Kept apart from `tui.app` so that loading the command costs nothing: Textual
+is imported only when the studio opens.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def add_command(sub, register) -> None:
+    """Add ``studio`` to the CLI (an entry point of group ``disco_musica.commands``)."""
+    p = register(sub, "studio", cmd_studio, "open the terminal studio", ("studio",))
+    p.add_argument("--library", metavar="PATH", help="the library to use (default: the usual)")
+    p.add_argument("--out", metavar="DIR", help="where the studio writes pieces' folders")
+    p.add_argument("--model", metavar="NAME|DIR", help="score model (default score-base)")
+    p.add_argument("--plain", action="store_true", help="announce changes as text lines")
+    p.add_argument("--first-run", action="store_true", help="show the introduction again")
+    p.add_argument("--no-audio", action="store_true", help="never open an audio device")
+
+
+def cmd_studio(args) -> int:
+    from engine.errors import UserError
+
+    if not sys.stdin.isatty() or not sys.stdout.isatty():
+        raise UserError("the studio needs a terminal; run `disco-musica studio` in one")
+    if args.library is not None:
+        from engine.library.store import Library
+
+        Library.open(args.library).close()  # a damaged library stops here, in one line
+    from tui.app import make_app
+
+    app = make_app(
+        library=args.library,
+        output=args.out,
+        model=args.model,
+        plain=True if args.plain else None,
+        first_run=True if args.first_run else None,
+        audio=not args.no_audio,
+    )
+    app.run()
+    return app.return_code or 0
