@@ -262,5 +262,6 @@ def describe_roll(d: RollData) -> str:
     for p in d.parts:
         lo, hi = p.pitch_range
         what = "drums" if p.is_drum else f"{note_name(lo)}–{note_name(hi)}"
-        lines.append(f"{p.name}: {len(p.notes)} notes, {what}")
+        n = len(p.notes)
+        lines.append(f"{p.name}: {n} note{'s' if n != 1 else ''}, {what}")
     return "\n".join(lines)

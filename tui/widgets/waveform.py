@@ -366,8 +366,8 @@ class Waveform(Widget):
 
 def envelope_text(mn: np.ndarray, mx: np.ndarray, rows: int) -> list[str]:
     """Columns' (min, max) drawn in ``rows`` rows of half blocks from +1 (top) to −1: a half
-    cell is filled where [min, max] reaches into it (a flat column fills the half cell it is
-    in). NaN columns are empty."""
+    cell is filled where [min, max] reaches into it (a flat column, such as silence, fills
+    the half cell just under its value). NaN columns are empty."""
     halves = 2 * rows
     step = 2.0 / halves
     hi_edge = 1.0 - step * np.arange(halves)  # [halves] top of each half cell
@@ -376,11 +376,12 @@ def envelope_text(mn: np.ndarray, mx: np.ndarray, rows: int) -> list[str]:
     b = np.clip(np.nan_to_num(mx, nan=-np.inf), -1.0, 1.0)
     valid = np.isfinite(mn) & np.isfinite(mx)
     overlap = (lo_edge[:, None] < b[None, :]) & (hi_edge[:, None] > a[None, :])
-    # a flat stretch (silence, DC) fills the half cell it sits in: [lo, hi), the top at +1
-    inside = (lo_edge[:, None] <= a[None, :]) & (
-        (a[None, :] < hi_edge[:, None]) | (hi_edge[:, None] >= 1.0)
-    )
-    filled = (overlap | ((b == a)[None, :] & inside)) & valid[None, :]
+    filled = overlap & valid[None, :]
+    # a flat stretch (silence, DC) fills the half cell under it (counted in whole half
+    # cells, so zero never falls between two by rounding)
+    flat = np.nonzero(valid & (a == b))[0]
+    k = np.clip(np.floor((1.0 - a[flat]) / step + 1e-9).astype(np.int64), 0, halves - 1)
+    filled[k, flat] = True
     glyphs = np.array([" ", "▄", "▀", "█"])  # bottom half, top half, both
     code = filled[0::2].astype(np.int64) * 2 + filled[1::2].astype(np.int64)
     return ["".join(glyphs[row]) for row in code]
