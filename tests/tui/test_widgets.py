@@ -493,6 +493,17 @@ def test_score_view_falls_back_to_text(tmp_path):
     assert ScoreView(None, None).summary() == "no score yet"
 
 
+def test_every_widget_names_itself_and_describes_its_keys():
+    from textual.binding import Binding
+
+    for cls in (PianoRoll, ParameterLanes, Waveform, ScoreView):
+        assert cls.HELP_NAME and "DEFAULT_CSS" in vars(cls)
+        bindings = [b if isinstance(b, Binding) else Binding(*b) for b in cls.BINDINGS]
+        assert bindings and all(b.description for b in bindings), cls
+    keys = {b.description for b in PianoRoll.BINDINGS}
+    assert {"Earlier", "Later", "Higher", "Lower", "Zoom in (time)", "Zoom in (pitch)"} <= keys
+
+
 # -------------------------------------------------------------------------------------------
 # Snapshots
 

@@ -46,7 +46,8 @@ class PianoRoll(BarGrid):
         border-title-style: bold;
     }
     """
-    BINDINGS = [
+    BINDINGS = [  # the grid's own too: the help screen reads this list
+        *BarGrid.BINDINGS,
         Binding("up,k", "pan_pitch(1)", "Higher", show=False),
         Binding("down,j", "pan_pitch(-1)", "Lower", show=False),
         Binding("right_square_bracket", "zoom_pitch(-1)", "Zoom in (pitch)"),
