@@ -152,6 +152,17 @@ def test_table_filters_sorting_and_search(lib_copy, tmp_path):
             assert screen.sort == "key" and not screen.reverse  # the next of names.LIBRARY_SORTS
             keys = [_open(tmp_path / "lib", i).key for i in _rows(screen)]
             assert keys == ["D", "F", "G"]
+            # a click on a heading sorts by it; a second click reverses
+            table = screen.query_one("#pieces", DataTable)
+            inside = table.content_region.offset - table.region.offset  # past the border
+            x = inside.x + table.ordered_columns[0].get_render_width(table) + 2
+            assert table.ordered_columns[1].key.value == "rating"
+            await pilot.click("#pieces", offset=(x, inside.y))
+            await pilot.pause()
+            assert (screen.sort, screen.reverse) == ("rating", False)
+            await pilot.click("#pieces", offset=(x, inside.y))
+            await pilot.pause()
+            assert (screen.sort, screen.reverse) == ("rating", True)
 
             # full-text search over the prompt's words
             await _set(screen, pilot, "search", "waltz")
@@ -221,6 +232,29 @@ def test_rate_tag_note_rename_and_collection(lib_copy, tmp_path):
             assert "at most 64" in str(app.screen.query_one("#error-text").render())
             await pilot.press("enter")
             assert sorted(_open(path, pid).tags) == ["keep", "wedding"]
+
+    _run(test)
+
+
+def test_show_piece_from_another_screen(lib_copy, tmp_path):
+    _, ids = lib_copy
+
+    async def test():
+        app = _app(tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            assert not isinstance(app.screen, LibraryScreen)
+            app.switch_mode("library")  # what the Make screen does, then show_piece at once
+            app.screen.show_piece(ids["waltz"])
+            await pilot.pause(0.5)
+            screen = app.screen
+            assert isinstance(screen, LibraryScreen) and screen.selected_id == ids["waltz"]
+            assert "lively waltz" in str(screen.query_one("#details").render())
+            screen.query_one("#f-style", Input).value = "chorale"
+            await pilot.pause(0.5)
+            screen.show_piece(ids["jazz"])  # the filters are cleared to show it
+            await pilot.pause(0.5)
+            assert screen.selected_id == ids["jazz"] and len(screen.shown_ids) == 3
 
     _run(test)
 

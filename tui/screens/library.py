@@ -183,6 +183,7 @@ class LibraryScreen(StudioScreen):
         self.shown_ids: list[str] = []
         self.filter_problem: str | None = None
         self._debounce: Timer | None = None
+        self._pending: str | None = None  # show_piece before the screen was mounted
 
     # -- layout --
     def compose_body(self):
@@ -225,6 +226,9 @@ class LibraryScreen(StudioScreen):
         self.query_one("#lineage", Tree).show_root = False
         self.reload()
         table.focus()
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self._show_piece(pending)
 
     def on_screen_resume(self) -> None:
         if self.is_mounted:
@@ -313,7 +317,7 @@ class LibraryScreen(StudioScreen):
                 p.id,
                 stars(p.rating),
                 (p.created or "")[:10],
-                p.title[:40],
+                p.title[:30],
                 p.style or "",
                 " ".join(x for x in (p.key, p.mode) if x),
                 f"{p.tempo:.0f}" if p.tempo else "",
@@ -335,7 +339,11 @@ class LibraryScreen(StudioScreen):
 
     @on(DataTable.RowHighlighted, "#pieces")
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._select(event.row_key.value if event.row_key is not None else None)
+        if event.cursor_row != event.data_table.cursor_row:
+            return  # stale: the table was filled again and its cursor moved since
+        piece_id = event.row_key.value if event.row_key is not None else None
+        if piece_id != self.selected_id:
+            self._select(piece_id)
 
     @on(DataTable.HeaderSelected, "#pieces")
     def _header_selected(self, event: DataTable.HeaderSelected) -> None:
@@ -389,7 +397,14 @@ class LibraryScreen(StudioScreen):
 
     def show_piece(self, piece_id: str) -> None:
         """Show one piece (from another screen): the filters and search are cleared, the
-        trash shown if the piece is there, and its row selected."""
+        trash shown if the piece is there, and its row selected. Works right after
+        ``app.switch_mode("library")``, before the screen is mounted."""
+        if not self.is_mounted:
+            self._pending = piece_id
+            return
+        self._show_piece(piece_id)
+
+    def _show_piece(self, piece_id: str) -> None:
         from engine.errors import UserError
 
         try:
@@ -409,16 +424,9 @@ class LibraryScreen(StudioScreen):
         with box.prevent(Checkbox.Changed):
             box.value = piece.deleted is not None
         self.selected_id = piece.id
-        self.reload()
-        if self._debounce is not None:  # the cleared fields' Changed events come later
-            self._debounce.stop()
-        self.call_after_refresh(self._cancel_debounce)
+        self.reload()  # (the cleared fields' Changed events reload once more, harmlessly)
         self.action_focus_table()
         self.announce(f"showing {piece.id}: {piece.title}")
-
-    def _cancel_debounce(self) -> None:
-        if self._debounce is not None:
-            self._debounce.stop()
 
     # -- the details --
     def _select(self, piece_id: str | None) -> None:

@@ -311,7 +311,9 @@ class ModelsScreen(StudioScreen):
 
     @on(DataTable.RowHighlighted, "#models-table")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.row_key is not None:
+        if event.cursor_row != event.data_table.cursor_row:
+            return  # stale: the table was filled again since
+        if event.row_key is not None and event.row_key.value != self.selected:
             self._show(event.row_key.value)
 
     def _show(self, name: str) -> None:
