@@ -31,6 +31,25 @@ def plan_line(p) -> str:
     )
 
 
+def table_rows(understood: list[dict]) -> list[tuple[str, str, str]]:
+    """(words, means, value) rows; what a mood implies ("64 (default for tranquility)")
+    goes on one row of its words, so that a calm prompt does not fill the screen."""
+    rows: list[tuple[str, str, str]] = []
+    implied: dict[str, list[str]] = {}
+    for u in understood:
+        value = u["value"]
+        if value.endswith(")") and " (default for " in value:
+            short, _, source = value[:-1].partition(" (default for ")
+            key = f"{u['phrase']}\0{source}"
+            if key not in implied:
+                implied[key] = []
+                rows.append((u["phrase"], "implies", key))
+            implied[key].append(f"{u['attribute'].removesuffix('_bpm')} {short}")
+        else:
+            rows.append((u["phrase"], u["attribute"], value))
+    return [(w, m, ", ".join(implied[v]) if v in implied else v) for w, m, v in rows]
+
+
 def ignored_line(ignored: list[dict]) -> str:
     """``ignored: blah (did you mean bach?), ...`` or "" when no word was left out."""
     words = []
@@ -157,8 +176,8 @@ class Understanding(Vertical):
             t = Table(box=None, pad_edge=False, show_edge=False, expand=False)
             for col in ("words", "means", "value"):
                 t.add_column(col, style="bold" if col == "value" else None)
-            for u in self.understood:
-                t.add_row(u["phrase"], u["attribute"], u["value"])
+            for phrase, means, value in table_rows(self.understood):
+                t.add_row(phrase, means, value)
             table.update(t)
         elif not self.prompt.strip():
             table.update("empty prompt: the model chooses style, key and the rest")
