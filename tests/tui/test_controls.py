@@ -276,6 +276,17 @@ def test_musicgen_disables_the_score_only_controls():
         await settle(pilot)
         assert not c.query_one("#c-meter").disabled and c.query_one("#c-guidance").disabled
         assert c.formats() == ["wav", "mid"] and c.options()["meter"] == "3/4"
+        # a problem of a control the model does not read is no problem
+        c.set_values(model="musicgen-small", meter="7/3", guidance=4.0)
+        await settle(pilot)
+        assert c.errors() == [] and c.options()["meter"] is None
+        c.set_values(meter="3/4", guidance=50.0)
+        await settle(pilot)
+        assert c.errors() == []
+        # a model that is neither listed nor a folder
+        c.set_values(model="no-such-model")
+        await settle(pilot)
+        assert c.errors() == ["no folder no-such-model"]
 
     run(test)
 

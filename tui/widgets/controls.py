@@ -251,7 +251,13 @@ class GenerateControls(VerticalScroll):
 
     def errors(self) -> list[str]:
         """The problems of now, one line each (empty: every control is valid)."""
-        return [msg for name, msg in self._problems.items() if msg]
+        return [msg for name, msg in self._problems.items() if msg and not self._unused(name)]
+
+    def _unused(self, name: str) -> bool:
+        """True for a control the chosen model does not read (its value is not used)."""
+        return (self._musicgen and name in SCORE_ONLY) or (
+            name == "guidance" and not self._musicgen
+        )
 
     def _good(self, name: str):
         """The value of a control, parsed; None when empty or wrong."""
@@ -294,7 +300,8 @@ class GenerateControls(VerticalScroll):
             return names.num(v) if isinstance(v, float) else str(v)
 
         model = options.get("model")
-        if model and Path(str(model)).expanduser().is_dir():
+        listed = [*score_models(), *CATALOG]
+        if model and (model not in listed or Path(str(model)).expanduser().is_dir()):
             self._set_select("model", None)
             self.query_one("#c-folder", Input).value = str(model)
         else:
@@ -517,7 +524,7 @@ class GenerateControls(VerticalScroll):
             msg = self.query_one(f"#c-{name}-msg", Static)
         except Exception:  # the unit, say: its problems are the length's
             return
-        problem = self._problems.get(name)
+        problem = None if self._unused(name) else self._problems.get(name)
         disabled = self._musicgen and name in SCORE_ONLY
         if name == "guidance" and not self._musicgen:
             disabled, note = True, "for MusicGen models only"
