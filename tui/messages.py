@@ -75,3 +75,22 @@ class PlaybackState(Message):
     position_s: float
     length_s: float
     loop: bool = False
+
+
+@dataclass
+class Understood(Message):
+    """How the prompt and the controls were read (`tui.widgets.understood.Understanding`):
+    ``plan_summary`` is the plan as a dict (``Plan.to_dict()`` with ``"line"``, the one-line
+    plan, ``"understood"`` and ``"ignored"``), or None when ``error`` (one line) says why
+    there is no plan."""
+
+    plan_summary: dict | None
+    error: str | None = None
+
+
+@dataclass
+class ControlsChanged(Message):
+    """The generate controls changed and all of them are valid: ``options`` are the keyword
+    options of `engine.pipelines.compose.plan` (`tui.widgets.controls.GenerateControls`)."""
+
+    options: dict

@@ -675,7 +675,7 @@ def _sections(structure: list[str] | None, bars: int) -> list[tuple[str, int]]:
 
 
 # ---- composing ---------------------------------------------------------------------------
-NUMBER_FIELDS = ("tempo_bpm", "seconds", "creativity", "voice_leading")
+NUMBER_FIELDS = ("tempo_bpm", "seconds", "creativity", "voice_leading", "density", "syncopation")
 WHOLE_FIELDS = ("bars", "seed", "polyphony")
 LIST_FIELDS = ("instruments", "progression")  # text, or a list of names
 BOOL_FIELDS = ("double_stops",)
