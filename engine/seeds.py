@@ -26,6 +26,8 @@ path                number           the stream of
                                      prompts`` (train.evaluate, pipelines.eval_prompts)
 ``data, i``         ``s + i``        the training data's order (train.score: a preset's
                                      ``data_seed_offset``)
+``bar, i``          ``s + 2000 + i`` bar i of a piece written bar by bar (the studio:
+                                     pipelines.live; bar 0 uses ``s`` itself)
 ==================  ===============  ======================================================
 
 Paths nest: ``derive_seed(s, "section", i, "window", k)`` is ``s + i + k``, the window k of
@@ -69,6 +71,7 @@ BASES = {
     "piece": 0,
     "chorale": 0,
     "data": 0,
+    "bar": 2000,
 }
 
 

@@ -190,11 +190,13 @@ class Composition:
     model_name: str
     model_sha256: str
     settings: dict = field(default_factory=dict)
+    program_changes: list = field(default_factory=list)
+    """(track, tick, program) instrument changes within parts (a piece written by bar)."""
 
     def midi_bytes(self) -> bytes:
-        from engine.symbolic.midi import midi_bytes
+        from engine.symbolic.midi import midi_bytes, with_program_changes
 
-        return midi_bytes(self.score)
+        return with_program_changes(midi_bytes(self.score), self.program_changes)
 
     def save(
         self,
@@ -437,6 +439,12 @@ def plan(prompt: str = "", **options) -> tuple[Plan, dict]:
         polyphony=_polyphony(o.get("polyphony")),
         double_stops=_double_stops(pick("double_stops")),
     )
+    if o.get("changes"):
+        if not o.get("by_bar"):
+            raise ComposeError("changes from a bar on need by_bar=True (the piece written by bar)")
+        from engine.pipelines.live import check_changes
+
+        check_changes(o["changes"], p)
     return p, _parsed_dict(parsed)
 
 
@@ -494,6 +502,8 @@ REQUEST_FIELDS = (
     "polyphony",
     "voice_leading",
     "double_stops",
+    "by_bar",
+    "changes",
 )
 
 
@@ -678,7 +688,7 @@ def _sections(structure: list[str] | None, bars: int) -> list[tuple[str, int]]:
 NUMBER_FIELDS = ("tempo_bpm", "seconds", "creativity", "voice_leading", "density", "syncopation")
 WHOLE_FIELDS = ("bars", "seed", "polyphony")
 LIST_FIELDS = ("instruments", "progression")  # text, or a list of names
-BOOL_FIELDS = ("double_stops",)
+BOOL_FIELDS = ("double_stops", "by_bar")
 
 
 def _check_types(prompt, options: dict) -> None:
@@ -696,6 +706,8 @@ def _check_types(prompt, options: dict) -> None:
             want = "a number"
         elif name in BOOL_FIELDS:
             ok, want = isinstance(v, bool), "True or False"
+        elif name == "changes":
+            ok, want = isinstance(v, list | tuple), "a list of changes ({'bar': N, ...})"
         elif name in LIST_FIELDS:
             ok = isinstance(v, str) or (
                 isinstance(v, list | tuple) and all(isinstance(x, str) for x in v)
@@ -737,6 +749,10 @@ def compose(
     """
     from engine.symbolic import score_api as api
 
+    if options.get("by_bar"):
+        from engine.pipelines.live import compose_by_bar
+
+        return compose_by_bar(prompt, model=model, progress=progress, **options)
     request = {"prompt": prompt, **{k: v for k, v in options.items() if v is not None}}
     p, parsed = plan(prompt, **options)
     sm = model if isinstance(model, api.ScoreModel) else api.load(model or api.DEFAULT_MODEL)

@@ -37,6 +37,48 @@ def midi_bytes(score: Score, *, credit: Credit | None = None) -> bytes:
     return with_copyright(bytes(score.dumps_midi()), credit.statement)
 
 
+def with_program_changes(data: bytes, changes) -> bytes:
+    """MIDI ``data`` with a program change for each (track, tick, program) of ``changes``:
+    track ``track`` (0 = the first track holding notes) sounds as ``program`` from ``tick``
+    on, on that track's channel. No changes: ``data`` itself."""
+    if not changes:
+        return data
+    import io
+
+    import mido
+
+    mid = mido.MidiFile(file=io.BytesIO(data))
+    noted = [t for t in mid.tracks if any(m.type == "note_on" for m in t)]
+    for track_index, tick, program in changes:
+        track = noted[track_index]
+        channel = next(m.channel for m in track if m.type == "note_on")
+        events, at = [], 0
+        for m in track:  # absolute times
+            at += m.time
+            events.append([at, m])
+        change = mido.Message("program_change", channel=channel, program=int(program))
+        # after the events at earlier ticks and the note-offs at this tick, before note-ons
+        pos = next(
+            (
+                i
+                for i, (t, m) in enumerate(events)
+                if t > tick
+                or (t == tick and m.type == "note_on" and m.velocity > 0)
+                or m.type == "end_of_track"
+            ),
+            len(events),
+        )
+        events.insert(pos, [tick, change])
+        track.clear()
+        last = 0
+        for t, m in events:
+            track.append(m.copy(time=t - last))
+            last = t
+    out = io.BytesIO()
+    mid.save(file=out)
+    return out.getvalue()
+
+
 def with_copyright(data: bytes, text: str) -> bytes:
     """MIDI ``data`` with a copyright notice ``text`` (ASCII) at tick 0 of its first track.
 
