@@ -38,6 +38,7 @@ import numpy as np
 from engine.audio.io import resample
 from engine.audio.render import (
     DEFAULT_SAMPLE_RATE,
+    RELEASE_TAIL_S,
     TARGET_LUFS,
     Effects,
     _check_sample_rate,
@@ -88,18 +89,50 @@ def render_playback(
     sample_rate: int = DEFAULT_SAMPLE_RATE,
     effects: Effects | None = None,
     target_lufs: float = TARGET_LUFS,
+    gain: Levels | None = None,
 ) -> tuple[np.ndarray, Levels]:
     """The whole piece as ``render_audio`` makes it (float32 [frames, 2], the same samples),
-    and its `Levels` for `render_window`."""
+    and its `Levels` for `render_window`.
+
+    ``gain``: another version's `Levels` to render with instead of measuring this one's (a
+    changed piece keeps the level it played at; it is returned unchanged).
+    """
     effects = Effects() if effects is None else effects
     effects.validate()
     path = soundfont_path(soundfont)
     audio = _synthesize(midi, load_soundfont(path), path, sample_rate)
+    if gain is not None:
+        audio = apply_effects(audio, sample_rate, effects, peak_db=gain.synth_peak_db)
+        return (audio.astype(np.float64) * gain.gain).astype(np.float32), gain
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     peak_db = 20.0 * math.log10(peak) if peak > 0 else -math.inf
     audio = apply_effects(audio, sample_rate, effects)
     audio, info = normalize_loudness(audio, sample_rate, target_lufs=target_lufs)
     return audio, Levels(peak_db, float(info["gain_db"]), bool(info["limited"]))
+
+
+def rendered_seconds(midi: bytes | str | Path, sample_rate: int = DEFAULT_SAMPLE_RATE) -> float:
+    """The length (s) of the piece's full render at ``sample_rate``, without rendering it."""
+    sample_rate = _check_sample_rate(sample_rate)
+    data, name = _midi_bytes(midi)
+    timeline = _timeline(data, name)
+    if timeline is None:
+        _, length_s = _prepare_midi(data, name)
+        return round((length_s + RELEASE_TAIL_S) * sample_rate) / sample_rate
+    synth_frames = int(SYNTH_SAMPLE_RATE * timeline[1][-1])
+    g = math.gcd(SYNTH_SAMPLE_RATE, sample_rate)
+    frames = -(-synth_frames * (sample_rate // g) // (SYNTH_SAMPLE_RATE // g))
+    return frames / sample_rate
+
+
+def warm() -> None:
+    """Import what a render needs (a render process calls it once, before the first piece)."""
+    import midirenderer  # noqa: F401
+    import mido  # noqa: F401
+    import pedalboard  # noqa: F401
+    import pyloudnorm  # noqa: F401
+    import scipy.signal  # noqa: F401
+    import soundfile  # noqa: F401
 
 
 # ---------------------------------------------------------------------------------------------
