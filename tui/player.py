@@ -432,16 +432,16 @@ def _as_stereo(audio: np.ndarray) -> np.ndarray:
 
 def _spliced(old: np.ndarray, at: int, new: np.ndarray, x: int) -> np.ndarray:
     """old[:at] (silence past its end), then ``new``; new's first ``x`` frames fade in over
-    old's (linear: the two are the same music, so their sum keeps the level)."""
+    old's (linear: the two are the same music, so their sum keeps the level).  Where old has
+    nothing left to fade from (a buffer that ends at ``at``: the next part of a render in
+    parts), new starts as it is."""
     out = np.zeros((at + len(new), CHANNELS), dtype=np.float32)
     kept = old[:at]
     out[: len(kept)] = kept
     out[at:] = new
-    x = min(x, len(new))
+    x = max(0, min(x, len(new), len(old) - at))
     if x:
-        under = np.zeros((x, CHANNELS), dtype=np.float32)
-        tail = old[at : at + x]
-        under[: len(tail)] = tail
+        under = old[at : at + x]
         w = ((np.arange(x, dtype=np.float32) + 0.5) / x)[:, None]
         out[at : at + x] = under * (1.0 - w) + new[:x] * w
     return out
