@@ -124,6 +124,8 @@ def frame_gaps(n_changes: int, seed: int, *, render: bool = True) -> list[float]
         live.close()
         return gaps
 
+    return asyncio.run(main())
+
 
 def gap_line(name: str, gaps: list[float]) -> str:
     worst = sorted(gaps)[-3:][::-1]
