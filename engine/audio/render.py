@@ -154,12 +154,15 @@ def _peak_db(audio: np.ndarray) -> float:
     return 20.0 * math.log10(peak) if peak > 0 else -math.inf
 
 
-def apply_effects(audio: np.ndarray, sample_rate: int, effects: Effects) -> np.ndarray:
+def apply_effects(
+    audio: np.ndarray, sample_rate: int, effects: Effects, *, peak_db: float | None = None
+) -> np.ndarray:
     """Run ``audio`` [frames, channels] through EQ → compressor → reverb; same shape, float32.
 
     With every setting at 0 (``NO_EFFECTS``) the audio comes back unchanged (a copy).  The
     reverb tail is kept inside the input's length: ``render_midi`` leaves RELEASE_TAIL_S of
-    room after the last note for it.
+    room after the last note for it.  ``peak_db``: the level the compressor's threshold is set
+    under (None: this audio's sample peak; a window of a piece passes the whole piece's).
     """
     from pedalboard import Compressor, HighShelfFilter, LowShelfFilter, Pedalboard, Reverb
 
@@ -174,7 +177,7 @@ def apply_effects(audio: np.ndarray, sample_rate: int, effects: Effects) -> np.n
         board.append(
             HighShelfFilter(cutoff_frequency_hz=EQ_HIGH_SHELF_HZ, gain_db=effects.eq_high_db)
         )
-    peak_db = _peak_db(audio)
+    peak_db = _peak_db(audio) if peak_db is None else peak_db
     if effects.compression and math.isfinite(peak_db):
         c = effects.compression
         board.append(
@@ -284,24 +287,29 @@ def _midi_bytes(midi) -> tuple[bytes, str]:
 
 
 def _prepare_midi(data: bytes, name: str) -> tuple[bytes | None, float]:
-    """(MIDI bytes ending RELEASE_TAIL_S later, or None when it has no notes; its length in s)."""
+    """(MIDI bytes ending RELEASE_TAIL_S later, or None when it has no notes; its length in s,
+    measured only when it has no notes, else 0)."""
     import mido
 
     if not data:
         raise RenderError(f"{name} is empty, not a MIDI file; export it again")
     try:
         mf = mido.MidiFile(file=io.BytesIO(data), clip=True)
-        length_s = float(mf.length) if mf.type != 2 else 0.0
+        has_notes = any(m.type == "note_on" and m.velocity > 0 for t in mf.tracks for m in t)
+        length_s = 0.0 if has_notes or mf.type == 2 else float(mf.length)
     except Exception as e:  # mido raises OSError, EOFError, KeyError, ValueError... on bad bytes
         raise RenderError(f"{name} is not a readable MIDI file ({e}); export it again") from e
-    has_notes = any(m.type == "note_on" and m.velocity > 0 for t in mf.tracks for m in t)
     if not has_notes:
         return None, length_s
-    # tempo in force at the end decides how many ticks RELEASE_TAIL_S is
-    tempo_us = 500_000
-    for msg in mido.merge_tracks(mf.tracks):
-        if msg.type == "set_tempo":
-            tempo_us = msg.tempo
+    # tempo in force at the end decides how many ticks RELEASE_TAIL_S is: the last set_tempo
+    # in time (of several at one tick, the later track's; as merging the tracks orders them)
+    tempo_us, tempo_tick = 500_000, -1
+    for track in mf.tracks:
+        tick = 0
+        for msg in track:
+            tick += msg.time
+            if msg.type == "set_tempo" and tick >= tempo_tick:
+                tempo_us, tempo_tick = msg.tempo, tick
     tail = math.ceil(RELEASE_TAIL_S * 1e6 / tempo_us * mf.ticks_per_beat)
     longest = max(mf.tracks, key=lambda t: sum(m.time for m in t))
     if len(longest) and longest[-1].type == "end_of_track":
