@@ -46,50 +46,53 @@ LATENCY_HISTORY = 8
 class Renderer:
     """`engine.audio.playback` renders, in a child process (``in_process``: in the caller's
     thread, for tests).  One render at a time; the caller's thread waits for it, without
-    holding the GIL."""
+    holding the GIL (`engine.audio.render_server`)."""
 
     def __init__(self, *, in_process: bool = False):
-        self._pool = None
+        self._client = None
         if not in_process:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+            from engine.audio.render_server import RenderClient
 
-            # spawn, not fork: the app's process has threads (Textual, the audio callback)
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-
-    def _call(self, fn: Callable, *args, **kwargs):
-        if self._pool is None:
-            return fn(*args, **kwargs)
-        return self._pool.submit(fn, *args, **kwargs).result()
+            self._client = RenderClient()
 
     def warm(self) -> None:
         """Start the process and import the renderer there (a second or two, once)."""
         from engine.audio import playback
 
-        self._call(playback.warm)
+        if self._client is None:
+            playback.warm()
+        else:
+            self._client.call("warm")
 
     def full(self, midi: bytes, **kwargs) -> tuple[np.ndarray, object]:
         """``render_playback(midi, **kwargs)``: (audio, Levels)."""
-        from engine.audio.playback import render_playback
+        from engine.audio.playback import Levels, render_playback
 
-        return self._call(render_playback, midi, **kwargs)
+        if self._client is None:
+            return render_playback(midi, **kwargs)
+        answer, audio = self._client.call("playback", midi, **kwargs)
+        return audio, Levels(**answer["levels"])
 
     def window(self, midi: bytes, start_s: float, seconds: float, **kwargs) -> np.ndarray:
         """``render_window(midi, start_s, seconds, **kwargs)``."""
         from engine.audio.playback import render_window
 
-        return self._call(render_window, midi, start_s, seconds, **kwargs)
+        if self._client is None:
+            return render_window(midi, start_s, seconds, **kwargs)
+        return self._client.call("window", midi, start_s=start_s, seconds=seconds, **kwargs)[1]
 
     def length_s(self, midi: bytes, sample_rate: int) -> float:
         """The full render's length (s)."""
         from engine.audio.playback import rendered_seconds
 
-        return self._call(rendered_seconds, midi, sample_rate)
+        if self._client is None:
+            return rendered_seconds(midi, sample_rate)
+        return self._client.call("seconds", midi, sample_rate=sample_rate)[0]["seconds"]
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
 
 def first_bar_at_or_after(bar_times_s: Sequence[float], t: float, from_bar: int = 0) -> int | None:

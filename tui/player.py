@@ -228,6 +228,11 @@ class Player:
         return len(self._buf) / self.sample_rate
 
     @property
+    def audio(self) -> np.ndarray:
+        """The buffer as it plays now (float32 [frames, 2]; do not change it in place)."""
+        return self._buf
+
+    @property
     def playing(self) -> bool:
         with self._pumped():
             return self._playing

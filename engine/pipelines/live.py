@@ -235,10 +235,14 @@ class BarWriter:
         ``creativity``, ``density`` or ``instrument=(part, name)``. Returns the first bar
         that must be written again (``written + 1`` when none)."""
         p = self.plan
+        if type(bar) is not int:  # a float or a bool would make a record replay refuses
+            raise ComposeError(f"a change needs a whole bar number, not {bar!r}")
         new = []
         for k, v in values.items():
             if k == "instrument":
                 items = v.items() if isinstance(v, dict) else [v]
+                if not all(isinstance(x, tuple | list) and len(x) == 2 for x in items):
+                    raise ComposeError(f"instrument= takes (part, name), not {v!r}")
                 for part, name in items:
                     new.append(_checked(bar, "instrument", name, part, p))
             elif k in CHANGE_FIELDS:
@@ -329,6 +333,7 @@ class BarWriter:
             self._raw = _repeat(
                 self.sm, self._raw, p, (repeat_of, n), i, sampling, None, steer, p.voice_leading
             )
+            self._in_range(start * _bar_ticks(self._raw, p.meter))
             self.written = start + n
             return self.written
         if self._raw is None:
@@ -373,6 +378,19 @@ class BarWriter:
         self._raw = g.score
         self.written = bar0 + 1
         return self.written
+
+    def _in_range(self, tick: int) -> None:
+        """The notes from ``tick`` on in their parts' ranges, moved by octaves: the rewritten
+        last bar of a repeat (`_repeat`'s ``regenerate_bars`` knows no ranges) may leave them."""
+        for t, (low, high) in zip(self._raw.tracks, self._ranges, strict=False):
+            for x in t.notes:
+                if x.time >= tick and not low <= x.pitch <= high:
+                    pitch = x.pitch
+                    while pitch > high and pitch - 12 >= low:
+                        pitch -= 12
+                    while pitch < low and pitch + 12 <= high:
+                        pitch += 12
+                    x.pitch = min(max(pitch, low), high)
 
     def run(
         self,

@@ -40,7 +40,11 @@ def midi_bytes(score: Score, *, credit: Credit | None = None) -> bytes:
 def with_program_changes(data: bytes, changes) -> bytes:
     """MIDI ``data`` with a program change for each (track, tick, program) of ``changes``:
     track ``track`` (0 = the first track holding notes) sounds as ``program`` from ``tick``
-    on, on that track's channel. No changes: ``data`` itself."""
+    on, on that track's channel. No changes: ``data`` itself.
+
+    The tracks are those that hold channel messages (symusic writes a program change in every
+    track of the score, one without notes too, so a silent part keeps its place); a change
+    past a track's last event moves the track's end to it."""
     if not changes:
         return data
     import io
@@ -48,10 +52,10 @@ def with_program_changes(data: bytes, changes) -> bytes:
     import mido
 
     mid = mido.MidiFile(file=io.BytesIO(data))
-    noted = [t for t in mid.tracks if any(m.type == "note_on" for m in t)]
+    parts = [t for t in mid.tracks if any(hasattr(m, "channel") for m in t)]
     for track_index, tick, program in changes:
-        track = noted[track_index]
-        channel = next(m.channel for m in track if m.type == "note_on")
+        track = parts[track_index]
+        channel = next(m.channel for m in track if hasattr(m, "channel"))
         events, at = [], 0
         for m in track:  # absolute times
             at += m.time
@@ -69,6 +73,8 @@ def with_program_changes(data: bytes, changes) -> bytes:
             len(events),
         )
         events.insert(pos, [tick, change])
+        for e in events[pos + 1 :]:  # the end of the track, when it came before ``tick``
+            e[0] = max(e[0], tick)
         track.clear()
         last = 0
         for t, m in events:

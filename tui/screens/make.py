@@ -151,10 +151,13 @@ class MakeScreen(StudioScreen):
         self.variations: list[dict] = []
         self.audio = None  # (samples [frames, 2], sample_rate) of the current piece
         self.player = None
+        self.live = None  # LiveAudio: re-renders ahead of the playhead after a change
+        self.audio_notice: str | None = None
         self.job_started = 0.0
         self._dirty_since: float | None = None  # changes after the piece was kept
         self._time_left: TimeLeft | None = None
         self._change_log: list[str] = []
+        self._changed_from = 1
 
     # -- layout --
     def compose_body(self) -> ComposeResult:
@@ -197,6 +200,13 @@ class MakeScreen(StudioScreen):
         hz = 1.0 if self.app.reduced_motion else PLAYHEAD_HZ
         self.set_interval(1.0 / hz, self._tick)
         self.query_one("#progress", ProgressBar).update(total=None)
+        self._open_player()
+
+    def on_unmount(self) -> None:
+        if self.live is not None:
+            self.live.close()
+        if self.player is not None:
+            self.player.close()
 
     # -- the prompt and the controls --
     @on(Input.Changed, "#prompt")
@@ -574,52 +584,110 @@ class MakeScreen(StudioScreen):
         self.announce(f"picked variation {result['index'] + 1}: {result['title']}")
 
     # -- hearing --
+    def _open_player(self) -> None:
+        """The player: the audio output, else a silent transport with a one-line notice."""
+        from tui.player import ClockSink, Player, open_player
+
+        if self.app.audio_enabled:
+            self.player, notice = open_player(device=self.app.settings.audio_device)
+        else:
+            self.player = Player(sink=ClockSink())
+            notice = "audio output is off (--no-audio); playing silently"
+        self.audio_notice = notice
+        if notice:
+            self.set_status(f"{notice} (o opens the piece in the system player)")
+            self.announce(notice)
+
+    def _live_audio(self):
+        if self.live is None:
+            from tui.live_audio import LiveAudio
+
+            def applied(a) -> None:
+                self.app.call_from_thread(self._change_heard, a)
+
+            def failed(e: BaseException) -> None:
+                self.app.call_from_thread(self.set_status, f"the new audio failed: {e}", True)
+
+            self.live = LiveAudio(self.player, on_applied=applied, on_error=failed)
+        return self.live
+
+    def _change_heard(self, a) -> None:
+        self.announce(f"the change is heard from bar {a.bar + 1}")
+
     @work(thread=True, exclusive=True, group="audio", exit_on_error=False)
     def _load_audio(self, result: dict) -> None:
         import numpy as np
 
-        folder = Path(result["folder"])
-        wav = next(
-            (
-                folder / f"music.{f}"
-                for f in ("wav", "flac", "ogg")
-                if (folder / f"music.{f}").is_file()
-            ),
-            None,
-        )
-        if wav is not None:
+        writer = result.get("writer")
+        if writer is not None:  # the score's own render, so changes can be spliced in
+            self._live_audio().load(writer.midi_bytes(), writer.bar_seconds())
+            audio, sr = self.player.audio, self.player.sample_rate
+        else:
+            folder = Path(result["folder"])
+            files = [folder / f"music.{f}" for f in ("wav", "flac", "ogg", "mp3")]
+            wav = next((f for f in files if f.is_file()), None)
+            if wav is None:
+                return
             from engine.audio.io import load_audio
 
-            audio, sr = load_audio(wav, mono=False)
+            audio, sr = load_audio(wav)
             audio = np.asarray(audio, np.float32)
-            if audio.ndim == 2 and audio.shape[0] <= 2 < audio.shape[1]:
-                audio = audio.T
-        elif result.get("midi"):
-            from engine.audio.render import render_audio
-
-            audio, info = render_audio(result["midi"])
-            sr = info.get("sample_rate", 44100)
-        else:
-            return
+            if audio.ndim == 1 or audio.shape[1] == 1:
+                audio = np.repeat(audio.reshape(-1, 1), 2, axis=1)
+            self.player.load(audio, sr, position=0.0)
         self.app.call_from_thread(self._audio_ready, audio, sr)
 
     def _audio_ready(self, audio, sr: int) -> None:
         self.audio = (audio, sr)
         self.query_one(Waveform).set_audio(audio, sr)
-        if self.player is not None:
-            self.player.load(audio, sr)
+        self.announce(f"audio ready: {len(audio) / sr:.1f} seconds; space plays")
 
     def action_play(self) -> None:
-        self.set_status("Playback is not available yet.")
+        if self.player is None or not self.player.length_s:
+            self.set_status(
+                "Nothing to play yet" + (": it is being written." if self.busy else ".")
+            )
+            return
+        playing = self.player.toggle()
+        where = f"{self.player.position_s:.1f} s"
+        self.announce(f"playing from {where}" if playing else f"paused at {where}")
+        self.set_status(("Playing" if playing else "Paused") + f" at {where}")
 
     def action_seek(self, bars: int) -> None:
-        pass
+        if self.player is None or not self.player.length_s:
+            return
+        times = self.writer.bar_seconds() if self.writer is not None else None
+        pos = self.player.position_s
+        if times:
+            import bisect
+
+            now = max(0, bisect.bisect_right(times, pos + 1e-6) - 1)
+            target = times[min(max(now + bars, 0), len(times) - 1)]
+        else:
+            target = max(0.0, pos + 2.0 * bars)
+        self.player.seek(min(target, self.player.length_s))
+        self.announce(f"at {self.player.position_s:.1f} s")
 
     def action_loop(self) -> None:
-        pass
+        if self.player is None:
+            return
+        on = self.player.loop is None
+        self.player.set_loop(0.0 if on else None)
+        self.announce("loop on" if on else "loop off")
+        self.set_status("Loop on" if on else "Loop off")
 
     def action_open_player(self) -> None:
-        pass
+        from tui.player import open_in_system_player
+
+        if not self.piece:
+            self.set_status("Nothing made yet.")
+            return
+        folder = Path(self.piece["folder"])
+        files = [folder / f"music.{f}" for f in ("wav", "flac", "ogg", "mp3", "mid")]
+        target = next((f for f in files if f.is_file()), folder)
+        said = open_in_system_player(target)
+        self.set_status(said)
+        self.announce(said)
 
     def _tick(self) -> None:
         if (
@@ -628,6 +696,16 @@ class MakeScreen(StudioScreen):
             and not self.busy
         ):
             self._save_changed()
+        player = self.player
+        if player is None or not player.length_s:
+            return
+        pos = player.position_s
+        roll = self.query_one(PianoRoll)
+        data = roll.data
+        if data is not None and (player.playing or roll.playhead_q is not None):
+            roll.playhead_q = float(data.quarters_at(pos))
+            self.query_one(ParameterLanes).playhead_q = roll.playhead_q
+            self.query_one(Waveform).playhead_s = pos
 
     # -- changing it --
     def action_tempo(self, direction: int) -> None:
@@ -690,6 +768,7 @@ class MakeScreen(StudioScreen):
             return
         self._log_change(f"{words} from bar {bar}")
         self._dirty_since = time.monotonic()
+        self._changed_from = bar
         if not self.writer.done:
             self._rewrite_rest(rewrite_from)
         else:
@@ -743,10 +822,13 @@ class MakeScreen(StudioScreen):
         """The written piece changed how it sounds: show it, re-render ahead, keep it later."""
         from symusic import Score
 
-        data = roll_data(Score.from_midi(self.writer.midi_bytes()))
+        midi = self.writer.midi_bytes()
+        data = roll_data(Score.from_midi(midi))
         self.query_one(PianoRoll).data = data
         self.query_one(ParameterLanes).data = data
         self._dirty_since = time.monotonic()
+        if self.live is not None and self.live.levels is not None:
+            self.live.change(midi, self.writer.bar_seconds(), from_bar=self._changed_from - 1)
 
     def _save_changed(self) -> None:
         """Keep the changed version (a new piece, linked to the one it changes)."""
