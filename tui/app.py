@@ -172,6 +172,22 @@ class StudioApp(App):
             if start is not None:
                 start(result)
 
+    async def action_quit(self) -> None:
+        """Leave, after what is being kept is on disk: a changed version not yet kept is
+        kept now; a piece being written is cancelled (nothing half-written is left)."""
+        waiting = []
+        for screen in self.screen_stack + list(self._installed_screens_or_modes()):
+            finish = getattr(screen, "finish_before_exit", None)
+            if finish is not None:
+                waiting += finish()
+        for worker in waiting:
+            await worker.wait()
+        self.exit()
+
+    def _installed_screens_or_modes(self):
+        for stack in self._screen_stacks.values():
+            yield from stack
+
     # -- settings --
     def save_settings(self) -> None:
         try:

@@ -30,7 +30,10 @@ def cmd_studio(args) -> int:
         from engine.library.store import Library
 
         Library.open(args.library).close()  # a damaged library stops here, in one line
+    from engine.record import sweep_stale
     from tui.app import make_app
+
+    sweep_stale()  # what a killed run left behind, as every command does first
 
     app = make_app(
         library=args.library,

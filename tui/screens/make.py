@@ -332,7 +332,9 @@ class MakeScreen(StudioScreen):
             cache[key] = api.load(key)
         return cache[key]
 
-    def _save(self, comp, formats, index: int, writer, parent: str | None = None) -> dict:
+    def _save(
+        self, comp, formats, index: int, writer, parent: str | None = None, changed=False
+    ) -> dict:
         """Save ``comp`` into a new folder, keep it; post the result (worker thread)."""
         root = self.app.output_root
         root.mkdir(parents=True, exist_ok=True)
@@ -360,6 +362,7 @@ class MakeScreen(StudioScreen):
             "index": index,
             "writer": writer,
             "midi": comp.midi_bytes(),
+            "changed": changed,
         }
         self.app.call_from_thread(self._piece_saved, result)
         return result
@@ -845,8 +848,19 @@ class MakeScreen(StudioScreen):
         model = self.query_one(GenerateControls).model()
         if model:
             comp.request["model"] = comp.model_name = model
-        result = self._save(comp, formats, len(self.variations), writer, parent=parent)
-        result["changed"] = True
+        self._save(comp, formats, len(self.variations), writer, parent=parent, changed=True)
+
+    def finish_before_exit(self) -> list:
+        """Cancel the writing, keep a changed version now; the workers to wait for."""
+        self.workers.cancel_group(self, "make")
+        if self._dirty_since is not None and self.writer is not None and self.writer.done:
+            self._save_changed()
+        return [
+            w
+            for w in self.workers
+            if w.group in ("make", "keep", "keep-changed")
+            and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
+        ]
 
     # -- keeping --
     def _piece_id(self) -> str | None:
