@@ -102,6 +102,7 @@ class StudioApp(App):
         Binding("f1", "help", "Help", priority=True),
         Binding("ctrl+p", "command_palette", "Commands", show=True, priority=True),
         Binding("ctrl+t", "next_theme", "Theme", show=False),
+        Binding("ctrl+comma,f9", "settings", "Settings", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -155,6 +156,8 @@ class StudioApp(App):
         self.theme = self.settings.theme if self.settings.theme in THEMES else DEFAULT_THEME
         if self.plain:
             self.add_class("plain")
+        if self.settings.density == "compact":
+            self.add_class("compact")
         self.switch_mode(self.entries[0].name)
         if self.settings.problem:
             self.notify(self.settings.problem, severity="warning", timeout=8)
@@ -224,6 +227,12 @@ class StudioApp(App):
             title = next(e.title for e in self.entries if e.name == name)
             self.announce(f"{title} screen")
 
+    def action_settings(self) -> None:
+        from tui.screens._settings import SettingsScreen
+
+        if not isinstance(self.screen, SettingsScreen):
+            self.push_screen(SettingsScreen())
+
     def action_help(self) -> None:
         from tui.screens._help import HelpScreen
 
@@ -254,6 +263,11 @@ class StudioApp(App):
                 lambda name=e.name: self.action_switch_screen(name),
             )
         yield SystemCommand("Help: every key", "all the bindings (F1)", self.action_help)
+        yield SystemCommand(
+            "Settings",
+            "theme, density, colours, audio output, library and output folders (F9)",
+            self.action_settings,
+        )
         yield SystemCommand(
             "Theme: next", "dark, high contrast, light (Ctrl+T)", self.action_next_theme
         )

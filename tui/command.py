@@ -34,6 +34,9 @@ def cmd_studio(args) -> int:
     from tui.app import make_app
 
     sweep_stale()  # what a killed run left behind, as every command does first
+    from tui.widgets.scoreview import detect_image_support
+
+    detect_image_support()  # asks the terminal once, before Textual takes it over
 
     app = make_app(
         library=args.library,

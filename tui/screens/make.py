@@ -158,6 +158,7 @@ class MakeScreen(StudioScreen):
         self._time_left: TimeLeft | None = None
         self._change_log: list[str] = []
         self._changed_from = 1
+        self._scratch = None  # TemporaryDirectory of the engraved pages shown
 
     # -- layout --
     def compose_body(self) -> ComposeResult:
@@ -203,6 +204,8 @@ class MakeScreen(StudioScreen):
         self._open_player()
 
     def on_unmount(self) -> None:
+        if self._scratch is not None:
+            self._scratch.cleanup()
         if self.live is not None:
             self.live.close()
         if self.player is not None:
@@ -534,14 +537,34 @@ class MakeScreen(StudioScreen):
         self._show_keep()
         self._load_audio(result)
         folder = Path(result["folder"])
-        png = next(iter(sorted(folder.glob("*.png"))), None)
+        png = next(iter(sorted(folder.glob("score*.png"))), None)
         if result.get("midi"):
             from symusic import Score
 
             data = roll_data(Score.from_midi(result["midi"]))
             self.query_one(PianoRoll).data = data
             self.query_one(ParameterLanes).data = data
-            self.query_one(ScoreView).show(png, data)
+            view = self.query_one(ScoreView)
+            view.show(png, data)
+            if png is None and view.support_pictures and (folder / "music.musicxml").is_file():
+                self._engrave(folder / "music.musicxml", data)
+            if self.app.plain:
+                self.announce(self.query_one(PianoRoll).summary())
+
+    @work(thread=True, exclusive=True, group="engrave", exit_on_error=False)
+    def _engrave(self, musicxml: Path, data) -> None:
+        """The engraved first page, for a terminal that shows pictures (in the studio's
+        cache: the piece's own folder stays as it was kept)."""
+        import tempfile
+
+        from engine.library.pictures import engrave
+
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="disco-musica-studio-")
+        out = Path(self._scratch.name) / f"{musicxml.parent.name}.png"
+        pages = engrave(musicxml, out, overwrite=True)
+        if pages:
+            self.app.call_from_thread(self.query_one(ScoreView).show, pages[0], data)
 
     def _show_keep(self) -> None:
         p = self.piece

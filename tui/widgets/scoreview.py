@@ -134,6 +134,12 @@ class ScoreView(VerticalScroll):
         self.border_title = self.HELP_NAME
 
     @property
+    def support_pictures(self) -> bool:
+        """Whether the terminal can show a picture legibly (whatever the PNG)."""
+        support = self.support if self.support is not None else image_support()
+        return support in REAL_IMAGES + (CELL_IMAGES if self.allow_cells else ())
+
+    @property
     def can_show_image(self) -> bool:
         """Whether the PNG exists and the terminal can show it legibly."""
         support = self.support if self.support is not None else image_support()
