@@ -205,10 +205,10 @@ def test_same_schedule_at_other_moments_gives_the_same_piece(model):
     ]
     for s in SEEDS:
         # all of it before a bar is written
-        first = L.BarWriter(CHORALE, model=model, seed=s, changes=schedule)
+        first = L.BarWriter(JIG, model=model, seed=s, changes=schedule)
         a = first.run()
-        # all of it after every bar is written: rewritten from bar 3
-        after = L.BarWriter(CHORALE, model=model, seed=s)
+        # all of it after every bar is written: rewritten from bar 3 (bar 5 starts a repeat)
+        after = L.BarWriter(JIG, model=model, seed=s)
         after.run()
         assert after.change(5, creativity=0.1, tempo_bpm=130.0) == 5 and after.written == 4
         assert after.change(3, instrument={1: "trumpet"}) == 5  # sound only
