@@ -235,3 +235,58 @@ def test_creativity_change_after_writing_keeps_a_changed_version(tmp_path):
 
     _, same = replay(changed["folder"] / "generation.json", tmp_path / "again")
     assert all(same.values()), same
+
+
+def test_keep_tag_note_collection_and_rewrite_bars(tmp_path):
+    """Tag, note and collection by key (a line of text each); rewrite bars 2-3 keeps the
+    rest and is kept in the library, traced to the piece (the CLI's regenerate, replayable
+    from its sidecar)."""
+
+    async def answer(pilot, key: str, text: str) -> None:
+        await pilot.press(key)
+        await pilot.pause()
+        pilot.app.screen.query_one(Input).value = text
+        await pilot.press("enter")
+        await pilot.pause(0.5)
+
+    async def run():
+        app = _app(tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            make = app.screen
+            await _type(pilot, "a chorale for choir in G major, 4 bars")
+            make.query_one("#controls").set_values(seed=3)
+            await pilot.pause(0.5)
+            await pilot.press("ctrl+g")
+            await _wait(pilot, lambda: not make.busy and make.piece is not None)
+            first = dict(make.piece)
+            make.query_one("#roll").focus()
+            await answer(pilot, "t", "warm, slow")
+            await answer(pilot, "n", "the one for Sunday")
+            await answer(pilot, "c", "sunday")
+            await _wait(pilot, lambda: any("collection sunday" in a for a in app.announcements))
+            await answer(pilot, "r", "2-3")
+            await _wait(pilot, lambda: make.piece["id"] != first["id"] and not make.busy, 90)
+            return first, make.piece
+
+    first, rewritten = asyncio.run(run())
+    with _library(tmp_path) as lib:
+        kept = lib.get(first["id"])
+        assert sorted(kept.tags) == ["slow", "warm"]
+        assert kept.note == "the one for Sunday"
+        assert [p.id for p in lib.list(collection="sunday")] == [first["id"]]
+        new = lib.get(rewritten["id"])
+        assert new.operation == "regenerate"
+        assert first["id"] in json.dumps(lib.lineage(new.id))
+    from symusic import Score
+
+    old = Score.from_file(str(first["folder"] / "music.mid"))
+    new_score = Score.from_midi(rewritten["midi"])
+    bar = old.ticks_per_quarter * 4
+
+    def notes(score, lo, hi):
+        return sorted(
+            (t.name, n.time, n.pitch) for t in score.tracks for n in t.notes if lo <= n.time < hi
+        )
+
+    assert notes(old, 0, bar) == notes(new_score, 0, bar)  # bar 1 kept
+    assert notes(old, 3 * bar, 4 * bar) == notes(new_score, 3 * bar, 4 * bar)  # bar 4 kept
