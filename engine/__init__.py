@@ -18,6 +18,7 @@ _API = {
     # text to music
     "compose": "engine.pipelines.compose",
     "compose_variations": "engine.pipelines.compose",
+    "compose_by_bar": "engine.pipelines.live",
     "compose_audio": "engine.pipelines.musicgen",
     # the score model itself
     "load": "engine.symbolic.score_api",

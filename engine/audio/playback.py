@@ -41,12 +41,12 @@ from engine.audio.render import (
     RELEASE_TAIL_S,
     TARGET_LUFS,
     Effects,
-    _check_sample_rate,
-    _midi_bytes,
-    _prepare_midi,
-    _synthesize,
     apply_effects,
+    check_sample_rate,
+    midi_data,
     normalize_loudness,
+    prepare_midi,
+    synthesize,
 )
 from engine.audio.soundfonts import load_soundfont, soundfont_path
 from engine.errors import RenderError
@@ -100,7 +100,7 @@ def render_playback(
     effects = Effects() if effects is None else effects
     effects.validate()
     path = soundfont_path(soundfont)
-    audio = _synthesize(midi, load_soundfont(path), path, sample_rate)
+    audio = synthesize(midi, load_soundfont(path), path, sample_rate)
     if gain is not None:
         audio = apply_effects(audio, sample_rate, effects, peak_db=gain.synth_peak_db)
         return (audio.astype(np.float64) * gain.gain).astype(np.float32), gain
@@ -113,11 +113,11 @@ def render_playback(
 
 def rendered_seconds(midi: bytes | str | Path, sample_rate: int = DEFAULT_SAMPLE_RATE) -> float:
     """The length (s) of the piece's full render at ``sample_rate``, without rendering it."""
-    sample_rate = _check_sample_rate(sample_rate)
-    data, name = _midi_bytes(midi)
+    sample_rate = check_sample_rate(sample_rate)
+    data, name = midi_data(midi)
     timeline = _timeline(data, name)
     if timeline is None:
-        _, length_s = _prepare_midi(data, name)
+        _, length_s = prepare_midi(data, name)
         return round((length_s + RELEASE_TAIL_S) * sample_rate) / sample_rate
     synth_frames = int(SYNTH_SAMPLE_RATE * timeline[1][-1])
     g = math.gcd(SYNTH_SAMPLE_RATE, sample_rate)
@@ -198,7 +198,7 @@ def _timeline(data: bytes, name: str) -> tuple[list, list[float], list] | None:
     windows of one version."""
     import mido
 
-    prepared, _ = _prepare_midi(data, name)
+    prepared, _ = prepare_midi(data, name)
     if prepared is None:
         return None
     messages, times = _synth_timeline(mido.MidiFile(file=io.BytesIO(prepared), clip=True))
@@ -291,7 +291,7 @@ def render_window(
     import midirenderer
     import soundfile as sf
 
-    sample_rate = _check_sample_rate(sample_rate)
+    sample_rate = check_sample_rate(sample_rate)
     if not (math.isfinite(start_s) and math.isfinite(seconds)) or start_s < 0 or seconds < 0:
         raise RenderError(f"cannot render {seconds!r} s from {start_s!r} s; use times of 0 or more")
     effects = Effects() if effects is None else effects
@@ -303,7 +303,7 @@ def render_window(
     first = round(start_s * sample_rate)
     n = round(seconds * sample_rate)
     out = np.zeros((n, 2), dtype=np.float32)
-    data, name = _midi_bytes(midi)
+    data, name = midi_data(midi)
     timeline = _timeline(data, name)
     if timeline is None or n == 0:
         return out

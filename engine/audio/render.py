@@ -271,7 +271,7 @@ def normalize_loudness(
 # Synthesis
 
 
-def _midi_bytes(midi) -> tuple[bytes, str]:
+def midi_data(midi) -> tuple[bytes, str]:
     """MIDI bytes and a name for messages, from bytes, a path or a symusic Score."""
     if isinstance(midi, bytes | bytearray):
         return bytes(midi), "the MIDI data"
@@ -286,7 +286,7 @@ def _midi_bytes(midi) -> tuple[bytes, str]:
         raise RenderError(f"cannot read the MIDI file {p} ({e.strerror or e})") from e
 
 
-def _prepare_midi(data: bytes, name: str) -> tuple[bytes | None, float]:
+def prepare_midi(data: bytes, name: str) -> tuple[bytes | None, float]:
     """(MIDI bytes ending RELEASE_TAIL_S later, or None when it has no notes; its length in s,
     measured only when it has no notes, else 0)."""
     import mido
@@ -321,7 +321,7 @@ def _prepare_midi(data: bytes, name: str) -> tuple[bytes | None, float]:
     return buf.getvalue(), length_s
 
 
-def _check_sample_rate(sample_rate: int) -> int:
+def check_sample_rate(sample_rate: int) -> int:
     lo, hi = SAMPLE_RATE_RANGE
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer):
         raise RenderError(f"sample rate must be a whole number of Hz, got {sample_rate!r}")
@@ -330,13 +330,13 @@ def _check_sample_rate(sample_rate: int) -> int:
     return int(sample_rate)
 
 
-def _synthesize(midi, sf2: bytes, sf2_path: Path, sample_rate: int) -> np.ndarray:
+def synthesize(midi, sf2: bytes, sf2_path: Path, sample_rate: int) -> np.ndarray:
     import midirenderer
     import soundfile as sf
 
-    sample_rate = _check_sample_rate(sample_rate)
-    data, name = _midi_bytes(midi)
-    prepared, length_s = _prepare_midi(data, name)
+    sample_rate = check_sample_rate(sample_rate)
+    data, name = midi_data(midi)
+    prepared, length_s = prepare_midi(data, name)
     if prepared is None:
         frames = round((length_s + RELEASE_TAIL_S) * sample_rate)
         return np.zeros((frames, 2), dtype=np.float32)
@@ -369,7 +369,7 @@ def render_midi(
     file without notes gives silence of its length.
     """
     path = soundfont_path(soundfont)
-    return _synthesize(midi, load_soundfont(path), path, sample_rate)
+    return synthesize(midi, load_soundfont(path), path, sample_rate)
 
 
 def render_audio(
@@ -391,7 +391,7 @@ def render_audio(
     effects.validate()
     path = soundfont_path(soundfont)
     sf2 = load_soundfont(path)
-    audio = _synthesize(midi, sf2, path, sample_rate)
+    audio = synthesize(midi, sf2, path, sample_rate)
     audio = apply_effects(audio, sample_rate, effects)
     audio, info = normalize_loudness(audio, sample_rate, target_lufs=target_lufs)
     from engine.audio.soundfonts import name_for
@@ -495,7 +495,7 @@ def write_audio(
         raise RenderError(
             f"unsupported bit depth {bit_depth!r}; use {' or '.join(map(str, BIT_DEPTHS))}"
         )
-    sample_rate = _check_sample_rate(sample_rate)
+    sample_rate = check_sample_rate(sample_rate)
     if fmt == "mp3" and sample_rate not in MP3_SAMPLE_RATES:
         rates = ", ".join(map(str, MP3_SAMPLE_RATES))
         raise RenderError(f"MP3 cannot hold {sample_rate} Hz audio; use {rates} Hz, or flac")

@@ -170,7 +170,7 @@ class Plan:
 
     @property
     def seconds(self) -> float:
-        return self.bars * _quarters_per_bar(self.meter) * 60.0 / self.tempo_bpm
+        return self.bars * quarters_per_bar(self.meter) * 60.0 / self.tempo_bpm
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -442,8 +442,6 @@ def plan(prompt: str = "", **options) -> tuple[Plan, dict]:
     if o.get("changes"):
         if not o.get("by_bar"):
             raise ComposeError("changes from a bar on need by_bar=True (the piece written by bar)")
-        from engine.pipelines.live import check_changes
-
         check_changes(o["changes"], p)
     return p, _parsed_dict(parsed)
 
@@ -587,7 +585,7 @@ def _voice_for(n: int, i: int) -> str:
     return layout[min(i, len(layout) - 1)]
 
 
-def _quarters_per_bar(meter: str) -> float:
+def quarters_per_bar(meter: str) -> float:
     num, den = (int(x) for x in meter.split("/"))
     return num * 4 / den
 
@@ -641,9 +639,9 @@ def _bars(o: dict, a, meter: str, tempo: float, structure) -> int:
         seconds = float(seconds)
         if not 0 < seconds <= MAX_SECONDS:
             raise ComposeError(f"duration {seconds:g} s is outside 0..{MAX_SECONDS:g} s")
-        bars = max(1, round(seconds * tempo / 60.0 / _quarters_per_bar(meter)))
+        bars = max(1, round(seconds * tempo / 60.0 / quarters_per_bar(meter)))
         if bars > MAX_TOTAL_BARS:
-            longest = MAX_TOTAL_BARS * _quarters_per_bar(meter) * 60 / tempo
+            longest = MAX_TOTAL_BARS * quarters_per_bar(meter) * 60 / tempo
             raise ComposeError(
                 f"{seconds:g} s is {bars} bars at {tempo:g} BPM; the most is {MAX_TOTAL_BARS} "
                 f"bars ({longest:.0f} s at this tempo): ask for less or a faster tempo"
@@ -719,6 +717,96 @@ def _check_types(prompt, options: dict) -> None:
             raise ComposeError(f"{name} must be {want}, not {v!r}")
 
 
+# ---- changes from a bar on (pieces written bar by bar: engine.pipelines.live) ----
+# The fields a change may hold besides its bar; "part" goes with "instrument".
+CHANGE_FIELDS = ("tempo_bpm", "dynamics", "creativity", "density", "instrument")
+# Fields that change how bars are written (a change of them rewrites bars already written).
+WRITING_FIELDS = ("creativity", "density")
+
+
+@dataclass(frozen=True)
+class Change:
+    """From bar ``bar`` (1 = the first) on, ``field`` is ``value`` (for ``instrument``:
+    part ``part``, 1 = the top part)."""
+
+    bar: int
+    field: str
+    value: object
+    part: int | None = None
+
+    def to_dict(self) -> dict:
+        d = {"bar": self.bar, self.field: self.value}
+        if self.part is not None:
+            d["part"] = self.part
+        return d
+
+
+def check_changes(changes, p) -> list[Change]:
+    """The changes of a request (a list of dicts, see the module docstring), checked
+    against plan ``p``; raises `ComposeError` in one line for a bad one."""
+    if changes is None:
+        return []
+    if not isinstance(changes, list | tuple):
+        raise ComposeError(f"changes must be a list of {{'bar': N, ...}}, not {changes!r}")
+    out: list[Change] = []
+    for c in changes:
+        if not isinstance(c, dict) or type(c.get("bar")) is not int:
+            raise ComposeError(f"a change needs a whole bar number: {c!r}")
+        bar = c["bar"]
+        if not 1 <= bar <= p.bars:
+            raise ComposeError(f"a change at bar {bar}: the piece has bars 1..{p.bars}")
+        fields = [k for k in c if k not in ("bar", "part")]
+        unknown = [k for k in fields if k not in CHANGE_FIELDS]
+        if unknown or not fields:
+            raise ComposeError(
+                f"a change may set {', '.join(CHANGE_FIELDS)}; not {', '.join(unknown) or c!r}"
+            )
+        if "part" in c and "instrument" not in c:
+            raise ComposeError("a change with a part must name its instrument")
+        for k in fields:
+            out.append(check_change(bar, k, c[k], c.get("part"), p))
+    return out
+
+
+def check_change(bar: int, field: str, value, part, p) -> Change:
+    def number(lo: float, hi: float, what: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+            raise ComposeError(f"{what} must be {names.num(lo)}..{names.num(hi)}, not {value!r}")
+        return float(value)
+
+    if field == "tempo_bpm":
+        value = number(names.MIN_TEMPO_BPM, names.MAX_TEMPO_BPM, "tempo")
+    elif field in ("creativity", "density"):
+        value = number(0, 1, field)
+    elif field == "dynamics":
+        if value not in VELOCITIES:
+            raise ComposeError(f"unknown dynamics {value!r}; use {', '.join(VELOCITIES)}")
+    elif field == "instrument":
+        if type(part) is not int or not 1 <= part <= len(p.parts):
+            raise ComposeError(f"an instrument change needs a part 1..{len(p.parts)}, not {part!r}")
+        program_of(value)  # a name the prompt reader knows
+        return Change(bar, field, str(value), part)
+    return Change(bar, field, value)
+
+
+def program_of(instrument) -> int:
+    """The General MIDI program of an instrument name (as prompts name them)."""
+    from engine.pipelines.prompt import PromptError, parse_prompt
+
+    if not isinstance(instrument, str) or not instrument.strip():
+        raise ComposeError(f"an instrument must be a name, not {instrument!r}")
+    try:
+        parsed = parse_prompt(instrument)
+    except PromptError as e:
+        raise ComposeError(str(e)) from None
+    found = parsed.attributes.instruments
+    if len(found) != 1 or parsed.ignored:
+        raise ComposeError(
+            f"unknown instrument {instrument!r}; see `disco-musica prompt` for the names"
+        )
+    return found[0][1]
+
+
 def compose(
     prompt: str = "",
     *,
@@ -750,16 +838,17 @@ def compose(
     from engine.symbolic import score_api as api
 
     if options.get("by_bar"):
-        from engine.pipelines.live import compose_by_bar
-
-        return compose_by_bar(prompt, model=model, progress=progress, **options)
+        raise ComposeError(
+            "a piece written bar by bar is made by engine.pipelines.live.compose_by_bar "
+            "(replay finds it from the record)"
+        )
     request = {"prompt": prompt, **{k: v for k, v in options.items() if v is not None}}
     p, parsed = plan(prompt, **options)
     sm = model if isinstance(model, api.ScoreModel) else api.load(model or api.DEFAULT_MODEL)
     score = _write(sm, p, progress)
     _shape_dynamics(score, p)
-    _articulate(score, p)
-    _label(score, p)
+    articulate(score, p)
+    label_sections(score, p)
     weights = Path(sm.path) / "model.safetensors"
     return Composition(
         score=score,
@@ -851,7 +940,7 @@ def _section_ends(sections: Sequence[tuple[str, int]]) -> dict[int, str]:
     return ends
 
 
-def _steering(p: Plan, bass_track: int | None):
+def steering_for(p: Plan, bass_track: int | None):
     from engine.symbolic.steer import Steering
 
     return Steering(
@@ -879,7 +968,7 @@ def _write(sm, p: Plan, progress: ProgressFn | None):
     # the lowest part (of parts planned equally low, the last) is the bass
     bass = min(reversed(range(len(centres))), key=lambda i: centres[i])
     bass = bass if len(p.parts) > 1 else None
-    steer = _steering(p, bass)
+    steer = steering_for(p, bass)
     sampling = {"temperature": p.temperature, "top_p": p.top_p, "key_strength": p.key_strength}
     total = sum(n for _, n in p.sections)
     done = 0
@@ -914,7 +1003,7 @@ def _write(sm, p: Plan, progress: ProgressFn | None):
     for i, (label, n) in enumerate(p.sections):
         what = f"section {label}" if label else "music"
         if label in first_use and score is not None:
-            score = _repeat(
+            score = repeat_section(
                 sm, score, p, first_use[label], i, sampling, stage(what, n), steer, p.voice_leading
             )
         elif score is None:
@@ -968,11 +1057,11 @@ def _write(sm, p: Plan, progress: ProgressFn | None):
     return score
 
 
-def _bar_ticks(score, meter: str) -> int:
-    return int(round(score.ticks_per_quarter * _quarters_per_bar(meter)))
+def bar_ticks(score, meter: str) -> int:
+    return int(round(score.ticks_per_quarter * quarters_per_bar(meter)))
 
 
-def _repeat(
+def repeat_section(
     sm,
     score,
     p: Plan,
@@ -987,7 +1076,7 @@ def _repeat(
     from symusic import Note, Score
 
     start, n = source
-    bt = _bar_ticks(score, p.meter)
+    bt = bar_ticks(score, p.meter)
     end_tick = _end_bar(score, bt) * bt
     copy = Score(score.ticks_per_quarter)
     copy.time_signatures = score.time_signatures
@@ -1046,7 +1135,7 @@ def _end_bar(score, bar_ticks: int) -> int:
 def _shape_dynamics(score, p: Plan) -> None:
     """Velocities: the dynamic level, a hairpin over the piece, downbeat accents, melody lift."""
     base = VELOCITIES[p.dynamics]
-    bt = _bar_ticks(score, p.meter)
+    bt = bar_ticks(score, p.meter)
     length = max(p.bars * bt, 1)
     for i, t in enumerate(score.tracks):
         for x in t.notes:
@@ -1062,7 +1151,7 @@ def _shape_dynamics(score, p: Plan) -> None:
             x.velocity = int(min(max(round(v), 1), 127))
 
 
-def _articulate(score, p: Plan) -> None:
+def articulate(score, p: Plan) -> None:
     """Staccato halves notes (at most an eighth); legato ties each note to the next onset."""
     tpq = score.ticks_per_quarter
     if p.articulation == "staccato":
@@ -1079,11 +1168,11 @@ def _articulate(score, p: Plan) -> None:
                     x.duration = b - x.time
 
 
-def _label(score, p: Plan) -> None:
+def label_sections(score, p: Plan) -> None:
     """Section names as MIDI markers, at the first beat of each section."""
     from symusic import TextMeta
 
-    bt = _bar_ticks(score, p.meter)
+    bt = bar_ticks(score, p.meter)
     at = 0
     markers = []
     for label, n in p.sections:

@@ -26,115 +26,32 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from engine import names
 from engine.pipelines.compose import (
+    CHANGE_FIELDS,
     DOWNBEAT_ACCENT,
     HAIRPIN_SPAN,
     MELODY_LIFT,
+    PROGRESS_STAGE,
     VELOCITIES,
+    WRITING_FIELDS,
+    Change,
     ComposeError,
     Composition,
-    _articulate,
-    _bar_ticks,
-    _label,
-    _repeat,
-    _steering,
+    articulate,
+    bar_ticks,
+    check_change,
+    check_changes,
+    label_sections,
     model_name,
     plan,
+    program_of,
+    quarters_per_bar,
+    repeat_section,
+    steering_for,
 )
 from engine.progress import Progress, ProgressFn
 from engine.seeds import derive_seed
-
-# The fields a change may hold besides its bar; "part" goes with "instrument".
-CHANGE_FIELDS = ("tempo_bpm", "dynamics", "creativity", "density", "instrument")
-# Fields that change how bars are written (a change of them rewrites bars already written).
-WRITING_FIELDS = ("creativity", "density")
-PROGRESS_STAGE = "music"
-
-
-@dataclass(frozen=True)
-class Change:
-    """From bar ``bar`` (1 = the first) on, ``field`` is ``value`` (for ``instrument``:
-    part ``part``, 1 = the top part)."""
-
-    bar: int
-    field: str
-    value: object
-    part: int | None = None
-
-    def to_dict(self) -> dict:
-        d = {"bar": self.bar, self.field: self.value}
-        if self.part is not None:
-            d["part"] = self.part
-        return d
-
-
-def check_changes(changes, p) -> list[Change]:
-    """The changes of a request (a list of dicts, see the module docstring), checked
-    against plan ``p``; raises `ComposeError` in one line for a bad one."""
-    if changes is None:
-        return []
-    if not isinstance(changes, list | tuple):
-        raise ComposeError(f"changes must be a list of {{'bar': N, ...}}, not {changes!r}")
-    out: list[Change] = []
-    for c in changes:
-        if not isinstance(c, dict) or type(c.get("bar")) is not int:
-            raise ComposeError(f"a change needs a whole bar number: {c!r}")
-        bar = c["bar"]
-        if not 1 <= bar <= p.bars:
-            raise ComposeError(f"a change at bar {bar}: the piece has bars 1..{p.bars}")
-        fields = [k for k in c if k not in ("bar", "part")]
-        unknown = [k for k in fields if k not in CHANGE_FIELDS]
-        if unknown or not fields:
-            raise ComposeError(
-                f"a change may set {', '.join(CHANGE_FIELDS)}; not {', '.join(unknown) or c!r}"
-            )
-        if "part" in c and "instrument" not in c:
-            raise ComposeError("a change with a part must name its instrument")
-        for k in fields:
-            out.append(_checked(bar, k, c[k], c.get("part"), p))
-    return out
-
-
-def _checked(bar: int, field: str, value, part, p) -> Change:
-    def number(lo: float, hi: float, what: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-            raise ComposeError(f"{what} must be {names.num(lo)}..{names.num(hi)}, not {value!r}")
-        return float(value)
-
-    if field == "tempo_bpm":
-        value = number(names.MIN_TEMPO_BPM, names.MAX_TEMPO_BPM, "tempo")
-    elif field in ("creativity", "density"):
-        value = number(0, 1, field)
-    elif field == "dynamics":
-        if value not in VELOCITIES:
-            raise ComposeError(f"unknown dynamics {value!r}; use {', '.join(VELOCITIES)}")
-    elif field == "instrument":
-        if type(part) is not int or not 1 <= part <= len(p.parts):
-            raise ComposeError(f"an instrument change needs a part 1..{len(p.parts)}, not {part!r}")
-        program_of(value)  # a name the prompt reader knows
-        return Change(bar, field, str(value), part)
-    return Change(bar, field, value)
-
-
-def program_of(instrument) -> int:
-    """The General MIDI program of an instrument name (as prompts name them)."""
-    from engine.pipelines.prompt import PromptError, parse_prompt
-
-    if not isinstance(instrument, str) or not instrument.strip():
-        raise ComposeError(f"an instrument must be a name, not {instrument!r}")
-    try:
-        parsed = parse_prompt(instrument)
-    except PromptError as e:
-        raise ComposeError(str(e)) from None
-    found = parsed.attributes.instruments
-    if len(found) != 1 or parsed.ignored:
-        raise ComposeError(
-            f"unknown instrument {instrument!r}; see `disco-musica prompt` for the names"
-        )
-    return found[0][1]
 
 
 class LiveControls:
@@ -244,9 +161,9 @@ class BarWriter:
                 if not all(isinstance(x, tuple | list) and len(x) == 2 for x in items):
                     raise ComposeError(f"instrument= takes (part, name), not {v!r}")
                 for part, name in items:
-                    new.append(_checked(bar, "instrument", name, part, p))
+                    new.append(check_change(bar, "instrument", name, part, p))
             elif k in CHANGE_FIELDS:
-                new.append(_checked(bar, k, v, None, p))
+                new.append(check_change(bar, k, v, None, p))
             else:
                 raise ComposeError(f"cannot change {k}; changes are {', '.join(CHANGE_FIELDS)}")
         if not 1 <= bar <= p.bars:
@@ -312,7 +229,7 @@ class BarWriter:
         saved = p.density
         p.density = density
         try:
-            return _steering(p, self._bass)
+            return steering_for(p, self._bass)
         finally:
             p.density = saved
 
@@ -330,10 +247,10 @@ class BarWriter:
         sampling = self._sampling(bar0)
         steer = self._steer(bar0)
         if repeat_of is not None and bar0 == start and self._raw is not None:
-            self._raw = _repeat(
+            self._raw = repeat_section(
                 self.sm, self._raw, p, (repeat_of, n), i, sampling, None, steer, p.voice_leading
             )
-            self._in_range(start * _bar_ticks(self._raw, p.meter))
+            self._in_range(start * bar_ticks(self._raw, p.meter))
             self.written = start + n
             return self.written
         if self._raw is None:
@@ -381,7 +298,8 @@ class BarWriter:
 
     def _in_range(self, tick: int) -> None:
         """The notes from ``tick`` on in their parts' ranges, moved by octaves: the rewritten
-        last bar of a repeat (`_repeat`'s ``regenerate_bars`` knows no ranges) may leave them."""
+        last bar of a repeat (`repeat_section`'s ``regenerate_bars`` knows no ranges) may
+        leave them."""
         for t, (low, high) in zip(self._raw.tracks, self._ranges, strict=False):
             for x in t.notes:
                 if x.time >= tick and not low <= x.pitch <= high:
@@ -416,7 +334,7 @@ class BarWriter:
 
     # -- what it sounds like --
     def bar_ticks(self) -> int:
-        return _bar_ticks(self._raw, self.plan.meter) if self._raw is not None else 0
+        return bar_ticks(self._raw, self.plan.meter) if self._raw is not None else 0
 
     def score(self):
         """The piece so far as it sounds: names, dynamics and articulation from the plan and
@@ -429,10 +347,10 @@ class BarWriter:
         score = self._raw.copy()
         for t, q in zip(score.tracks, p.parts, strict=False):
             t.name = q.name
-        bt = _bar_ticks(score, p.meter)
+        bt = bar_ticks(score, p.meter)
         self._dynamics(score, bt)
-        _articulate(score, p)
-        _label(score, p)
+        articulate(score, p)
+        label_sections(score, p)
         tempos = [Tempo(0, qpm=float(p.tempo_bpm))]
         for c in self.changes:
             if c.field == "tempo_bpm":
@@ -470,9 +388,7 @@ class BarWriter:
     def bar_seconds(self) -> list[float]:
         """The time of each bar line (0 .. bars, so ``bars + 1`` values), with the tempo
         changes."""
-        from engine.pipelines.compose import _quarters_per_bar
-
-        q = _quarters_per_bar(self.plan.meter)
+        q = quarters_per_bar(self.plan.meter)
         out, t = [0.0], 0.0
         for b in range(self.total):
             t += q * 60.0 / float(self.value_at("tempo_bpm", b + 1))

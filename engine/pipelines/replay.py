@@ -199,7 +199,12 @@ def replay(
     elif batch is not None:  # one of variations written together: its batch again
         comp = _rerun_batch(prompt, request, batch, model, progress, record_path)
     else:
-        comp = compose(prompt, model=model, progress=progress, **request)
+        if request.get("by_bar"):  # a studio piece, written bar by bar
+            from engine.pipelines.live import compose_by_bar
+
+            comp = compose_by_bar(prompt, model=model, progress=progress, **request)
+        else:
+            comp = compose(prompt, model=model, progress=progress, **request)
     if comp.model_sha256 != old.get("model", {}).get("sha256"):
         raise ComposeError(
             f"model {model} is not the one recorded (sha256 differs); install the recorded model"

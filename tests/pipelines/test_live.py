@@ -87,7 +87,7 @@ def replayed(model, comp) -> C.Composition:
     """``compose(**comp.request)``: what replay runs for the record of ``comp``."""
     request = dict(comp.request)
     request.pop("model")
-    return C.compose(request.pop("prompt"), model=model, **request)
+    return L.compose_by_bar(request.pop("prompt"), model=model, **request)
 
 
 def expected_velocity(level: str, tick: int, track: int, bt: int, tracks: int) -> int:
@@ -106,7 +106,7 @@ def test_by_bar_pieces_are_whole_and_compose_writes_the_same(model, by_hand, pro
         w, steps = by_hand[prompt, s]
         p = w.plan
         log: list[Progress] = []
-        comp = C.compose(prompt, model=model, by_bar=True, seed=s, progress=log.append)
+        comp = L.compose_by_bar(prompt, model=model, by_bar=True, seed=s, progress=log.append)
         data = comp.midi_bytes()
         assert data == w.midi_bytes(), f"seed {s}: compose(by_bar) differs from a BarWriter"
         pieces.add(data)
@@ -124,7 +124,7 @@ def test_by_bar_pieces_are_whole_and_compose_writes_the_same(model, by_hand, pro
             assert repeats == []
 
         score = comp.score
-        bt = C._bar_ticks(score, p.meter)
+        bt = C.bar_ticks(score, p.meter)
         assert len(score.tracks) == len(p.parts) >= 2
         onsets = [x.time for t in score.tracks for x in t.notes]
         assert max(onsets) < p.bars * bt
@@ -289,10 +289,10 @@ def test_creativity_change_rewrites_only_from_its_bar(model, by_hand):
     changed = 0
     for s in SEEDS:
         plain = by_hand[CHORALE, s][0].score()
-        comp = C.compose(
+        comp = L.compose_by_bar(
             CHORALE, model=model, by_bar=True, seed=s, changes=[{"bar": 4, "creativity": 1.0}]
         )
-        bt = C._bar_ticks(comp.score, "4/4")
+        bt = C.bar_ticks(comp.score, "4/4")
         assert before(comp.score, 3 * bt) == before(plain, 3 * bt), f"seed {s}: bars 1-3 differ"
         changed += notes(comp.score) != notes(plain)
     assert changed >= 7, f"a creativity change from bar 4 changed only {changed} of 8 pieces"
@@ -305,10 +305,10 @@ def test_density_change_thins_the_bars_from_it(model, by_hand):
     for s in SEEDS:
         counts = []
         for d in (0.0, 1.0):
-            comp = C.compose(
+            comp = L.compose_by_bar(
                 CHORALE, model=model, by_bar=True, seed=s, changes=[{"bar": 3, "density": d}]
             )
-            bt = C._bar_ticks(comp.score, "4/4")
+            bt = C.bar_ticks(comp.score, "4/4")
             counts.append(sum(x.time >= 2 * bt for t in comp.score.tracks for x in t.notes))
         fewer += counts[0] < counts[1]
     assert fewer >= 6, f"density 0 wrote fewer notes than density 1 in only {fewer} of 8"
@@ -325,7 +325,7 @@ def test_saved_by_bar_piece_replays_identically(model, tmp_path):
         {"bar": 5, "creativity": 0.8, "dynamics": "pp"},
         {"bar": 9, "tempo_bpm": 140},
     ]
-    comp = C.compose(JIG, model=model, by_bar=True, seed=5, changes=changes)
+    comp = L.compose_by_bar(JIG, model=model, by_bar=True, seed=5, changes=changes)
     record = comp.save(tmp_path / "a", formats=["mid"])
     saved = json.loads((tmp_path / "a" / "generation.json").read_text())
     assert saved["request"]["by_bar"] is True
@@ -383,9 +383,9 @@ def test_bad_changes_are_refused_in_one_line(changes, text):
     with pytest.raises(ComposeError) as e:
         L.check_changes(changes, p)
     _one_line(e, text)
-    # compose refuses them before any model loads (a model name that does not exist)
+    # compose_by_bar refuses them before any model loads (a model name that does not exist)
     with pytest.raises(ComposeError) as e:
-        C.compose(CHORALE, model="no-such-model", by_bar=True, changes=changes)
+        L.compose_by_bar(CHORALE, model="no-such-model", by_bar=True, changes=changes)
     _one_line(e, text)
 
 
@@ -552,3 +552,9 @@ def test_partial_piece_with_later_changes_writes_midi(model):
         assert _all_notes(back) == _all_notes(w.score())
         assert not [t for t in back.tracks if t.program in (68, 71) and t.notes]
         assert len(w.program_changes()) == 2
+
+
+def test_compose_refuses_by_bar_and_names_the_way():
+    with pytest.raises(ComposeError) as e:
+        C.compose(CHORALE, model="no-such-model", by_bar=True)
+    _one_line(e, "compose_by_bar")

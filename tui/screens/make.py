@@ -774,11 +774,11 @@ class MakeScreen(StudioScreen):
         )
         if self.busy and not self.writer.done:
             try:
-                from engine.pipelines.live import _checked
+                from engine.pipelines.compose import check_change
 
                 for k, v in values.items():  # a bad value is refused here, not in the worker
                     part, value = v if k == "instrument" else (None, v)
-                    _checked(1, k, value, part, self.writer.plan)
+                    check_change(1, k, value, part, self.writer.plan)
                 self.controls_live.set(**values)
             except UserError as e:
                 self._live_message(str(e))
