@@ -169,11 +169,13 @@ class StudioApp(App):
     def _wizard_done(self, result) -> None:
         self.settings.first_run_done = True
         self.save_settings()
+        screen = self.screen
         if isinstance(result, str) and result:
-            screen = self.screen
             start = getattr(screen, "start_from_prompt", None)
             if start is not None:
                 start(result)
+        elif hasattr(screen, "action_focus_prompt"):
+            screen.action_focus_prompt()
 
     async def action_quit(self) -> None:
         """Leave, after what is being kept is on disk: a changed version not yet kept is

@@ -22,9 +22,17 @@ from typing import Any
 from rich.text import Text
 from textual import on, work
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.timer import Timer
-from textual.widgets import Checkbox, DataTable, Input, ProgressBar, Static, Tree
+from textual.widgets import (
+    Checkbox,
+    Collapsible,
+    DataTable,
+    Input,
+    ProgressBar,
+    Static,
+    Tree,
+)
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from tui.messages import WorkDone, WorkFailed, WorkProgress
@@ -142,9 +150,10 @@ class LibraryScreen(StudioScreen):
     LibraryScreen #lib-main { height: 1fr; }
     LibraryScreen #lib-left { width: 3fr; }
     LibraryScreen #lib-right { width: 2fr; border-left: solid $primary; padding: 0 1; }
-    LibraryScreen .filters { height: 3; }
+    LibraryScreen #filters { height: auto; }
+    LibraryScreen .filters { grid-size: 4; grid-rows: 3; height: auto; }
     LibraryScreen .filters Input { width: 1fr; }
-    LibraryScreen .filters Checkbox { width: auto; }
+    LibraryScreen .filters Checkbox { width: 1fr; }
     LibraryScreen #filter-msg { height: 1; color: $error; }
     LibraryScreen #sort-line { height: 1; color: $text-muted; }
     LibraryScreen #pieces { height: 1fr; }
@@ -155,6 +164,7 @@ class LibraryScreen(StudioScreen):
     """
     BINDINGS = [
         Binding("slash", "focus_search", "Search"),
+        Binding("f", "toggle_filters", "Filters"),
         Binding("escape", "escape", "Cancel the job / back to the table", show=False),
         Binding("1", "rate(1)", "Rate 1-5 (0 clears)", key_display="0-5"),
         *[Binding(str(n), f"rate({n})", f"Rate {n} stars", show=False) for n in range(2, 6)],
@@ -195,12 +205,11 @@ class LibraryScreen(StudioScreen):
                 )
                 fields = [f for f, _ in FILTER_FIELDS]
                 placeholders = dict(FILTER_FIELDS)
-                for i, row in enumerate((fields[:7], fields[7:])):
-                    with Horizontal(classes="filters"):
-                        for f in row:
+                with Collapsible(title="Filters (f)", collapsed=True, id="filters"):
+                    with Grid(classes="filters"):
+                        for f in fields:
                             yield Input(placeholder=placeholders[f], id=f"f-{f}")
-                        if i == 1:
-                            yield Checkbox("Trash", id="f-trash")
+                        yield Checkbox("Trash", id="f-trash")
                 yield Static("", id="filter-msg")
                 yield Static("", id="sort-line")
                 yield DataTable(id="pieces", cursor_type="row", zebra_stripes=True)
@@ -229,6 +238,13 @@ class LibraryScreen(StudioScreen):
         if self._pending is not None:
             pending, self._pending = self._pending, None
             self._show_piece(pending)
+
+    def action_toggle_filters(self) -> None:
+        box = self.query_one("#filters", Collapsible)
+        box.collapsed = not box.collapsed
+        if not box.collapsed:
+            self.query_one(".filters Input", Input).focus()
+        self.app.announce("filters shown" if not box.collapsed else "filters hidden")
 
     def on_screen_resume(self) -> None:
         if self.is_mounted:

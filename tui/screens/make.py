@@ -200,7 +200,7 @@ class MakeScreen(StudioScreen):
         self.query_one("#prompt", Input).focus()
         hz = 1.0 if self.app.reduced_motion else PLAYHEAD_HZ
         self.set_interval(1.0 / hz, self._tick)
-        self.query_one("#progress", ProgressBar).update(total=None)
+        self.query_one("#progress", ProgressBar).update(total=1, progress=0)
         self._open_player()
 
     def on_unmount(self) -> None:
@@ -513,6 +513,8 @@ class MakeScreen(StudioScreen):
         self.query_one(PianoRoll).focus()
 
     def _set_busy(self, busy: bool) -> None:
+        if busy:
+            self.query_one("#progress", ProgressBar).update(total=None, progress=0)
         self.query_one("#generate", Button).disabled = busy
         self.query_one("#cancel", Button).disabled = not busy
 

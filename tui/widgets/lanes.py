@@ -23,14 +23,18 @@ LANES = (
 )
 
 
+FLAT = 1e-4  # a relative spread below this is no spread
+
+
 def sparks(values: np.ndarray, lo: float, hi: float) -> list[str]:
     """One block character a value, ▁ at ``lo`` to █ at ``hi`` (a space for NaN; ▄ for every
     value when ``lo == hi``)."""
     out = []
+    flat = hi - lo <= FLAT * max(1.0, abs(hi))  # MIDI's µs a beat: 66 BPM reads 65.99997
     for v in values:
         if not np.isfinite(v):
             out.append(" ")
-        elif hi <= lo:
+        elif flat:
             out.append(SPARKS[3])
         else:
             i = int(round((v - lo) / (hi - lo) * (len(SPARKS) - 1)))
