@@ -290,3 +290,13 @@ def test_keep_tag_note_collection_and_rewrite_bars(tmp_path):
 
     assert notes(old, 0, bar) == notes(new_score, 0, bar)  # bar 1 kept
     assert notes(old, 3 * bar, 4 * bar) == notes(new_score, 3 * bar, 4 * bar)  # bar 4 kept
+
+
+def test_the_next_bar_is_the_one_after_the_playhead():
+    from tui.screens.make import next_bar
+
+    lines = [0.0, 2.0, 4.0, 6.0, 8.0]  # 4 bars of 2 s
+    assert next_bar(lines, 0.5, 4) == 2  # in bar 1: from bar 2
+    assert next_bar(lines, 2.0, 4) == 3  # at bar 2's line: bar 2 is being heard
+    assert next_bar(lines, 5.9, 4) == 4
+    assert next_bar(lines, 7.0, 4) == 4  # in the last bar: nothing after it, the last

@@ -68,6 +68,14 @@ def unique_folder(root: Path, name: str) -> Path:
     return path
 
 
+def next_bar(bar_seconds: list[float], position_s: float, bars: int) -> int:
+    """The 1-based bar that starts at the first bar line after ``position_s``
+    (``bar_seconds[k]`` is where bar k + 1 starts), at most ``bars``."""
+    import bisect
+
+    return min(bars, bisect.bisect_right(bar_seconds, position_s) + 1)
+
+
 class LivePanel(VerticalScroll):
     """What can change while the piece plays or is written: tempo, dynamics, creativity,
     density and the instrument of a part. Enter (or a choice) applies a value from the
@@ -803,14 +811,11 @@ class MakeScreen(StudioScreen):
             self._changed_sound()
 
     def _next_bar(self) -> int:
-        """The first bar not yet heard (1-based): the bar after the playhead."""
+        """The first bar not yet heard (1-based): the bar after the playhead's (bar 1 before
+        playback starts)."""
         if self.player is None or not self.player.position_s:
             return 1
-        seconds = self.writer.bar_seconds()
-        pos = self.player.position_s
-        return min(
-            self.writer.total, next((b for b, t in enumerate(seconds) if t > pos), len(seconds)) + 0
-        )
+        return next_bar(self.writer.bar_seconds(), self.player.position_s, self.writer.total)
 
     def _live_message(self, text: str) -> None:
         self.query_one("#live-msg", Static).update(text)

@@ -15,8 +15,7 @@ class Announcer(Log):
         border-top: solid $secondary;
         display: none;
     }
-    .plain Announcer { display: block; }
-    """
+    """  # shown by app.tcss in plain mode (DEFAULT_CSS is scoped to the widget)
 
     def __init__(self, **kwargs):
         super().__init__(max_lines=200, auto_scroll=True, **kwargs)
