@@ -100,7 +100,7 @@ class StudioApp(App):
     COMMAND_PALETTE_BINDING = "ctrl+p"
     BINDINGS = [
         Binding("f1", "help", "Help", priority=True),
-        Binding("ctrl+p", "command_palette", "Commands", show=True, priority=True),
+        Binding("ctrl+p", "command_palette", "Commands", show=False, priority=True),
         Binding("ctrl+t", "next_theme", "Theme", show=False),
         Binding("ctrl+comma,f9", "settings", "Settings", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),

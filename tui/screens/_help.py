@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Static
 
@@ -46,11 +46,22 @@ def _screen_class(entry):
 
 
 def _key_name(key: str) -> str:
-    names = {"ctrl": "Ctrl", "shift": "Shift", "alt": "Alt"}
-    parts = key.split("+")
-    return "+".join(
-        names.get(p, p.upper() if len(p) <= 3 and p.startswith("f") else p) for p in parts
-    )
+    """How a key is written for people: ``Ctrl+G``, ``F2``, ``<``, ``Esc``, ``Space``."""
+    import re
+
+    from textual.keys import format_key
+
+    modifiers = {"ctrl": "Ctrl", "shift": "Shift", "alt": "Alt"}
+    special = {"escape": "Esc", "space": "Space", "enter": "Enter", "tab": "Tab"}
+    *mods, base = key.split("+")
+    if re.fullmatch(r"f\d{1,2}", base):
+        name = base.upper()
+    elif base in special:
+        name = special[base]
+    else:
+        name = format_key(base)
+        name = name.upper() if mods and len(name) == 1 else name
+    return "+".join([*(modifiers.get(m, m) for m in mods), name])
 
 
 class HelpScreen(ModalScreen[None]):
@@ -59,7 +70,7 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,f1,q", "dismiss", "Close help")]
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="dialog", classes="dialog help"):
+        with Vertical(id="dialog", classes="dialog help"):
             yield Label("Keys of the studio", classes="dialog-title")
             yield Static(
                 "Everything works from the keyboard. Tab moves between controls; the focused "

@@ -631,8 +631,8 @@ class MakeScreen(StudioScreen):
             notice = "audio output is off (--no-audio); playing silently"
         self.audio_notice = notice
         if notice:
-            self.set_status(f"{notice} (o opens the piece in the system player)")
-            self.announce(notice)
+            self.set_status("No sound here: playing silently (o: system player)")
+            self.announce(f"{notice}; o opens the piece in the system player")
 
     def _live_audio(self):
         if self.live is None:

@@ -49,6 +49,9 @@ def _number(text: str, whole: bool) -> float | int:
     return value
 
 
+STARTUP_DELAY_S = 0.5
+
+
 class GenerateControls(VerticalScroll):
     """Every control of ``generate``. `options` are `plan`'s keyword options; `errors` the
     problems of now; `set_values` fills the controls from a record's request. Posts
@@ -175,7 +178,9 @@ class GenerateControls(VerticalScroll):
         return Select(self._choices[name], prompt=FROM_PROMPT, id=f"c-{name}")
 
     def on_mount(self) -> None:
-        self._load_choices()
+        # after the first frames: the tokenizer's import (miditok) is heavy, and a thread
+        # that imports it at once slows the studio's start
+        self.set_timer(STARTUP_DELAY_S, self._load_choices)
         self._apply_model()
 
     @work(thread=True, group="controls-choices", exit_on_error=False)

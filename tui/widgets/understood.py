@@ -75,6 +75,9 @@ def _words(prompt: str) -> dict:
     }
 
 
+STARTUP_DELAY_S = 0.5
+
+
 class Understanding(Vertical):
     """The table "words → means → value", the ignored words and the plan, for a prompt and
     the controls' options (the keyword options of `plan`). Posts `Understood` after each
@@ -115,7 +118,8 @@ class Understanding(Vertical):
         yield Static("reading the prompt...", id="understood-plan")
 
     def on_mount(self) -> None:
-        self._read_now()  # also loads the engine's vocabulary off the UI thread
+        # also loads the engine's vocabulary off the UI thread, after the first frames
+        self.set_timer(STARTUP_DELAY_S, self._read_now)
 
     # -- what to read --
     def set_prompt(self, prompt: str) -> None:
