@@ -25,6 +25,8 @@ class Case:
     records: tuple[tuple[str, str, str], ...] = ()  # (folder, base record, tampering)
     corpus: bool = False  # needs the built mini corpus (its path replaces {corpus})
     root_only_skip: str = ""  # a reason to skip when running as root
+    terminal: bool | None = None  # False: stdin is not a terminal; True: stdin and stdout are
+    known_bug: str = ""  # not refused yet, and why (an expected failure until it is)
 
 
 def lit(text: str) -> str:
@@ -946,6 +948,72 @@ add(
     ["generate", "a chorale", "--library", "notes.txt"],
     ("notes.txt",),
     "notes.txt",
+)
+
+# ---- the studio -----------------------------------------------------------------------------
+# ``studio`` opens a terminal app: without a terminal it refuses; with one (faked: the app is
+# never started) a bad --library or --model must stop it before the app opens, in one line.
+add("studio-no-terminal", ["studio"], (), "needs a terminal", terminal=False)
+add(
+    "studio-no-terminal-library-file",
+    ["studio", "--library", "notes.txt"],
+    ("notes.txt",),
+    "needs a terminal",
+    terminal=False,
+)
+add("studio-library-file", ["studio", "--library", "notes.txt"], ("notes.txt",), "notes.txt",
+    terminal=True)  # fmt: skip
+add("studio-library-sqlite-file", ["studio", "--library", "photos.db"], ("photos.db",),
+    "photos.db", terminal=True)  # fmt: skip
+add("studio-library-midi-file", ["studio", "--library", "song.mid"], ("song.mid",), "song.mid",
+    terminal=True)  # fmt: skip
+add(
+    "studio-library-foreign-sqlite",
+    ["studio", "--library", "foreign-library"],
+    ("foreign-library",),
+    "another program",
+    terminal=True,
+    known_bug=(
+        "engine/library/store.py Library.open makes pieces/, trash/ and incoming/ in the "
+        "folder before it reads the database and refuses it"
+    ),
+)
+add(
+    "studio-library-parent-is-file",
+    ["studio", "--library", "notes.txt/lib"],
+    ("notes.txt",),
+    "notes.txt",
+    terminal=True,
+)
+add(
+    "studio-model=no-such-model",
+    ["studio", "--model", "no-such-model"],
+    (),
+    "no-such-model",
+    terminal=True,
+    known_bug=(
+        "tui/command.py cmd_studio does not check --model, and the studio ignores it "
+        "(StudioApp.model_name is never read): it opens and writes with score-base"
+    ),
+)
+add(
+    "studio-model=notes.txt",
+    ["studio", "--model", "notes.txt"],
+    ("notes.txt",),
+    "notes.txt",
+    terminal=True,
+    known_bug="tui/command.py cmd_studio does not check --model (and the studio ignores it)",
+)
+add(
+    "studio-out=notes.txt",
+    ["studio", "--out", "notes.txt"],
+    ("notes.txt",),
+    "notes.txt",
+    terminal=True,
+    known_bug=(
+        "tui/command.py cmd_studio does not check --out: the studio opens and every piece "
+        "fails to save (output_root.mkdir raises on a file)"
+    ),
 )
 
 IDS = [c.id for c in CASES]

@@ -241,6 +241,23 @@ def _folder(files: dict[str, bytes] | None = None) -> Callable[[Path], None]:
     return build
 
 
+def _foreign_sqlite(p: Path) -> None:
+    """An SQLite database of another program (a photo catalogue)."""
+    import sqlite3
+
+    con = sqlite3.connect(p)
+    con.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY, path TEXT)")
+    con.execute("INSERT INTO photos (path) VALUES ('holiday.jpg')")
+    con.commit()
+    con.close()
+
+
+def _foreign_library(p: Path) -> None:
+    """A folder whose library.db is another program's SQLite database."""
+    p.mkdir()
+    _foreign_sqlite(p / "library.db")
+
+
 FOREIGN = {"thesis.txt": b"my thesis, five years of work\n", "photo.jpg": b"\xff\xd8\xff" * 100}
 
 FILES: dict[str, Callable[[Path], None]] = {
@@ -315,6 +332,8 @@ FILES: dict[str, Callable[[Path], None]] = {
     "fake-corpus": _folder({"pieces.jsonl": b""}),
     "junk-corpus": _folder({"pieces.jsonl": b"not json\n{\n"}),
     "musicgen-junk": _folder({"config.json": b'{"model_type": "musicgen"}'}),
+    "photos.db": _foreign_sqlite,
+    "foreign-library": _foreign_library,
 }
 
 

@@ -10,9 +10,11 @@ path under the watched folder created, changed or removed (hidden temporaries in
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
+import sys
 from collections import Counter
 
 import pytest
@@ -74,6 +76,30 @@ def write_record(sandbox, request, folder: str, base: str, how: str) -> None:
     target.write_text(json.dumps(r))
 
 
+class _Terminal(io.StringIO):
+    """Standard input that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def fake_terminal(sandbox) -> list:
+    """Make ``studio`` believe it runs in a terminal, and never start its app: the apps it
+    would have run are listed in the returned list (a refusal leaves it empty)."""
+    from tui.app import StudioApp
+
+    opened = []
+
+    def run(app, *a, **k):
+        opened.append(app)
+        app._return_code = 0
+
+    sandbox.monkeypatch.setattr("sys.stdin", _Terminal(""))
+    sandbox.monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    sandbox.monkeypatch.setattr(StudioApp, "run", run)
+    return opened
+
+
 def problems(r, needle: str) -> list[str]:
     """What is wrong with a run that should have been refused (empty: nothing)."""
     found = []
@@ -110,6 +136,8 @@ def report(case: Case, argv: list[str], r, found: list[str]) -> str:
 def test_refused(case: Case, sandbox, request):
     if case.root_only_skip and os.geteuid() == 0:
         pytest.skip(ROOT_SKIP)
+    if case.known_bug:
+        request.applymarker(pytest.mark.xfail(reason=case.known_bug, strict=True))
     sandbox.build(case.files)
     if "locked" in case.files:
         (sandbox.here / "locked").chmod(0o500)
@@ -122,8 +150,11 @@ def test_refused(case: Case, sandbox, request):
         argv = [a.replace("{corpus}", built) for a in argv]
     needle = needle.replace("{home}", re.escape(str(sandbox.home)))
     needle = needle.replace("{root}", re.escape(str(sandbox.root)))
-    r = sandbox.run(argv)
+    opened = fake_terminal(sandbox) if case.terminal else []
+    r = sandbox.run(argv, stdin="" if case.terminal is False else None)
     found = problems(r, needle)
+    if opened:
+        found.append("the studio opened instead of refusing")
     if os.environ.get("HOSTILE_REPORT"):  # a JSON line per case, for triage
         with open(os.environ["HOSTILE_REPORT"], "a") as f:
             exc_last = r.exc.strip().splitlines()[-1] if r.exc else None

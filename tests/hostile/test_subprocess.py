@@ -69,6 +69,14 @@ CASES = [
         "prompt",
         "a calm chorale " * 700_000,
     ),
+    ("studio-no-terminal", ["studio"], [], "needs a terminal", None),
+    (
+        "studio-no-terminal-library-file",
+        ["studio", "--library", "notes.txt"],
+        ["notes.txt"],
+        "needs a terminal",
+        None,
+    ),
     (
         "sketch-out=users-midi+force",
         ["sketch", "--bars", "2", "--seed", "1", "--out", "song.mid", "--force"],
