@@ -21,11 +21,53 @@ def add_command(sub, register) -> None:
     p.add_argument("--no-audio", action="store_true", help="never open an audio device")
 
 
+def check_model(name: str) -> None:
+    """A model the studio can use (a shipped score model, a MusicGen name, or a model
+    folder), checked without loading it (that would cost seconds before the first frame)."""
+    from pathlib import Path
+
+    from engine.errors import UserError
+    from engine.hub import MODELS_DIR
+    from engine.pipelines.musicgen import is_musicgen
+
+    p = Path(name).expanduser()
+
+    def score_model(folder: Path) -> bool:
+        return (folder / "config.json").is_file() and (folder / "tokenizer").is_dir()
+
+    if is_musicgen(name) or score_model(MODELS_DIR / name) or score_model(p):
+        return
+    shipped = sorted(q.name for q in MODELS_DIR.iterdir() if score_model(q))
+    what = "a file, not a model folder" if p.is_file() else "neither a model name nor a folder"
+    raise UserError(
+        f"--model {name}: {what}; use {', '.join(shipped)}, a MusicGen name (musicgen-small) "
+        "or a model folder (see `disco-musica models`)"
+    )
+
+
+def check_output(out: str) -> None:
+    """``--out``: a folder, or a place where one can be made."""
+    from pathlib import Path
+
+    from engine.errors import UserError
+
+    p = Path(out).expanduser()
+    for q in (p, *p.parents):
+        if q.exists() and not q.is_dir():
+            raise UserError(f"--out {out}: {q} is a file, not a folder; give a folder")
+        if q.exists():
+            break
+
+
 def cmd_studio(args) -> int:
     from engine.errors import UserError
 
     if not sys.stdin.isatty() or not sys.stdout.isatty():
         raise UserError("the studio needs a terminal; run `disco-musica studio` in one")
+    if args.model is not None:
+        check_model(args.model)
+    if args.out is not None:
+        check_output(args.out)
     if args.library is not None:
         from engine.library.store import Library
 

@@ -57,6 +57,8 @@ class Settings:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return cls()
+        except UnicodeDecodeError:
+            return cls(problem=f"{path} is not a settings file (not text); using the defaults")
         except OSError as e:
             return cls(problem=f"cannot read {path} ({e.strerror}); using the defaults")
         try:
@@ -77,9 +79,10 @@ class Settings:
         path = path or settings_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         if self.problem and path.exists():
-            aside = path.with_name(path.name + ".damaged")
-            if not aside.exists():
-                path.replace(aside)
+            aside, n = path.with_name(path.name + ".damaged"), 2
+            while aside.exists():  # an earlier damaged file stays as it is
+                aside, n = path.with_name(f"{path.name}.damaged-{n}"), n + 1
+            path.replace(aside)
             self.problem = None
         data = {k: v for k, v in asdict(self).items() if k != "problem"}
         return write_text_atomic(path, json.dumps(data, indent=1) + "\n")

@@ -6,7 +6,8 @@ child process (``python -m engine.audio.render_server``) and sends it requests o
 standard input; `RenderClient` is that side. No pickles: each message is one JSON line (the
 call and its arguments) followed by raw bytes (the MIDI file in, float32 samples out).
 
-Calls: ``playback`` (`engine.audio.playback.render_playback`), ``window``
+Calls: ``audio`` (`engine.audio.render.render_audio`: what a saved piece's audio files
+hold), ``playback`` (`engine.audio.playback.render_playback`), ``window``
 (`render_window`), ``seconds`` (`rendered_seconds`) and ``warm``.
 """
 
@@ -48,12 +49,24 @@ def handle(call: dict, midi: bytes) -> tuple[dict, bytes]:
         return {}, b""
     if fn == "seconds":
         return {"seconds": playback.rendered_seconds(midi, **kw)}, b""
+    if fn == "audio":
+        from engine.audio.render import render_audio
+
+        audio, info = render_audio(midi, **kw)
+        return _array(audio, info=info)
     if fn == "playback":
         audio, levels = playback.render_playback(midi, **kw)
         return _array(audio, levels=asdict(levels))
     if fn == "window":
         return _array(playback.render_window(midi, call["start_s"], call["seconds"], **kw))
     raise ValueError(f"unknown render call {fn!r}")
+
+
+def _plain(x):
+    """JSON for numpy scalars (the render's info holds some)."""
+    if isinstance(x, np.generic):
+        return x.item()
+    raise TypeError(f"{type(x).__name__} is not JSON")
 
 
 def _array(audio: np.ndarray, **extra) -> tuple[dict, bytes]:
@@ -78,7 +91,7 @@ def serve(inp=None, out=None) -> None:
         except Exception as e:  # said to the caller, which raises it there
             header, payload = {"error": f"{type(e).__name__}: {e}"}, b""
         header["bytes"] = len(payload)
-        out.write(json.dumps(header).encode() + b"\n")
+        out.write(json.dumps(header, default=_plain).encode() + b"\n")
         out.write(payload)
         out.flush()
 
@@ -131,6 +144,11 @@ class RenderClient:
         if "shape" in answer:
             audio = np.frombuffer(payload, np.float32).reshape(answer["shape"]).copy()
         return answer, audio
+
+    def render_audio(self, midi: bytes, **kwargs) -> tuple[np.ndarray, dict]:
+        """`engine.audio.render.render_audio` in the render process (the same samples)."""
+        answer, audio = self.call("audio", midi, **kwargs)
+        return audio, answer["info"]
 
     def close(self) -> None:
         proc, self._proc = self._proc, None

@@ -285,8 +285,7 @@ class Library:
         if not db_path.exists() and not write:
             raise LibraryError(f"there is no library at {root} yet; make a piece first")
         if write:
-            for sub in (PIECES_DIR, TRASH_DIR, INCOMING_DIR):
-                (root / sub).mkdir(parents=True, exist_ok=True)
+            root.mkdir(parents=True, exist_ok=True)
         try:
             if writable:
                 conn = sqlite3.connect(db_path, timeout=30.0, isolation_level=None)
@@ -302,7 +301,9 @@ class Library:
                 f"{db_path} is not a usable library database ({e}); move it away (it is left "
                 "as it is) or give another --library"
             ) from None
-        if write:
+        if write:  # (only once the database is known to be a library: nothing else is made)
+            for sub in (PIECES_DIR, TRASH_DIR, INCOMING_DIR):
+                (root / sub).mkdir(parents=True, exist_ok=True)
             lib._finish_interrupted()
             lib._purge_old_trash()
         return lib

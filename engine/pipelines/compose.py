@@ -208,6 +208,7 @@ class Composition:
         bit_depth: int = 16,
         overwrite: bool = False,
         progress: ProgressFn | None = None,
+        renderer=None,
     ) -> dict:
         """Write ``music.<format>`` for each of ``formats`` (wav, flac, ogg, mp3: stereo at
         44100 Hz, ``bit_depth`` 16 or 24; mid; musicxml) and ``generation.json`` into the new
@@ -215,8 +216,11 @@ class Composition:
 
         ``soundfont``: a name or an ``.sf2`` path (default: the best installed);
         ``effects``: an `engine.audio.render.Effects`; ``overwrite``: replace a folder this
-        program wrote (never another). Raises `ComposeError` (a folder that cannot be written or
-        replaced) or `engine.audio.soundfonts.SoundFontError`, both `engine.errors.UserError`.
+        program wrote (never another). ``renderer``: what renders the audio, called as
+        `engine.audio.render.render_audio` is (default: that function, here; the studio
+        passes one that renders in a child process, `engine.audio.render_server`). Raises
+        `ComposeError` (a folder that cannot be written or replaced) or
+        `engine.audio.soundfonts.SoundFontError`, both `engine.errors.UserError`.
         """
         return write_generation(
             self,
@@ -227,6 +231,7 @@ class Composition:
             bit_depth=bit_depth,
             overwrite=overwrite,
             progress=progress,
+            renderer=renderer,
         )
 
 
@@ -1193,6 +1198,7 @@ def write_generation(
     bit_depth: int = 16,
     overwrite: bool = False,
     progress: ProgressFn | None = None,
+    renderer=None,
 ) -> dict:
     """Write the piece's files and ``generation.json`` into ``folder``; return the record.
 
@@ -1228,7 +1234,9 @@ def write_generation(
         if audio_formats:
             if progress:
                 progress(Progress("audio", 0, len(audio_formats) + 1))
-            audio, render_info = render_audio(midi, soundfont=soundfont, effects=effects)
+            audio, render_info = (renderer or render_audio)(
+                midi, soundfont=soundfont, effects=effects
+            )
             for k, fmt in enumerate(audio_formats, 1):
                 path = tmp / f"{STEM}.{fmt}"
                 write_audio(audio, render_info.get("sample_rate", 44100), path, bit_depth=bit_depth)

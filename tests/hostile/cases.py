@@ -973,10 +973,6 @@ add(
     ("foreign-library",),
     "another program",
     terminal=True,
-    known_bug=(
-        "engine/library/store.py Library.open makes pieces/, trash/ and incoming/ in the "
-        "folder before it reads the database and refuses it"
-    ),
 )
 add(
     "studio-library-parent-is-file",
@@ -991,10 +987,6 @@ add(
     (),
     "no-such-model",
     terminal=True,
-    known_bug=(
-        "tui/command.py cmd_studio does not check --model, and the studio ignores it "
-        "(StudioApp.model_name is never read): it opens and writes with score-base"
-    ),
 )
 add(
     "studio-model=notes.txt",
@@ -1002,7 +994,6 @@ add(
     ("notes.txt",),
     "notes.txt",
     terminal=True,
-    known_bug="tui/command.py cmd_studio does not check --model (and the studio ignores it)",
 )
 add(
     "studio-out=notes.txt",
@@ -1010,10 +1001,6 @@ add(
     ("notes.txt",),
     "notes.txt",
     terminal=True,
-    known_bug=(
-        "tui/command.py cmd_studio does not check --out: the studio opens and every piece "
-        "fails to save (output_root.mkdir raises on a file)"
-    ),
 )
 
 IDS = [c.id for c in CASES]

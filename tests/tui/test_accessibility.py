@@ -236,12 +236,6 @@ def test_plain_mode_says_screen_changes_and_help_in_the_announcer(tmp_path):
     _run(_app(tmp_path, plain=True), test)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tui/app.py StudioApp.action_switch_screen announces right after switch_mode, "
-    "before a screen shown for the first time is composed: StudioApp.announce finds no "
-    "Announcer on it, so the first 'Library screen' / 'Models screen' line is never shown",
-)
 def test_plain_mode_shows_the_first_visit_of_a_screen_in_its_announcer(tmp_path):
     async def test(app, pilot):
         await pilot.press("f3")
@@ -414,16 +408,7 @@ def test_ctrl_t_cycles_every_theme(tmp_path):
         pytest.param(b"{not json", id="broken-json"),
         pytest.param(b'["a", "list"]', id="a-list"),
         pytest.param(b"", id="empty"),
-        pytest.param(
-            b"\xff\xfe\x00garbage",
-            id="binary",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=UnicodeDecodeError,
-                reason="tui/settings.py Settings.load: read_text raises UnicodeDecodeError "
-                "(not an OSError), so a settings file that is not UTF-8 stops the studio",
-            ),
-        ),
+        pytest.param(b"\xff\xfe\x00garbage", id="binary"),
     ],
 )
 def test_a_damaged_settings_file_gives_a_notice_and_defaults_and_is_kept_aside(tmp_path, content):
@@ -446,11 +431,6 @@ def test_a_damaged_settings_file_gives_a_notice_and_defaults_and_is_kept_aside(t
     assert json.loads(settings.read_text())["theme"] == THEMES[1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tui/settings.py Settings.save: when studio.json.damaged exists already, the "
-    "damaged studio.json is overwritten (lost) instead of moved aside under another name",
-)
 def test_a_second_damaged_file_never_replaces_the_first_one_kept_aside(tmp_path):
     settings = tmp_path / "studio.json"
     aside = tmp_path / "studio.json.damaged"
@@ -524,11 +504,6 @@ def test_the_piano_roll_and_the_waveform_say_what_they_show(tmp_path):
     _run(_app(tmp_path), test)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tui/: PianoRoll.summary() and Waveform.summary() are never shown nor announced; "
-    "no key says them, so a screen reader never hears them",
-)
 def test_the_roll_summary_can_be_heard_from_the_keyboard(tmp_path):
     async def test(app, pilot):
         roll = app.screen.query_one(PianoRoll)

@@ -209,9 +209,14 @@ class MakeScreen(StudioScreen):
         hz = 1.0 if self.app.reduced_motion else PLAYHEAD_HZ
         self.set_interval(1.0 / hz, self._tick)
         self.query_one("#progress", ProgressBar).update(total=1, progress=0)
+        if self.app.model_name:  # `studio --model NAME`
+            self.query_one(GenerateControls).set_values(model=self.app.model_name)
         self._open_player()
 
     def on_unmount(self) -> None:
+        client = self.app.__dict__.pop("_render_client", None)
+        if client is not None:
+            client.close()
         if self._scratch is not None:
             self._scratch.cleanup()
         if self.live is not None:
@@ -332,6 +337,15 @@ class MakeScreen(StudioScreen):
         self.post_message(WorkDone("generate", count))
         return None
 
+    def _renderer(self):
+        """The render process of the saves (one for the app; started on first use)."""
+        client = self.app.__dict__.get("_render_client")
+        if client is None:
+            from engine.audio.render_server import RenderClient
+
+            client = self.app.__dict__["_render_client"] = RenderClient()
+        return client
+
     def _score_model(self, model: str | None):
         """The score model, loaded once per name (in the worker thread)."""
         cache = self.app.__dict__.setdefault("_score_models", {})
@@ -355,7 +369,11 @@ class MakeScreen(StudioScreen):
             self.post_message(WorkProgress("save", event.stage, event.done, event.total))
 
         with keeping(self.app.library_path) as kept:
-            record = comp.save(folder, formats=formats, progress=progress)
+            # the audio renders in a child process: the synthesizer holds the GIL while it
+            # runs, and in this process it would freeze the interface for as long
+            record = comp.save(
+                folder, formats=formats, progress=progress, renderer=self._renderer().render_audio
+            )
         piece_id = kept[0].id if kept else None
         if parent and piece_id:
             from engine.library.store import Library

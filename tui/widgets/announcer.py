@@ -20,5 +20,10 @@ class Announcer(Log):
     def __init__(self, **kwargs):
         super().__init__(max_lines=200, auto_scroll=True, **kwargs)
 
+    def on_mount(self) -> None:
+        # what was said just before this screen existed (its own "X screen", say)
+        for text in getattr(self.app, "announcements", [])[-3:]:
+            self.write_line(text)
+
     def say(self, text: str) -> None:
         self.write_line(text)

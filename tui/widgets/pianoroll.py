@@ -53,6 +53,7 @@ class PianoRoll(BarGrid):
         Binding("right_square_bracket", "zoom_pitch(-1)", "Zoom in (pitch)"),
         Binding("left_square_bracket", "zoom_pitch(1)", "Zoom out (pitch)"),
         Binding("f", "toggle_follow", "Follow playhead", show=False),
+        Binding("s", "say", "Say what it shows", show=False),
     ]
 
     palette: reactive[str] = reactive(PALETTES[0])
@@ -127,6 +128,14 @@ class PianoRoll(BarGrid):
         if announce:
             announce("follow playhead on" if self.follow else "follow playhead off")
 
+    def action_say(self) -> None:
+        """Announce `summary` (plain mode's announcer, and a notice)."""
+        text = self.summary()
+        announce = getattr(self.app, "announce", None)
+        if announce:
+            announce(text.replace("\n", "; "))
+        self.notify(text, timeout=8)
+
     def watch_pitch_top(self) -> None:
         self.refresh()
 
@@ -162,7 +171,9 @@ class PianoRoll(BarGrid):
         if y == 0:
             return self.header_strip("bar")
         lines = self._lines()
-        return lines[y - 1] if y - 1 < len(lines) else Strip.blank(self.size.width)
+        if y - 1 >= len(lines):
+            return Strip.blank(self.size.width)
+        return with_playhead(lines[y - 1], self.playhead_column())
 
     def _lines(self) -> list[Strip]:
         key = (
@@ -173,7 +184,6 @@ class PianoRoll(BarGrid):
             self.pitch_top,
             self.semitones_per_row,
             self.palette,
-            self.playhead_column(),
             self.has_focus,
             self.app.theme if self.is_attached else None,
         )
@@ -192,7 +202,6 @@ class PianoRoll(BarGrid):
         ]
         bar_cols = {x for _, x in self.bar_columns()} if self.bar_width >= 2 else set()
         wc = self.written_column()
-        ph = self.playhead_column()
         out = []
         for r in range(R):
             low = self.row_pitch(r)
@@ -213,8 +222,6 @@ class PianoRoll(BarGrid):
                     char, style = "─", dim
                 else:
                     char, style = " ", base
-                if x == ph:
-                    style = style + Style(reverse=True)
                 segs.append(Segment(char, style))
             out.append(Strip(segs, GUTTER + W).simplify())
         return out
@@ -240,6 +247,22 @@ class PianoRoll(BarGrid):
                 f"{format_time(d.seconds_at(self.playhead_q))}"
             )
         return "\n".join(lines)
+
+
+def with_playhead(strip: Strip, column: int | None) -> Strip:
+    """``strip`` with the cell of grid column ``column`` in reverse video (the playhead is
+    drawn over the cached roll: moving it redraws no notes)."""
+    if column is None:
+        return strip
+    x = GUTTER + column
+    if not 0 <= x < strip.cell_length:
+        return strip
+    before, cell, after = strip.divide([x, x + 1, strip.cell_length])
+    cell = Strip(
+        [Segment(s.text, (s.style or Style()) + Style(reverse=True)) for s in cell],
+        cell.cell_length,
+    )
+    return Strip.join([before, cell, after])
 
 
 def format_time(seconds: float) -> str:

@@ -181,7 +181,16 @@ class Waveform(Widget):
         Binding("end", "pan_to_end", "End", show=False),
         Binding("plus,equals_sign", "zoom(1)", "Zoom in (time)"),
         Binding("minus", "zoom(-1)", "Zoom out (time)"),
+        Binding("s", "say", "Say what it shows", show=False),
     ]
+
+    def action_say(self) -> None:
+        """Announce `summary` (plain mode's announcer, and a notice)."""
+        text = self.summary()
+        announce = getattr(self.app, "announce", None)
+        if announce:
+            announce(text.replace("\n", "; "))
+        self.notify(text, timeout=8)
 
     can_focus = True
     zoom: reactive[int] = reactive(0)
