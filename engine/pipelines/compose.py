@@ -968,7 +968,6 @@ def _write(sm, p: Plan, progress: ProgressFn | None):
     """The score, section by section; repeated labels reuse their material with a variation."""
     from symusic import Score
 
-    ranges = [(q.low, q.high) for q in p.parts]
     centres = [(q.low + q.high) / 2 for q in p.parts]
     # the lowest part (of parts planned equally low, the last) is the bass
     bass = min(reversed(range(len(centres))), key=lambda i: centres[i])
@@ -978,9 +977,6 @@ def _write(sm, p: Plan, progress: ProgressFn | None):
     total = sum(n for _, n in p.sections)
     done = 0
     names = [q.name for q in p.parts]
-    # Choir parts name their voice (register and range as in four-part writing).
-    voice_parts = [q.voice for q in p.parts] if all(q.voice for q in p.parts) else None
-    registers = [q.register for q in p.parts]
 
     shown = [0]  # bars reported so far: one stream for the whole piece, never going back
 
@@ -1012,46 +1008,11 @@ def _write(sm, p: Plan, progress: ProgressFn | None):
                 sm, score, p, first_use[label], i, sampling, stage(what, n), steer, p.voice_leading
             )
         elif score is None:
-            g = sm.generate(
-                style=p.style,
-                key=p.key,
-                mode=p.mode,
-                meter=p.meter,
-                tempo_bpm=p.tempo_bpm,
-                programs=[q.program for q in p.parts],
-                parts=voice_parts,
-                pitch_ranges=ranges,
-                registers=registers if all(r is not None for r in registers) else None,
-                bars=n,
-                seed=p.seed,
-                steer=steer,
-                progress=stage(what, n),
-                voice_leading=p.voice_leading,
-                polyphony=p.polyphony,
-                double_stops=p.double_stops,
-                **sampling,
-            )
-            score = g.score
-            if p.key is None or p.mode is None:  # fix the key the model chose
-                p.key = p.key or g.conditions.get("key")
-                p.mode = p.mode or g.conditions.get("mode")
+            score = write_opening(sm, p, n, steer, sampling, stage(what, n))
         else:
-            g = sm.continue_score(
-                score,
-                bars=n,
-                style=p.style,
-                key=p.key,
-                mode=p.mode,
-                pitch_ranges=ranges,
-                seed=derive_seed(p.seed, "section", i),
-                steer=steer,
-                progress=stage(what, n),
-                voice_leading=p.voice_leading,
-                polyphony=p.polyphony,
-                double_stops=p.double_stops,
-                **sampling,
+            score = write_more(
+                sm, score, p, n, derive_seed(p.seed, "section", i), steer, sampling, stage(what, n)
             )
-            score = g.score
         if label and label not in first_use:
             first_use[label] = (done, n)
         done += n
@@ -1060,6 +1021,57 @@ def _write(sm, p: Plan, progress: ProgressFn | None):
     for t, name in zip(score.tracks, names, strict=True):
         t.name = name
     return score
+
+
+def write_opening(sm, p: Plan, bars: int, steer, sampling: dict, progress=None):
+    """The first ``bars`` bars of plan ``p`` (the score model's `generate` with the plan's
+    parts, ranges, registers and controls); the key the model chose, when the plan left it
+    open, goes into ``p``."""
+    # Choir parts name their voice (register and range as in four-part writing).
+    voice_parts = [q.voice for q in p.parts] if all(q.voice for q in p.parts) else None
+    registers = [q.register for q in p.parts]
+    g = sm.generate(
+        style=p.style,
+        key=p.key,
+        mode=p.mode,
+        meter=p.meter,
+        tempo_bpm=p.tempo_bpm,
+        programs=[q.program for q in p.parts],
+        parts=voice_parts,
+        pitch_ranges=[(q.low, q.high) for q in p.parts],
+        registers=registers if all(r is not None for r in registers) else None,
+        bars=bars,
+        seed=p.seed,
+        steer=steer,
+        progress=progress,
+        voice_leading=p.voice_leading,
+        polyphony=p.polyphony,
+        double_stops=p.double_stops,
+        **sampling,
+    )
+    if p.key is None or p.mode is None:  # fix the key the model chose
+        p.key = p.key or g.conditions.get("key")
+        p.mode = p.mode or g.conditions.get("mode")
+    return g.score
+
+
+def write_more(sm, score, p: Plan, bars: int, seed: int, steer, sampling: dict, progress=None):
+    """``score`` and ``bars`` new bars of plan ``p`` after it (`continue_score`)."""
+    return sm.continue_score(
+        score,
+        bars=bars,
+        style=p.style,
+        key=p.key,
+        mode=p.mode,
+        pitch_ranges=[(q.low, q.high) for q in p.parts],
+        seed=seed,
+        steer=steer,
+        progress=progress,
+        voice_leading=p.voice_leading,
+        polyphony=p.polyphony,
+        double_stops=p.double_stops,
+        **sampling,
+    ).score
 
 
 def bar_ticks(score, meter: str) -> int:

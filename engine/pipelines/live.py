@@ -49,6 +49,8 @@ from engine.pipelines.compose import (
     quarters_per_bar,
     repeat_section,
     steering_for,
+    write_more,
+    write_opening,
 )
 from engine.progress import Progress, ProgressFn
 from engine.seeds import derive_seed
@@ -254,45 +256,10 @@ class BarWriter:
             self.written = start + n
             return self.written
         if self._raw is None:
-            voice_parts = [q.voice for q in p.parts] if all(q.voice for q in p.parts) else None
-            registers = [q.register for q in p.parts]
-            g = self.sm.generate(
-                style=p.style,
-                key=p.key,
-                mode=p.mode,
-                meter=p.meter,
-                tempo_bpm=p.tempo_bpm,
-                programs=[q.program for q in p.parts],
-                parts=voice_parts,
-                pitch_ranges=self._ranges,
-                registers=registers if all(r is not None for r in registers) else None,
-                bars=1,
-                seed=p.seed,
-                steer=steer,
-                voice_leading=p.voice_leading,
-                polyphony=p.polyphony,
-                double_stops=p.double_stops,
-                **sampling,
-            )
-            if p.key is None or p.mode is None:  # fix the key the model chose
-                p.key = p.key or g.conditions.get("key")
-                p.mode = p.mode or g.conditions.get("mode")
+            self._raw = write_opening(self.sm, p, 1, steer, sampling)
         else:
-            g = self.sm.continue_score(
-                self._raw,
-                bars=1,
-                style=p.style,
-                key=p.key,
-                mode=p.mode,
-                pitch_ranges=self._ranges,
-                seed=derive_seed(p.seed, "bar", bar0),
-                steer=steer,
-                voice_leading=p.voice_leading,
-                polyphony=p.polyphony,
-                double_stops=p.double_stops,
-                **sampling,
-            )
-        self._raw = g.score
+            seed = derive_seed(p.seed, "bar", bar0)
+            self._raw = write_more(self.sm, self._raw, p, 1, seed, steer, sampling)
         self.written = bar0 + 1
         return self.written
 
