@@ -55,7 +55,7 @@ def notes(score: Score):
 
 
 def bars_of(score: Score, meter_text: str) -> int:
-    bt = score.ticks_per_quarter * C._quarters_per_bar(meter_text)
+    bt = score.ticks_per_quarter * C.quarters_per_bar(meter_text)
     return int(max(n.time for n in notes(score)) // bt) + 1
 
 

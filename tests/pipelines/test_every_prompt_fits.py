@@ -83,7 +83,7 @@ def check_composition(comp, prompt: str, seed: int, bars: int | None, parts: int
     score = comp.score
     assert len(score.tracks) == parts, prompt
     assert all(len(t.notes) for t in score.tracks), f"{prompt} (seed {seed}): an empty part"
-    bar_ticks = C._bar_ticks(score, p.meter)
+    bar_ticks = C.bar_ticks(score, p.meter)
     # Every bar asked for is there, and nothing beyond: the last onset is in the last bar.
     assert C._end_bar(score, bar_ticks) == p.bars, f"{prompt} (seed {seed})"
     for t, part in zip(score.tracks, p.parts, strict=True):  # playable, and never silent long
