@@ -76,6 +76,9 @@ async def type_into(pilot, selector: str, text: str) -> None:
 def test_typing_a_prompt_updates_the_understanding_after_the_debounce():
     async def test(app, pilot):
         u = app.query_one(Understanding)
+        # a debounce longer than any gap between keys on a loaded machine (Pilot's key
+        # presses are seconds apart when the test suite runs on two busy cores)
+        u.debounce_s = 5.0
         before = len(app.understood)
         await type_into(pilot, "#prompt", "a calm chorale in G major for choir")
         assert u.pending  # typed, not yet read: the reading waits for the typing to stop

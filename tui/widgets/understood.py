@@ -119,7 +119,7 @@ class Understanding(Vertical):
 
     def on_mount(self) -> None:
         # also loads the engine's vocabulary off the UI thread, after the first frames
-        self.set_timer(STARTUP_DELAY_S, self._read_now)
+        self._timer = self.set_timer(STARTUP_DELAY_S, self._read_now)
 
     # -- what to read --
     def set_prompt(self, prompt: str) -> None:
