@@ -253,3 +253,23 @@ def test_the_studio_command_is_plugged_in_and_starts_without_mlx():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["tui.command", "False"]
+
+
+def test_every_file_the_studio_reads_is_installed_with_it():
+    """A non-editable install carries only the package data pyproject.toml names: the theme
+    (app.tcss) must be among it, or `disco-musica studio` cannot start once installed."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    data = tomllib.loads((root / "pyproject.toml").read_text())
+    patterns = data["tool"]["setuptools"]["package-data"].get("tui", [])
+    files = [
+        p.relative_to(root / "tui").as_posix()
+        for p in (root / "tui").rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc")
+    ]
+    assert "app.tcss" in files
+    missing = [f for f in files if not any(fnmatch.fnmatch(f, pat) for pat in patterns)]
+    assert not missing, f"not installed: {missing}"
