@@ -163,7 +163,6 @@ class MakeScreen(StudioScreen):
         self.audio_notice: str | None = None
         self.job_started = 0.0
         self._dirty_since: float | None = None  # changes after the piece was kept
-        self._time_left: TimeLeft | None = None
         self._change_log: list[str] = []
         self._changed_from = 1
         self._scratch = None  # TemporaryDirectory of the engraved pages shown
@@ -495,6 +494,9 @@ class MakeScreen(StudioScreen):
             self.set_status(event.stage.capitalize() + "…")
 
     def on_work_done(self, event: WorkDone) -> None:
+        self.query_one("#progress", ProgressBar).update(total=1, progress=1)
+        if event.job == "rewrite":
+            self._set_busy(False)
         if event.job == "generate":
             self._set_busy(False)
             took = time.monotonic() - self.job_started
@@ -506,6 +508,7 @@ class MakeScreen(StudioScreen):
 
     def on_work_failed(self, event: WorkFailed) -> None:
         self._set_busy(False)
+        self.query_one("#progress", ProgressBar).update(total=1, progress=0)
         self.set_status(event.error, problem=not event.cancelled)
         self.announce(event.error)
         if not event.cancelled:
@@ -539,7 +542,7 @@ class MakeScreen(StudioScreen):
         self.query_one(PianoRoll).focus()
 
     def _set_busy(self, busy: bool) -> None:
-        if busy:
+        if busy:  # (the bar moves on its own until the first step is known)
             self.query_one("#progress", ProgressBar).update(total=None, progress=0)
         self.query_one("#generate", Button).disabled = busy
         self.query_one("#cancel", Button).disabled = not busy
