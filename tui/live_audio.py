@@ -3,10 +3,13 @@
 The Make screen makes a new MIDI after each change (tempo, dynamics, the instrument of a
 part), applying from bar ``from_bar``.  `LiveAudio.change` hands it over; a worker thread then
 
-1. picks the first bar line at or after the playhead plus the render latency (and at or
-   after ``from_bar``): the first bar not yet heard, `first_bar_at_or_after`;
+1. picks the first bar line at or after the playhead (and at or after ``from_bar``): the
+   first bar not yet heard, `first_bar_at_or_after`;
 2. renders ``FIRST_BARS`` bars of the new piece from that bar line and splices them into the
-   player there (the change is heard from that bar on: `Applied`);
+   player there (the change is heard from that bar on: `Applied`); when the playhead passed
+   the bar line while it rendered, the new audio starts where the playhead is, at the
+   matching place of the new version: the change is then heard the render time (about
+   0.3 s) into the bar, never a whole bar later;
 3. renders the rest of the new piece and splices it after them;
 4. when bars before that bar line changed too (the playhead was already past
    ``from_bar``), renders the whole new piece and swaps it in, mapping the position bar by
@@ -35,12 +38,6 @@ from tui.player import Player
 # Bars rendered before the first splice: one to hear the change from, one so the next step
 # has a bar's time (2 s at 120 BPM) to splice the rest after it.
 FIRST_BARS = 2
-# The first estimate of change → spliced (s), before any render was timed; then the
-# slowest of the last few, with a margin.
-LATENCY_GUESS_S = 0.5
-LATENCY_MARGIN = 1.5
-LATENCY_MIN_S = 0.1
-LATENCY_HISTORY = 8
 
 
 class Renderer:
@@ -151,7 +148,7 @@ class LiveAudio:
         self.clock = clock
         self.levels = None
         self.bar_times_s: list[float] = []  # bar lines in the player's buffer
-        self.latencies: list[float] = []
+        self.latencies: list[float] = []  # render times of the first windows (s)
         self.applied: list[Applied] = []
         self._cond = threading.Condition()
         self._pending: tuple | None = None
@@ -159,13 +156,6 @@ class LiveAudio:
         self._closed = False
         self._thread = threading.Thread(target=self._work, name="live-audio", daemon=True)
         self._thread.start()
-
-    @property
-    def latency_s(self) -> float:
-        """What a change takes until it is spliced, as planned for (s)."""
-        if not self.latencies:
-            return LATENCY_GUESS_S
-        return max(LATENCY_MIN_S, LATENCY_MARGIN * max(self.latencies[-LATENCY_HISTORY:]))
 
     def load(self, midi: bytes, bar_times_s: Sequence[float]) -> None:
         """Render ``midi`` whole and play it (position kept); its loudness gain is kept for
@@ -248,8 +238,10 @@ class LiveAudio:
         kw = dict(self.kwargs, sample_rate=rate, gain=self.levels)
         new_times = [float(t) for t in bar_times_s]
         state = self.player.state()
-        ahead = self.latency_s if state.playing else 0.0
-        bar = first_bar_at_or_after(self.bar_times_s, state.position_s + ahead, from_bar)
+        # the next bar line, however near: a render that ends after it splices late (from
+        # where the playhead is then), so a change is heard within one bar or the render
+        # time, never a bar later (aiming past a near line did that, up to 2.2 s at 120 BPM)
+        bar = first_bar_at_or_after(self.bar_times_s, state.position_s, from_bar)
         if bar is not None and bar >= len(new_times):
             bar = None
         applied = None

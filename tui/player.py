@@ -40,6 +40,9 @@ CHANNELS = 2
 # A splice fades from the old audio to the new over this long: long enough that the jump
 # makes no click, short enough to sit inside the attack of the bar's first notes.
 CROSSFADE_S = 0.005
+# A splice the playhead has already passed starts this far ahead of it (doubled while making
+# the new buffer takes longer than that).
+LATE_SPLICE_AHEAD_S = 0.02
 # sounddevice's block: 1024 frames is 23 ms at 44.1 kHz (the callback holds the lock for a
 # copy of one block, a few µs).
 BLOCK_FRAMES = 1024
@@ -338,23 +341,27 @@ class Player:
         goes; the buffer ends where ``audio`` ends), fading from the old audio to the new over
         ``crossfade_s``.  Thread-safe with the audio callback.
 
-        If the position has already passed ``from_s``, the new audio starts at the position
-        instead (from the matching sample of ``audio``).  Returns the time (s) from which
-        the new audio plays.
+        If the position has already passed ``from_s``, the new audio starts just ahead of the
+        position instead (`LATE_SPLICE_AHEAD_S`, from the matching sample of ``audio``).
+        Returns the time (s) from which the new audio plays.
         """
         new = _as_stereo(audio)
         start = max(0, round(from_s * self.sample_rate))
         x = max(0, round(crossfade_s * self.sample_rate))
+        ahead = LATE_SPLICE_AHEAD_S  # a late splice goes this far ahead of the playhead
         while True:
             with self._pumped():
                 old, pos = self._buf, self._pos
-            at = max(start, pos)
+            at = start if pos <= start else pos + round(ahead * self.sample_rate)
             buf = _spliced(old, at, new[at - start :], x)
             with self._pumped():
                 if self._buf is old and self._pos <= at:
                     self._buf = buf
                     break
-            # the buffer changed or the position moved past the splice meanwhile: again
+            # the buffer changed, or the playhead passed the splice while the new buffer was
+            # made (a long piece): again, further ahead (a splice at the playhead itself
+            # would chase it for ever)
+            ahead *= 2
         self._notify()
         return at / self.sample_rate
 

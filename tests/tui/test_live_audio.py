@@ -10,8 +10,8 @@ import pytest
 
 from engine.audio.playback import render_playback
 from tests.studio_pieces import piece
-from tui.live_audio import LATENCY_GUESS_S, LiveAudio, Renderer, first_bar_at_or_after
-from tui.player import CROSSFADE_S, ClockSink, Player
+from tui.live_audio import LiveAudio, Renderer, first_bar_at_or_after
+from tui.player import CROSSFADE_S, LATE_SPLICE_AHEAD_S, ClockSink, Player
 
 SR = 44100
 
@@ -42,7 +42,7 @@ def versions():
     return before, after, bars
 
 
-def test_a_change_is_spliced_at_the_first_bar_line_after_the_playhead_and_latency(versions):
+def test_a_change_is_spliced_at_the_first_bar_line_after_the_playhead(versions):
     before, after, bars = versions
     clock = FakeClock()
     player = Player(sample_rate=SR, sink=ClockSink(clock))
@@ -51,8 +51,8 @@ def test_a_change_is_spliced_at_the_first_bar_line_after_the_playhead_and_latenc
         live.load(before, bars)
         old = player._buf.copy()
         player.play()
-        clock.now += 3.1  # the playhead in bar 1; with the latency planned for, bar 2 is next
-        assert 3.1 + LATENCY_GUESS_S < bars[2]
+        clock.now += 3.1  # the playhead in bar 1 (bar 2 starts at bars[2])
+        assert bars[1] < 3.1 < bars[2]
         applied = live.apply(after, bars, from_bar=5)
         assert (applied.bar, applied.at_s, applied.piece_s) == (5, bars[5], bars[5])
         assert applied.position_s == pytest.approx(3.1)
@@ -73,6 +73,36 @@ def test_a_change_is_spliced_at_the_first_bar_line_after_the_playhead_and_latenc
         assert player._buf.shape == final.shape
         assert np.abs(player._buf - final).max() < 1e-6
         assert player.position_s == pytest.approx(3.1) and player.playing
+    finally:
+        live.close()
+
+
+def test_a_render_that_ends_after_the_bar_line_is_heard_from_the_playhead(versions):
+    """A change just before a bar line: the render outlasts the line, and the new audio
+    starts where the playhead is then (the same place of the new version), not a bar later."""
+    before, after, bars = versions
+    clock = FakeClock()
+    player = Player(sample_rate=SR, sink=ClockSink(clock))
+
+    class LateRenderer(Renderer):
+        def window(self, midi, start_s, seconds, **kwargs):
+            audio = super().window(midi, start_s, seconds, **kwargs)
+            clock.now += 0.3  # the render takes 0.3 s of playing time
+            return audio
+
+    live = LiveAudio(player, renderer=LateRenderer(in_process=True), clock=clock)
+    try:
+        live.load(before, bars)
+        player.play()
+        clock.now += bars[3] - 0.1  # 0.1 s before bar 3's line
+        applied = live.apply(after, bars, from_bar=3)
+        assert applied.bar == 3
+        # late by the render, just ahead of the playhead
+        assert applied.at_s == pytest.approx(bars[3] + 0.2 + LATE_SPLICE_AHEAD_S, abs=1e-3)
+        assert applied.at_s - applied.position_s < bars[4] - bars[3]  # within one bar
+        new, _ = render_playback(after, gain=live.levels)
+        a = round(applied.at_s * SR) + round(CROSSFADE_S * SR)
+        assert np.abs(player._buf[a : a + SR] - new[a : a + SR]).max() < 5e-4
     finally:
         live.close()
 

@@ -13,6 +13,7 @@ from tui import player as player_module
 from tui.messages import PlaybackState
 from tui.player import (
     CROSSFADE_S,
+    LATE_SPLICE_AHEAD_S,
     ClockSink,
     NoAudio,
     Player,
@@ -141,14 +142,38 @@ def test_splice_keeps_the_audio_before_and_replaces_it_after_with_a_crossfade(cl
     assert p.position_s == 1.0 and p.playing  # the position does not move
 
 
-def test_a_splice_the_playhead_already_passed_starts_at_the_playhead(clock):
+def test_a_splice_the_playhead_already_passed_starts_just_ahead_of_the_playhead(clock):
     p = Player(ramp(5 * SR), SR, sink=ClockSink(clock))
     p.play()
     clock.now += 3.0
     at = p.splice(2.0, ramp(3 * SR, offset=1e6), crossfade_s=0)
-    assert at == 3.0
-    np.testing.assert_array_equal(p._buf[: 3 * SR], ramp(3 * SR))
-    np.testing.assert_array_equal(p._buf[3 * SR :], ramp(2 * SR, offset=1e6 + SR))
+    k = 3 * SR + round(LATE_SPLICE_AHEAD_S * SR)
+    assert at == k / SR
+    np.testing.assert_array_equal(p._buf[:k], ramp(k))  # what plays now is not cut
+    np.testing.assert_array_equal(p._buf[k:], ramp(5 * SR - k, offset=1e6 + k - 2 * SR))
+
+
+def test_a_splice_chased_by_the_playhead_settles(clock):
+    """Making the new buffer takes longer than the margin ahead (a long piece, a busy
+    machine): the splice tries again further ahead, and ends (it once chased the playhead
+    until the piece was over)."""
+    p = Player(ramp(20 * SR), SR, sink=ClockSink(clock))
+    p.play()
+    clock.now += 3.0
+    import tui.player as player_module
+
+    made = player_module._spliced
+
+    def slow(*args):
+        clock.now += 0.05  # each new buffer takes 50 ms of playing time
+        return made(*args)
+
+    player_module._spliced = slow
+    try:
+        at = p.splice(2.0, ramp(18 * SR, offset=1e6), crossfade_s=0)
+    finally:
+        player_module._spliced = made
+    assert 3.0 < at < 3.5 and p.position_s <= at
 
 
 def test_load_maps_the_position(player, clock):
