@@ -151,6 +151,9 @@ class StudioApp(App):
 
     # -- start --
     def on_mount(self) -> None:
+        import gc
+
+        gc.freeze()  # the modules loaded so far stay: no full collection walks them again
         for theme in STUDIO_THEMES:
             self.register_theme(theme)
         self.theme = self.settings.theme if self.settings.theme in THEMES else DEFAULT_THEME

@@ -354,6 +354,11 @@ class MakeScreen(StudioScreen):
 
             self.post_message(WorkProgress("generate", "loading model", 0, 1))
             cache[key] = api.load(key)
+            import gc
+
+            # what the model and its libraries leave is there for good: out of the garbage
+            # collector's full passes, which otherwise stop every thread for 100 ms and more
+            gc.freeze()
         return cache[key]
 
     def _save(
