@@ -169,6 +169,11 @@ class StudioApp(App):
 
             self.push_screen(WizardScreen(), self._wizard_done)
 
+    def on_unmount(self) -> None:
+        import gc
+
+        gc.unfreeze()  # (a process that goes on after the app, a test run, collects them)
+
     def _wizard_done(self, result) -> None:
         self.settings.first_run_done = True
         self.save_settings()
