@@ -18,10 +18,8 @@ command takes ``--library PATH`` (else $DISCO_MUSICA_LIBRARY, else the user data
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import sys
-import time
 from pathlib import Path
 
 from engine import names
@@ -174,35 +172,15 @@ def open_library(args: argparse.Namespace, *, write: bool = True):
 
 
 def _date(text: str, flag: str) -> float:
-    text = text.strip()
-    if text[:-1].isdigit() and text[-1:] in ("d", "h"):
-        unit = 86400 if text[-1] == "d" else 3600
-        return time.time() - int(text[:-1]) * unit
-    try:
-        t = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise common.CliError(
-            f"{flag} {text!r} is not a date; use YYYY-MM-DD (or 7d for the last 7 days)"
-        ) from None
-    if t.tzinfo is None:
-        t = t.astimezone()
-    return t.timestamp()
+    from engine.library.store import parse_moment
+
+    return parse_moment(text, flag)
 
 
 def _tempo(text: str | None) -> tuple[float | None, float | None]:
-    if not text:
-        return None, None
-    lo, sep, hi = text.partition("-")
-    try:
-        a = float(lo) if lo.strip() else None
-        b = float(hi) if hi.strip() else None
-    except ValueError:
-        raise common.CliError(f"--tempo {text!r} is not a range; use e.g. 60-90") from None
-    if not sep:
-        b = a
-    if a is not None and b is not None and a > b:
-        raise common.CliError(f"--tempo {text!r} runs backwards; use e.g. 60-90")
-    return a, b
+    from engine.library.store import parse_tempo_range
+
+    return parse_tempo_range(text, "--tempo") if text else (None, None)
 
 
 def _filter_args(args: argparse.Namespace) -> dict:

@@ -232,6 +232,45 @@ def check_tag(tag: str) -> str:
     return clean
 
 
+def parse_moment(text: str, name: str, now: float | None = None) -> float:
+    """A moment for the ``since``/``until`` filters, as a timestamp: ``7d`` or ``12h`` ago,
+    or a date (``2026-12-01``, any ISO form; without a zone, the local one). ``name`` is how
+    the face calls the filter in its one-line `LibraryError` (``--since``, ``since``)."""
+    import datetime
+
+    text = text.strip()
+    if text[:-1].isdigit() and text[-1:].lower() in ("d", "h"):
+        unit = 86400 if text[-1].lower() == "d" else 3600
+        return (time.time() if now is None else now) - int(text[:-1]) * unit
+    try:
+        t = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise LibraryError(
+            f"{name} {text!r} is not a date; use YYYY-MM-DD, or 7d for the last 7 days"
+        ) from None
+    if t.tzinfo is None:
+        t = t.astimezone()
+    return t.timestamp()
+
+
+def parse_tempo_range(text: str, name: str) -> tuple[float | None, float | None]:
+    """(lowest, highest) BPM of the tempo filter: ``60-90``, ``120`` (exactly), ``-90`` or
+    ``60-`` (open ends are None); a `LibraryError` in one line naming ``name`` otherwise."""
+    lo, sep, hi = text.partition("-")
+    try:
+        a = float(lo) if lo.strip() else None
+        b = float(hi) if hi.strip() else None
+    except ValueError:
+        raise LibraryError(
+            f"{name} {text!r} is not a range of BPM; use e.g. 60-90 or 120"
+        ) from None
+    if not sep:
+        b = a
+    if a is not None and b is not None and a > b:
+        raise LibraryError(f"{name} {text!r} runs backwards; put the lower BPM first, e.g. 60-90")
+    return a, b
+
+
 def check_rating(rating) -> int:
     if isinstance(rating, bool) or not isinstance(rating, int):
         raise LibraryError(f"the rating must be a whole number from 1 to 5, not {rating!r}")

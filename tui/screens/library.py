@@ -10,11 +10,9 @@ replay, export and watermark detection run in a worker thread and post `tui.mess
 from __future__ import annotations
 
 import contextlib
-import datetime
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,35 +65,24 @@ class FilterError(ValueError):
     """A filter value that cannot be used, in one line that says what to type."""
 
 
-def _when(text: str, name: str, now: float | None = None) -> float:
-    """A moment from ``7d``, ``12h`` or a date (``2026-12-01``, ISO), as a timestamp."""
-    text = text.strip()
-    if text[:-1].isdigit() and text[-1:].lower() in ("d", "h"):
-        unit = 86400 if text[-1].lower() == "d" else 3600
-        return (time.time() if now is None else now) - int(text[:-1]) * unit
+def _when(text: str, name: str) -> float:
+    from engine.errors import LibraryError
+    from engine.library.store import parse_moment
+
     try:
-        t = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise FilterError(
-            f"{name} {text!r} is not a date; type YYYY-MM-DD, or 7d for the last 7 days"
-        ) from None
-    if t.tzinfo is None:
-        t = t.astimezone()
-    return t.timestamp()
+        return parse_moment(text, name)
+    except LibraryError as e:
+        raise FilterError(str(e)) from None
 
 
 def _tempo(text: str) -> tuple[float | None, float | None]:
-    lo, sep, hi = text.partition("-")
+    from engine.errors import LibraryError
+    from engine.library.store import parse_tempo_range
+
     try:
-        a = float(lo) if lo.strip() else None
-        b = float(hi) if hi.strip() else None
-    except ValueError:
-        raise FilterError(f"tempo {text!r} is not a range of BPM; type e.g. 60-90 or 120") from None
-    if not sep:
-        b = a
-    if a is not None and b is not None and a > b:
-        raise FilterError(f"tempo {text!r} runs backwards; type the lower BPM first, e.g. 60-90")
-    return a, b
+        return parse_tempo_range(text, "tempo")
+    except LibraryError as e:
+        raise FilterError(str(e)) from None
 
 
 def filters_from(values: dict[str, str], *, trash: bool = False) -> dict[str, Any]:
