@@ -363,9 +363,16 @@ class Library:
     def _prepare(self) -> None:
         db = self.db
         db.execute("PRAGMA busy_timeout = 30000")
-        app_id = db.execute("PRAGMA application_id").fetchone()[0]
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        # one read transaction: another process making this new library commits its tables
+        # and our application_id together; read apart, the tables could be seen without the
+        # id, and the library taken for another program's database
+        db.execute("BEGIN")
+        try:
+            app_id = db.execute("PRAGMA application_id").fetchone()[0]
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        finally:
+            db.execute("COMMIT")
         if app_id != APPLICATION_ID and (tables or app_id):
             raise LibraryError(
                 f"{self.root / DB_FILE} is an SQLite database of another program, not a "
