@@ -196,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     from engine.cli import accompany as cli_accompany
+    from engine.cli import data as cli_data
     from engine.cli import generate as cli_generate
     from engine.cli import library as cli_library
     from engine.cli import score as cli_score
@@ -213,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_train.add_commands(sub, register)
     cli_soundfonts.add_commands(sub, register)
     cli_library.add_commands(sub, register)
+    cli_data.add_commands(sub, register)
     _plugin_commands(sub)
     return parser
 

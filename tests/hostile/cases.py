@@ -1003,6 +1003,27 @@ add(
     terminal=True,
 )
 
+# ---- data (manage: show, tag, edit, split, versions, diff, checkout) -----------------------------
+# (end of section: data (manage: show, tag, edit, split, versions, diff, checkout))
+
+# ---- data import ---------------------------------------------------------------------------------
+# (end of section: data import)
+
+# ---- data prep audio -----------------------------------------------------------------------------
+# (end of section: data prep audio)
+
+# ---- data prep midi ------------------------------------------------------------------------------
+# (end of section: data prep midi)
+
+# ---- data prep image/video -----------------------------------------------------------------------
+# (end of section: data prep image/video)
+
+# ---- data get and data stats ---------------------------------------------------------------------
+# (end of section: data get and data stats)
+
+# ---- data export and load-hf ---------------------------------------------------------------------
+# (end of section: data export and load-hf)
+
 IDS = [c.id for c in CASES]
 assert len(IDS) == len(set(IDS)), sorted({i for i in IDS if IDS.count(i) > 1})
 assert len(CASES) >= 300, len(CASES)
