@@ -241,14 +241,16 @@ def cmd_edit(args) -> int:
         return new
 
     step = {"name": "edit", "set": values, "split": args.split}
-    return _change(args, ds, items, step, f"edit {len(items)} items", edited)
+    return _change(args, ds, items, step, f"edit {common.plural(len(items), 'item')}", edited)
 
 
 def cmd_remove(args) -> int:
     ds = open_dataset(args.dataset)
     items = ds.find(args.items)
     step = {"name": "remove", "items": [i.id for i in items]}
-    with ds.change(step, f"remove {len(items)} items", command=command_of(args)) as ch:
+    with ds.change(
+        step, f"remove {common.plural(len(items), 'item')}", command=command_of(args)
+    ) as ch:
         for item in items:
             ch.remove(item.id)
     if args.json:
