@@ -25,7 +25,11 @@ Stage names in use (``done`` / ``total`` count):
 - ``"files"``: corpus files read / all files (``message``: the id of the last piece read);
 - ``"pieces"``: prompts of the prompt evaluation written / all;
 - ``"harmonization"``: chorales harmonized / all (model evaluation);
-- a style name (``"bach"``...): pieces of that style written / per style (model evaluation).
+- a style name (``"bach"``...): pieces of that style written / per style (model evaluation);
+- ``"import"``: files imported into a dataset / files found (``message``: the file);
+- ``"prep"``: dataset items preprocessed / items selected (``message``: the item's path);
+- ``"stats"``: items read for a dataset's statistics / all items;
+- ``"export"``: items written / all items (a dataset exported).
 """
 
 from __future__ import annotations
