@@ -96,24 +96,18 @@ class LivePanel(VerticalScroll):
             "yet written follow them; while it plays, the audio ahead of the playhead.",
             classes="hint",
         )
-        with Horizontal(classes="row"):
-            yield Label("Tempo")
-            yield Input(placeholder="BPM, e.g. 96", id="live-tempo", type="number")
-        with Horizontal(classes="row"):
-            yield Label("Dynamics")
-            yield Select([(d, d) for d in DYNAMICS], id="live-dynamics", prompt="dynamics")
-        with Horizontal(classes="row"):
-            yield Label("Creativity")
-            yield Input(placeholder="0..1", id="live-creativity", type="number")
-        with Horizontal(classes="row"):
-            yield Label("Density")
-            yield Input(placeholder="0..1", id="live-density", type="number")
-        with Horizontal(classes="row"):
-            yield Label("Part")
-            yield Select([], id="live-part", prompt="part")
-        with Horizontal(classes="row"):
-            yield Label("Instrument")
-            yield Input(placeholder="e.g. flute (Enter)", id="live-instrument")
+        rows = (
+            ("Tempo", Input(placeholder="BPM, e.g. 96", id="live-tempo", type="number")),
+            ("Dynamics", Select([(d, d) for d in DYNAMICS], id="live-dynamics", prompt="dynamics")),
+            ("Creativity", Input(placeholder="0..1", id="live-creativity", type="number")),
+            ("Density", Input(placeholder="0..1", id="live-density", type="number")),
+            ("Part", Select([], id="live-part", prompt="part")),
+            ("Instrument", Input(placeholder="e.g. flute (Enter)", id="live-instrument")),
+        )
+        for label, field in rows:
+            with Horizontal(classes="row"):
+                yield Label(label)
+                yield field
         yield Static("", id="live-msg")
         yield Static("", id="live-log")
 

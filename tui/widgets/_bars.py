@@ -65,18 +65,36 @@ def part_glyph(i: int) -> str:
     return PART_GLYPHS[i % len(PART_GLYPHS)]
 
 
+# Moving along time, shared by every widget that shows time left to right (the bar grids and
+# the waveform); each defines ``action_pan``, ``action_pan_to_start``/``_end`` and
+# ``action_zoom_time``.
+TIME_BINDINGS = [
+    Binding("left,h", "pan(-1)", "Earlier", show=False),
+    Binding("right,l", "pan(1)", "Later", show=False),
+    Binding("home", "pan_to_start", "Start", show=False),
+    Binding("end", "pan_to_end", "End", show=False),
+    Binding("plus,equals_sign", "zoom_time(1)", "Zoom in (time)"),
+    Binding("minus", "zoom_time(-1)", "Zoom out (time)"),
+]
+
+
+class Says:
+    """A widget that can say what it shows (``summary()``) on the ``s`` key."""
+
+    def action_say(self) -> None:
+        """Announce `summary` (plain mode's announcer, and a notice)."""
+        text = self.summary()
+        announce = getattr(self.app, "announce", None)
+        if announce:
+            announce(text.replace("\n", "; "))
+        self.notify(text, timeout=8)
+
+
 class BarGrid(Widget):
     """A widget whose columns right of `GUTTER` are bars of a `RollData` (see the module
     docstring). Subclasses draw `grid_lines`; this class keeps the view and its keys."""
 
-    BINDINGS = [
-        Binding("left,h", "pan(-1)", "Earlier", show=False),
-        Binding("right,l", "pan(1)", "Later", show=False),
-        Binding("home", "pan_to_start", "Start", show=False),
-        Binding("end", "pan_to_end", "End", show=False),
-        Binding("plus,equals_sign", "zoom_time(1)", "Zoom in (time)"),
-        Binding("minus", "zoom_time(-1)", "Zoom out (time)"),
-    ]
+    BINDINGS = TIME_BINDINGS
 
     can_focus = True
     scroll_bar: reactive[int] = reactive(0)

@@ -19,14 +19,14 @@ from textual.reactive import reactive
 from textual.strip import Strip
 
 from tui.settings import PALETTES
-from tui.widgets._bars import BarGrid, part_colour, part_glyph
+from tui.widgets._bars import BarGrid, Says, part_colour, part_glyph
 from tui.widgets.roll import GUTTER, RollData, note_name
 
 SEMITONES_PER_ROW = (1, 2, 3, 4, 6, 12)  # the pitch zoom levels
 LOWEST_PITCH, HIGHEST_PITCH = 0, 127
 
 
-class PianoRoll(BarGrid):
+class PianoRoll(Says, BarGrid):
     """The notes of a `RollData` (see the module docstring).
 
     Keys: ←/→ or h/l earlier/later, ↑/↓ or k/j higher/lower, Home/End, + and - zoom time,
@@ -127,14 +127,6 @@ class PianoRoll(BarGrid):
         announce = getattr(self.app, "announce", None)
         if announce:
             announce("follow playhead on" if self.follow else "follow playhead off")
-
-    def action_say(self) -> None:
-        """Announce `summary` (plain mode's announcer, and a notice)."""
-        text = self.summary()
-        announce = getattr(self.app, "announce", None)
-        if announce:
-            announce(text.replace("\n", "; "))
-        self.notify(text, timeout=8)
 
     def watch_pitch_top(self) -> None:
         self.refresh()

@@ -24,6 +24,7 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
+from tui.widgets._bars import TIME_BINDINGS, Says
 from tui.widgets.pianoroll import format_time
 from tui.widgets.roll import GUTTER
 
@@ -153,7 +154,7 @@ class AudioLevels:
         return starts, np.atleast_1d(self.rms_db(starts, starts + window_s))
 
 
-class Waveform(Widget):
+class Waveform(Says, Widget):
     """The audio's peak envelope and RMS level strip (see the module docstring), a time
     axis on top, the playhead as a reversed column.
 
@@ -174,23 +175,7 @@ class Waveform(Widget):
     Waveform > .waveform--level { color: $secondary; }
     """
     COMPONENT_CLASSES = {"waveform--wave", "waveform--level"}
-    BINDINGS = [
-        Binding("left,h", "pan(-1)", "Earlier", show=False),
-        Binding("right,l", "pan(1)", "Later", show=False),
-        Binding("home", "pan_to_start", "Start", show=False),
-        Binding("end", "pan_to_end", "End", show=False),
-        Binding("plus,equals_sign", "zoom(1)", "Zoom in (time)"),
-        Binding("minus", "zoom(-1)", "Zoom out (time)"),
-        Binding("s", "say", "Say what it shows", show=False),
-    ]
-
-    def action_say(self) -> None:
-        """Announce `summary` (plain mode's announcer, and a notice)."""
-        text = self.summary()
-        announce = getattr(self.app, "announce", None)
-        if announce:
-            announce(text.replace("\n", "; "))
-        self.notify(text, timeout=8)
+    BINDINGS = [*TIME_BINDINGS, Binding("s", "say", "Say what it shows", show=False)]
 
     can_focus = True
     zoom: reactive[int] = reactive(0)
@@ -267,7 +252,7 @@ class Waveform(Widget):
     def action_pan_to_end(self) -> None:
         self.scroll_s = self.length_s
 
-    def action_zoom(self, step: int) -> None:
+    def action_zoom_time(self, step: int) -> None:
         middle = self.scroll_s + self.span_s / 2
         self.zoom += step
         self.scroll_s = middle - self.span_s / 2
