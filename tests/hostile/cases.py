@@ -1004,6 +1004,48 @@ add(
 )
 
 # ---- data (manage: show, tag, edit, split, versions, diff, checkout) -----------------------------
+for id_, argv, files, needle in (
+    ("show-no-such", ["show", "no-such-dataset"], (), "no dataset 'no-such-dataset'"),
+    ("show-file", ["show", "./notes.txt"], ("notes.txt",), "notes.txt"),
+    ("show-plain-folder", ["show", "./empty-folder"], ("empty-folder",), "not a dataset"),
+    ("show-bad-name", ["show", "no such name!"], (), "not a dataset name"),
+    ("show-bad-version", ["show", "./dataset", "--version", "ffff00"], ("dataset",), "no version"),
+    ("show-no-item", ["show", "./dataset", "zzz.wav"], ("dataset",), "no item 'zzz.wav'"),
+    ("show-limit=-1", ["show", "./dataset", "--limit", "-1"], ("dataset",), opt("limit")),
+    ("tag-no-item", ["tag", "./dataset", "x", "--items", "q.wav"], ("dataset",), "q.wav"),
+    (
+        "edit-bad-field",
+        ["edit", "./dataset", "all", "--set", "colour=red"],
+        ("dataset",),
+        "unknown metadata field 'colour'",
+    ),
+    ("edit-tempo=fast", ["edit", "./dataset", "all", "--set", "tempo=fast"], ("dataset",), "tempo"),
+    (
+        "edit-tempo=1e300",
+        ["edit", "./dataset", "all", "--set", "tempo=1e300"],
+        ("dataset",),
+        "tempo",
+    ),
+    ("edit-tempo=nan", ["edit", "./dataset", "all", "--set", "tempo=nan"], ("dataset",), "tempo"),
+    ("edit-no-equals", ["edit", "./dataset", "all", "--set", "genre"], ("dataset",), "FIELD=VALUE"),
+    ("edit-nothing", ["edit", "./dataset", "all"], ("dataset",), "say what to change"),
+    ("edit-bad-split", ["edit", "./dataset", "all", "--split", "dev"], ("dataset",), "split"),
+    ("remove-no-item", ["remove", "./dataset", "nope"], ("dataset",), "nope"),
+    ("split-ratios=abc", ["split", "./dataset", "--ratios", "abc"], ("dataset",), "ratios"),
+    ("split-ratios=0,0,0", ["split", "./dataset", "--ratios", "0,0,0"], ("dataset",), "ratio"),
+    ("split-ratios=-1,1,1", ["split", "./dataset", "--ratios", "-1,1,1"], ("dataset",), "ratio"),
+    ("split-ratios=nan", ["split", "./dataset", "--ratios", "nan,1,1"], ("dataset",), "ratio"),
+    ("split-seed=-1", ["split", "./dataset", "--seed", "-1"], ("dataset",), opt("seed")),
+    ("split-seed=huge", ["split", "./dataset", "--seed", HUGE], ("dataset",), opt("seed")),
+    ("split-stratify", ["split", "./dataset", "--stratify", "colour"], ("dataset",), "stratify"),
+    ("split-empty", ["split", "./empty-ds"], (), "no dataset"),
+    ("versions-file", ["versions", "./notes.txt"], ("notes.txt",), "notes.txt"),
+    ("diff-bad", ["diff", "./dataset", "HEAD~9"], ("dataset",), "fewer than 9"),
+    ("diff-garbage", ["diff", "./dataset", "HEAD~x"], ("dataset",), "not a version"),
+    ("checkout-bad", ["checkout", "./dataset", "0123abcd"], ("dataset",), "no version"),
+    ("checkout-foreign", ["checkout", "./foreign", "HEAD"], ("foreign",), "not a dataset"),
+):
+    add(f"data-{id_}", ["data", *argv], files, needle)
 # (end of section: data (manage: show, tag, edit, split, versions, diff, checkout))
 
 # ---- data import ---------------------------------------------------------------------------------

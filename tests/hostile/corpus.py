@@ -334,7 +334,21 @@ FILES: dict[str, Callable[[Path], None]] = {
     "musicgen-junk": _folder({"config.json": b'{"model_type": "musicgen"}'}),
     "photos.db": _foreign_sqlite,
     "foreign-library": _foreign_library,
+    "dataset": lambda p: _dataset(p),
 }
+
+
+def _dataset(p: Path) -> None:
+    """A dataset folder with a WAV and a MIDI item (one version after the empty one)."""
+    from engine.data.store import Dataset, Item, item_id
+
+    ds = Dataset.create(p)
+    with ds.change({"name": "import"}, "two files") as ch:
+        for path, kind, data in (
+            ("a.wav", "audio", wav_bytes(tone(1.0, 22050), 22050)),
+            ("b.mid", "midi", melody_midi()),
+        ):
+            ch.put(Item(item_id(path), path, ch.put_bytes(data), kind, len(data)))
 
 
 def build(folder: Path, names) -> None:
