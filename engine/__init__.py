@@ -32,6 +32,8 @@ _API = {
     "replay": "engine.pipelines.replay",
     "Library": "engine.library.store",
     "keeping": "engine.library.store",
+    # datasets of your own music
+    "Dataset": "engine.data.store",
     "render_midi": "engine.audio.render",
     "UserError": "engine.errors",
 }
