@@ -17,7 +17,7 @@ from the same parent give the same ID). A file is stored once however many items
 hold it, so a change copies only new content.
 
 Every change goes through `Dataset.change`, which journals each item it adds or replaces
-(one fsynced line each) before the version is written: a command killed half-way (even
+(one line each, flushed at once) before the version is written: a command killed half-way (even
 ``kill -9``) leaves the journal, and the next change of the same kind picks it up (an
 interrupted import continues without copying again), while any other change first keeps what
 the interrupted one had done as a version of its own. No item is lost or doubled, and the
@@ -253,7 +253,7 @@ class Dataset:
             parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.", suffix=".new"))
         except OSError as e:
-            raise _os_error(e, parent) from None
+            raise disk_error(e, parent) from None
         try:
             for sub in ("objects", "versions"):
                 (tmp / sub).mkdir()
@@ -275,7 +275,7 @@ class Dataset:
             os.replace(tmp, path)
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise _os_error(e, parent) from None
+            raise disk_error(e, parent) from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -504,7 +504,7 @@ class Dataset:
         try:
             fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            raise _os_error(e, self.path) from None
+            raise disk_error(e, self.path) from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -556,7 +556,7 @@ class Dataset:
             _write_durable(vdir / f"{vid}.json", json.dumps(asdict(meta), indent=2).encode())
             _write_durable(self.path / "HEAD", (vid + "\n").encode())
         except OSError as e:
-            raise _os_error(e, self.path) from None
+            raise disk_error(e, self.path) from None
         return vid
 
 
@@ -571,6 +571,7 @@ class Change:
         self.resume = resume
         self.base = ds.head
         self.items: dict[str, Item] = {i.id: i for i in ds.items(self.base)}
+        self._paths: dict[str, str] = {i.path: i.id for i in self.items.values()}
         self.done: list[Item] = []
         """Items an interrupted change of the same name had journalled (already applied)."""
         journal = ds.path / "pending.jsonl"
@@ -586,10 +587,8 @@ class Change:
 
     # reading
     def by_path(self, path: str) -> Item | None:
-        for i in self.items.values():
-            if i.path == path:
-                return i
-        return None
+        item_id = self._paths.get(path)
+        return None if item_id is None else self.items.get(item_id)
 
     def hashes(self) -> set[str]:
         return {i.hash for i in self.items.values()}
@@ -604,8 +603,6 @@ class Change:
                 for chunk in iter(lambda: f.read(1 << 20), b""):
                     h.update(chunk)
                     out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
             return self._place(Path(tmp), h.hexdigest())
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -620,8 +617,6 @@ class Change:
                 for chunk in iter(lambda: stream.read(1 << 20), b""):
                     h.update(chunk)
                     out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
             return self._place(Path(tmp), h.hexdigest())
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -636,8 +631,6 @@ class Change:
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
             return self._place(Path(tmp), digest)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -675,10 +668,12 @@ class Change:
             self._apply("remove", self.items[item_id])
 
     def _apply(self, op: str, item: Item) -> None:
+        old = self.items.pop(item.id, None)
+        if old is not None:
+            self._paths.pop(old.path, None)
         if op == "put":
             self.items[item.id] = item
-        else:
-            self.items.pop(item.id, None)
+            self._paths[item.path] = item.id
 
     def _log(self, op: str, item: Item) -> None:
         if self._journal is None:
@@ -693,10 +688,11 @@ class Change:
             self._journal.write(json.dumps({"header": header}, default=json_default) + "\n")
         line = json.dumps({"op": op, "item": item.to_json()}, default=json_default)
         self._journal.write(line + "\n")
-        self._journal.flush()
-        os.fsync(self._journal.fileno())
+        self._journal.flush()  # in the kernel's hands: a killed process loses nothing
 
     def _commit(self) -> None:
+        if self._journal is not None:
+            os.sync()  # the new files and the journal reach the disk before the version does
         vid = self.ds._write_version(
             self.base, list(self.items.values()), self.step, self.message, self.command
         )
@@ -749,13 +745,16 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _os_error(e: OSError, where: Path) -> DatasetError:
+def disk_error(e: OSError, where: Path) -> DatasetError:
     """A disk problem as one line that says what to do."""
     if e.errno == errno.ENOSPC:
         return DatasetError(f"the disk holding {where} is full; free some space and run it again")
     if e.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
         return DatasetError(f"{where} cannot be written (read-only or not yours); pick another")
     return DatasetError(f"{e.filename or where}: {(e.strerror or str(e)).lower()}")
+
+
+_os_error = disk_error  # the name the data modules were first written against
 
 
 def materialize(ds: Dataset, dest: str | Path, version: str | None = None) -> list[Path]:
@@ -779,7 +778,7 @@ def materialize(ds: Dataset, dest: str | Path, version: str | None = None) -> li
         os.replace(tmp, dest)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise _os_error(e, dest) from None
+        raise disk_error(e, dest) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
