@@ -189,13 +189,13 @@ def datasets_root() -> Path:
 
 
 def dataset_path(name_or_path: str | Path) -> Path:
-    """A dataset's folder: a path as given (anything with a slash, or an existing folder),
-    else a name in `datasets_root`."""
+    """A dataset's folder: a path as given (anything with a slash, or anything that exists
+    here, so a file is named as a file), else a name in `datasets_root`."""
     text = str(name_or_path)
     if not text.strip():
         raise DatasetError("give a dataset name or folder")
     p = Path(text).expanduser()
-    if "/" in text or os.sep in text or text.startswith(".") or p.is_dir():
+    if "/" in text or os.sep in text or text.startswith(".") or p.exists():
         return p
     if not all(c.isalnum() or c in "-_." for c in text):
         raise DatasetError(
