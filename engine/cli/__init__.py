@@ -64,6 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if keeping is not None and not getattr(args, "json", False):
             _say_kept(keeping[1])
         return code
+    except BrokenPipeError:  # the reader went away (`… | head`): stop quietly, as shell tools do
+        import os
+
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 128 + signal.SIGPIPE
+        return code
     except KeyboardInterrupt as e:
         print("interrupted", file=sys.stderr)
         code = 128 + getattr(e, "signum", signal.SIGINT)

@@ -74,6 +74,17 @@ def test_tag_edit_remove_each_make_a_version(songs, capsys):
     assert code == 0 and len(songs.items()) == 6 and songs.head == first
 
 
+def test_edit_group_makes_items_one_song(songs, capsys):
+    assert run(capsys, "edit", "songs", "takes/take[0-3].wav", "--group", "night-drive")[0] == 0
+    assert {i.path: i.group for i in songs.items()} == {
+        **{f"takes/take{n}.wav": "night-drive" for n in range(4)},
+        "takes/take4.wav": "g2",
+        "takes/take5.wav": "g2",
+    }
+    code, _, err = run(capsys, "edit", "songs", "all", "--group", " ")
+    assert code == 2 and "--group takes a name" in err
+
+
 def test_split_groups_songs(songs, capsys):
     code, out, _ = run(capsys, "split", "songs", "--ratios", "34,33,33", "--seed", "2")
     assert code == 0
@@ -105,3 +116,19 @@ def test_refusals_are_one_line_and_change_nothing(songs, capsys, argv, needle):
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("error: ") and needle in err
     assert songs.head == head
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(songs, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    with songs.change({"name": "import"}, "many") as ch:
+        h = ch.put_bytes(b"x")
+        for n in range(5000):
+            ch.put(Item(item_id(f"many/{n}.wav"), f"many/{n}.wav", h, "audio", 1))
+    shell = f"{sys.executable} -m engine.cli data show songs --limit 0 | head -1"
+    env = {**os.environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[2])}
+    done = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, env=env)
+    assert done.stdout.startswith("songs  ID ")
+    assert done.stderr == ""  # no "error: [Errno 32] Broken pipe", no traceback

@@ -68,6 +68,11 @@ def add_actions(action) -> None:
     )
     p.add_argument("--unset", action="append", default=[], metavar="FIELD", help="clear a field")
     p.add_argument("--split", choices=("train", "validation", "test", "none"), help="move items")
+    p.add_argument(
+        "--group",
+        metavar="SONG",
+        help="make the items one song (one group, kept in one split), e.g. --group night-drive",
+    )
     p = action("remove", cmd_remove, "take items out of the next version (older ones keep them)")
     p.add_argument("dataset", metavar="DATASET")
     p.add_argument("items", nargs="+", metavar="ITEM")
@@ -227,20 +232,26 @@ def cmd_edit(args) -> int:
     for field in args.unset:
         check_meta(field, None)
         values[field] = None
-    if not values and args.split is None:
-        raise common.CliError("say what to change: --set FIELD=VALUE, --unset FIELD or --split")
+    if args.group is not None and not args.group.strip():
+        raise common.CliError("--group takes a name, e.g. --group night-drive")
+    if not values and args.split is None and args.group is None:
+        raise common.CliError(
+            "say what to change: --set FIELD=VALUE, --unset FIELD, --split or --group"
+        )
     items = ds.find(args.items)
     split = None if args.split in (None, "none") else args.split
 
     def edited(item):
         new = item.with_meta(values, "user") if values else item
-        if args.split is not None and new.split != split:
-            from dataclasses import replace
+        from dataclasses import replace
 
+        if args.split is not None and new.split != split:
             new = replace(new, split=split)
+        if args.group is not None and new.group != args.group.strip():
+            new = replace(new, group=args.group.strip())
         return new
 
-    step = {"name": "edit", "set": values, "split": args.split}
+    step = {"name": "edit", "set": values, "split": args.split, "group": args.group}
     return _change(args, ds, items, step, f"edit {common.plural(len(items), 'item')}", edited)
 
 
