@@ -465,6 +465,28 @@ class Dataset:
             "changed": changed,
         }
 
+    def discard_if_empty(self) -> bool:
+        """Remove this dataset if it was never given an item (a new one an import could put
+        nothing into): only the files a new dataset is made of are removed, each by name,
+        and a folder only once it is empty, so nothing else is ever touched. Returns whether
+        the dataset is gone."""
+        with self._locked():
+            versions = list((self.path / "versions").iterdir())
+            if (self.path / "pending.jsonl").exists() or len(versions) != 2 or self.items():
+                return False
+            for f in (*versions, self.path / "HEAD", self.path / "dataset.json"):
+                f.unlink()
+            (self.path / "versions").rmdir()
+            for tmp in (self.path / "objects").glob("*.tmp"):
+                tmp.unlink()
+            for sub in (self.path / "objects").iterdir():
+                if sub.is_dir() and not any(sub.iterdir()):
+                    sub.rmdir()
+            (self.path / "objects").rmdir()  # refuses (OSError) if anything else is inside
+            (self.path / "lock").unlink(missing_ok=True)
+        self.path.rmdir()
+        return True
+
     # changing
     def checkout(self, version: str) -> str:
         """Make ``version`` the current one (the next change starts from it); nothing is

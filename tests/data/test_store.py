@@ -275,3 +275,24 @@ def test_find_by_id_path_glob_and_prefix(tmp_path):
     assert len(ds.find(["all"])) == 3
     with pytest.raises(DatasetError, match="no item 'nope'"):
         ds.find(["nope"])
+
+
+def test_discard_if_empty_removes_only_what_a_new_dataset_is_made_of(tmp_path):
+    ds = Dataset.create(tmp_path / "new")
+    assert ds.discard_if_empty() and not (tmp_path / "new").exists()
+    # something of the user's inside: the dataset's own files go, the folder and theirs stay
+    ds = Dataset.create(tmp_path / "kept")
+    (ds.path / "objects" / "my-notes.txt").write_text("mine")
+    with pytest.raises(OSError):
+        ds.discard_if_empty()
+    assert (ds.path / "objects" / "my-notes.txt").read_text() == "mine"
+    # a dataset with items, or with an interrupted change, is never removed
+    ds = Dataset.create(tmp_path / "full")
+    add_files(ds, {"a.wav": b"A"})
+    assert not ds.discard_if_empty() and len(ds.items()) == 1
+    ds = Dataset.create(tmp_path / "pending")
+    with pytest.raises(RuntimeError):
+        with ds.change({"name": "import"}, "x", resume="r") as ch:
+            ch.put(Item(item_id("a.wav"), "a.wav", ch.put_bytes(b"A"), "audio", 1))
+            raise RuntimeError
+    assert not ds.discard_if_empty() and (ds.path / "pending.jsonl").is_file()

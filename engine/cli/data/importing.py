@@ -4,7 +4,6 @@ addresses into a dataset (made if missing); see `engine.data.ingest`."""
 from __future__ import annotations
 
 import contextlib
-import shutil
 import sys
 
 from engine.cli.data.manage import command_of, open_dataset, print_json
@@ -107,6 +106,4 @@ def _drop_if_empty(ds) -> None:
     from engine.data.store import DatasetError
 
     with contextlib.suppress(OSError, DatasetError):  # an empty one left behind is harmless
-        pending = (ds.path / "pending.jsonl").exists()
-        if not pending and len(ds.versions()) == 1 and not ds.items():
-            shutil.rmtree(ds.path)
+        ds.discard_if_empty()
