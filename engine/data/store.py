@@ -189,13 +189,17 @@ def datasets_root() -> Path:
 
 
 def dataset_path(name_or_path: str | Path) -> Path:
-    """A dataset's folder: a path as given (anything with a slash, or anything that exists
-    here, so a file is named as a file), else a name in `datasets_root`."""
+    """A dataset's folder: a path as given (anything with a slash or starting with a dot;
+    a bare name that is a dataset or a file in the current folder), else a name in
+    `datasets_root` (so ``--into demo`` beside an unrelated ``./demo`` folder is the dataset
+    named demo)."""
     text = str(name_or_path)
     if not text.strip():
         raise DatasetError("give a dataset name or folder")
     p = Path(text).expanduser()
-    if "/" in text or os.sep in text or text.startswith(".") or p.exists():
+    if "/" in text or os.sep in text or text.startswith("."):
+        return p
+    if (p / "dataset.json").is_file() or p.is_file():  # a dataset or a file right here
         return p
     if not all(c.isalnum() or c in "-_." for c in text):
         raise DatasetError(

@@ -296,3 +296,14 @@ def test_discard_if_empty_removes_only_what_a_new_dataset_is_made_of(tmp_path):
             ch.put(Item(item_id("a.wav"), "a.wav", ch.put_bytes(b"A"), "audio", 1))
             raise RuntimeError
     assert not ds.discard_if_empty() and (ds.path / "pending.jsonl").is_file()
+
+
+def test_a_bare_name_beside_a_plain_folder_of_that_name_is_the_named_dataset(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DISCO_MUSICA_DATASETS", str(tmp_path / "all"))
+    (tmp_path / "demo").mkdir()
+    assert dataset_path("demo") == tmp_path / "all" / "demo"
+    Dataset.create(tmp_path / "here")
+    assert dataset_path("here") == Path("here")  # a dataset right here
+    (tmp_path / "notes.txt").write_text("x")
+    assert dataset_path("notes.txt") == Path("notes.txt")  # refused later as a file
