@@ -39,35 +39,36 @@ def test_the_registry_finds_each_screen_and_a_new_file_adds_one(tmp_path, monkey
         ("make", "f2"),
         ("library", "f3"),
         ("models", "f4"),
+        ("data", "f5"),
     ]
     # a later issue adds its screen by adding a file
     extra = tmp_path / "extra"
     extra.mkdir()
-    (extra / "data.py").write_text(
+    (extra / "train.py").write_text(
         "from textual.widgets import Static\n"
         "from tui.screens import ScreenEntry\n"
         "from tui.screens._base import StudioScreen\n"
-        "class DataScreen(StudioScreen):\n"
-        "    NAME = 'data'\n"
+        "class TrainScreen(StudioScreen):\n"
+        "    NAME = 'train'\n"
         "    def compose_body(self):\n"
-        "        yield Static('datasets here', id='data-body')\n"
-        "ENTRY = ScreenEntry('data', 'Data', 'f5', 40, DataScreen)\n"
+        "        yield Static('training here', id='train-body')\n"
+        "ENTRY = ScreenEntry('train', 'Train', 'f6', 50, TrainScreen)\n"
     )
     monkeypatch.setattr(tui.screens, "__path__", [*tui.screens.__path__, str(extra)])
-    monkeypatch.delitem(sys.modules, "tui.screens.data", raising=False)
-    assert [e.name for e in registered()] == ["make", "library", "models", "data"]
+    monkeypatch.delitem(sys.modules, "tui.screens.train", raising=False)
+    assert [e.name for e in registered()] == ["make", "library", "models", "data", "train"]
 
     async def run():
         app = _app(tmp_path)
         async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.press("f5")
+            await pilot.press("f6")
             await pilot.pause()
-            assert app.current_mode == "data"
-            assert str(app.screen.query_one("#data-body").render()) == "datasets here"
-            assert "F5 Data" in str(app.screen.query_one("ScreenTabs").render())
+            assert app.current_mode == "train"
+            assert str(app.screen.query_one("#train-body").render()) == "training here"
+            assert "F6 Train" in str(app.screen.query_one("ScreenTabs").render())
 
     asyncio.run(run())
-    sys.modules.pop("tui.screens.data", None)
+    sys.modules.pop("tui.screens.train", None)
 
 
 def test_first_run_wizard_four_steps_remembered_and_its_prompt_is_made(tmp_path):

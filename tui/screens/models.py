@@ -230,7 +230,7 @@ class ModelsScreen(StudioScreen):
     BINDINGS = [
         Binding("d", "download", "Download and convert"),
         Binding("escape", "cancel", "Cancel the download"),
-        Binding("f5", "refresh", "Refresh the list", show=False),
+        Binding("r", "refresh", "Refresh the list", show=False),
     ]
 
     def __init__(self) -> None:
