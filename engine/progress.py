@@ -22,14 +22,16 @@ Stage names in use (``done`` / ``total`` count):
 - ``"windows"``: transcription windows analysed / all windows;
 - ``"download"``: bytes received / bytes offered (``total`` None when the server does not
   say);
-- ``"files"``: corpus files read / all files (``message``: the id of the last piece read);
+- ``"files"``: files read / all files: a corpus build (``message``: the id of the last piece
+  read), a dataset import, or a preprocessing step (``message``: the file's path);
 - ``"pieces"``: prompts of the prompt evaluation written / all;
 - ``"harmonization"``: chorales harmonized / all (model evaluation);
 - a style name (``"bach"``...): pieces of that style written / per style (model evaluation);
-- ``"import"``: files imported into a dataset / files found (``message``: the file);
-- ``"prep"``: dataset items preprocessed / items selected (``message``: the item's path);
-- ``"stats"``: items read for a dataset's statistics / all items;
-- ``"export"``: items written / all items (a dataset exported).
+- ``"unpack"``: archive members unpacked / all (``data get``);
+- ``"items"``: dataset items written / all (``data export``, a Hugging Face export);
+- ``"rows"``: rows of a Hugging Face dataset read into a dataset / all;
+- ``"fingerprints"``: items fingerprinted for near-duplicates / all (``data stats``);
+- ``"comparisons (audio)"``, ``"comparisons (midi)"``: items whose pairs are compared / all.
 """
 
 from __future__ import annotations
