@@ -130,3 +130,8 @@ LIBRARY_ID_CHARS = 8  # IDs are short: 8 characters of Crockford base32 (40 bits
 LIBRARY_MIN_PREFIX = 3  # the shortest ID prefix accepted
 LIBRARY_SORTS = ("created", "rating", "title", "tempo", "key", "style", "id")  # list --sort
 LIBRARY_DEFAULT_LIMIT = 50  # `library list` shows this many unless --limit
+
+# ---- datasets (engine/data) ------------------------------------------------------------------
+IMAGE_FITS = ("inside", "cover")  # data prep image --fit: inside the size, or cover and crop
+IMAGE_OUTPUT_FORMATS = ("jpg", "png", "webp")  # data prep image --format
+MAX_VIDEO_FPS = 60.0  # data prep video --fps: frames sampled per second, at most

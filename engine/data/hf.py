@@ -55,10 +55,10 @@ from engine.data.store import (
     Dataset,
     DatasetError,
     Item,
-    _now,
-    _os_error,
+    disk_error,
     item_id,
     materialize,
+    utc_now,
 )
 from engine.progress import Progress, ProgressFn
 
@@ -89,7 +89,7 @@ FOREIGN_META: dict[str, tuple[str, ...]] = {
 # Split names of other datasets that mean one of ours (anything else: unassigned).
 SPLIT_ALIASES = {"valid": "validation", "val": "validation", "dev": "validation", "eval": "test"}
 _ID = re.compile(r"[0-9a-f]{12}")
-_REPO = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+REPO_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 _SOUND_FORMATS = {"WAV": ".wav", "FLAC": ".flac", "OGG": ".ogg", "MP3": ".mp3", "AIFF": ".aiff"}
 
 
@@ -124,7 +124,7 @@ def export_files(
         "version": vid,
         "items": len(items),
         "pipeline": ds.pipeline(vid),
-        "exported": _now(),
+        "exported": utc_now(),
     }
     if progress:
         progress(Progress("items", 0, len(items), ""))
@@ -137,7 +137,7 @@ def export_files(
             (out / INFO_FILE).write_text(text + "\n", encoding="utf-8")
             _publish(out, dest)
         except OSError as e:
-            raise _os_error(e, dest) from None
+            raise disk_error(e, dest) from None
     if progress:
         progress(Progress("items", len(items), len(items), ""))
     return dest
@@ -180,7 +180,7 @@ def _work_folder(dest: Path, suffix: str):
         make_dirs(parent)
         work = Path(tempfile.mkdtemp(dir=parent, prefix=f".{dest.name}.", suffix=suffix))
     except OSError as e:
-        raise _os_error(e, parent) from None
+        raise disk_error(e, parent) from None
     try:
         yield work
     finally:
@@ -335,7 +335,7 @@ def _write_tables(
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".new"))
     except OSError as e:
-        raise _os_error(e, folder.parent) from None
+        raise disk_error(e, folder.parent) from None
     done = 0
     try:
         for name, members in splits.items():
@@ -364,7 +364,7 @@ def _write_tables(
             if not (folder / "done.json").is_file():  # not made by another run meanwhile
                 raise
     except OSError as e:
-        raise _os_error(e, folder) from None
+        raise disk_error(e, folder) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -426,14 +426,14 @@ def export_hf(
             dd.save_to_disk(str(out))
             (out / CARD_FILE).write_text(card, encoding="utf-8")
         except OSError as e:
-            raise _os_error(e, dest) from None
+            raise disk_error(e, dest) from None
         if push_to is not None:
             _push(dd, push_to, private, card)
         del dd
         try:
             _publish(out, dest)
         except OSError as e:
-            raise _os_error(e, dest) from None
+            raise disk_error(e, dest) from None
     return HfExport(dest, ds.ident(vid), splits, push_to, private)
 
 
@@ -444,7 +444,7 @@ def check_can_push(repo: str) -> None:
     import huggingface_hub
     from huggingface_hub import constants
 
-    if not _REPO.fullmatch(repo):
+    if not REPO_NAME.fullmatch(repo):
         raise DatasetError(f"{repo!r} is not a Hub dataset name; give user/name")
     if constants.HF_HUB_OFFLINE:
         raise DatasetError(
@@ -600,10 +600,10 @@ def open_hf_source(source: str, split: str | None = None) -> HfSource:
         if repo is None and path.exists():
             where = str(path.absolute())
             loaded = _load_folder(path)
-        elif repo is not None or (_REPO.fullmatch(text) and not text.startswith(".")):
+        elif repo is not None or (REPO_NAME.fullmatch(text) and not text.startswith(".")):
             also = "" if repo else " (no folder of that name here either)"
             repo = repo or text
-            if not _REPO.fullmatch(repo):
+            if not REPO_NAME.fullmatch(repo):
                 raise DatasetError(f"{text!r} is not a Hub dataset; give hf://datasets/user/name")
             where = f"hf://datasets/{repo}"
             try:

@@ -133,7 +133,7 @@ def _read(path: Path, kind: str, name: str):
     readers = {
         "audio": _read_audio,
         "midi": _read_midi,
-        "score": _read_score,
+        "score": read_score,
         "image": _read_image,
         "video": _read_video,
     }
@@ -273,7 +273,7 @@ def _read_midi(path: Path, name: str):
     return info, round(float(score.to("second").end()), 3), score
 
 
-def _read_score(path: Path, name: str):
+def read_score(path: Path, name: str):
     import music21
 
     head = path.read_bytes()[:512]

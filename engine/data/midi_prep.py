@@ -675,7 +675,7 @@ def read_midi_file(path: Path):
     without notes it dropped) of a stored MIDI file; a `DatasetError` with the reason when
     it cannot be read."""
     from engine.errors import ScoreModelError
-    from engine.symbolic.midi import _scan_midi, read_midi
+    from engine.symbolic.midi import read_midi, scan_midi
 
     try:
         data = path.read_bytes()
@@ -686,7 +686,7 @@ def read_midi_file(path: Path):
     except ScoreModelError as e:
         reason = str(e).replace("the MIDI data", "the file").replace("the data", "it")
         raise DatasetError(reason) from None
-    note_ons, empty = _raw_counts(data, _scan_midi)
+    note_ons, empty = _raw_counts(data, scan_midi)
     return score, max(0, note_ons - int(score.note_num())), empty
 
 
@@ -719,13 +719,13 @@ def score_from_notation(path: Path, name: str):
 
     from music21 import instrument, stream, tempo
 
-    from engine.data.ingest import _read_score
+    from engine.data.ingest import read_score
     from engine.symbolic.midi import score_from_music21
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _, _, parsed = _read_score(path, name)
+            _, _, parsed = read_score(path, name)
     except UserError as e:
         raise DatasetError(str(e)) from None
     except Exception as e:  # music21 raises many kinds of errors on odd files

@@ -52,7 +52,7 @@ ARCHIVE_SUFFIXES = (
 )
 # Sidecars: metadata the user wrote for the files beside them (read, never imported).
 SIDECAR_TABLES = ("metadata.csv", "metadata.json")
-SIDECAR_SUFFIX = ".json"  # song.json or song.wav.json beside song.wav
+FILE_SIDECAR_SUFFIX = ".json"  # song.json or song.wav.json beside song.wav
 OWN_RECORDS = ("generation.json",)  # what Disco-Musica writes beside its own outputs
 MAX_SIDECAR_BYTES = 16 * 2**20
 IGNORED_NAMES = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})
@@ -147,14 +147,14 @@ def sidecar_owners(names) -> dict[str, list[str]]:
     describes: ``song.json`` → song.wav, song.mid…; ``song.wav.json`` → song.wav."""
     by_stem: dict[str, list[str]] = {}
     for n in names:
-        if not n.lower().endswith(SIDECAR_SUFFIX):
+        if not n.lower().endswith(FILE_SIDECAR_SUFFIX):
             by_stem.setdefault(posixpath.splitext(n)[0], []).append(n)
     out = {}
     for n in names:
         base = posixpath.basename(n)
-        if not n.lower().endswith(SIDECAR_SUFFIX) or base in SIDECAR_TABLES + OWN_RECORDS:
+        if not n.lower().endswith(FILE_SIDECAR_SUFFIX) or base in SIDECAR_TABLES + OWN_RECORDS:
             continue
-        stem = n[: -len(SIDECAR_SUFFIX)]
+        stem = n[: -len(FILE_SIDECAR_SUFFIX)]
         owners = list(by_stem.get(stem, []))
         if stem in by_stem.get(posixpath.splitext(stem)[0], []):
             owners = [stem, *(o for o in owners if o != stem)]  # song.wav.json
@@ -341,7 +341,10 @@ def _expand_local(text, out, stack, sidecars, fields, exclude) -> None:
         folder = p.parent
         names = [p.name] + [
             q.name
-            for q in (folder / (p.stem + SIDECAR_SUFFIX), folder / (p.name + SIDECAR_SUFFIX))
+            for q in (
+                folder / (p.stem + FILE_SIDECAR_SUFFIX),
+                folder / (p.name + FILE_SIDECAR_SUFFIX),
+            )
             if q.is_file()
         ]
         meta, notes = attach_sidecars(names, lambda r: (folder / r).read_bytes(), fields, "")

@@ -265,7 +265,7 @@ class Dataset:
                 "format": FORMAT,
                 "id": uuid.uuid4().hex,
                 "name": path.name,
-                "created": _now(),
+                "created": utc_now(),
             }
             (tmp / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
             root = _version_id(None, b"")
@@ -575,7 +575,7 @@ class Dataset:
         vid = _version_id(parent, body)
         if vid == parent or body == (self.path / "versions" / f"{parent}.jsonl").read_bytes():
             return None
-        meta = Version(vid, parent, _now(), message, step, list(command), len(items))
+        meta = Version(vid, parent, utc_now(), message, step, list(command), len(items))
         vdir = self.path / "versions"
         try:
             _write_durable(vdir / f"{vid}.jsonl", body)
@@ -767,7 +767,8 @@ def _write_durable(path: Path, data: bytes) -> None:
         raise
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """The time now in UTC, as versions record it (2026-12-06T16:05:08Z)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 

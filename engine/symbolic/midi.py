@@ -162,7 +162,7 @@ def read_midi(source: str | Path | Score | bytes) -> Score:
         score = Score.from_midi(data)
     except Exception as e:  # symusic raises RuntimeError/ValueError on corrupt data
         raise ScoreModelError(f"{name}: corrupt MIDI file ({one_line(e)})") from None
-    _check_timing(score, name, _scan_midi(data))
+    _check_timing(score, name, scan_midi(data))
     return score
 
 
@@ -171,7 +171,7 @@ MAX_MIDI_TICK = 2**31 - 1  # symusic holds ticks as int32: later ones wrap to ne
 
 
 @dataclass
-class _MidiScan:
+class MidiScan:
     """What the raw MIDI data says, in exact ticks (symusic's int32 ticks wrap at 2**31)."""
 
     tracks: int = 0  # MTrk chunks
@@ -193,9 +193,9 @@ def _vlq(data: bytes, i: int) -> tuple[int, int]:
     return value, i
 
 
-def _scan_midi(data: bytes) -> _MidiScan:
+def scan_midi(data: bytes) -> MidiScan:
     """The notes' exact ticks in ``data`` (a MIDI file symusic has read), as far as it parses."""
-    scan = _MidiScan()
+    scan = MidiScan()
     pos = 8 + int.from_bytes(data[4:8], "big")
     while pos + 8 <= len(data):
         chunk_id, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "big")
@@ -251,7 +251,7 @@ def _bar_of(score: Score, tick: int) -> int:
     return int(tick // bar_ticks) + 1
 
 
-def _check_timing(score: Score, name: str = "the MIDI file", scan: _MidiScan | None = None):
+def _check_timing(score: Score, name: str = "the MIDI file", scan: MidiScan | None = None):
     """Refuse a file whose notes cannot be placed in time: notes past tick 2**31, 0 ticks a
     beat, no notes, tempo 0 (or absurd tempi) and absurd lengths, before anything allocates
     for them. ``name`` is the file as the user gave it; ``scan`` what its raw data says."""

@@ -5,13 +5,10 @@ dataset (saved, and pushed to the Hub when asked), and Hugging Face datasets in
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 
 from engine.cli import common
 from engine.cli.data.manage import command_of, open_dataset, print_json
-
-_REPO = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 
 
 def add_actions(action) -> None:
@@ -70,7 +67,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise common.CliError("--push needs --hf DIR (the folder saved before the push)")
     if args.public and args.push is None:
         raise common.CliError("--public only goes with --push REPO")
-    if args.push is not None and not _REPO.fullmatch(args.push):
+    from engine.data.hf import REPO_NAME
+
+    if args.push is not None and not REPO_NAME.fullmatch(args.push):
         raise common.CliError(f"--push takes a Hub dataset name, user/name (not {args.push!r})")
     ds = open_dataset(args.dataset)
     vid = ds.resolve(args.version)
