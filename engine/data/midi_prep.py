@@ -56,17 +56,17 @@ import math
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from engine import names
-from engine.data.store import Dataset, DatasetError, Item, item_id
+from engine.data.store import Dataset, DatasetError, Item, PrepReport, item_id
 from engine.errors import UserError
 from engine.progress import Progress, ProgressFn
 
-STEP = "midi"
+MIDI_STEP = "midi"
 DEFAULT_RESOLUTION = 480  # ticks a quarter note (what Disco-Musica writes)
 MIN_RESOLUTION, MAX_RESOLUTION = 24, 32767  # a 1/32-triplet grid needs 24; MIDI holds 15 bits
 GRIDS = {4: "1/4", 8: "1/8", 16: "1/16", 32: "1/32", 12: "1/12 (triplet 1/8)", 24: "1/24"}
@@ -210,32 +210,7 @@ class MidiPrep:
         d = asdict(self)
         d["transpose"] = list(self.transpose)
         d["tempo_scale"] = list(self.tempo_scale)
-        return {"name": STEP, **d}
-
-
-@dataclass
-class PrepReport:
-    """What a preprocessing step did."""
-
-    made: list[Item] = field(default_factory=list)
-    """Items put (replaced in place or new), originals first then their copies."""
-    removed: list[str] = field(default_factory=list)
-    """IDs of items removed from the new version (none: this step only replaces and adds)."""
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    """(item path, why) for every input or copy left out."""
-    warnings: list[tuple[str, str]] = field(default_factory=list)
-    """(item path, text): what this run repaired in a file, and pieces not tokenized."""
-    version: str | None = None
-    """The new version's ID (None when nothing changed)."""
-
-    def to_json(self) -> dict:
-        return {
-            "made": [i.to_json() for i in self.made],
-            "removed": list(self.removed),
-            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
-            "warnings": [{"path": p, "text": t} for p, t in self.warnings],
-            "version": self.version,
-        }
+        return {"name": MIDI_STEP, **d}
 
 
 # ---- option text (the command line) -----------------------------------------------------------
@@ -335,7 +310,7 @@ def prep_midi(
         if ch.base != head:  # another command's interrupted change was kept first: read again
             inputs, skipped = _inputs(ds, ds.find(selectors, ch.base), options, selectors)
         report.skipped += skipped
-        done = {d.id: d for d in ch.done if d.step == STEP}
+        done = {d.id: d for d in ch.done if d.step == MIDI_STEP}
         todo = []
         for item in inputs:
             main = _main_id(item, options)
@@ -372,7 +347,7 @@ def _inputs(
     # what this step made from an input that is prepared too (a copy, the MIDI of a kept
     # score) is made again from it, not prepared on its own
     ids = {i.id for i in inputs}
-    inputs = [i for i in inputs if not (i.step == STEP and i.parent in ids)]
+    inputs = [i for i in inputs if not (i.step == MIDI_STEP and i.parent in ids)]
     if not inputs:
         what = "MIDI or score" if options.from_scores else "MIDI"
         if len(chosen) == 1 and chosen[0].kind != "score":
@@ -502,7 +477,7 @@ def _apply(ch, item: Item, options: MidiPrep, result: dict, report: PrepReport) 
             base = replace(item, path=path)
     else:
         base = item
-    base = replace(base, group=group, kind="midi", step=STEP, split=item.split)
+    base = replace(base, group=group, kind="midi", step=MIDI_STEP, split=item.split)
     made = []
     for out in copies:
         path = _copy_path(item.path, out["suffix"])

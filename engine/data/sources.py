@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from engine import names
 from engine.errors import UserError
 
 # Archives: every bigger or denser one is refused (unpack it yourself, then import the folder).
@@ -52,7 +53,7 @@ ARCHIVE_SUFFIXES = (
 )
 # Sidecars: metadata the user wrote for the files beside them (read, never imported).
 SIDECAR_TABLES = ("metadata.csv", "metadata.json")
-FILE_SIDECAR_SUFFIX = ".json"  # song.json or song.wav.json beside song.wav
+FILE_SIDECAR_SUFFIX = names.SIDECAR_SUFFIX  # song.json or song.wav.json beside song.wav
 OWN_RECORDS = ("generation.json",)  # what Disco-Musica writes beside its own outputs
 MAX_SIDECAR_BYTES = 16 * 2**20
 IGNORED_NAMES = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})

@@ -731,6 +731,32 @@ class Change:
     """The new version's ID after the change (None if nothing changed)."""
 
 
+@dataclass
+class PrepReport:
+    """What a preprocessing step did (audio, MIDI, images, video)."""
+
+    made: list[Item] = field(default_factory=list)
+    """The items put: processed in place (same ID) or new (chunks, stems, copies, frames)."""
+    removed: list[str] = field(default_factory=list)
+    """IDs of the items that left the new version (originals that were split up)."""
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """(path, reason) of the inputs left as they were, and copies left out."""
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    """(path, text): what to know about an item that was processed (repairs, a file cut
+    short, a piece not tokenized)."""
+    version: str | None = None
+    """The new version's ID (None when nothing changed)."""
+
+    def to_json(self) -> dict:
+        return {
+            "made": [i.to_json() for i in self.made],
+            "removed": list(self.removed),
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+            "warnings": [{"path": p, "text": t} for p, t in self.warnings],
+            "version": self.version,
+        }
+
+
 def _read_journal(journal: Path) -> tuple[dict | None, list[tuple[str, Item]]]:
     header, entries = None, []
     with open(journal, encoding="utf-8") as f:
