@@ -19,24 +19,10 @@ from engine.progress import ProgressLog
 
 
 # ---- fixtures built here ------------------------------------------------------------------------
-def tone(seconds: float, rate: int, channels: int = 1, hz: float = 440.0) -> np.ndarray:
-    t = np.arange(int(seconds * rate)) / rate
-    x = 0.3 * np.sin(2 * np.pi * hz * t)
-    return np.repeat(x[:, None], channels, axis=1).astype(np.float32)
-
-
-def write_audio(path: Path, seconds=1.0, rate=8000, channels=1, fmt=None, hz=440.0) -> Path:
-    import soundfile as sf
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), tone(seconds, rate, channels, hz), rate, format=fmt)
-    return path
-
-
-def write_flac_tagged(path: Path, **tags) -> Path:
+def write_flac_tagged(media, path: Path, **tags) -> Path:
     from mutagen.flac import FLAC
 
-    write_audio(path)
+    media.write_audio(path)
     f = FLAC(str(path))
     for k, v in tags.items():
         f[k] = v
@@ -44,7 +30,7 @@ def write_flac_tagged(path: Path, **tags) -> Path:
     return path
 
 
-def write_av(path: Path, video: bool, audio: bool = True, seconds=1.0, fmt=None) -> Path:
+def write_av(media, path: Path, video: bool, audio: bool = True, seconds=1.0, fmt=None) -> Path:
     """An AAC .m4a (audio only) or a small video (MPEG-4 part 2, with AAC sound)."""
     import av
 
@@ -65,7 +51,7 @@ def write_av(path: Path, video: bool, audio: bool = True, seconds=1.0, fmt=None)
             for p in vs.encode(None):
                 c.mux(p)
         if a is not None:
-            x = tone(seconds, rate)[:, 0][None, :]
+            x = media.tone(seconds, rate)[:, 0][None, :]
             for i in range(0, x.shape[1], 1024):
                 fr = av.AudioFrame.from_ndarray(x[:, i : i + 1024].copy(), "fltp", "mono")
                 fr.sample_rate = rate
@@ -74,48 +60,6 @@ def write_av(path: Path, video: bool, audio: bool = True, seconds=1.0, fmt=None)
             for p in a.encode(None):
                 c.mux(p)
     return path
-
-
-def midi_bytes(
-    pitches=(60, 62, 64, 65, 67),
-    midi_type=1,
-    tempo_bpm=100.0,
-    meter=(3, 4),
-    key: str | None = "Em",
-    program=33,
-    drums=True,
-) -> bytes:
-    import mido
-
-    mid = mido.MidiFile(type=midi_type, ticks_per_beat=480)
-    meta = mido.MidiTrack()
-    if tempo_bpm:
-        meta.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm)))
-    if meter:
-        meta.append(mido.MetaMessage("time_signature", numerator=meter[0], denominator=meter[1]))
-    if key:
-        meta.append(mido.MetaMessage("key_signature", key=key))
-    notes = mido.MidiTrack([mido.Message("program_change", program=program, channel=1)])
-    for p in pitches:
-        notes.append(mido.Message("note_on", note=p, velocity=80, channel=1))
-        notes.append(mido.Message("note_off", note=p, channel=1, time=480))
-    tracks = [meta, notes]
-    if drums:
-        tracks.append(
-            mido.MidiTrack(
-                [
-                    mido.Message("note_on", note=36, velocity=90, channel=9),
-                    mido.Message("note_off", note=36, channel=9, time=240),
-                ]
-            )
-        )
-    if midi_type == 0:
-        mid.tracks.append(mido.merge_tracks(tracks))
-    else:
-        mid.tracks += tracks
-    buf = io.BytesIO()
-    mid.save(file=buf)
-    return buf.getvalue()
 
 
 def write_score(folder: Path) -> dict[str, Path]:
@@ -145,12 +89,13 @@ def write_image(path: Path, fmt: str, size=(32, 24)) -> Path:
     return path
 
 
-def build_folder(root: Path) -> Path:
+def build_folder(media, root: Path) -> Path:
     """A folder of every kind the import reads, some bad files, a hidden one and sidecars."""
     d = root / "stems"
-    write_audio(d / "loop.wav", seconds=1.0, rate=8000, channels=2)
-    write_audio(d / "pad.aiff", seconds=0.5, rate=11025)
+    media.write_audio(d / "loop.wav", seconds=1.0, rate=8000, channels=2)
+    media.write_audio(d / "pad.aiff", seconds=0.5, rate=11025)
     write_flac_tagged(
+        media,
         d / "take.flac",
         title="Take One",
         artist="Ann, Bob",
@@ -160,22 +105,22 @@ def build_folder(root: Path) -> Path:
         comment="first take",
         mood="happy",
     )
-    write_audio(d / "ogg" / "amb.ogg", seconds=1.0, rate=16000)
-    write_audio(d / "mp3" / "hook.mp3", seconds=1.0, rate=16000, fmt="MP3")
-    write_av(d / "voice.m4a", video=False)
+    media.write_audio(d / "ogg" / "amb.ogg", seconds=1.0, rate=16000)
+    media.write_audio(d / "mp3" / "hook.mp3", seconds=1.0, rate=16000, fmt="MP3")
+    write_av(media, d / "voice.m4a", video=False)
     (d / "midi").mkdir()
-    (d / "midi" / "bass.mid").write_bytes(midi_bytes())
-    (d / "midi" / "flat.midi").write_bytes(midi_bytes(midi_type=0, key=None, drums=False))
+    (d / "midi" / "bass.mid").write_bytes(media.midi_bytes())
+    (d / "midi" / "flat.midi").write_bytes(media.midi_bytes(midi_type=0, key=None, drums=False))
     (d / "midi" / "three.mid").write_bytes(
-        midi_bytes(midi_type=1).replace(b"\x00\x01", b"\x00\x02", 1)
+        media.midi_bytes(midi_type=1).replace(b"\x00\x01", b"\x00\x02", 1)
     )
     write_score(d / "scores")
     for name, fmt in (("cover.jpg", "JPEG"), ("art.png", "PNG"), ("web.webp", "WEBP")):
         write_image(d / "art" / name, fmt)
     write_image(d / "art" / "anim.gif", "GIF")
-    write_av(d / "video" / "clip.mp4", video=True)
-    write_av(d / "video" / "clip.mov", video=True, fmt="mov")
-    write_av(d / "video" / "clip.mkv", video=True, fmt="matroska")
+    write_av(media, d / "video" / "clip.mp4", video=True)
+    write_av(media, d / "video" / "clip.mov", video=True, fmt="mov")
+    write_av(media, d / "video" / "clip.mkv", video=True, fmt="matroska")
     (d / "garbage.wav").write_bytes(np.random.default_rng(0).bytes(4000))
     (d / "empty.mid").write_bytes(b"")
     (d / "notes.txt").write_text("my notes\n")
@@ -195,9 +140,9 @@ def build_folder(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def imported(tmp_path_factory):
+def imported(media, tmp_path_factory):
     root = tmp_path_factory.mktemp("imp")
-    folder = build_folder(root / "music")
+    folder = build_folder(media, root / "music")
     ds = Dataset.create(root / "ds")
     log = ProgressLog()
     report = ingest.import_sources(ds, [str(folder)], progress=log)
@@ -293,12 +238,14 @@ def test_info_and_durations_are_read_from_the_files(imported):
         assert v.duration_s == pytest.approx(1.0, abs=0.15)
 
 
-def test_probe_and_detect_kind_are_usable_alone(tmp_path):
+def test_probe_and_detect_kind_are_usable_alone(media, tmp_path):
     assert ingest.detect_kind("A/B/Song.WAV") == "audio"
     assert ingest.detect_kind("x.midi") == "midi" and ingest.detect_kind("x.mxl") == "score"
     assert ingest.detect_kind("x.webp") == "image" and ingest.detect_kind("x.mkv") == "video"
     assert ingest.detect_kind("x.txt") is None and ingest.detect_kind("noext") is None
-    info, dur = ingest.probe(write_audio(tmp_path / "a.flac", seconds=0.25, rate=8000), "audio")
+    info, dur = ingest.probe(
+        media.write_audio(tmp_path / "a.flac", seconds=0.25, rate=8000), "audio"
+    )
     assert info["frames"] == 2000 and dur == 0.25
     (tmp_path / "bad.mid").write_bytes(b"MThd nonsense")
     with pytest.raises(sources.Skip, match="MIDI"):
@@ -356,8 +303,8 @@ def test_tags_sidecars_and_estimates_are_marked_and_ranked(imported):
     assert any("missing.wav" in n for n in imported[1].notes)
 
 
-def test_no_sidecars_reads_only_tags_and_estimates(tmp_path):
-    folder = build_folder(tmp_path / "m")
+def test_no_sidecars_reads_only_tags_and_estimates(media, tmp_path):
+    folder = build_folder(media, tmp_path / "m")
     ds = Dataset.create(tmp_path / "ds")
     ingest.import_sources(ds, [str(folder / "take.flac"), str(folder / "loop.wav")], sidecars=False)
     items = by_path(ds)
@@ -365,9 +312,9 @@ def test_no_sidecars_reads_only_tags_and_estimates(tmp_path):
     assert items["loop.wav"].meta == {}
 
 
-def test_bad_sidecar_values_are_noted_not_fatal(tmp_path):
+def test_bad_sidecar_values_are_noted_not_fatal(media, tmp_path):
     d = tmp_path / "songs"
-    write_audio(d / "a.wav")
+    media.write_audio(d / "a.wav")
     (d / "metadata.json").write_text(json.dumps([{"path": "a.wav", "tempo": "fast", "genre": "x"}]))
     ds = Dataset.create(tmp_path / "ds")
     report = ingest.import_sources(ds, [str(d)])
@@ -380,10 +327,10 @@ def objects(ds) -> list[Path]:
     return sorted(p for p in (ds.path / "objects").rglob("*") if p.is_file())
 
 
-def test_rerun_copies_nothing_and_a_changed_file_replaces_its_item(tmp_path):
+def test_rerun_copies_nothing_and_a_changed_file_replaces_its_item(media, tmp_path):
     d = tmp_path / "takes"
-    write_audio(d / "a.wav", hz=440)
-    write_audio(d / "b.wav", hz=550)
+    media.write_audio(d / "a.wav", hz=440)
+    media.write_audio(d / "b.wav", hz=550)
     ds = Dataset.create(tmp_path / "ds")
     first = ingest.import_sources(ds, [str(d)])
     assert len(first.added) == 2
@@ -398,7 +345,7 @@ def test_rerun_copies_nothing_and_a_changed_file_replaces_its_item(tmp_path):
     edited = replace(old.with_meta({"genre": "mine"}, "user"), split="test")
     with ds.change({"name": "edit"}, "edit") as ch:
         ch.put(edited)
-    write_audio(d / "a.wav", hz=660)
+    media.write_audio(d / "a.wav", hz=660)
     changed = ingest.import_sources(ds, [str(d)])
     assert [i.path for i in changed.changed] == ["takes/a.wav"] and changed.already == 1
     new = by_path(ds)["takes/a.wav"]
@@ -416,9 +363,9 @@ def test_rerun_copies_nothing_and_a_changed_file_replaces_its_item(tmp_path):
     assert len(objects(ds)) == 3
 
 
-def test_single_files_keep_their_names_and_clashes_are_refused(tmp_path):
-    a = write_audio(tmp_path / "one" / "song.wav")
-    b = write_audio(tmp_path / "two" / "song.wav", hz=300)
+def test_single_files_keep_their_names_and_clashes_are_refused(media, tmp_path):
+    a = media.write_audio(tmp_path / "one" / "song.wav")
+    b = media.write_audio(tmp_path / "two" / "song.wav", hz=300)
     ds = Dataset.create(tmp_path / "ds")
     report = ingest.import_sources(ds, [str(a), str(b)])
     assert [i.path for i in report.added] == ["song.wav"]
@@ -426,9 +373,9 @@ def test_single_files_keep_their_names_and_clashes_are_refused(tmp_path):
 
 
 # ---- archives -----------------------------------------------------------------------------------
-def test_zip_and_tar_members_stream_in_under_the_archive_name(tmp_path):
-    wav = write_audio(tmp_path / "w" / "a.wav").read_bytes()
-    mid = midi_bytes()
+def test_zip_and_tar_members_stream_in_under_the_archive_name(media, tmp_path):
+    wav = media.write_audio(tmp_path / "w" / "a.wav").read_bytes()
+    mid = media.midi_bytes()
     z = tmp_path / "songs.zip"
     with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("a.wav", wav)
@@ -483,8 +430,8 @@ def _tar(path: Path, members: list[tarfile.TarInfo], data: dict[str, bytes]) -> 
     return path
 
 
-def test_zip_slip_links_out_and_bombs_are_refused_whole(tmp_path, monkeypatch):
-    wav = write_audio(tmp_path / "w" / "a.wav").read_bytes()
+def test_zip_slip_links_out_and_bombs_are_refused_whole(media, tmp_path, monkeypatch):
+    wav = media.write_audio(tmp_path / "w" / "a.wav").read_bytes()
     cases = {}
     cases["slip.zip"] = _zip(tmp_path / "slip.zip", {"ok.wav": wav, "../evil.wav": wav})
     cases["abs.zip"] = _zip(tmp_path / "abs.zip", {"ok.wav": wav, "/tmp/evil.wav": wav})
@@ -553,9 +500,9 @@ def run_cli(argv, capsys):
     return code, out, err
 
 
-def test_cli_prints_skips_and_a_summary(tmp_path, capsys):
+def test_cli_prints_skips_and_a_summary(media, tmp_path, capsys):
     d = tmp_path / "takes"
-    write_audio(d / "a.wav")
+    media.write_audio(d / "a.wav")
     (d / "bad.wav").write_bytes(b"RIFF....WAVEjunk")
     target = tmp_path / "my-set"
     code, out, err = run_cli([str(d), "--into", str(target)], capsys)
@@ -597,13 +544,13 @@ def test_cli_refuses_when_nothing_can_be_read(tmp_path, capsys):
     assert code == 2 and "found no files to import" in err and not target.exists()
 
 
-def test_group_by_folder_keeps_a_songs_stems_in_one_split(tmp_path):
+def test_group_by_folder_keeps_a_songs_stems_in_one_split(media, tmp_path):
     from engine.data.splits import split_dataset
 
     root = tmp_path / "exports"
     for song in range(12):
         for stem in ("mix", "bass", "drums"):
-            write_audio(root / f"song{song:02d}" / f"{stem}.wav", seconds=0.2, hz=200 + song)
+            media.write_audio(root / f"song{song:02d}" / f"{stem}.wav", seconds=0.2, hz=200 + song)
     by_file = Dataset.create(tmp_path / "by-file")
     ingest.import_sources(by_file, [str(root)])
     assert len({i.group for i in by_file.items()}) == 36  # each file its own song

@@ -17,7 +17,6 @@ import pytest
 
 from engine.data import ingest
 from engine.data.store import Dataset
-from tests.data.test_import import midi_bytes, write_audio
 
 
 def free_port() -> int:
@@ -76,12 +75,12 @@ def gets(requests, key_part: str = "") -> list[str]:
     return [p for m, p in requests if m == "GET" and "list-type" not in p and key_part in p]
 
 
-def test_s3_import_through_the_cli_and_a_rerun_downloads_nothing(s3, tmp_path, capsys):
+def test_s3_import_through_the_cli_and_a_rerun_downloads_nothing(media, s3, tmp_path, capsys):
     client, requests = s3
     client.create_bucket(Bucket="studio")
-    wav = write_audio(tmp_path / "src" / "a.wav", seconds=0.5, rate=8000).read_bytes()
+    wav = media.write_audio(tmp_path / "src" / "a.wav", seconds=0.5, rate=8000).read_bytes()
     client.put_object(Bucket="studio", Key="takes/a.wav", Body=wav)
-    client.put_object(Bucket="studio", Key="takes/midi/b.mid", Body=midi_bytes())
+    client.put_object(Bucket="studio", Key="takes/midi/b.mid", Body=media.midi_bytes())
     client.put_object(Bucket="studio", Key="takes/broken.wav", Body=b"RIFF\x24\x00\x00\x00WAVEjunk")
     client.put_object(Bucket="studio", Key="takes/metadata.csv", Body=b"file,genre\na.wav,soul\n")
     client.put_object(Bucket="studio", Key="other/c.wav", Body=wav)
@@ -125,10 +124,10 @@ def test_s3_import_through_the_cli_and_a_rerun_downloads_nothing(s3, tmp_path, c
         assert "testing" not in f.read_text()
 
 
-def test_s3_single_object_imports_as_its_name(s3, tmp_path):
+def test_s3_single_object_imports_as_its_name(media, s3, tmp_path):
     client, _ = s3
     client.create_bucket(Bucket="solo")
-    client.put_object(Bucket="solo", Key="deep/x/tune.mid", Body=midi_bytes())
+    client.put_object(Bucket="solo", Key="deep/x/tune.mid", Body=media.midi_bytes())
     ds = Dataset.create(tmp_path / "ds")
     report = ingest.import_sources(ds, ["s3://solo/deep/x/tune.mid"])
     assert [i.path for i in report.added] == ["tune.mid"]
@@ -221,12 +220,12 @@ def web(tmp_path):
         thread.join()
 
 
-def test_http_file_and_archive_import_and_rerun_by_stamp(web, tmp_path, capsys):
+def test_http_file_and_archive_import_and_rerun_by_stamp(media, web, tmp_path, capsys):
     base, requests, root = web
-    wav = write_audio(root / "song.wav", seconds=0.25, rate=8000).read_bytes()
+    wav = media.write_audio(root / "song.wav", seconds=0.25, rate=8000).read_bytes()
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("b.mid", midi_bytes())
+        zf.writestr("b.mid", media.midi_bytes())
     (root / "pack.zip").write_bytes(buf.getvalue())
     target = tmp_path / "web-set"
     url = f"{base}/song.wav?token=s3cret"

@@ -16,7 +16,6 @@ import pytest
 
 from engine.data import ingest
 from engine.data.store import Dataset
-from tests.data.test_import import midi_bytes, write_audio
 
 REPO = Path(__file__).resolve().parents[2]
 FILES = 60
@@ -35,13 +34,13 @@ runpy.run_module("engine.cli", run_name="__main__")
 """
 
 
-def make_files(folder: Path, n: int = FILES) -> None:
+def make_files(media, folder: Path, n: int = FILES) -> None:
     for i in range(n):
         if i % 3 == 0:
             (folder / f"m{i:02d}.mid").parent.mkdir(parents=True, exist_ok=True)
-            (folder / f"m{i:02d}.mid").write_bytes(midi_bytes(pitches=(30 + i, 64, 67)))
+            (folder / f"m{i:02d}.mid").write_bytes(media.midi_bytes(pitches=(30 + i, 64, 67)))
         else:
-            write_audio(folder / f"a{i:02d}.wav", seconds=0.05, rate=8000, hz=200 + 10 * i)
+            media.write_audio(folder / f"a{i:02d}.wav", seconds=0.05, rate=8000, hz=200 + 10 * i)
 
 
 def journal_items(ds_path: Path) -> int:
@@ -55,9 +54,9 @@ def object_files(ds: Dataset) -> list[Path]:
     return sorted(p for p in (ds.path / "objects").rglob("*") if p.is_file())
 
 
-def test_kill_9_during_import_then_rerun_imports_every_file_once(tmp_path):
+def test_kill_9_during_import_then_rerun_imports_every_file_once(media, tmp_path):
     src = tmp_path / "takes"
-    make_files(src)
+    make_files(media, src)
     target = tmp_path / "set"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     argv = ["data", "import", str(src), "--into", str(target)]
@@ -118,12 +117,12 @@ def _snapshot(ds: Dataset) -> tuple:
 
 
 def test_a_full_disk_stops_the_import_in_one_line_and_a_rerun_finishes(
-    tmp_path, monkeypatch, capsys
+    media, tmp_path, monkeypatch, capsys
 ):
     src = tmp_path / "takes"
-    make_files(src, 9)
+    make_files(media, src, 9)
     ds = Dataset.create(tmp_path / "set")
-    write_audio(tmp_path / "first.wav")
+    media.write_audio(tmp_path / "first.wav")
     ingest.import_sources(ds, [str(tmp_path / "first.wav")])
     before = _snapshot(ds)
     real_fdopen = os.fdopen
@@ -169,11 +168,11 @@ def test_a_full_disk_stops_the_import_in_one_line_and_a_rerun_finishes(
     assert len(ds.items()) == 10 and len({i.path for i in ds.items()}) == 10
 
 
-def test_a_read_only_dataset_stops_the_import_in_one_line(tmp_path, monkeypatch, capsys):
+def test_a_read_only_dataset_stops_the_import_in_one_line(media, tmp_path, monkeypatch, capsys):
     # Emulated: permission bits do not stop root, so the store's temporary files fail with
     # EROFS as on a read-only disk.
     src = tmp_path / "takes"
-    make_files(src, 3)
+    make_files(media, src, 3)
     ds = Dataset.create(tmp_path / "set")
     before = _snapshot(ds)
     import engine.data.store as store
@@ -192,9 +191,9 @@ def test_a_read_only_dataset_stops_the_import_in_one_line(tmp_path, monkeypatch,
     assert not (ds.path / "pending.jsonl").exists()
 
 
-def test_a_full_disk_at_the_first_journal_line_leaves_no_version(tmp_path, monkeypatch):
+def test_a_full_disk_at_the_first_journal_line_leaves_no_version(media, tmp_path, monkeypatch):
     src = tmp_path / "takes"
-    make_files(src, 4)
+    make_files(media, src, 4)
     ds = Dataset.create(tmp_path / "set")
     before = _snapshot(ds)
     import engine.data.store as store

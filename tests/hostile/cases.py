@@ -1049,21 +1049,323 @@ for id_, argv, files, needle in (
 # (end of section: data (manage: show, tag, edit, split, versions, diff, checkout))
 
 # ---- data import ---------------------------------------------------------------------------------
+# A zip-slip archive and `s3://` with no server are refused in tests/data/test_import*.py (the
+# corpus has no archive, and a case cannot set AWS_ENDPOINT_URL).
+_IMPORT = ("data", "import")
+add("data-import-missing", [*_IMPORT, "missing.wav", "--into", "ds"], (), r"missing\.wav: no such")
+add("data-import-empty", [*_IMPORT, "empty.wav", "--into", "ds"], ["empty.wav"], r"empty file")
+add(
+    "data-import-garbage-wav",
+    [*_IMPORT, "random.wav", "--into", "ds"],
+    ["random.wav"],
+    r"random\.wav: not audio",
+)
+add(
+    "data-import-text",
+    [*_IMPORT, "notes.txt", "--into", "ds"],
+    ["notes.txt"],
+    r"unknown file type \(\.txt\)",
+)
+add(
+    "data-import-empty-folder",
+    [*_IMPORT, "folder.wav", "--into", "ds"],
+    ["folder.wav"],
+    r"found no files to import",
+)
+add(
+    "data-import-into-a-file",
+    [*_IMPORT, "tune.wav", "--into", "notes.txt"],
+    ["tune.wav", "notes.txt"],
+    r"notes\.txt is a file",
+)
+add(
+    "data-import-into-a-file-path",
+    [*_IMPORT, "tune.wav", "--into", "./notes.txt"],
+    ["tune.wav", "notes.txt"],
+    r"notes\.txt is a file",
+)
+add("data-import-unknown-scheme", [*_IMPORT, "foo://x", "--into", "ds"], (), r"foo://")
+add(
+    "data-import-all-bad",
+    [*_IMPORT, "foo://x", "missing.mid", "empty.wav", "--into", "ds"],
+    ["empty.wav"],
+    r"nothing could be imported: all 3 files",
+)
+add("data-import-no-into", [*_IMPORT, "tune.wav"], ["tune.wav"], opt("--into"))
+add("data-import-no-source", [*_IMPORT, "--into", "ds"], (), r"SOURCE|source")
 # (end of section: data import)
 
 # ---- data prep audio -----------------------------------------------------------------------------
+# Options are checked before the dataset is opened, so "nope" (no such dataset) is enough.
+numbers(
+    "data-prep-audio",
+    ["data", "prep", "audio", "nope"],
+    (),
+    (
+        Num("--sample-rate", int, 8000, 192000, extra=("7999", "192001", "44100.5")),
+        Num("--loudness", float, -70, -5, extra=("-71", "-4.9")),
+        Num("--peak", float, -20, 0, extra=("-21", "0.5")),
+        Num("--trim-db", float, 10, 100, extra=("9", "101")),
+        Num("--workers", int, 1, 64, extra=("65",)),
+    ),
+)
+# --denoise takes an optional STRENGTH: "-inf" after it would read as another option, so
+# these give the value with "=".
+for v in Num("--denoise", float, 0, 1, lo_open=True, extra=("1.5",)).invalid():
+    add(
+        f"data-prep-audio-denoise={_vid(v)}",
+        ["data", "prep", "audio", "nope", f"--denoise={v}"],
+        (),
+        opt("--denoise"),
+    )
+for id_, argv, files, needle in (
+    ("no-dataset", ["nope"], (), "no dataset 'nope'"),
+    ("file-as-dataset", ["./notes.txt"], ("notes.txt",), r"notes\.txt is a file"),
+    ("wav-as-dataset", ["./tune.wav"], ("tune.wav",), r"tune\.wav is a file"),
+    ("plain-folder", ["./empty-folder"], ("empty-folder",), "not a dataset"),
+    ("foreign-folder", ["./foreign"], ("foreign",), "not a dataset"),
+    ("no-such-item", ["./dataset", "--items", "zzzz"], ("dataset",), "no item 'zzzz'"),
+    ("not-audio", ["./dataset", "--items", "b.mid"], ("dataset",), r"b\.mid is a midi item"),
+    ("segment=0-10", ["nope", "--segment", "0-10"], (), opt("--segment")),
+    ("segment=10-5", ["nope", "--segment", "10-5"], (), opt("--segment")),
+    ("segment=5-121", ["nope", "--segment", "5-121"], (), opt("--segment")),
+    ("segment=5", ["nope", "--segment", "5"], (), opt("--segment")),
+    ("segment=abc", ["nope", "--segment", "abc"], (), opt("--segment")),
+    ("segment=empty", ["nope", "--segment", ""], (), opt("--segment")),
+    ("segment=nan", ["nope", "--segment", "nan-10"], (), opt("--segment")),
+    ("segment=huge", ["nope", "--segment", f"5-{HUGE}"], (), opt("--segment")),
+    ("segment=neg", ["nope", "--segment=-5-10"], (), opt("--segment")),
+    ("bit-depth=8", ["nope", "--bit-depth", "8"], (), opt("--bit-depth")),
+    ("bit-depth=32", ["nope", "--bit-depth", "32"], (), opt("--bit-depth")),
+    ("bit-depth=empty", ["nope", "--bit-depth", ""], (), opt("--bit-depth")),
+    ("channels=quad", ["nope", "--channels", "quad"], (), opt("--channels")),
+    ("cut-at=bars", ["nope", "--cut-at", "bars"], (), opt("--cut-at")),
+    ("stems=spleeter", ["nope", "--stems", "spleeter"], (), opt("--stems")),
+    # demucs is not installed here: the line says how to install it (else: no dataset)
+    ("stems=demucs", ["nope", "--stems", "demucs"], (), r"pip install demucs|no dataset 'nope'"),
+):
+    add(f"data-prep-audio-{id_}", ["data", "prep", "audio", *argv], files, needle)
 # (end of section: data prep audio)
 
 # ---- data prep midi ------------------------------------------------------------------------------
+numbers(
+    "data-prep-midi",
+    ["data", "prep", "midi", "nope", "--quantize", "16"],
+    (),
+    (
+        Num("--resolution", int, 24, 32767, extra=("23", "32768", "1.5")),
+        Num("--swing", float, 0, 0.75, extra=("0.8",)),
+        Num("--strength", float, 0, 1, extra=("1.5",)),
+    ),
+)
+for id_, argv, files, needle in (
+    ("no-dataset", ["nope"], (), "no dataset 'nope'"),
+    ("file-as-dataset", ["./notes.txt"], ("notes.txt",), "notes.txt is a file"),
+    ("midi-as-dataset", ["./song.mid"], ("song.mid",), "song.mid is a file"),
+    ("plain-folder", ["./empty-folder"], ("empty-folder",), "not a dataset"),
+    ("foreign-folder", ["./foreign"], ("foreign",), "not a dataset"),
+    ("no-such-item", ["./dataset", "--items", "zzzz"], ("dataset",), "no item 'zzzz'"),
+    ("not-midi", ["./dataset", "--items", "*.wav"], ("dataset",), "a.wav is an audio item"),
+    ("quantize=7", ["nope", "--quantize", "7"], (), opt("--quantize")),
+    ("quantize=1/7", ["nope", "--quantize", "1/7"], (), opt("--quantize")),
+    ("quantize=0", ["nope", "--quantize", "0"], (), opt("--quantize")),
+    ("quantize=abc", ["nope", "--quantize", "abc"], (), opt("--quantize")),
+    ("quantize=empty", ["nope", "--quantize", ""], (), opt("--quantize")),
+    ("quantize=huge", ["nope", "--quantize", HUGE], (), opt("--quantize")),
+    ("swing-no-grid", ["nope", "--swing", "0.5"], (), "--swing needs a grid"),
+    ("strength-no-grid", ["nope", "--strength", "0.5"], (), "--strength needs a grid"),
+    ("swing-triplets", ["nope", "--quantize", "12", "--swing", "0.3"], (), "straight grid"),
+    ("transpose=0", ["nope", "--transpose", "0"], (), opt("--transpose")),
+    ("transpose=13", ["nope", "--transpose", "13"], (), opt("--transpose")),
+    ("transpose=-13..0", ["nope", "--transpose", "-13..0"], (), opt("--transpose")),
+    ("transpose=3..-3", ["nope", "--transpose", "3..-3"], (), opt("--transpose")),
+    ("transpose=huge", ["nope", "--transpose", f"-{HUGE}..{HUGE}"], (), opt("--transpose")),
+    ("transpose=abc", ["nope", "--transpose", "abc"], (), opt("--transpose")),
+    ("transpose=empty", ["nope", "--transpose", ""], (), opt("--transpose")),
+    ("transpose=1.5", ["nope", "--transpose", "1.5"], (), opt("--transpose")),
+    ("tempo-scale=1", ["nope", "--tempo-scale", "1"], (), opt("--tempo-scale")),
+    ("tempo-scale=0", ["nope", "--tempo-scale", "0"], (), opt("--tempo-scale")),
+    ("tempo-scale=-1", ["nope", "--tempo-scale", "-1"], (), opt("--tempo-scale")),
+    ("tempo-scale=3", ["nope", "--tempo-scale", "0.9,3"], (), opt("--tempo-scale")),
+    ("tempo-scale=nan", ["nope", "--tempo-scale", "nan"], (), opt("--tempo-scale")),
+    ("tempo-scale=inf", ["nope", "--tempo-scale", "inf"], (), opt("--tempo-scale")),
+    ("tempo-scale=abc", ["nope", "--tempo-scale", "abc"], (), opt("--tempo-scale")),
+    ("tempo-scale=empty", ["nope", "--tempo-scale", ""], (), opt("--tempo-scale")),
+    ("model=nope", ["nope", "--tokenize", "--model", "no-such-model"], (), "no-such-model"),
+    ("model=file", ["nope", "--tokenize", "--model", "./notes.txt"], ("notes.txt",), "notes.txt"),
+):
+    add(f"data-prep-midi-{id_}", ["data", "prep", "midi", *argv], files, needle)
 # (end of section: data prep midi)
 
 # ---- data prep image/video -----------------------------------------------------------------------
+numbers(
+    "data-prep-video",
+    ["data", "prep", "video", "nope"],
+    (),
+    (Num("--fps", float, 0, 60, lo_open=True, extra=("60.5", "1000")),),
+)
+for kind in ("image", "video"):
+    for id_, argv, files, needle in (
+        ("no-dataset", ["nope"], (), "no dataset 'nope'"),
+        ("file-as-dataset", ["./notes.txt"], ("notes.txt",), "notes.txt is a file"),
+        ("plain-folder", ["./empty-folder"], ("empty-folder",), "not a dataset"),
+        ("foreign-folder", ["./foreign"], ("foreign",), "not a dataset"),
+        ("none-of-kind", ["./dataset"], ("dataset",), f"no {kind}"),
+        ("no-such-item", ["./dataset", "--items", "zzzz"], ("dataset",), "no item 'zzzz'"),
+        ("not-of-kind", ["./dataset", "--items", "*.wav"], ("dataset",), f"is an? {kind}"),
+    ):
+        add(f"data-prep-{kind}-{id_}", ["data", "prep", kind, *argv], files, needle)
+for id_, argv, needle in (
+    ("size=0x512", ["--size", "0x512"], opt("--size")),
+    ("size=512x0", ["--size", "512x0"], opt("--size")),
+    ("size=-5x5", ["--size", "-5x5"], opt("--size")),
+    ("size=huge", ["--size", f"{HUGE}x{HUGE}"], opt("--size")),
+    ("size=abc", ["--size", "abc"], opt("--size")),
+    ("size=empty", ["--size", ""], opt("--size")),
+    ("size=1x2x3", ["--size", "1x2x3"], opt("--size")),
+    ("size=nanxnan", ["--size", "nanxnan"], opt("--size")),
+    ("size=1.5x2", ["--size", "1.5x2"], opt("--size")),
+    ("fit=stretch", ["--fit", "stretch"], opt("--fit")),
+    ("format=gif", ["--format", "gif"], opt("--format")),
+    ("format=empty", ["--format", ""], opt("--format")),
+):
+    add(f"data-prep-image-{id_}", ["data", "prep", "image", "nope", *argv], (), needle)
+for id_, argv, needle in (
+    ("frame-size=0x0", ["--frame-size", "0x0"], opt("--frame-size")),
+    ("frame-size=abc", ["--frame-size", "abc"], opt("--frame-size")),
+    ("frame-size=huge", ["--frame-size", "99999x99999"], opt("--frame-size")),
+    ("frame-size=empty", ["--frame-size", ""], opt("--frame-size")),
+    ("fps-and-scenes", ["--fps", "2", "--scenes"], "--fps or --scenes"),
+):
+    add(f"data-prep-video-{id_}", ["data", "prep", "video", "nope", *argv], (), needle)
 # (end of section: data prep image/video)
 
 # ---- data get and data stats ---------------------------------------------------------------------
+# ``data get`` must refuse before anything is downloaded or made: no case here reaches the
+# network (each stops at its arguments, its target, its cache folder or the missing --yes).
+add("data-get-unknown-name", ["data", "get", "imagenet", "--into", "x"], (), "imagenet")
+add("data-get-no-into", ["data", "get", "maestro"], (), opt("--into"))
+add(
+    "data-get-no-terminal-no-yes",
+    ["data", "get", "maestro", "--into", "piano"],
+    (),
+    "add --yes",
+    terminal=False,
+)
+add(
+    "data-get-no-terminal-no-yes-unknown-size",
+    ["data", "get", "lakh", "--into", "pop"],
+    (),
+    "add --yes.*size is not published",
+    terminal=False,
+)
+add(
+    "data-get-into-a-file",
+    ["data", "get", "maestro", "--into", "./notes.txt", "--yes"],
+    ("notes.txt",),
+    lit("notes.txt") + ".*not a dataset",
+)
+add(
+    "data-get-into-a-file-music21",
+    ["data", "get", "music21", "--into", "./notes.txt"],
+    ("notes.txt",),
+    lit("notes.txt") + ".*not a dataset",
+)
+add(
+    "data-get-into-a-read-only-folder",
+    ["data", "get", "maestro", "--into", "./locked", "--yes"],
+    ("locked",),
+    lit("locked") + ".*cannot be written",
+    root_only_skip="read-only",
+)
+add(
+    "data-get-cache-is-a-file",
+    ["data", "get", "maestro", "--into", "piano", "--cache", "notes.txt", "--yes"],
+    ("notes.txt",),
+    opt("--cache") + ".*notes.txt",
+)
+add(
+    "data-get-cache-under-a-file",
+    ["data", "get", "maestro", "--into", "piano", "--cache", "notes.txt/sub", "--yes"],
+    ("notes.txt",),
+    opt("--cache") + ".*notes.txt",
+)
+for _v in ("0", "-1", "abc", "", "1.5", HUGE):
+    add(
+        f"data-get-limit-{_vid(_v)}",
+        ["data", "get", "music21", "--into", "x", "--limit", _v],
+        (),
+        opt("--limit"),
+    )
+add(
+    "data-get-music21-only-matches-nothing",
+    ["data", "get", "music21", "--into", "chorales", "--only", "no-such-folder/*"],
+    (),
+    lit("no-such-folder/*"),
+)
+add("data-stats-missing", ["data", "stats", "nowhere"], (), "no dataset 'nowhere'")
+add("data-stats-a-file", ["data", "stats", "./notes.txt"], ("notes.txt",), lit("notes.txt"))
+add(
+    "data-stats-a-folder-not-a-dataset",
+    ["data", "stats", "./folder.wav"],
+    ("folder.wav",),
+    lit("folder.wav") + ".*not a dataset",
+)
+add("data-stats-bad-name", ["data", "stats", "my songs!"], (), "not a dataset name")
+for _v in ("0", "0.4", "1.01", "nan", "inf", "abc", ""):
+    add(
+        f"data-stats-threshold-{_vid(_v)}",
+        ["data", "stats", "x", "--threshold", _v],
+        (),
+        opt("--threshold"),
+    )
+add("data-stats-no-dataset", ["data", "stats"], (), "DATASET|dataset")
 # (end of section: data get and data stats)
 
 # ---- data export and load-hf ---------------------------------------------------------------------
+_DS = ("dataset",)  # the corpus dataset (a WAV and a MIDI item)
+_TXT = ("dataset", "notes.txt")
+for id_, argv, files, needle in (
+    ("no-dataset", ["nope", "--to", "out"], (), "no dataset 'nope'"),
+    ("file-as-dataset", ["./notes.txt", "--to", "out"], ("notes.txt",), "notes.txt"),
+    ("plain-folder", ["./empty-folder", "--hf", "out"], ("empty-folder",), "not a dataset"),
+    ("foreign-folder", ["./foreign", "--to", "out"], ("foreign",), "not a dataset"),
+    ("no-target", ["./dataset"], _DS, "--to --hf"),
+    ("both-targets", ["./dataset", "--to", "a", "--hf", "b"], _DS, "not allowed"),
+    ("to-not-empty", ["./dataset", "--to", "foreign"], (*_DS, "foreign"), "foreign exists"),
+    ("hf-not-empty", ["./dataset", "--hf", "dataset"], _DS, "not empty"),
+    ("to-file", ["./dataset", "--to", "notes.txt"], _TXT, "notes.txt is a file"),
+    ("hf-file", ["./dataset", "--hf", "notes.txt"], _TXT, "notes.txt is a file"),
+    ("to-here", ["./dataset", "--to", "."], _DS, "current folder"),
+    ("to-parent", ["./dataset", "--to", ".."], _DS, "holds the current folder"),
+    ("to-home", ["./dataset", "--hf", "{home}"], _DS, "home folder"),
+    ("to-root", ["./dataset", "--to", "/"], _DS, "/ is not a new folder"),
+    ("under-file", ["./dataset", "--to", "notes.txt/x"], _TXT, "notes.txt is a file"),
+    ("bad-version", ["./dataset", "--to", "o", "--version", "zz"], _DS, "no version 'zz'"),
+    ("far-version", ["./dataset", "--hf", "o", "--version", "HEAD~9"], _DS, "fewer than 9"),
+    ("push-no-hf", ["./dataset", "--to", "o", "--push", "me/x"], _DS, opt("--push")),
+    ("public-no-push", ["./dataset", "--hf", "o", "--public"], _DS, opt("--public")),
+    ("push-bad-name", ["./dataset", "--hf", "o", "--push", "no slash"], _DS, opt("--push")),
+    ("push-empty", ["./dataset", "--hf", "o", "--push", ""], _DS, opt("--push")),
+    ("push-offline", ["./dataset", "--hf", "o", "--push", "me/x"], _DS, "offline"),
+):
+    add(f"data-export-{id_}", ["data", "export", *argv], files, needle)
+for id_, argv, files, needle in (
+    ("file", ["notes.txt", "--into", "x"], ("notes.txt",), "notes.txt is a file"),
+    ("empty-folder", ["empty-folder", "--into", "x"], ("empty-folder",), "not a saved"),
+    ("foreign-folder", ["foreign", "--into", "x"], ("foreign",), "foreign is not a saved"),
+    ("fake-corpus", ["fake-corpus", "--into", "x"], ("fake-corpus",), "not a saved"),
+    ("our-dataset", ["dataset", "--into", "x"], _DS, "dataset is not a saved"),
+    ("home", ["{home}", "--into", "x"], (), "not a saved"),
+    ("parent", ["..", "--into", "x"], (), "not a saved"),
+    ("missing", ["gone-folder", "--into", "x"], (), "no folder 'gone-folder'"),
+    ("empty-name", ["", "--into", "x"], (), "give a saved dataset folder"),
+    ("hub-offline", ["someone/nothing", "--into", "x"], (), "someone/nothing"),
+    ("hf-url", ["hf://datasets/someone/nothing", "--into", "x"], (), "someone/nothing"),
+    ("hf-url-bad", ["hf://datasets/../../etc", "--into", "x"], (), "not a Hub dataset"),
+    ("no-into", ["empty-folder"], ("empty-folder",), opt("--into")),
+):
+    add(f"data-load-hf-{id_}", ["data", "load-hf", *argv], files, needle)
 # (end of section: data export and load-hf)
 
 IDS = [c.id for c in CASES]
