@@ -83,6 +83,7 @@ FOREIGN_META: dict[str, tuple[str, ...]] = {
     "key": ("key",),
     "meter": ("meter", "time_signature"),
     "artists": ("artists", "artist"),
+    "influences": ("influences", "influence"),
     "tags": ("tags",),
     "caption": ("caption", "text", "description"),
 }

@@ -47,6 +47,8 @@ FORMAT = 1
 KINDS = ("audio", "midi", "score", "image", "video")
 SPLITS = ("train", "validation", "test")
 # Metadata every item may carry (all optional). Lists are lists of strings; tempo is in BPM.
+# ``artists`` made or play the music (a file's artist tag); ``influences`` are the artists it
+# draws on (told by the user or a sidecar).
 META_FIELDS = (
     "title",
     "genre",
@@ -56,10 +58,11 @@ META_FIELDS = (
     "key",
     "meter",
     "artists",
+    "influences",
     "tags",
     "caption",
 )
-LIST_FIELDS = frozenset({"instruments", "artists", "tags"})
+LIST_FIELDS = frozenset({"instruments", "artists", "influences", "tags"})
 # Where a metadata value came from; "estimate" values are measured, not told, and marked so.
 META_SOURCES = ("tags", "sidecar", "estimate", "user", "import")
 DATASETS_ENV = "DISCO_MUSICA_DATASETS"

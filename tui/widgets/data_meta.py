@@ -22,7 +22,8 @@ HINTS = {
     "tempo": "beats per minute, 10 to 400",
     "key": "e.g. G major",
     "meter": "e.g. 3/4",
-    "artists": "comma-separated: who influenced it",
+    "artists": "comma-separated: who made or plays it",
+    "influences": "comma-separated: artists it draws on",
     "tags": "comma-separated: live, demo",
     "caption": "one line that describes the music",
 }
