@@ -35,6 +35,26 @@ def say_version(ds, version: str | None) -> None:
         print(f"{ds.name} is now at version {version[:12]} ({len(ds.items())} items)")
 
 
+def whole_number(name: str, text: str) -> int:
+    """``text`` as an int, or a `DatasetError` naming the option."""
+    from engine.data.store import DatasetError
+
+    try:
+        return int(text)
+    except ValueError:
+        raise DatasetError(f"{name} takes a whole number, not {text!r}") from None
+
+
+def number(name: str, text: str) -> float:
+    """``text`` as a float, or a `DatasetError` naming the option."""
+    from engine.data.store import DatasetError
+
+    try:
+        return float(text)
+    except ValueError:
+        raise DatasetError(f"{name} takes a number, not {text!r}") from None
+
+
 def command_of(args: argparse.Namespace) -> list[str]:
     """What the user typed, for the version's record."""
     return [common.PROG, *sys.argv[1:]] if sys.argv[1:2] == ["data"] else list(args.words)

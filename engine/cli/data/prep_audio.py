@@ -7,7 +7,14 @@ from __future__ import annotations
 import argparse
 import re
 
-from engine.cli.data.manage import command_of, open_dataset, print_json, say_version
+from engine.cli.data.manage import (
+    command_of,
+    number,
+    open_dataset,
+    print_json,
+    say_version,
+    whole_number,
+)
 
 
 def add_prep_actions(prep_action) -> None:
@@ -99,13 +106,15 @@ def options_of(args: argparse.Namespace):
     from engine.data.audio_prep import AudioPrep, check_demucs
 
     options = AudioPrep(
-        sample_rate=None if args.sample_rate is None else _int("--sample-rate", args.sample_rate),
+        sample_rate=None
+        if args.sample_rate is None
+        else whole_number("--sample-rate", args.sample_rate),
         channels=args.channels,
         bit_depth=args.bit_depth,
-        loudness_lufs=None if args.loudness is None else _float("--loudness", args.loudness),
-        peak_db=_float("--peak", args.peak),
-        trim_db=None if args.trim_db is None else _float("--trim-db", args.trim_db),
-        denoise=None if args.denoise is None else _float("--denoise", args.denoise),
+        loudness_lufs=None if args.loudness is None else number("--loudness", args.loudness),
+        peak_db=number("--peak", args.peak),
+        trim_db=None if args.trim_db is None else number("--trim-db", args.trim_db),
+        denoise=None if args.denoise is None else number("--denoise", args.denoise),
         stationary_noise=args.stationary_noise,
         segment_s=None if args.segment is None else parse_segment(args.segment),
         cut_at=args.cut_at,
@@ -130,30 +139,12 @@ def parse_segment(text: str) -> tuple[float, float]:
     return float(m.group(1)), float(m.group(2))
 
 
-def _int(name: str, text: str) -> int:
-    from engine.data.store import DatasetError
-
-    try:
-        return int(text)
-    except ValueError:
-        raise DatasetError(f"{name} takes a whole number, not {text!r}") from None
-
-
-def _float(name: str, text: str) -> float:
-    from engine.data.store import DatasetError
-
-    try:
-        return float(text)
-    except ValueError:
-        raise DatasetError(f"{name} takes a number, not {text!r}") from None
-
-
 def _workers(text: str | None) -> int | None:
     from engine.data.store import DatasetError
 
     if text is None:
         return None
-    n = _int("--workers", text)
+    n = whole_number("--workers", text)
     if not 1 <= n <= 64:
         raise DatasetError(f"--workers must be 1 to 64, not {n}")
     return n

@@ -6,7 +6,14 @@ from __future__ import annotations
 import argparse
 import re
 
-from engine.cli.data.manage import command_of, open_dataset, print_json, say_version
+from engine.cli.data.manage import (
+    command_of,
+    number,
+    open_dataset,
+    print_json,
+    say_version,
+    whole_number,
+)
 
 
 def add_prep_actions(prep_action) -> None:
@@ -88,34 +95,16 @@ def options_of(args: argparse.Namespace):
 
     return MidiPrep(
         from_scores=args.from_scores,
-        resolution=_int("--resolution", args.resolution),
+        resolution=whole_number("--resolution", args.resolution),
         quantize=None if args.quantize is None else parse_grid(args.quantize),
-        swing=_float("--swing", args.swing),
-        strength=_float("--strength", args.strength),
+        swing=number("--swing", args.swing),
+        strength=number("--strength", args.strength),
         tokenize=args.tokenize,
         model=args.model or names.DEFAULT_MODEL,
         transpose=() if args.transpose is None else parse_transpose(args.transpose),
         tempo_scale=() if args.tempo_scale is None else parse_tempo_scale(args.tempo_scale),
         keep_originals=args.keep_originals,
     ).check()
-
-
-def _int(name: str, text: str) -> int:
-    from engine.data.store import DatasetError
-
-    try:
-        return int(text)
-    except ValueError:
-        raise DatasetError(f"{name} takes a whole number, not {text!r}") from None
-
-
-def _float(name: str, text: str) -> float:
-    from engine.data.store import DatasetError
-
-    try:
-        return float(text)
-    except ValueError:
-        raise DatasetError(f"{name} takes a number, not {text!r}") from None
 
 
 def cmd_prep_midi(args: argparse.Namespace) -> int:
