@@ -12,8 +12,8 @@ unpacks the music and imports it into a dataset with its own metadata.
    sha256); a mismatch removes the file and nothing is imported. Where the source publishes
    none, the summary says so and the sha256 of what arrived is recorded instead.
 3. `unpack` — only the music files (and only ``limit`` / ``only`` of them when asked) into
-   ``<cache>/<name>/unpacked``, through `tarfile`'s ``data`` filter and `zipfile`'s own
-   path cleaning (no member lands outside the folder, no links or devices are made).
+   a new ``<cache>/<name>/.unpacked-…`` folder, through `tarfile`'s ``data`` filter and
+   `zipfile`'s own path cleaning (no member lands outside the folder, no links or devices are made).
 4. `engine.data.ingest.import_sources` — the unpacked folder is imported (a version whose
    step is ``import``); the unpacked copy is then removed (the dataset holds the files; the
    archive stays in the cache so that another ``data get`` downloads nothing).
@@ -39,6 +39,7 @@ import io
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -312,6 +313,9 @@ def datasets_cache(cache: str | Path | None = None) -> Path:
     if cache is not None:
         return Path(cache).expanduser()
     return cache_home() / "datasets"
+
+
+UNPACK_PREFIX = ".unpacked-"  # the folder an archive is unpacked into, made anew each run
 
 
 def check_cache(folder: Path) -> None:
@@ -797,8 +801,13 @@ def get_public(
     fetched: list[tuple[Remote, Fetched]] = []
     for f in e.files:
         fetched.append((f, download(f, folder, progress=progress)))
-    unpacked = folder / "unpacked"
-    shutil.rmtree(unpacked, ignore_errors=True)
+    for stale in folder.glob(f"{UNPACK_PREFIX}*"):  # left by a killed run: ours by name
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        unpacked = Path(tempfile.mkdtemp(dir=folder, prefix=UNPACK_PREFIX))
+    except OSError as e:
+        raise _disk_error(e, folder) from None
     try:  # the unpacked copy goes whatever happens (a rerun unpacks it again)
         return _unpack_and_import(e, ds, fetched, unpacked, folder, limit, only, progress, command)
     finally:

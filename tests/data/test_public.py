@@ -363,6 +363,17 @@ def test_music21_corpus_subset(tmp_path):
     assert "BSD" in step["licence"]
 
 
+def test_a_folder_of_the_user_s_in_the_cache_is_never_touched(tmp_path):
+    cache = tmp_path / "my-downloads"
+    mine = cache / "music21" / "unpacked"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    ds = Dataset.create(tmp_path / "chorales")
+    public.get_public("music21", ds, only="bach/*", limit=2, cache=cache)
+    assert (mine / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in (cache / "music21").iterdir()) == ["unpacked"]  # ours went
+
+
 def test_unpack_keeps_members_inside(tmp_path):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
