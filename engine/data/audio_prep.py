@@ -52,13 +52,12 @@ import hashlib
 import io
 import json
 import math
-import multiprocessing as mp
 import os
 import posixpath
 import sys
 import warnings
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -331,9 +330,9 @@ def zip_results(items: list, jobs: list, workers: int) -> Iterator[tuple[object,
         for item, job in zip(items, jobs, strict=True):
             yield item, process_file(*job)
         return
-    pool = ProcessPoolExecutor(
-        workers, mp_context=mp.get_context("spawn"), initializer=_init_worker
-    )
+    from engine.data.workers import spawn_pool
+
+    pool = spawn_pool(workers)
     try:
         queue = iter(zip(items, jobs, strict=True))
         running: dict = {}
@@ -356,23 +355,6 @@ def zip_results(items: list, jobs: list, workers: int) -> Iterator[tuple[object,
                 submit()
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _init_worker() -> None:
-    """One thread of BLAS/OpenMP per worker (the workers are the parallelism); Ctrl-C is
-    the main process's to handle (it stops the pool; the journal keeps what was done)."""
-    import signal
-
-    import engine  # noqa: F401  (loads OpenBLAS first, as every engine process does)
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        pass
 
 
 def _put_outputs(ch, item: Item, outputs: list[dict], options: AudioPrep, report) -> None:

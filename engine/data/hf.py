@@ -95,6 +95,18 @@ _SOUND_FORMATS = {"WAV": ".wav", "FLAC": ".flac", "OGG": ".ogg", "MP3": ".mp3", 
 
 
 # ---- plain files ---------------------------------------------------------------------------------
+def require_datasets() -> None:
+    """Refuse in one line, before any work, when Hugging Face `datasets` is not installed
+    (it comes with the ``data`` extra, not with the main install)."""
+    import importlib.util
+
+    if importlib.util.find_spec("datasets") is None or importlib.util.find_spec("pyarrow") is None:
+        raise DatasetError(
+            "Hugging Face datasets need the datasets package; install it with: "
+            "pip install 'disco-musica[data]'"
+        )
+
+
 def export_files(
     ds: Dataset,
     dest: str | Path,
@@ -212,6 +224,7 @@ def hf_split_names(items: list[Item]) -> dict[str | None, str]:
 
 def hf_features():
     """The `datasets.Features` of an exported dataset (see the module's docstring)."""
+    require_datasets()
     from datasets import Audio, Features, List, Value
 
     cols = {
@@ -282,6 +295,7 @@ def to_hf(
     and memory-mapped from there, so memory stays flat however large the files; tables
     already there for the same version are used again (a version never changes).
     """
+    require_datasets()
     import datasets
 
     vid = ds.resolve(version)
@@ -409,6 +423,7 @@ def export_hf(
     ``hf auth login``). The push happens before the folder is published: when it fails,
     nothing is written. Nothing is replaced, nothing is left half-written.
     """
+    require_datasets()
     vid = ds.resolve(version)
     dest = check_new_dest(dest_dir)
     if push_to is not None:
@@ -590,6 +605,7 @@ def open_hf_source(source: str, split: str | None = None) -> HfSource:
     """Open ``source`` (a folder written by ``save_to_disk``, ``hf://datasets/user/name`` or
     ``user/name`` on the Hub) and check every row's path, changing nothing anywhere: what
     `load_hf` would refuse is refused here."""
+    require_datasets()
     import datasets
 
     text = str(source).strip()
@@ -734,6 +750,7 @@ def load_hf(
     same file and facts is left as it is; with other content it is replaced (older versions
     keep it).
     """
+    require_datasets()
     src = source if isinstance(source, HfSource) else open_hf_source(source, split)
     if isinstance(source, HfSource) and split is not None and split not in src.splits:
         raise DatasetError(f"{src.where} was opened without the split {split!r}")

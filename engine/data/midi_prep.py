@@ -435,11 +435,11 @@ def _run(jobs: list[dict], workers: int | None) -> Iterable[dict]:
     if n == 1:
         yield from map(prepare_one, jobs)
         return
-    import multiprocessing
     from collections import deque
-    from concurrent.futures import ProcessPoolExecutor
 
-    pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
+    from engine.data.workers import spawn_pool
+
+    pool = spawn_pool(n)
     pending: deque = deque()
     try:
         for job in jobs:  # a few jobs ahead of the writer, in order: memory stays flat

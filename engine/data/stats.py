@@ -48,12 +48,10 @@ from __future__ import annotations
 
 import hashlib
 import io
-import multiprocessing
 import os
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -553,8 +551,9 @@ def _run_jobs(jobs: list, workers: int | None) -> Iterator[tuple[str, object]]:
         for job in jobs:
             yield _fingerprint_job(job)
         return
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    from engine.data.workers import spawn_pool
+
+    with spawn_pool(workers) as pool:
         yield from pool.map(_fingerprint_job, jobs, chunksize=4)
 
 

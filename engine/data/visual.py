@@ -39,13 +39,12 @@ import hashlib
 import io
 import json
 import math
-import multiprocessing
 import os
 import shutil
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
@@ -719,20 +718,6 @@ def _grab_frames(src: str, times: list[float], rate: float) -> Iterator[tuple[fl
 
 
 # ---- running work over the cores -----------------------------------------------------------------
-def _watch_parent(parent: int) -> None:
-    """In a worker: end it when the process that started it is gone (``kill -9``), instead of
-    blocking for ever on a result nobody reads."""
-    import threading
-    import time
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="watch-parent").start()
-
-
 def _workers(workers: int | None, jobs: int, pays: bool) -> int:
     """Processes to use: ``workers`` if given (1: all here), else one per core when a pool
     pays for its start (``pays``), else 1."""
@@ -748,10 +733,9 @@ def _results(fn, jobs: list[tuple], workers: int) -> Iterator[tuple[int, dict]]:
         for n, job in enumerate(jobs):
             yield n, fn(*job)
         return
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_watch_parent, initargs=(os.getpid(),)
-    ) as pool:
+    from engine.data.workers import spawn_pool
+
+    with spawn_pool(workers) as pool:
         futures = {pool.submit(fn, *job): n for n, job in enumerate(jobs)}
         try:
             for fut in as_completed(futures):

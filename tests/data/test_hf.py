@@ -552,3 +552,26 @@ def test_the_commands_do_not_import_datasets_for_help():
         "assert 'datasets' not in sys.modules, 'datasets imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "argv", [["export", "songs", "--hf", "x"], ["load-hf", "someone/songs", "--into", "new"]]
+)
+def test_without_the_datasets_package_it_says_how_to_install_it(
+    songs, tmp_path, capsys, monkeypatch, argv
+):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "datasets" else real(name, *a)
+    )
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.strip() == (
+        "error: Hugging Face datasets need the datasets package; install it with: "
+        "pip install 'disco-musica[data]'"
+    )
+    assert not (tmp_path / "x").exists()
+    assert not (tmp_path / "datasets" / "new").exists()
