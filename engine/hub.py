@@ -173,6 +173,82 @@ ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 MODELS_DIR = ASSETS_DIR / "models"  # score-base, score-base-v1, basic-pitch
 
 
+# ---- the user's own models (made by `disco-musica train`) -------------------------------------
+TRAINED_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+CHECKPOINT_TAGS = "best, latest, round-N or step-N"
+
+
+class TrainedModelError(UserError, ValueError):
+    """A name or tag of a trained model that does not exist or cannot be used."""
+
+
+def trained_models_dir() -> Path:
+    """Where `disco-musica train` keeps the user's models: $DISCO_MUSICA_HOME/my-models, else
+    the platform's user data folder's ``models`` (not a cache: these are the user's work)."""
+    home = os.environ.get("DISCO_MUSICA_HOME")
+    if home:
+        return Path(home) / "my-models"
+    import platformdirs
+
+    return platformdirs.user_data_path("disco-musica", appauthor=False) / "models"
+
+
+def trained_models() -> list[str]:
+    """Names of the user's trained models (folders with a ``model.json`` card)."""
+    root = trained_models_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "model.json").is_file())
+
+
+def split_tag(name: str) -> tuple[str, str | None]:
+    """``"my-model@step-400"`` -> ("my-model", "step-400"); no ``@``: (name, None)."""
+    base, sep, tag = str(name).partition("@")
+    return base, (tag if sep else None)
+
+
+def resolve_trained(name: str) -> Path | None:
+    """The folder a trained model's name (with an optional ``@tag``) loads, or None when no
+    trained model has that name. Tags: ``best`` (the model itself: the best round's best
+    weights), ``latest`` (the newest checkpoint of the last round), ``round-N`` (the best
+    of round N), ``step-N`` (a kept checkpoint of the last round)."""
+    base, tag = split_tag(name)
+    folder = trained_models_dir() / base
+    if not base or "/" in base or "\\" in base or not (folder / "model.json").is_file():
+        return None
+    if tag is None or tag == "best":
+        try:
+            current = json.loads((folder / "model.json").read_text())["current"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise TrainedModelError(
+                f"{base}: its model.json is unreadable; pick a checkpoint ({base}@latest) or "
+                "train it again"
+            ) from None
+        found = (folder / current).resolve()
+        if folder.resolve() not in found.parents or not (found / "config.json").is_file():
+            raise TrainedModelError(f"{base}: its model.json names no model ({current!r})")
+        return found
+    rounds = sorted(
+        (p for p in (folder / "runs").glob("round-*") if p.name[6:].isdigit()),
+        key=lambda p: int(p.name[6:]),
+    )
+    if not rounds:
+        raise TrainedModelError(f"{base} has no training runs to pick {tag!r} from")
+    if tag == "latest":
+        found = rounds[-1] / "checkpoint"
+    elif tag.startswith("round-") and tag[6:].isdigit():
+        found = folder / "runs" / f"round-{int(tag[6:])}" / "best"
+    elif tag.startswith("step-") and tag[5:].isdigit():
+        found = rounds[-1] / "checkpoints" / f"step-{int(tag[5:]):06d}"
+    else:
+        raise TrainedModelError(f"unknown checkpoint {tag!r} of {base}; use {CHECKPOINT_TAGS}")
+    if not (found / "config.json").is_file():
+        kept = sorted(p.name for p in (rounds[-1] / "checkpoints").glob("step-*"))
+        have = ", ".join(["best", "latest", *(p.name for p in rounds), *kept])
+        raise TrainedModelError(f"{base} has no checkpoint {tag!r}; it has: {have}")
+    return found
+
+
 # ---- MusicGen: find, or download and convert ---------------------------------------------------
 def resolve_model(name_or_path: str, *, progress: ProgressFn | None = None) -> Path:
     """The folder of a converted MusicGen model, converting (or downloading) it if needed.

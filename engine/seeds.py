@@ -28,6 +28,8 @@ path                number           the stream of
                                      ``data_seed_offset``)
 ``bar, i``          ``s + 2000 + i`` bar i of a piece written bar by bar (the studio:
                                      pipelines.live; bar 0 uses ``s`` itself)
+``step, i``         ``s + 3000 + i`` training step i's random draws (dropout, LoRA dropout:
+                                     train.trainer), so a resumed run draws the same
 ==================  ===============  ======================================================
 
 Paths nest: ``derive_seed(s, "section", i, "window", k)`` is ``s + i + k``, the window k of
@@ -72,6 +74,7 @@ BASES = {
     "chorale": 0,
     "data": 0,
     "bar": 2000,
+    "step": 3000,
 }
 
 

@@ -51,6 +51,10 @@ NOT_RECORDED = {"out", "force", "json", "help", "handler", "parser", "words", "l
 NOT_RECORDED |= {"no_library"}
 
 
+DEFAULT_RUNS_DIR = Path("runs")  # where `train ... --out` puts a run by default
+MAX_TRAIN_MINUTES = 7 * 24 * 60  # the longest --max-minutes: a week
+
+
 class CliError(UserError):
     """A problem with the command line's own input (ranges, paths), shown in one line."""
 

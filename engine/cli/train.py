@@ -15,17 +15,6 @@ CORPUS_MUSIC21 = "music21"
 
 DEFAULT_CORPUS_DIR = Path("data") / "music21"
 
-DEFAULT_RUNS_DIR = Path("runs")
-
-STOP_REASONS = {
-    "max_steps": "step limit reached",
-    "early_stop": "validation loss stopped improving",
-    "time_budget": "time limit reached",
-    "data_exhausted": "no more training data",
-}
-
-MAX_TRAIN_MINUTES = 7 * 24 * 60  # a week
-
 
 def add_commands(sub, command) -> None:
     """corpus build, train score, eval score, eval prompts and models."""
@@ -68,11 +57,16 @@ def add_commands(sub, command) -> None:
     )
     p.add_argument(
         "--corpus",
-        required=True,
         metavar="music21|DIR",
-        help=f"a built corpus folder, or music21 for {DEFAULT_CORPUS_DIR} (built if missing)",
+        help=f"train from scratch on a built corpus folder, or music21 for {DEFAULT_CORPUS_DIR} "
+        "(built if missing); or fine-tune on your own music with --data",
     )
-    p.add_argument("--preset", default="base", help="model size and schedule (default base)")
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="with --corpus: model size and schedule (default base); with --data: quick "
+        "(default), balanced or thorough",
+    )
     p.add_argument("--out", metavar="DIR", help="run folder (default runs/score-PRESET)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument(
@@ -100,6 +94,13 @@ def add_commands(sub, command) -> None:
         metavar="N",
         help=f"random seed, 0..{common.MAX_SEED} (default 0)",
     )
+    from engine.cli import train_finetune
+
+    train_finetune.add_options(p)
+    train_finetune.add_fuse(train, command)
+    from engine.cli.train_musicgen import add_parser as add_musicgen
+
+    add_musicgen(train, command)
 
     evaluate = sub.add_parser("eval", help="measure model quality").add_subparsers(
         dest="eval_command", required=True, metavar="MODEL"
@@ -252,14 +253,29 @@ def _cmd_train_score(args: argparse.Namespace) -> int:
     from engine.train.score import PRESETS, train_score
     from engine.train.trainer import CHECKPOINT_DIR
 
+    if (args.corpus is None) == (args.data is None):
+        raise common.CliError(
+            "give --data DATASET to fine-tune on your own music, or --corpus music21|DIR to "
+            "train from scratch (not both)"
+        )
+    if args.data is not None:
+        if args.init_from is not None or args.out is not None:
+            raise common.CliError(
+                "--init-from and --out are for --corpus runs; with --data use --from and --name"
+            )
+        from engine.cli import train_finetune
+
+        return train_finetune.run(args)
+    args.preset = args.preset or "base"
+
     if args.preset not in PRESETS:
         raise common.CliError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
     if args.max_steps is not None:
         common.check_range("--max-steps", args.max_steps, 1, 10**9)
     if args.max_minutes is not None:
-        common.check_range("--max-minutes", args.max_minutes, 1 / 60, MAX_TRAIN_MINUTES)
+        common.check_range("--max-minutes", args.max_minutes, 1 / 60, common.MAX_TRAIN_MINUTES)
     common.check_seed(args.seed)
-    out = Path(args.out) if args.out else DEFAULT_RUNS_DIR / f"score-{args.preset}"
+    out = Path(args.out) if args.out else common.DEFAULT_RUNS_DIR / f"score-{args.preset}"
     if args.resume and not (out / CHECKPOINT_DIR).is_dir():
         raise common.CliError(
             f"{out} has no checkpoint to resume; leave out --resume to start a run"
@@ -320,6 +336,8 @@ def _cmd_train_score(args: argparse.Namespace) -> int:
         )
     s = record["summary"]
     best = f"best validation loss {s['best_val']:.4f}, " if s["best_val"] is not None else ""
+    from engine.train.monitor import STOP_REASONS
+
     why = STOP_REASONS.get(s["stop_reason"], s["stop_reason"])
     print(f"model: {out / 'model'} ({best}{s['step']} steps, stopped: {why})")
     print(f"try it: {common.PROG} generate --model {common.quote_arg(str(out / 'model'))}")
@@ -419,6 +437,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
         print(f"{name}{' (default)' if name == api.DEFAULT_MODEL else ''}")
         for line in _model_facts(api.MODELS_DIR / name):
             print(f"  {line}")
+    from engine.cli import train_finetune
+
+    train_finetune.print_trained()
     _print_musicgen_catalog()
     return 0
 

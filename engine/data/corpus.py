@@ -327,8 +327,27 @@ def _build(tmp: Path, files, workers, progress, val_fraction, seed) -> dict:
     return _write_dataset(tmp, pieces, failed, val_fraction, seed)
 
 
+def write_pieces(
+    out: Path,
+    pieces: list[dict],
+    failed: list[dict],
+    val_ids: list[str],
+    source: dict,
+) -> dict:
+    """Write tokenized ``pieces`` (as `_process_file` makes them) as a corpus folder with the
+    given held-out ids, e.g. from a user's dataset (``source`` names it in summary.json)."""
+    return _write_dataset(out, pieces, failed, 0.0, 0, val_ids=val_ids, source=source)
+
+
 def _write_dataset(
-    out: Path, pieces: list[dict], failed: list[dict], val_fraction: float, seed: int
+    out: Path,
+    pieces: list[dict],
+    failed: list[dict],
+    val_fraction: float,
+    seed: int,
+    *,
+    val_ids: list[str] | None = None,
+    source: dict | None = None,
 ) -> dict:
     tokens: list[int] = []
     bar_starts: list[int] = []
@@ -353,11 +372,13 @@ def _write_dataset(
     by_style: dict[str, list[str]] = {}
     for p in pieces:
         by_style.setdefault(p["style"], []).append(p["id"])
-    for style in sorted(by_style):
+    for style in sorted(by_style) if val_ids is None else ():
         ids = sorted(by_style[style])
         rng.shuffle(ids)
         k = max(1, round(len(ids) * val_fraction)) if len(ids) > 1 else 0
         val += sorted(ids[:k])
+    if val_ids is not None:
+        val = sorted(val_ids)
     split = {"seed": seed, "val_fraction": val_fraction, "val": sorted(val)}
     (out / "split.json").write_text(json.dumps(split, indent=1))
     summary = {
@@ -366,6 +387,7 @@ def _write_dataset(
         "tokens": len(tokens),
         "val_pieces": len(val),
         "by_style": {s: len(v) for s, v in sorted(by_style.items())},
+        **({"source": source} if source is not None else {}),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -79,9 +79,12 @@ class ScoreDataset:
         with open(directory / "pieces.jsonl") as f:
             rows = [json.loads(line) for line in f]
         files = {r["id"].split("#")[0] for r in rows}
+        summary_file = directory / "summary.json"
+        summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+        music21 = "source" not in summary  # else a user's dataset (engine.train.finetune)
         for p in rows:
             path = p["id"].split("#")[0]
-            if duplicate_of(path, files) or style_of(path) != p["style"]:
+            if music21 and (duplicate_of(path, files) or style_of(path) != p["style"]):
                 continue  # same work in a preferred format, or a file no longer used
             n = sum(
                 int(self.bars[t["bar_offset"] + t["num_bars"]] - self.bars[t["bar_offset"]])

@@ -42,7 +42,7 @@ import numpy as np
 from engine import names
 from engine.atomic import write_bytes_atomic
 from engine.errors import OutputError, RenderError
-from engine.symbolic.midi import read_midi
+from engine.symbolic.midi import MIDI_DEFAULT_METER, read_midi
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -62,7 +62,6 @@ MOMENTARY_S = 0.4  # EBU R128 momentary window: the curve of audio shorter than 
 LOUDNESS_HOP_S = 0.1  # one loudness value every 100 ms (EBU Tech 3341: at least 10 a second)
 LOUDNESS_FLOOR_LUFS = -70.0  # BS.1770's absolute gate: anything quieter is drawn as silence
 DEFAULT_TEMPO_QPM = 120.0  # what MIDI plays when a file sets no tempo
-DEFAULT_METER = (4, 4)  # and its meter
 # The velocities the composer gives each dynamic (engine.pipelines.compose.VELOCITIES),
 # marked beside the velocity axis.
 DYNAMICS_VELOCITIES = {"pp": 36, "p": 52, "mp": 66, "mf": 80, "f": 96, "ff": 112}
@@ -235,7 +234,7 @@ def timeline(score: Score) -> Timeline:
     """The `Timeline` of ``score`` (a symusic Score in ticks), over every bar it sounds in."""
     tpq = int(score.ticks_per_quarter)
     end = max(int(score.end()), 1)
-    sigs: dict[int, tuple[int, int]] = {0: DEFAULT_METER}
+    sigs: dict[int, tuple[int, int]] = {0: MIDI_DEFAULT_METER}
     for ts in score.time_signatures:
         if int(ts.time) < end and ts.numerator > 0 and ts.denominator > 0:
             sigs[int(ts.time)] = (int(ts.numerator), int(ts.denominator))
@@ -327,7 +326,7 @@ def note_name(pitch: int) -> str:
 def _summary(score: Score, tl: Timeline, parts: list[Part]) -> str:
     seconds = float(tl.seconds(score.end()))
     sigs = sorted({(int(s.numerator), int(s.denominator)) for s in score.time_signatures})
-    meter = ", ".join(f"{n}/{d}" for n, d in sigs) or "{}/{}".format(*DEFAULT_METER)
+    meter = ", ".join(f"{n}/{d}" for n, d in sigs) or "{}/{}".format(*MIDI_DEFAULT_METER)
     lo, hi = float(tl.tempo_qpm.min()), float(tl.tempo_qpm.max())
     tempo = f"{lo:.0f} BPM" if round(lo) == round(hi) else f"{lo:.0f}-{hi:.0f} BPM"
     n = len(parts)

@@ -80,6 +80,7 @@ from engine.errors import UserError
 from engine.progress import Progress, ProgressFn
 from engine.record import OutputFolder, check_new_folder, with_replaced, write_record
 from engine.seeds import check_seed, derive_seed
+from engine.symbolic.model_versions import weights_sha256
 
 PARTS = names.ACCOMPANY_PARTS
 MODEL_PARTS = ("bass", "chords", "strings")  # written by the score model; drums are rule-based
@@ -885,7 +886,7 @@ def accompany(
     info = None
     if part in MODEL_PARTS:
         path = Path(model.path)
-        info = {"name": path.name, "sha256": sha256_file(path / "model.safetensors")}
+        info = {"name": path.name, "sha256": weights_sha256(path)}
     return Accompaniment(
         Path(input_path), part, style, seed, an, tracks, part_score(an, tracks), info
     )

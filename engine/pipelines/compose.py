@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine import names
-from engine.atomic import sha256_file
 from engine.errors import UserError
 from engine.progress import Progress, ProgressFn
 from engine.record import (
@@ -40,6 +39,7 @@ from engine.record import (
     write_record,
 )
 from engine.seeds import check_seed, derive_seed
+from engine.symbolic.model_versions import weights_sha256
 
 MAX_SECONDS = names.COMPOSE_MAX_SECONDS
 MAX_TOTAL_BARS = names.COMPOSE_MAX_BARS
@@ -854,14 +854,13 @@ def compose(
     _shape_dynamics(score, p)
     articulate(score, p)
     label_sections(score, p)
-    weights = Path(sm.path) / "model.safetensors"
     return Composition(
         score=score,
         plan=p,
         request={**request, "model": model_name(model, sm)},
         parsed=parsed,
         model_name=model_name(model, sm),
-        model_sha256=sha256_file(weights),
+        model_sha256=weights_sha256(Path(sm.path)),
     )
 
 

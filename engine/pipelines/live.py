@@ -54,6 +54,7 @@ from engine.pipelines.compose import (
 )
 from engine.progress import Progress, ProgressFn
 from engine.seeds import derive_seed
+from engine.symbolic.model_versions import weights_sha256
 
 
 class LiveControls:
@@ -370,7 +371,6 @@ class BarWriter:
     def composition(self) -> Composition:
         """The piece (all bars written); its request replays it (``by_bar`` and the
         changes)."""
-        from engine.atomic import sha256_file
 
         if not self.done:
             raise RuntimeError("the piece is not finished")
@@ -390,7 +390,7 @@ class BarWriter:
             request={**request, "model": name},
             parsed=self.parsed,
             model_name=name,
-            model_sha256=sha256_file(Path(self.sm.path) / "model.safetensors"),
+            model_sha256=weights_sha256(Path(self.sm.path)),
         )
         comp.program_changes = self.program_changes()
         return comp

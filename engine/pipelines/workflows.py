@@ -48,6 +48,7 @@ from engine import names
 from engine.errors import UserError
 from engine.progress import Progress, ProgressFn
 from engine.seeds import derive_seed
+from engine.symbolic.model_versions import weights_sha256
 
 AUDIO_SUFFIXES = names.AUDIO_SUFFIXES
 DEFAULT_STYLE = names.WORKFLOW_DEFAULT_STYLE
@@ -521,7 +522,6 @@ def _composition(
 ):
     from symusic import KeySignature
 
-    from engine.atomic import sha256_file
     from engine.pipelines.compose import Composition, Part, Plan, model_name
     from engine.symbolic.score_api import first_onset, input_key, key_sharps, tempo_at
     from engine.symbolic.tokenizer import TONICS
@@ -577,7 +577,7 @@ def _composition(
         request={"workflow": workflow, **request, "model": name},
         parsed={},
         model_name=name,
-        model_sha256=sha256_file(Path(sm.path) / "model.safetensors"),
+        model_sha256=weights_sha256(Path(sm.path)),
         settings={},
     )
 

@@ -24,6 +24,9 @@ from engine.errors import ScoreModelError, one_line
 TICKS_PER_QUARTER = names.TICKS_PER_QUARTER
 
 
+MIDI_DEFAULT_METER = (4, 4)  # what a MIDI file without a time signature is in
+
+
 def midi_bytes(score: Score, *, credit: Credit | None = None) -> bytes:
     """``score`` as Standard MIDI File bytes that state they are AI-generated.
 
@@ -246,7 +249,7 @@ def scan_midi(data: bytes) -> MidiScan:
 def _bar_of(score: Score, tick: int) -> int:
     """The bar (from 1) that ``tick`` lies in, counted in the file's first time signature."""
     ts = score.time_signatures[0] if len(score.time_signatures) else None
-    num, den = (int(ts.numerator), int(ts.denominator)) if ts is not None else (4, 4)
+    num, den = (int(ts.numerator), int(ts.denominator)) if ts is not None else MIDI_DEFAULT_METER
     bar_ticks = max(1, score.ticks_per_quarter) * 4 * max(num, 1) / max(den, 1)
     return int(tick // bar_ticks) + 1
 

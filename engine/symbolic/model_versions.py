@@ -1,8 +1,9 @@
 """Which shipped score model reproduces the model a generation record names.
 
 A record (``generation.json``) stores its model as ``{"name": ..., "sha256": ...}``: the
-name it was asked for (``score-base``, or a model folder) and the SHA-256 of that model's
-``model.safetensors``.  A shipped name can move on to better weights; the weights it had
+name it was asked for (``score-base``, a model folder, or one of the user's trained models)
+and the SHA-256 of that model's ``model.safetensors`` (for a LoRA model: of its adapter and
+base together, `weights_sha256`).  A shipped name can move on to better weights; the weights it had
 stay shipped under a versioned name (``score-base`` of 0.1.0 is ``score-base-v1``), so a
 record made with the old ``score-base`` is still reproduced by ``score-base-v1``.
 
@@ -73,9 +74,12 @@ def reproducing_model(model: object, made_by: str | None = None) -> tuple[str | 
     if shipped.get(name) == sha:
         return name, f"{name} holds the recorded weights (sha256 {short}...)"
     if isinstance(name, str) and name not in shipped and _is_folder(name):
-        weights = Path(name) / WEIGHTS_FILE
-        if weights.is_file() and _sha256(weights) == sha:
+        if weights_sha256(Path(name)) == sha:
             return name, f"the folder {name} still holds the recorded weights (sha256 {short}...)"
+    if isinstance(name, str) and name not in shipped:
+        found = _trained_with(name, sha)
+        if found:
+            return found, f"your model {found} holds the recorded weights (sha256 {short}...)"
     holders = sorted(n for n, s in shipped.items() if s == sha)
     if holders:
         # Prefer a versioned name of the recorded one (score-base-v1 for score-base).
@@ -97,6 +101,54 @@ def reproducing_model(model: object, made_by: str | None = None) -> tuple[str | 
         f"no shipped model and no release has the recorded weights of {shown} (sha256 "
         f"{short}...): it was made with a model folder that is not here; give that folder"
     )
+
+
+def weights_sha256(folder: Path) -> str | None:
+    """What a record stores as the sha256 of a model folder's weights: that of its
+    ``model.safetensors``, or for a LoRA adapter folder the sha256 of
+    ``"<adapters.safetensors sha256>+<base model sha256>"`` (both parts decide the music).
+    None when the folder holds neither."""
+    folder = Path(folder)
+    if (folder / "adapter_config.json").is_file() and (folder / "adapters.safetensors").is_file():
+        import hashlib
+        import json
+
+        try:
+            base = json.loads((folder / "adapter_config.json").read_text())["base_model"]
+            both = f"{_sha256(folder / 'adapters.safetensors')}+{base['sha256']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return hashlib.sha256(both.encode()).hexdigest()
+    if (folder / WEIGHTS_FILE).is_file():
+        return _sha256(folder / WEIGHTS_FILE)
+    return None
+
+
+def _trained_with(name: str, sha: str) -> str | None:
+    """``name`` (one of the user's trained models, with or without a tag) or the tag of it
+    whose weights have ``sha``: the model may have moved on to later rounds since."""
+    from engine import hub
+
+    base, _ = hub.split_tag(name)
+    try:
+        here = hub.resolve_trained(name)
+    except hub.TrainedModelError:
+        here = None
+    if here is not None and weights_sha256(here) == sha:
+        return name
+    root = hub.trained_models_dir() / base
+    if not (root / "model.json").is_file():
+        return None
+    for run in sorted((root / "runs").glob("round-*")):
+        candidates = [run / "best", run / "checkpoint", *sorted(run.glob("checkpoints/step-*"))]
+        for c in candidates:
+            if weights_sha256(c) == sha:
+                if c.name == "best":
+                    return f"{base}@{run.name}"
+                if c.name.startswith("step-"):
+                    return str(c)  # (a step of an earlier round has no tag: its folder)
+                return str(c)
+    return None
 
 
 def _is_folder(name: str) -> bool:

@@ -215,9 +215,37 @@ def _not_a_score_model(folder: Path, shown: str) -> str | None:
         return f"{shown} is not a score model: config.json names model_type {kind!r}; {hint}"
     if not (folder / "tokenizer").is_dir():
         return f"{shown} is not a score model: it has no tokenizer folder; {hint}"
+    if (folder / "adapter_config.json").is_file():
+        if not (folder / "adapters.safetensors").is_file():
+            return f"{shown} is a LoRA adapter without its adapters.safetensors; {hint}"
+        return None
     if not (folder / "model.safetensors").is_file():
         return f"{shown} is not a score model: it has no model.safetensors; {hint}"
     return None
+
+
+def _load_with_adapter(folder: Path):
+    """A LoRA folder: its base model (named in adapter_config.json, checked by hash) with the
+    adapter put on and fused (W + scale * B^T A^T), so generating costs what the base does."""
+    from engine.atomic import sha256_file
+    from engine.models import load_model, lora
+
+    base = lora.read_config(folder).get("base_model") or {}
+    try:
+        base_path = resolve_model_path(base.get("path") or base.get("name") or "")
+    except ScoreModelError:
+        base_path = resolve_model_path(base.get("name") or "")
+    want = base.get("sha256")
+    if want and sha256_file(base_path / "model.safetensors") != want:
+        raise ScoreModelError(
+            f"{folder} is a LoRA adapter for another version of {base.get('name')!r} (its "
+            "weights differ from the ones it was trained on); fuse it where it was made "
+            "(`disco-musica train fuse`) or train it again"
+        )
+    model, config = load_model(base_path)
+    lora.load(model, folder)
+    lora.fuse(model)
+    return model, config
 
 
 def resolve_model_path(name_or_path: str | Path) -> Path:
@@ -230,6 +258,13 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
     candidates = [p]
     if "/" not in name and "\\" not in name:
         candidates.append(MODELS_DIR / name)
+        if not any((c / "config.json").is_file() for c in candidates):
+            try:
+                trained = hub.resolve_trained(name)  # the user's own (`disco-musica train`)
+            except hub.TrainedModelError as e:
+                raise ScoreModelError(str(e)) from None
+            if trained is not None:
+                candidates.append(trained)
     # First a folder with a config.json, else any folder of that name (to say what it lacks).
     found = [c for c in candidates if (c / "config.json").is_file()]
     found += [c for c in candidates if c.is_dir()]
@@ -238,7 +273,7 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
         if problem:
             raise ScoreModelError(problem)
         return found[0]
-    known = available_models()
+    known = available_models() + hub.trained_models()
     import difflib
 
     near = difflib.get_close_matches(str(name_or_path), known, n=3)
@@ -444,7 +479,10 @@ class ScoreModel:
 
         path = resolve_model_path(name_or_path)
         try:
-            model, config = load_model(path)
+            if (path / "adapter_config.json").is_file():
+                model, config = _load_with_adapter(path)
+            else:
+                model, config = load_model(path)
         except (ValueError, KeyError, TypeError, RuntimeError) as e:  # bad config or weights
             raise ScoreModelError(
                 f"{name_or_path} is not a usable score model: {one_line(e)}; give a score model "
