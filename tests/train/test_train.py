@@ -279,3 +279,184 @@ def test_warm_started_run_resumes_exactly(small_corpus, tiny_model_dir, tmp_path
     wb = mx.load(str(tmp_path / "b" / "model" / "model.safetensors"))
     for k in wa:
         np.testing.assert_allclose(np.array(wa[k]), np.array(wb[k]), atol=1e-3)
+
+
+# ---- the trainer's controls (issue 16) ---------------------------------------------------------
+class ScaledTask:
+    """TokenTask whose loss is multiplied by a per-batch factor (NaN poisons a step)."""
+
+    def __init__(self):
+        from engine.train.trainer import TokenTask
+
+        self.inner = TokenTask()
+
+    def arrays(self, batch):
+        inputs, lengths, scale = batch
+        return (*self.inner.arrays((inputs, lengths)), mx.array(scale, mx.float32))
+
+    def loss(self, model, inputs, lengths, scale):
+        loss, ntoks = self.inner.loss(model, inputs, lengths)
+        return loss * scale, ntoks
+
+    def slots(self, batch):
+        return int(batch[0].size)
+
+    def evaluate(self, model, batches, max_batches=0):
+        return evaluate(model, batches, max_batches)
+
+
+class PoisonedBatches(Batches):
+    def __init__(self, poison_at: int):
+        super().__init__()
+        self.poison_at = poison_at
+
+    def __next__(self):
+        index = self.index
+        inputs, lengths = super().__next__()
+        return inputs, lengths, float("nan") if index == self.poison_at else 1.0
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, tiny_model):
+    config = replace(CONFIG, max_steps=20, eval_every=2, checkpoint_every=2)
+    ended = []
+
+    class End:
+        def on_end(self, summary):
+            ended.append(summary)
+
+    result = train(
+        tiny_model(), config, PoisonedBatches(5), val_batches, tmp_path, End(), task=ScaledTask()
+    )
+    assert result["stop_reason"] == "nan_loss" and result["step"] == 6
+    assert result["last_good_step"] == 4 and ended == [result]
+    state = json.loads((tmp_path / "checkpoint" / "trainer_state.json").read_text())
+    assert state["step"] == 4
+    best, _ = load_model(tmp_path / "best")
+    assert all(np.isfinite(np.array(v)).all() for _, v in tree_flatten(best.parameters()))
+
+
+def test_pause_checkpoints_and_waits_and_stop_ends_the_run(tmp_path, tiny_model):
+    import threading
+
+    from engine.train.trainer import TrainControl
+
+    control = TrainControl()
+    seen = {}
+
+    class Driver:
+        def on_train_report(self, info):
+            if info["iteration"] == 20:
+                control.pause()
+            if info["iteration"] == 40:
+                control.stop()
+
+        def on_pause(self, info):
+            seen["paused_at"] = info["iteration"]
+            state = json.loads((tmp_path / "checkpoint" / "trainer_state.json").read_text())
+            seen["checkpoint_at_pause"] = state["step"]
+            threading.Timer(0.2, control.resume).start()
+
+    config = replace(CONFIG, checkpoint_every=1000)
+    result = train(
+        tiny_model(), config, Batches(), val_batches, tmp_path, Driver(), control=control
+    )
+    assert seen == {"paused_at": 20, "checkpoint_at_pause": 20}
+    assert result["stop_reason"] == "stopped" and result["step"] == 40
+    state = json.loads((tmp_path / "checkpoint" / "trainer_state.json").read_text())
+    assert state["step"] == 40
+
+
+@pytest.mark.parametrize("name", ["adamw", "adam", "sgd", "adafactor", "lion"])
+def test_every_optimizer_learns_the_toy_task(tmp_path, tiny_model, name):
+    lr = {"sgd": 0.3, "lion": 3e-4}.get(name, 3e-3)
+    config = replace(
+        CONFIG,
+        optimizer=name,
+        learning_rate=lr,
+        min_learning_rate=lr / 10,
+        max_steps=60,
+        eval_every=60,
+        checkpoint_every=60,
+    )
+    model = tiny_model()
+    initial, _ = evaluate(model, val_batches())
+    result = train(model, config, Batches(), val_batches, tmp_path)
+    assert result["best_val"] < 0.7 * initial, (name, initial, result["best_val"])
+
+
+def test_schedules():
+    from engine.train.trainer import make_schedule
+
+    base = replace(CONFIG, learning_rate=1.0, min_learning_rate=0.1, warmup_steps=10, max_steps=110)
+    for schedule, mid, end in (
+        ("cosine", 0.55, 0.1),
+        ("linear", 0.55, 0.1),
+        ("constant", 1.0, 1.0),
+    ):
+        lr = make_schedule(replace(base, schedule=schedule))
+        assert abs(lr(mx.array(5)).item() - 0.5) < 1e-6  # warm-up
+        assert abs(lr(mx.array(60)).item() - mid) < 1e-6, schedule
+        assert abs(lr(mx.array(110)).item() - end) < 1e-6, schedule
+
+
+def test_gradient_accumulation_equals_one_big_batch(tmp_path, tiny_model):
+    config = replace(
+        CONFIG,
+        optimizer="sgd",
+        momentum=0.0,
+        weight_decay=0.0,
+        grad_clip=0.0,
+        learning_rate=0.1,
+        min_learning_rate=0.1,
+        warmup_steps=0,
+        max_steps=3,
+        eval_every=100,
+        checkpoint_every=100,
+    )
+
+    class Pairs(Batches):
+        def __next__(self):
+            a, b = super().__next__(), super().__next__()
+            return np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]])
+
+    small, big = tiny_model(), tiny_model()
+    train(small, replace(config, grad_accumulation=2), Batches(), val_batches, tmp_path / "a")
+    train(big, config, Pairs(), val_batches, tmp_path / "b")
+    wa, wb = dict(tree_flatten(small.parameters())), dict(tree_flatten(big.parameters()))
+    for k in wa:
+        np.testing.assert_allclose(np.array(wa[k]), np.array(wb[k]), atol=2e-6)
+
+
+def test_keep_last_prunes_only_its_own_step_folders(tmp_path, tiny_model):
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "notes.txt").write_text("mine")
+    (tmp_path / "checkpoints" / "step-extra").mkdir()
+    config = replace(CONFIG, max_steps=40, eval_every=10, checkpoint_every=10, keep_last=2)
+    train(tiny_model(), config, Batches(), val_batches, tmp_path)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "notes.txt",
+        "step-000030",
+        "step-000040",
+        "step-extra",
+    ]
+    got, _ = load_model(tmp_path / "checkpoints" / "step-000040")
+    final, _ = load_model(tmp_path / "checkpoint")
+    pairs = zip(tree_flatten(got.parameters()), tree_flatten(final.parameters()), strict=True)
+    for (k, a), (_, b) in pairs:
+        assert np.array_equal(np.array(a), np.array(b)), k
+
+
+def test_min_delta_and_label_smoothing(tmp_path, tiny_model):
+    # A min_delta no improvement can reach stops after `patience` evaluations.
+    config = replace(CONFIG, eval_every=5, min_delta=100.0)
+    result = train(tiny_model(), config, Batches(), val_batches, tmp_path / "a")
+    assert result["stop_reason"] == "early_stop" and result["step"] == 20  # best at 5, 3 more
+    # Label smoothing changes the training loss, never the validation loss it reports.
+    recs = []
+    for ls in (0.0, 0.2):
+        rec = Recorder()
+        cfg = replace(CONFIG, max_steps=10, eval_every=10, report_every=10, label_smoothing=ls)
+        train(tiny_model(), cfg, Batches(), val_batches, tmp_path / f"ls{ls}", rec, eval_first=True)
+        recs.append(rec)
+    assert recs[0].val[0]["val_loss"] == recs[1].val[0]["val_loss"]  # before any step
+    assert recs[0].train[0]["train_loss"] != recs[1].train[0]["train_loss"]
