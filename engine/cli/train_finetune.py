@@ -160,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
     ):
         if value is not None:
             common.check_range(flag, value, lo, hi)
+    from engine.models.lora import targets
+
+    targets(args.targets)  # an unknown target: one line before anything starts
     if args.lora_layers != -1:
         common.check_range("--lora-layers", args.lora_layers, 1, 1024)
     common.check_seed(args.seed)

@@ -1368,6 +1368,78 @@ for id_, argv, files, needle in (
     add(f"data-load-hf-{id_}", ["data", "load-hf", *argv], files, needle)
 # (end of section: data export and load-hf)
 
+# ---- train score --data, train fuse (fine-tuning on your own music) ---------------------------
+_FT = ["train", "score", "--data", "./dataset", "--name", "mine"]
+numbers(
+    "finetune",
+    _FT,
+    ("dataset",),
+    (
+        Num("--max-steps", int, 1, 10**7),
+        Num("--epochs", float, 0.01, 10_000),
+        Num("--lr", float, 1e-8, 1),
+        Num("--min-lr", float, 0, 1),
+        Num("--warmup", int, 0, 10**7),
+        Num("--weight-decay", float, 0, 1),
+        Num("--grad-clip", float, 0, 1e6),
+        Num("--accumulate", int, 1, 1024),
+        Num("--batch-tokens", int, 128, 2**20),
+        Num("--label-smoothing", float, 0, 0.99),
+        Num("--rank", int, 1, 1024),
+        Num("--alpha", float, 1e-6, 1e6, lo_open=True),
+        Num("--lora-dropout", float, 0, 0.99),
+        Num("--eval-every", int, 1, 10**7),
+        Num("--patience", int, 1, 10_000),
+        Num("--min-delta", float, 0, 100),
+        Num("--checkpoint-every", int, 1, 10**7),
+        Num("--checkpoint-minutes", float, 0.1, 7 * 24 * 60),
+        Num("--keep", int, 0, 1000),
+        Num("--samples", int, 0, 64),
+        SEED,
+    ),
+)
+for id_, argv, files, needle in (
+    ("both", [*_FT, "--corpus", "x"], ("dataset",), "not both"),
+    ("neither", ["train", "score", "--name", "m"], (), "--data"),
+    ("no-name", ["train", "score", "--data", "./dataset"], ("dataset",), "--name"),
+    ("no-dataset", ["train", "score", "--data", "nothing-here", "--name", "m"], (), "no dataset"),
+    ("one-piece", _FT, ("dataset",), "needs at least 2 pieces"),
+    (
+        "plain-folder",
+        ["train", "score", "--data", "./empty-folder", "--name", "m"],
+        ("empty-folder",),
+        "not a dataset",
+    ),
+    (
+        "bad-name",
+        ["train", "score", "--data", "./dataset", "--name", "a b"],
+        ("dataset",),
+        "model name",
+    ),
+    (
+        "shipped-name",
+        ["train", "score", "--data", "./dataset", "--name", "score-base"],
+        ("dataset",),
+        "ships",
+    ),
+    ("from-ghost", [*_FT, "--from", "ghost"], ("dataset",), "no trained model named 'ghost'"),
+    ("resume-nothing", [*_FT, "--resume"], ("dataset",), "no trained model named 'mine'"),
+    ("base-ghost", [*_FT, "--base", "ghost"], ("dataset",), "ghost"),
+    ("preset", [*_FT, "--preset", "base"], ("dataset",), "unknown preset 'base'"),
+    ("targets", [*_FT, "--targets", "qkv"], ("dataset",), "unknown LoRA target 'qkv'"),
+    ("lora-layers=0", [*_FT, "--lora-layers", "0"], ("dataset",), opt("--lora-layers")),
+    ("method", [*_FT, "--method", "dpo"], ("dataset",), opt("--method")),
+    ("optimizer", [*_FT, "--optimizer", "adagrad"], ("dataset",), opt("--optimizer")),
+    ("schedule", [*_FT, "--schedule", "step"], ("dataset",), opt("--schedule")),
+    ("init-from", [*_FT, "--init-from", "score-base"], ("dataset",), "--from"),
+    ("version", [*_FT, "--version", "ffff00"], ("dataset",), "no version"),
+    ("fuse-ghost", ["train", "fuse", "ghost", "--name", "g2"], (), "ghost"),
+    ("fuse-bad-name", ["train", "fuse", "ghost", "--name", "../x"], (), "model name"),
+    ("generate-tag", ["generate", "--model", "ghost@step-5", "a waltz"], (), "ghost@step-5"),
+):
+    add(f"finetune-{id_}", argv, files, needle)
+# (end of section: train score --data, train fuse)
+
 IDS = [c.id for c in CASES]
 assert len(IDS) == len(set(IDS)), sorted({i for i in IDS if IDS.count(i) > 1})
 assert len(CASES) >= 300, len(CASES)
