@@ -135,3 +135,9 @@ LIBRARY_DEFAULT_LIMIT = 50  # `library list` shows this many unless --limit
 IMAGE_FITS = ("inside", "cover")  # data prep image --fit: inside the size, or cover and crop
 IMAGE_OUTPUT_FORMATS = ("jpg", "png", "webp")  # data prep image --format
 MAX_VIDEO_FPS = 60.0  # data prep video --fps: frames sampled per second, at most
+
+# ---- training (engine/train) -----------------------------------------------------------------
+TRAIN_METHODS = ("lora", "full")  # train score --data --method: adapters only, or every weight
+FINETUNE_PRESETS = ("quick", "balanced", "thorough")  # train score --data --preset
+OPTIMIZERS = ("adamw", "adam", "sgd", "adafactor", "lion")  # --optimizer
+SCHEDULES = ("cosine", "linear", "constant")  # --schedule: after the linear warm-up

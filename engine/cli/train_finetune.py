@@ -16,9 +16,7 @@ MAX_STEPS = 10**7
 
 def add_options(p: argparse.ArgumentParser) -> None:
     """The fine-tuning options of ``train score`` (used with --data)."""
-    from engine.train.finetune import METHODS
-    from engine.train.trainer import OPTIMIZERS, SCHEDULES
-
+    METHODS, OPTIMIZERS, SCHEDULES = names.TRAIN_METHODS, names.OPTIMIZERS, names.SCHEDULES
     g = p.add_argument_group("fine-tuning on your own music (with --data)")
     g.add_argument("--data", metavar="DATASET", help="a dataset of MIDI files (`data import`)")
     g.add_argument("--version", metavar="V", help="the dataset version (default: its HEAD)")
@@ -126,12 +124,11 @@ def run(args: argparse.Namespace) -> int:
         raise common.CliError("--resume needs --name: the model whose last round to continue")
     if args.name is None and args.from_model is None:
         raise common.CliError("name your model: --name NAME (or continue one with --from NAME)")
-    from engine.train.finetune import PRESETS
-
     preset = args.preset or "quick"
-    if preset not in PRESETS:
+    if preset not in names.FINETUNE_PRESETS:
         raise common.CliError(
-            f"unknown preset {preset!r} for fine-tuning; choose one of {', '.join(PRESETS)}"
+            f"unknown preset {preset!r} for fine-tuning; choose one of "
+            f"{', '.join(names.FINETUNE_PRESETS)}"
         )
     if args.max_steps is not None:
         common.check_range("--max-steps", args.max_steps, 1, MAX_STEPS)

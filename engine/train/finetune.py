@@ -61,7 +61,7 @@ CARD_FORMAT = 1
 MIN_PIECES = 2  # one to learn from, one to validate on
 MIN_TOKENS = 1000  # about 30 bars of one voice
 DEFAULT_STYLE = "classical"
-METHODS = ("lora", "full")
+METHODS = names.TRAIN_METHODS
 
 # What each preset trains; the CLI's options override any of it. Learning rates differ by
 # method: LoRA's adapters start at zero and need a larger step than full weights do.

@@ -42,6 +42,7 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
+from engine import names
 from engine.models import save_model, save_safetensors, write_text_atomic
 from engine.seeds import derive_seed
 
@@ -54,8 +55,8 @@ BEST_DIR = "best"
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "trainer_state.json"
 
-OPTIMIZERS = ("adamw", "adam", "sgd", "adafactor", "lion")
-SCHEDULES = ("cosine", "linear", "constant")
+OPTIMIZERS = names.OPTIMIZERS
+SCHEDULES = names.SCHEDULES
 
 
 @dataclass
