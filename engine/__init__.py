@@ -34,6 +34,9 @@ _API = {
     "keeping": "engine.library.store",
     # datasets of your own music
     "Dataset": "engine.data.store",
+    "finetune_score": "engine.train.finetune",
+    "FinetuneOptions": "engine.train.finetune",
+    "TrainControl": "engine.train.trainer",
     "render_midi": "engine.audio.render",
     "UserError": "engine.errors",
 }

@@ -18,103 +18,143 @@ def add_options(p: argparse.ArgumentParser) -> None:
     """The fine-tuning options of ``train score`` (used with --data)."""
     METHODS, OPTIMIZERS, SCHEDULES = names.TRAIN_METHODS, names.OPTIMIZERS, names.SCHEDULES
     g = p.add_argument_group("fine-tuning on your own music (with --data)")
-    g.add_argument("--data", metavar="DATASET", help="a dataset of MIDI files (`data import`)")
-    g.add_argument("--version", metavar="V", help="the dataset version (default: its HEAD)")
-    g.add_argument("--method", choices=METHODS, default="lora", help="lora (default) or full")
-    g.add_argument(
+    add = g.add_argument
+    add("--data", metavar="DATASET", help="a dataset of MIDI files (`data import`)")
+    add("--version", metavar="V", help="the dataset version (default: its HEAD)")
+    add("--method", choices=METHODS, default="lora", help="lora or full (default lora)")
+    add(
         "--base",
         default=names.DEFAULT_MODEL,
         metavar="MODEL",
         help=f"the model to start from (default {names.DEFAULT_MODEL})",
     )
-    g.add_argument("--name", metavar="NAME", help="your model's name (default: the --from model's)")
-    g.add_argument(
+    add("--name", metavar="NAME", help="your model's name (default: the --from model's)")
+    add(
         "--from",
         dest="from_model",
         metavar="MODEL",
         help="continue one of your models on new data: a new round of it",
     )
-    g.add_argument(
-        "--epochs", type=float, metavar="E", help="passes over the data instead of --steps"
+    add(
+        "--epochs",
+        type=float,
+        metavar="E",
+        help="passes over the data instead of --max-steps, 0.01..10000 (default: the "
+        "preset's steps)",
     )
-    g.add_argument("--lr", type=float, metavar="X", help="peak learning rate")
-    g.add_argument("--min-lr", type=float, metavar="X", help="where the decay ends (default lr/10)")
-    g.add_argument("--schedule", choices=SCHEDULES, default="cosine", help="after the warm-up")
-    g.add_argument("--warmup", type=int, metavar="N", help="warm-up steps")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
-    g.add_argument("--weight-decay", type=float, metavar="X", help="default 0.01")
-    g.add_argument("--grad-clip", type=float, default=1.0, metavar="X", help="0 = off (default 1)")
-    g.add_argument(
+    add(
+        "--lr", type=float, metavar="X", help="peak learning rate, 1e-08..1 (default: the preset's)"
+    )
+    add("--min-lr", type=float, metavar="X", help="where the decay ends, 0..1 (default: lr/10)")
+    add(
+        "--schedule", choices=SCHEDULES, default="cosine", help="after the warm-up (default cosine)"
+    )
+    add(
+        "--warmup",
+        type=int,
+        metavar="N",
+        help="warm-up steps, 0..10000000 (default: a tenth of the steps, at most 20)",
+    )
+    add("--optimizer", choices=OPTIMIZERS, default="adamw", help="(default adamw)")
+    add("--weight-decay", type=float, metavar="X", help="0..1 (default 0.01)")
+    add(
+        "--grad-clip",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="largest gradient norm, 0..1000000; 0 = off (default 1)",
+    )
+    add(
         "--accumulate",
         type=int,
         default=1,
         metavar="N",
-        help="batches per optimizer step (default 1)",
+        help="batches per optimizer step, 1..1024 (default 1)",
     )
-    g.add_argument(
+    add(
         "--batch-tokens",
         type=int,
         metavar="N",
-        help="tokens per batch (default: the preset's, 4096 or 8192)",
+        help="tokens per batch, 128..1048576 (default: the preset's, 4096 or 8192)",
     )
-    g.add_argument("--label-smoothing", type=float, default=0.0, metavar="X")
-    g.add_argument("--rank", type=int, metavar="R", help="LoRA rank (default: the preset's)")
-    g.add_argument(
-        "--alpha", type=float, metavar="A", help="LoRA alpha; scale = alpha/rank (default 2 x rank)"
+    add("--label-smoothing", type=float, default=0.0, metavar="X", help="0..0.99 (default 0)")
+    add("--rank", type=int, metavar="R", help="LoRA rank, 1..1024 (default: the preset's)")
+    add(
+        "--alpha",
+        type=float,
+        metavar="A",
+        help="LoRA alpha, more than 0; scale = alpha/rank (default: 2 x rank)",
     )
-    g.add_argument("--lora-dropout", type=float, default=0.0, metavar="P")
-    g.add_argument(
+    add("--lora-dropout", type=float, default=0.0, metavar="P", help="0..0.99 (default 0)")
+    add(
         "--targets",
         default="all",
         metavar="T",
-        help="LoRA targets: attention, mlp, all (default) or module names",
+        help="LoRA targets: attention, mlp, all or module names (default all)",
     )
-    g.add_argument(
+    add(
         "--lora-layers",
         type=int,
         default=-1,
         metavar="N",
-        help="adapt the last N blocks (default all)",
+        help="adapt the last N blocks, 1..1024; -1 = all (default -1)",
     )
-    g.add_argument("--eval-every", type=int, metavar="N", help="validate every N steps")
-    g.add_argument(
-        "--patience", type=int, metavar="N", help="validations without improvement before stopping"
+    add(
+        "--eval-every",
+        type=int,
+        metavar="N",
+        help="validate every N steps, 1..10000000 (default: the preset's)",
     )
-    g.add_argument(
+    add(
+        "--patience",
+        type=int,
+        metavar="N",
+        help="validations without improvement before stopping, 1..10000 (default: the preset's)",
+    )
+    add(
         "--min-delta",
         type=float,
         default=0.0,
         metavar="X",
-        help="an improvement must beat the best validation loss by more than X",
+        help="an improvement must beat the best validation loss by more than X, 0..100 (default 0)",
     )
-    g.add_argument(
-        "--checkpoint-every", type=int, metavar="N", help="steps (default: --eval-every)"
+    add(
+        "--checkpoint-every",
+        type=int,
+        metavar="N",
+        help="steps, 1..10000000 (default: --eval-every)",
     )
-    g.add_argument("--checkpoint-minutes", type=float, metavar="M", help="also every M minutes")
-    g.add_argument(
+    add(
+        "--checkpoint-minutes",
+        type=float,
+        metavar="M",
+        help="also every M minutes, 0.1..10080 (default: off)",
+    )
+    add(
         "--keep",
         type=int,
         default=3,
         metavar="K",
-        help="checkpoints kept to pick from (`NAME@step-N`; default 3)",
+        help="checkpoints kept to pick from (`NAME@step-N`), 0..1000 (default 3)",
     )
-    g.add_argument(
+    add(
         "--samples",
         type=int,
         metavar="N",
-        help="pieces generated at each validation to measure the style (0 = none)",
+        help="pieces generated at each validation to measure the style, 0..64; 0 = none "
+        "(default 8)",
     )
-    g.add_argument(
+    add(
         "--style",
         choices=names.STYLES,
         help="the style condition of pieces whose genre is not a model style (default classical)",
     )
-    g.add_argument(
+    add(
         "--no-transpose",
         action="store_true",
         help="train on the pieces' own keys only (default: random transpositions)",
     )
-    g.add_argument("--wandb", metavar="PROJECT", help="also log to Weights & Biases (if logged in)")
+    add("--wandb", metavar="PROJECT", help="also log to Weights & Biases (if logged in)")
 
 
 def run(args: argparse.Namespace) -> int:
