@@ -207,6 +207,15 @@ def split_tag(name: str) -> tuple[str, str | None]:
     return base, (tag if sep else None)
 
 
+# What makes a folder of a trained model loadable: a score model's config.json, or a MusicGen
+# fine-tune's finetune.json (engine.train.musicgen: base + adapter or decoder weights).
+MODEL_MARKERS = ("config.json", "finetune.json")
+
+
+def _loadable(folder: Path) -> bool:
+    return any((folder / marker).is_file() for marker in MODEL_MARKERS)
+
+
 def resolve_trained(name: str) -> Path | None:
     """The folder a trained model's name (with an optional ``@tag``) loads, or None when no
     trained model has that name. Tags: ``best`` (the model itself: the best round's best
@@ -224,8 +233,13 @@ def resolve_trained(name: str) -> Path | None:
                 f"{base}: its model.json is unreadable; pick a checkpoint ({base}@latest) or "
                 "train it again"
             ) from None
+        if not isinstance(current, str):  # the first round has not finished yet
+            raise TrainedModelError(
+                f"{base} has no finished round yet; pick a checkpoint ({base}@latest) or "
+                f"finish the round (train ... --name {base} --resume)"
+            )
         found = (folder / current).resolve()
-        if folder.resolve() not in found.parents or not (found / "config.json").is_file():
+        if folder.resolve() not in found.parents or not _loadable(found):
             raise TrainedModelError(f"{base}: its model.json names no model ({current!r})")
         return found
     rounds = sorted(
@@ -242,7 +256,7 @@ def resolve_trained(name: str) -> Path | None:
         found = rounds[-1] / "checkpoints" / f"step-{int(tag[5:]):06d}"
     else:
         raise TrainedModelError(f"unknown checkpoint {tag!r} of {base}; use {CHECKPOINT_TAGS}")
-    if not (found / "config.json").is_file():
+    if not _loadable(found):
         kept = sorted(p.name for p in (rounds[-1] / "checkpoints").glob("step-*"))
         have = ", ".join(["best", "latest", *(p.name for p in rounds), *kept])
         raise TrainedModelError(f"{base} has no checkpoint {tag!r}; it has: {have}")

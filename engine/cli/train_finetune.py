@@ -326,7 +326,7 @@ def print_trained() -> None:
     trained = hub.trained_models()
     print()
     where = hub.trained_models_dir()
-    print(f"Your models (trained with `{common.PROG} train score --data`; {where}):")
+    print(f"Your models (made with `{common.PROG} train score|musicgen --name`; {where}):")
     if not trained:
         print(f"none yet: `{common.PROG} train score --data DATASET --name NAME` makes one")
         return
@@ -341,7 +341,8 @@ def print_trained() -> None:
         state = last.get("status", "?")
         val = last.get("best_val")
         print(
-            f"{name}: {card.get('method', '?')} on {card.get('base', {}).get('name', '?')}, "
+            f"{name}: {card.get('kind', 'score')}, {card.get('method', '?')} on "
+            f"{card.get('base', {}).get('name', '?')}, "
             f"{len(rounds)} round(s), last on {last.get('dataset_name', '?')}"
             + (f", validation loss {val:.4f}" if isinstance(val, float) else "")
             + ("" if state == "finished" else f" ({state}: resume with --resume --name {name})")

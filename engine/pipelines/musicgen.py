@@ -15,6 +15,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,10 +51,22 @@ ENGINE = "musicgen"
 
 
 # ---- models ------------------------------------------------------------------------------
+# A MusicGen fine-tune (`engine.train.musicgen`, which imports mlx: these checks stay light,
+# so that telling the engines apart costs nothing): a folder with this file, or a run folder
+# with it in one of these, or one of the user's models whose card has this kind.
+FINETUNE_FILE = "finetune.json"
+FINETUNE_SUBFOLDERS = ("model", "best", "checkpoint")
+FINETUNE_KIND = "musicgen"
+
+
 def is_musicgen(model: str | None) -> bool:
-    """True for a MusicGen name (``musicgen-small``) or a folder holding a MusicGen model."""
+    """True for a MusicGen name (``musicgen-small``), a folder holding a MusicGen model, a
+    MusicGen fine-tune folder (made by ``train musicgen``) or one of the user's MusicGen
+    models (``my-sound``, ``my-sound@step-400``)."""
     if not model:
         return False
+    if is_finetune(model):
+        return True
     p = Path(model).expanduser()
     if p.is_dir() and (p / "config.json").is_file():
         try:
@@ -62,6 +75,25 @@ def is_musicgen(model: str | None) -> bool:
             return False
         return raw.get("model_type") in ("musicgen", "musicgen_melody")
     return catalog.is_musicgen_name(str(model))
+
+
+def is_finetune(model: str | Path | None) -> bool:
+    """Whether ``model`` names a MusicGen fine-tune: a folder `train musicgen` wrote (a
+    checkpoint, ``model/``, or the run folder) or one of the user's MusicGen models, with or
+    without a ``@tag``. Reads no weights."""
+    if not model:
+        return False
+    p = Path(str(model)).expanduser()
+    if p.is_dir():
+        return any((p / sub / FINETUNE_FILE).is_file() for sub in ("", *FINETUNE_SUBFOLDERS))
+    base, _ = catalog.split_tag(str(model))
+    if not base or "/" in base or "\\" in base:
+        return False
+    try:
+        card = json.loads((catalog.trained_models_dir() / base / "model.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(card, dict) and card.get("kind") == FINETUNE_KIND
 
 
 # ---- audio in ----------------------------------------------------------------------------
@@ -197,6 +229,8 @@ def model_takes_melody(name_or_path: str) -> bool | None:
     """Whether the model follows a melody: from the catalogue for a name, from config.json for
     a folder; None when a folder's config cannot tell (resolve_model then says why). A name
     that is neither is a MusicgenError with suggestions, without looking anything up."""
+    if is_finetune(name_or_path):
+        return False  # fine-tuning takes the text-only models
     p = Path(str(name_or_path)).expanduser()
     if p.exists():
         try:
@@ -224,6 +258,7 @@ class AudioComposition:
     model_name: str
     model_sha256: str
     inputs: dict = field(default_factory=dict)  # melody / audio prompt: path and sha256
+    finetune: dict | None = None  # a fine-tuned model: its folder, method, base, weights
 
     def save(
         self,
@@ -275,7 +310,9 @@ def compose_audio(
     """Make audio with a MusicGen model (see the module docstring).
 
     ``model``: a catalogue name (``disco-musica models``; downloaded from the Hugging Face Hub
-    and converted on first use, see `engine.hub.resolve_model`) or a converted folder.
+    and converted on first use, see `engine.hub.resolve_model`), a converted folder, or a
+    fine-tune: one of the user's MusicGen models (``my-sound``, ``my-sound@step-400``) or a
+    folder made by ``train musicgen`` (`load_model`).
     ``seconds``: length in seconds (default 10, at most 300; with ``audio_prompt`` the length
     added). ``seed`` 0..2**32-1. ``creativity`` 0..1 sets the temperature (0.5: MusicGen's
     1.0); ``guidance``: the classifier-free guidance scale, 0..20 (default 3). ``melody``: an
@@ -290,8 +327,6 @@ def compose_audio(
     ``.sample_rate`` Hz; ``.save(folder)``). Raises `engine.errors.MusicgenError`.
     The weights are CC-BY-NC 4.0 (non-commercial).
     """
-    from engine.models.musicgen import MusicGen
-
     checked = check_request(
         prompt,
         model=model,
@@ -310,8 +345,7 @@ def compose_audio(
         inputs["melody"] = _input_record(melody)
     if audio_prompt is not None:
         inputs["audio_prompt"] = _input_record(audio_prompt)
-    folder = resolve_model(model, progress=progress)
-    mg = MusicGen.load(folder)
+    mg, sha256, finetune = load_model(model, progress=progress)
     if melody_audio is not None and not mg.config.is_melody:
         raise MusicgenError(
             f"{model} has no melody conditioning; use musicgen-melody or musicgen-stereo-melody"
@@ -368,9 +402,48 @@ def compose_audio(
         request=request,
         settings=settings,
         model_name=str(model),
-        model_sha256=sha256_file(folder / "model.safetensors"),
+        model_sha256=sha256,
         inputs=inputs,
+        finetune=finetune,
     )
+
+
+def load_model(model: str, *, progress: ProgressFn | None = None) -> tuple[Any, str, dict | None]:
+    """(the `engine.models.musicgen.MusicGen`, the sha256 a record stores, the fine-tune's
+    record or None) of a model name or folder.
+
+    A fine-tune (`is_finetune`) is its base with the adapter fused (or the fine-tuned
+    decoder weights: `engine.train.musicgen.load_finetuned`); its sha256 pins both parts
+    (`engine.train.musicgen.finetune_sha256`), and its record names the folder the weights
+    came from, so that `replay_record` uses the same weights even after the model moved on
+    to later rounds. Anything else is `engine.hub.resolve_model`'s, with the sha256 of its
+    ``model.safetensors``.
+    """
+    from engine.errors import UserError
+    from engine.models.musicgen import MusicGen
+
+    if is_finetune(model):
+        from engine.train import musicgen as tuned
+
+        try:
+            folder = tuned.resolve_finetuned(model)
+            if folder is None:  # (is_finetune said yes: a card that names no weights)
+                raise MusicgenError(f"{model} names no fine-tuned weights")
+            mg = tuned.load_finetuned(folder)
+            info = tuned.read_finetune(folder)[1]
+            record = {
+                "path": str(folder.resolve()),
+                "method": info["method"],
+                "base": {"name": info["base"]["name"], "sha256": info["base"]["sha256"]},
+                "dataset": info.get("dataset"),
+            }
+            return mg, tuned.finetune_sha256(folder), record
+        except MusicgenError:
+            raise
+        except UserError as e:  # the card, a missing checkpoint, the base: one line
+            raise MusicgenError(str(e)) from None
+    folder = resolve_model(model, progress=progress)
+    return MusicGen.load(folder), sha256_file(folder / "model.safetensors"), None
 
 
 def _input_record(path: str | Path) -> dict:
@@ -416,6 +489,7 @@ def save_audio_piece(
                 "name": comp.model_name,
                 "sha256": comp.model_sha256,
                 "licence": catalog.LICENCE,
+                **({"finetune": comp.finetune} if comp.finetune else {}),
             },
             "warning": catalog.NON_COMMERCIAL_WARNING,
             "inputs": comp.inputs,
@@ -463,6 +537,8 @@ def replay_record(
         info = record.get("inputs", {}).get(name)
         if info and sha256_file(Path(info["path"])) != info["sha256"]:
             raise MusicgenError(f"the {name.replace('_', ' ')} {info['path']} has changed since")
+    if record["model"].get("finetune"):
+        request["model"] = recorded_finetune(record["model"], request.get("model"))
     comp = compose_audio(prompt, progress=progress, **request)
     if comp.model_sha256 != record["model"]["sha256"]:
         raise MusicgenError(
@@ -477,3 +553,35 @@ def replay_record(
         for name, info in record.get("outputs", {}).items()
     }
     return new, same
+
+
+def recorded_finetune(model: dict, name: str | None) -> str:
+    """What to load for the fine-tuned weights a record names (``model``: its ``"model"``
+    entry): ``name`` when it still loads them, else the folder they were loaded from, else
+    the checkpoint of that model of the user's that holds them (it may have trained further
+    rounds since: ``my-sound@round-1``). A `MusicgenError` when none holds them."""
+    from engine.errors import UserError
+    from engine.train import musicgen as tuned
+
+    want = model["sha256"]
+    candidates = [name, model["finetune"].get("path")]
+    for c in candidates:
+        if not c:
+            continue
+        try:
+            folder = tuned.resolve_finetuned(c)
+            if folder is not None and tuned.finetune_sha256(folder) == want:
+                return str(c)
+        except (UserError, OSError):
+            continue
+    if name and is_finetune(name) and not Path(name).expanduser().is_dir():
+        for tag, folder in tuned.finetune_checkpoints(name):
+            try:
+                if tuned.finetune_sha256(folder) == want:
+                    return tag
+            except (UserError, OSError):
+                continue
+    raise MusicgenError(
+        f"the fine-tuned model of the record ({name}, sha256 {want[:12]}...) is not here any "
+        f"more: its weights were in {model['finetune'].get('path')}; put that folder back"
+    )

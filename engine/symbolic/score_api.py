@@ -199,6 +199,11 @@ def available_models() -> list[str]:
 def _not_a_score_model(folder: Path, shown: str) -> str | None:
     """Why ``folder`` (a name or folder given as ``shown``) is not a score model, or None."""
     hint = "give a score model folder or a name from `disco-musica models`"
+    if (folder / "finetune.json").is_file():
+        return (
+            f"{shown} is a MusicGen model (made by `disco-musica train musicgen`), not a score "
+            f'model: it makes audio with `disco-musica generate --model {shown} "..."`'
+        )
     config_file = folder / "config.json"
     if not config_file.is_file():
         return f"{shown} is not a score model: it has no config.json; {hint}"

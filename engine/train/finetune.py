@@ -176,7 +176,7 @@ def check_name(name: str) -> str:
     return name
 
 
-def read_card(name: str) -> dict:
+def read_card(name: str, kind: str | None = "score") -> dict:
     path = model_folder(name) / CARD
     try:
         card = json.loads(path.read_text())
@@ -187,6 +187,11 @@ def read_card(name: str) -> dict:
         raise TrainingError(f"{path} is unreadable ({e}); it cannot be continued") from None
     if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
         raise TrainingError(f"{path} is not a model card this version of Disco-Musica reads")
+    if kind is not None and card.get("kind", "score") != kind:
+        raise TrainingError(
+            f"{name} is a {card.get('kind')} model; continue it with `disco-musica train "
+            f"{card.get('kind')} --from {name}`"
+        )
     return card
 
 

@@ -1,8 +1,23 @@
 """Fine-tune MusicGen on the user's own audio: LoRA or full training of the decoder.
 
-    >>> from engine.train.musicgen import train_musicgen, load_finetuned
+    >>> from engine.train.musicgen import finetune_musicgen, train_musicgen, load_finetuned
+    >>> round1 = finetune_musicgen("my-songs", name="my-sound", preset="balanced")
+    >>> round2 = finetune_musicgen("new-songs", name="my-sound", from_model="my-sound")
     >>> record = train_musicgen("my-songs", "runs/my-musicgen", base="musicgen-small")
     >>> mg = load_finetuned("runs/my-musicgen/model")     # a MusicGen, base + adapter fused
+
+Two ways to keep the result: a named model of the user's (`finetune_musicgen`: rounds in
+``engine.hub.trained_models_dir() / NAME`` with a ``model.json`` card of ``"kind":
+"musicgen"``, as the score model's, `engine.train.finetune`; ``generate --model NAME``,
+``NAME@step-N``, ``@latest``, ``@round-N``), or a run folder (`train_musicgen`;
+``generate --model RUN/model``). `engine.pipelines.musicgen.load_model` loads either
+(`resolve_finetuned`, `load_finetuned`) and records `finetune_sha256` (adapter or decoder
+weights + base) so that a generation replays only with the same weights. Presets
+(`PRESETS`: quick, balanced, thorough) set steps, learning rate, batch, segment length and
+rank; `plan_run` measures the memory and time a run needs before it starts. With
+``samples`` > 0, `AudioStyleSampler` generates clips at each validation and measures how
+near the dataset they sound (`engine.train.style.audio_distance`), the run's ``report.md``
+putting base and fine-tune side by side.
 
 What is trained: the codebook decoder (``engine.models.musicgen.MusicgenDecoder``), with the
 projection of the text states into it (`MusicgenLM`). The T5 text encoder and the EnCodec
@@ -33,10 +48,14 @@ weight in float32 and a checkpoint holds them (``decoder.safetensors``). Either 
 ``finetune.json`` names the base model (name, folder, SHA-256), and `load_finetuned` turns any
 such folder (``RUN/model``, ``RUN/best``, ``RUN/checkpoints/step-000400``) into a MusicGen.
 
-Layout of a run folder (the trainer's, `engine.train.trainer`, plus)::
+Layout of a run folder (the trainer's, `engine.train.trainer`: ``checkpoint/``, ``best/``,
+``checkpoints/step-N/``, each with finetune.json and the weights, plus)::
 
     model/          the best weights (lowest validation loss) + finetune.json + training.json
+                    (a named model's rounds keep training.json in the run folder instead)
     metrics.jsonl   every report; tensorboard/ the same as TensorBoard events
+    samples/        step-NNNNNN/sample-I.wav, the clips of each validation (``samples`` > 0)
+    report.md       the clips' distances to the dataset, base against fine-tune
 """
 
 from __future__ import annotations
@@ -80,6 +99,8 @@ DECODER_WEIGHTS = "decoder.safetensors"
 TRAINING_FILE = "training.json"
 MODEL_DIR = "model"
 HASHES_FILE = "weights-hashes.json"
+SAMPLES_DIR = "samples"  # of a run: step-NNNNNN/sample-I.wav, the style proof's clips
+REPORT_FILE = "report.md"  # of a run with samples: base against fine-tuned, on the same seeds
 
 # The linear layers of one decoder block (engine/models/musicgen.py, MusicgenDecoderLayer).
 MUSICGEN_TARGETS = {
@@ -133,11 +154,77 @@ DEFAULTS = {
 }
 METHODS = tuple(DEFAULTS)
 
+# Presets (`--preset`): how long, how large a step, how much audio per example. The options
+# given override any of it. No preset generates clips at the validations (``samples`` 0): on
+# a CPU each costs seconds per second of audio (ask for them with --samples).
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "max_steps": 200,
+        "eval_every": 50,
+        "early_stop_patience": 3,
+        "batch_size": 2,
+        "grad_accumulation": 1,
+        "segment_s": 10.0,
+        "rank": 8,
+        "lr": {"lora": 3e-4, "full": 1e-5},
+    },
+    "balanced": {
+        "max_steps": 600,
+        "eval_every": 100,
+        "early_stop_patience": 4,
+        "batch_size": 4,
+        "grad_accumulation": 1,
+        "segment_s": 15.0,
+        "rank": 16,
+        "lr": {"lora": 2e-4, "full": 1e-5},
+    },
+    "thorough": {
+        "max_steps": 2000,
+        "eval_every": 200,
+        "early_stop_patience": 5,
+        "batch_size": 4,
+        "grad_accumulation": 2,
+        "segment_s": MAX_SEGMENT_S,
+        "rank": 32,
+        "lr": {"lora": 1e-4, "full": 5e-6},
+    },
+}
+PRESET_KEEP_LAST = 3  # checkpoints a preset keeps to pick from (NAME@step-N)
+DEFAULT_SAMPLE_S = 5.0  # seconds of each style-proof clip
+MAX_REFERENCE_CLIPS = 32  # training segments the clips are compared with
 
-def default_config(method: str = "lora", **overrides) -> TrainConfig:
-    """The `TrainConfig` a MusicGen run of ``method`` starts from, with ``overrides``."""
+
+def default_config(method: str = "lora", preset: str | None = None, **overrides) -> TrainConfig:
+    """The `TrainConfig` a MusicGen run of ``method`` starts from, with ``overrides``:
+    `DEFAULTS` of the method, or those of ``preset`` (`PRESETS`: quick, balanced, thorough;
+    the learning rate decays to a tenth, warm-up over the first tenth at most, a checkpoint
+    at each validation, the last `PRESET_KEEP_LAST` kept)."""
     _check_method(method)
-    return TrainConfig(**{**DEFAULTS[method], **overrides})
+    if preset is None:
+        return TrainConfig(**{**DEFAULTS[method], **overrides})
+    p = preset_values(preset)
+    lr = p["lr"][method]
+    values = dict(
+        DEFAULTS[method],
+        batch_size=p["batch_size"],
+        grad_accumulation=p["grad_accumulation"],
+        learning_rate=lr,
+        min_learning_rate=lr / 10,
+        max_steps=p["max_steps"],
+        warmup_steps=min(DEFAULTS[method]["warmup_steps"], p["max_steps"] // 10),
+        eval_every=p["eval_every"],
+        checkpoint_every=p["eval_every"],
+        early_stop_patience=p["early_stop_patience"],
+        keep_last=PRESET_KEEP_LAST,
+    )
+    return TrainConfig(**{**values, **overrides})
+
+
+def preset_values(preset: str) -> dict[str, Any]:
+    """The settings of a preset (`PRESETS`); a `TrainingError` names the known ones."""
+    if preset not in PRESETS:
+        raise TrainingError(f"unknown preset {preset!r}; use {', '.join(PRESETS)}")
+    return PRESETS[preset]
 
 
 def musicgen_targets(spec: str | Sequence[str]) -> tuple[str, ...]:
@@ -552,6 +639,11 @@ def resolve_base(name_or_path: str | Path) -> Path:
     from engine.errors import MusicgenError
     from engine.hub import resolve_model
 
+    if is_finetuned(name_or_path) or is_musicgen_card(str(name_or_path)):
+        raise TrainingError(
+            f"{name_or_path} is a fine-tuned MusicGen; to train it further, start from it "
+            f"with --from {name_or_path} (its base is the one it was made from)"
+        )
     try:
         folder = resolve_model(str(name_or_path))
     except MusicgenError as e:
@@ -940,10 +1032,15 @@ def train_musicgen(
     cond_dropout: float = DEFAULT_COND_DROPOUT,
     epochs: int | None = None,
     resume: bool = False,
+    init_from: str | Path | None = None,
+    samples: int = 0,
+    sample_seconds: float = DEFAULT_SAMPLE_S,
     callback: Any = None,
     progress: ProgressFn | None = None,
     control: Any = None,
+    plan: Callable[[dict], None] | None = None,
     tensorboard: bool = True,
+    publish: bool = True,
 ) -> dict:
     """Fine-tune MusicGen ``base`` on the audio of ``dataset``; return the run's record.
 
@@ -955,15 +1052,25 @@ def train_musicgen(
     weight per codebook; ``cond_dropout``: share of captions dropped while training;
     ``epochs``: stop after this many passes over the data (None: ``config.max_steps``).
     ``resume=True`` continues the run in ``out_dir`` exactly (same dataset version, base and
-    settings, which it checks). ``callback`` gets the trainer's reports (see
-    `engine.train.monitor`); the run also writes ``metrics.jsonl`` and (``tensorboard``)
-    TensorBoard events. ``progress`` gets the `prepare` events; ``control`` is a
-    `engine.train.trainer.TrainControl`.
+    settings, which it checks). ``init_from``: a fine-tune folder (`read_finetune`) of the
+    same base whose weights the run starts from: a LoRA adapter goes on training (its own
+    rank and targets; ``method="full"`` fuses it first), full weights only train fully.
+    ``samples`` > 0: at each validation (and before the first step) generate that many clips
+    of ``sample_seconds`` (seeds 0..samples-1, the dataset's captions) into
+    ``out_dir/samples/step-N/`` and compare them with the dataset (`AudioStyleSampler`).
+    ``callback`` gets the trainer's reports (see `engine.train.monitor`); the run also writes
+    ``metrics.jsonl`` and (``tensorboard``) TensorBoard events. ``progress`` gets the
+    `prepare` events; ``control`` is a `engine.train.trainer.TrainControl`; ``plan(info)`` is
+    called once before the first step with the memory and time the run needs (`plan_run`).
 
-    The best weights (lowest validation loss) end in ``out_dir/model`` with ``training.json``;
-    `load_finetuned` loads them for generation. Raises `TrainingError` / `LoraError`.
+    The best weights (lowest validation loss) are in ``out_dir/best``; with ``publish``
+    they are copied to ``out_dir/model`` with ``training.json`` (else ``training.json`` goes
+    into ``out_dir``). `load_finetuned` loads any of them for generation. Raises
+    `TrainingError` / `LoraError`.
     """
     from engine import __version__
+    from engine.atomic import write_text_atomic
+    from engine.data.store import Dataset
     from engine.train import monitor
 
     _check_method(method)
@@ -976,7 +1083,11 @@ def train_musicgen(
         raise TrainingError(f"label smoothing must be in 0..0.99, not {config.label_smoothing:g}")
     if epochs is not None and epochs < 1:
         raise TrainingError(f"epochs must be at least 1, not {epochs}")
+    if samples < 0:
+        raise TrainingError(f"the number of samples must be 0 or more, not {samples}")
     segment_s = check_segment(segment_s)
+    if samples:
+        sample_seconds = check_segment(sample_seconds)
     state = out_dir / CHECKPOINT_DIR / STATE_FILE
     recorded = None
     if resume:
@@ -1009,14 +1120,35 @@ def train_musicgen(
         )
     K = mg_config.decoder.num_codebooks
     weights = check_codebook_weights(codebook_weights, K)
-    data = prepare(
-        dataset, version, folder, cache, segment_s=segment_s, seed=config.seed, progress=progress
-    )
     base_info = {
         "name": str(base),
         "path": str(folder.resolve()),
         "sha256": _file_hash(folder / "model.safetensors", cache),
     }
+    parent = None
+    if init_from is not None:
+        parent_dir, parent_info = read_finetune(init_from)
+        if parent_info["base"]["sha256"] != base_info["sha256"]:
+            raise LoraError(
+                f"{init_from} was fine-tuned from another base model than {base} (its SHA-256 "
+                f"differs); continue it on its own base ({parent_info['base']['name']})"
+            )
+        if parent_info["method"] == "full" and method == "lora":
+            raise TrainingError(
+                f"{init_from} is fully fine-tuned: an adapter cannot be put on weights that are "
+                "not its base's; continue it with --method full"
+            )
+        if parent_info["method"] == "lora" and method == "lora":
+            lora_config = LoraConfig.from_adapter_config(lora_lib.read_config(parent_dir))
+        parent = {
+            "path": str(parent_dir.resolve()),
+            "method": parent_info["method"],
+            "sha256": finetune_sha256(parent_dir),
+        }
+    ds = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
+    data = prepare(
+        ds, version, folder, cache, segment_s=segment_s, seed=config.seed, progress=progress
+    )
     settings = {
         "method": method,
         "base": base_info,
@@ -1025,20 +1157,17 @@ def train_musicgen(
         "codebook_weights": list(weights),
         "cond_dropout": cond_dropout,
         "lora": asdict(lora_config) if method == "lora" else None,
+        "init_from": parent,
     }
     if recorded is not None:
         _check_same_run(recorded, settings, out_dir)
 
     from engine.models.musicgen import MusicGen
 
-    model = MusicgenLM.of(MusicGen.load(folder))  # the decoder only is read into memory
+    mg = MusicGen.load(folder)  # the decoder is read into memory; T5 and EnCodec when used
+    model = MusicgenLM.of(mg)
     mx.random.seed(config.seed)  # the adapters' starting values
-    if method == "lora":
-        lora_config = replace(lora_config, keys=tuple(lora_config.keys))
-        lora_lib.apply(model, lora_config)
-    else:
-        model.set_dtype(mx.float32)
-        model.unfreeze()
+    _set_up(model, method, lora_config, parent)
     mx.eval(model.parameters())
     info = {
         "format": 1,
@@ -1047,6 +1176,7 @@ def train_musicgen(
         "base": base_info,
         "dataset": data.dataset,
         "segment_s": segment_s,
+        "init_from": parent,
     }
     store = LoraWeights(lora_config, info) if method == "lora" else DecoderWeights(info)
     task = MusicgenTask(
@@ -1061,6 +1191,15 @@ def train_musicgen(
         data.train, data.texts, config.batch_size, derive_seed(config.seed, "data", 0), epochs
     )
     val = val_batches(data, batches.batch_size)
+    sampler = None
+    if samples:
+        sampler = AudioStyleSampler(
+            mg, data, out_dir / SAMPLES_DIR, samples, sample_seconds, cache_dir=cache
+        )
+    estimate = None
+    if plan is not None:
+        estimate = plan_run(model, task, data, config, epochs, sampler)
+        plan(estimate)
     out_dir.mkdir(parents=True, exist_ok=True)
     callbacks = [monitor.MetricsJsonl(out_dir / monitor.METRICS_FILE)]
     if tensorboard:
@@ -1076,9 +1215,11 @@ def train_musicgen(
             out_dir,
             callback=fan,
             resume=resume,
+            eval_first=parent is not None or sampler is not None,
             extra_state={"musicgen": settings},
             task=task,
             weights=store,
+            sampler=sampler,
             control=control,
             start_info={
                 "method": method,
@@ -1090,21 +1231,65 @@ def train_musicgen(
         )
     finally:
         fan.close()
+    style = style_reports(out_dir, summary["best_step"]) if sampler is not None else None
     record = {
         "kind": "musicgen-finetune",
         **settings,
-        "lora": asdict(lora_config) if method == "lora" else None,
         "data": data.summary(),
         "train_config": asdict(config),
         "epochs": epochs,
+        "samples": samples,
+        "sample_seconds": sample_seconds if samples else None,
         "summary": summary,
+        "style": style,
+        "estimate": estimate,
         "wall_time_s_this_run": time.time() - tic,
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count() or 1} CPU cores",
         "disco_musica_version": __version__,
         "mlx_version": mx.__version__,
     }
-    _publish_model(out_dir, record)
+    if style is not None and style.get("base") and style.get("tuned"):
+        write_text_atomic(out_dir / REPORT_FILE, style_report_markdown(record))
+    if publish:
+        _publish_model(out_dir, record)
+    else:
+        write_text_atomic(out_dir / TRAINING_FILE, json.dumps(record, indent=1, default=str) + "\n")
     return record
+
+
+def _set_up(model: MusicgenLM, method: str, cfg: LoraConfig, parent: dict | None) -> None:
+    """Make ``model`` (the base's) what the run trains: the parent's weights on it, then
+    LoRA layers (only they train) or every weight in float32."""
+    if parent is not None and parent["method"] == "lora":
+        lora_lib.load(model, Path(parent["path"]))
+        if method == "full":
+            lora_lib.fuse(model)
+    if method == "lora":
+        if parent is None:
+            lora_lib.apply(model, cfg)
+        else:  # the parent's adapter goes on training
+            model.freeze()
+            for _, m in model.named_modules():
+                if hasattr(m, "lora_a"):
+                    m.unfreeze(keys=["lora_a", "lora_b"], recurse=False)
+        return
+    model.set_dtype(mx.float32)
+    if parent is not None and parent["method"] == "full":
+        DecoderWeights({}).restore(Path(parent["path"]), model)
+    model.unfreeze()
+
+
+def recorded_settings(out_dir: str | Path) -> dict:
+    """The settings a MusicGen run in ``out_dir`` was started with (method, base, dataset,
+    segment length, LoRA...), from its last checkpoint."""
+    state = Path(out_dir) / CHECKPOINT_DIR / STATE_FILE
+    try:
+        recorded = (json.loads(state.read_text()).get("extra") or {}).get("musicgen")
+    except (OSError, ValueError):
+        recorded = None
+    if not isinstance(recorded, dict):
+        raise TrainingError(f"{out_dir} holds no MusicGen training run to resume")
+    return recorded
 
 
 def _resumed_version(recorded: dict, version: str | None) -> str:
@@ -1140,17 +1325,22 @@ def _check_same_run(recorded: dict, settings: dict, out_dir: Path) -> None:
             f"the run in {out_dir} was started from another base model "
             f"({recorded['base']['name']}); resume it with that one"
         )
+    have = (recorded.get("init_from") or {}).get("sha256")
+    if have != (settings.get("init_from") or {}).get("sha256"):
+        raise TrainingError(
+            f"the run in {out_dir} was started from other weights "
+            f"({(recorded.get('init_from') or {}).get('path') or 'the base alone'}); resume it "
+            "from those"
+        )
 
 
 def _publish_model(out_dir: Path, record: dict) -> None:
     """``out_dir/model``: the best weights (else the last checkpoint's) + training.json."""
     from engine.atomic import write_text_atomic
-    from engine.train.trainer import BEST_DIR, OPTIMIZER_FILE
+    from engine.train.trainer import OPTIMIZER_FILE
 
-    src = out_dir / BEST_DIR
-    if not (src / FINETUNE_FILE).is_file():
-        src = out_dir / CHECKPOINT_DIR
-    if not (src / FINETUNE_FILE).is_file():
+    src = best_folder(out_dir)
+    if src is None:
         return  # nothing was saved (a NaN at the first step)
     tmp = out_dir / f".{MODEL_DIR}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -1164,18 +1354,96 @@ def _publish_model(out_dir: Path, record: dict) -> None:
     tmp.rename(final)
 
 
+def best_folder(run: Path) -> Path | None:
+    """The folder of a run that generation should load: ``best/`` (lowest validation loss),
+    else the last ``checkpoint/``; None when the run saved nothing."""
+    from engine.train.trainer import BEST_DIR
+
+    for name in (BEST_DIR, CHECKPOINT_DIR):
+        if (Path(run) / name / FINETUNE_FILE).is_file():
+            return Path(run) / name
+    return None
+
+
+# ---- the memory and time a run needs ------------------------------------------------------------
+def plan_run(
+    model: MusicgenLM,
+    task: MusicgenTask,
+    data: PreparedData,
+    config: TrainConfig,
+    epochs: int | None = None,
+    sampler: AudioStyleSampler | None = None,
+) -> dict:
+    """The memory and time a run needs, measured: three forward-backward passes on batches
+    of the run's shape (the weights are not changed) give the step time and the peak memory
+    of the weights, activations and gradients; the optimizer's state is added by
+    arithmetic (AdamW keeps two numbers a trained weight). With a ``sampler``, one short
+    generation times a decoding step, and the clips of every validation are added."""
+    total = sum(v.size for _, v in tree_flatten(model.parameters()))
+    trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
+    states = {"adamw": 2, "adam": 2, "lion": 1, "sgd": 1, "adafactor": 1}[config.optimizer]
+    probe = SegmentBatches(data.train, data.texts, config.batch_size, seed=12345)
+    grad = nn.value_and_grad(model, task.loss)
+    was_training = model.training
+    model.train()
+    times = []
+    mx.synchronize()
+    mx.reset_peak_memory()
+    for _ in range(3):
+        arrays = task.arrays(next(probe))
+        tic = time.perf_counter()
+        (loss, _), g = grad(model, *arrays)
+        mx.eval(loss, g)
+        times.append(time.perf_counter() - tic)
+        del g
+    peak = mx.get_peak_memory()
+    model.train(was_training)
+    step_s = float(np.median(times[1:])) * config.grad_accumulation
+    steps_per_epoch = probe.steps_per_epoch
+    steps = config.max_steps
+    if epochs is not None:
+        steps = min(steps, epochs * math.ceil(steps_per_epoch / config.grad_accumulation))
+    validations = steps // config.eval_every + 1
+    val_batch_s = step_s / config.grad_accumulation / 3  # a forward pass: about a third
+    val_s = val_batch_s * math.ceil(len(data.val) / probe.batch_size)
+    sample_s = sampler.estimate_s() if sampler is not None else 0.0
+    return {
+        "total_parameters": total,
+        "trainable_parameters": trainable,
+        "memory_bytes": int(peak + 4 * trainable * states),
+        "step_s": step_s,
+        "max_steps": steps,
+        "validations": validations,
+        "sample_s": sample_s,
+        "time_s": step_s * steps + validations * (val_s + sample_s),
+        "segments_per_step": probe.batch_size * config.grad_accumulation,
+        "steps_per_epoch": math.ceil(steps_per_epoch / config.grad_accumulation),
+    }
+
+
 # ---- using a fine-tuned model -----------------------------------------------------------------
 def is_finetuned(folder: str | Path) -> bool:
-    """Whether ``folder`` (or its ``model/``) holds a MusicGen fine-tune."""
-    p = Path(folder)
-    return (p / FINETUNE_FILE).is_file() or (p / MODEL_DIR / FINETUNE_FILE).is_file()
+    """Whether ``folder`` (or its ``model/``, ``best/`` or ``checkpoint/``) holds a MusicGen
+    fine-tune."""
+    from engine.train.trainer import BEST_DIR
+
+    p = Path(folder).expanduser()
+    return any(
+        (p / sub / FINETUNE_FILE).is_file() for sub in ("", MODEL_DIR, BEST_DIR, CHECKPOINT_DIR)
+    )
 
 
 def read_finetune(folder: str | Path) -> tuple[Path, dict]:
-    """(the folder with the weights, its finetune.json) of a fine-tune or run folder."""
+    """(the folder with the weights, its finetune.json) of a fine-tune or run folder (a run
+    folder: its ``model/``, else ``best/``, else ``checkpoint/``)."""
+    from engine.train.trainer import BEST_DIR
+
     p = Path(folder).expanduser()
-    if not (p / FINETUNE_FILE).is_file() and (p / MODEL_DIR / FINETUNE_FILE).is_file():
-        p = p / MODEL_DIR
+    if not (p / FINETUNE_FILE).is_file():
+        for sub in (MODEL_DIR, BEST_DIR, CHECKPOINT_DIR):
+            if (p / sub / FINETUNE_FILE).is_file():
+                p = p / sub
+                break
     try:
         info = json.loads((p / FINETUNE_FILE).read_text())
         info["method"], info["base"]["sha256"]  # noqa: B018  (the fields it must have)
@@ -1227,3 +1495,595 @@ def load_finetuned(
     model.eval()  # no LoRA dropout when the adapter is kept apart
     mx.eval(model.parameters())
     return mg
+
+
+def finetune_sha256(folder: str | Path, cache_dir: str | Path | None = None) -> str:
+    """The SHA-256 a generation record stores for a fine-tune: of
+    ``"<weights sha256>+<base model sha256>"``, the weights being ``adapters.safetensors``
+    (LoRA) or ``decoder.safetensors`` (full): both parts decide the music. For a LoRA
+    folder it is `engine.symbolic.model_versions.weights_sha256`, as for the score model's
+    adapters."""
+    p, info = read_finetune(folder)
+    name = lora_lib.ADAPTER_WEIGHTS if info["method"] == "lora" else DECODER_WEIGHTS
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    both = f"{_file_hash(p / name, cache)}+{info['base']['sha256']}"
+    return hashlib.sha256(both.encode()).hexdigest()
+
+
+def is_musicgen_card(name: str) -> bool:
+    """Whether ``name`` (``NAME`` or ``NAME@tag``) is one of the user's trained models made by
+    `finetune_musicgen` (its ``model.json`` says ``"kind": "musicgen"``)."""
+    from engine import hub
+
+    base, _ = hub.split_tag(str(name))
+    if not base or "/" in base or "\\" in base:
+        return False
+    try:
+        card = json.loads((hub.trained_models_dir() / base / CARD).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(card, dict) and card.get("kind") == CARD_KIND
+
+
+def resolve_finetuned(name_or_path: str | Path) -> Path | None:
+    """The folder with the weights of a MusicGen fine-tune, or None when ``name_or_path`` is
+    not one: a folder (`read_finetune`: a checkpoint, or a run folder) or one of the user's
+    MusicGen models by name, with an optional tag (``my-songs@step-400``, ``@latest``,
+    ``@round-2``, ``@best``: `engine.hub.resolve_trained`). A name whose checkpoint does not
+    exist is a `engine.hub.TrainedModelError` (one line, naming the ones there are)."""
+    from engine import hub
+
+    p = Path(str(name_or_path)).expanduser()
+    if p.is_dir():
+        return read_finetune(p)[0] if is_finetuned(p) else None
+    if not is_musicgen_card(str(name_or_path)):
+        return None
+    found = hub.resolve_trained(str(name_or_path))
+    if found is None:
+        return None
+    return read_finetune(found)[0]
+
+
+def finetune_checkpoints(name: str) -> list[tuple[str, Path]]:
+    """Every loadable folder of the user's MusicGen model ``name``, as (tag or folder, path):
+    each round's ``best`` (``NAME@round-N``), ``checkpoint`` and kept ``checkpoints/step-N``
+    (the last round's as ``NAME@step-N``); for finding the weights a record names."""
+    from engine import hub
+    from engine.train.trainer import BEST_DIR, CHECKPOINTS_DIR
+
+    base, _ = hub.split_tag(name)
+    root = hub.trained_models_dir() / base
+    rounds = sorted(
+        (p for p in (root / "runs").glob("round-*") if p.name[6:].isdigit()),
+        key=lambda p: int(p.name[6:]),
+    )
+    out = []
+    for n, run in enumerate(rounds):
+        last = n == len(rounds) - 1
+        out.append((f"{base}@{run.name}", run / BEST_DIR))
+        out.append((f"{base}@latest" if last else str(run / CHECKPOINT_DIR), run / CHECKPOINT_DIR))
+        for step in sorted((run / CHECKPOINTS_DIR).glob("step-*")):
+            tag = f"{base}@step-{int(step.name[5:])}" if last else str(step)
+            out.append((tag, step))
+    return [(t, p) for t, p in out if (p / FINETUNE_FILE).is_file()]
+
+
+# ---- the style proof: does it sound like the user's audio? -----------------------------------
+class AudioStyleSampler:
+    """The trainer's ``sampler`` for MusicGen: at each validation, ``n`` clips of
+    ``seconds`` from the model being trained (seeds 0..n-1, the dataset's captions, most
+    common first, in turn; classifier-free guidance 3), written to
+    ``out/step-NNNNNN/sample-I.wav`` and compared with the dataset on
+    `engine.train.style.audio_distance` (mean chroma, tempo distribution, onset rate).
+
+    ``mg``: the `engine.models.musicgen.MusicGen` whose decoder the run trains (the
+    `MusicgenLM` shares its modules, so the clips come from the weights of the moment).
+    The dataset is heard through the model's codec (`reference_profile`).
+    Returns ``{"distances": {measure: d}, "overall", "samples": [paths], "captions", "step"}``.
+    """
+
+    def __init__(
+        self,
+        mg,
+        data: PreparedData,
+        out: Path,
+        n: int,
+        seconds: float = DEFAULT_SAMPLE_S,
+        *,
+        guidance: float = 3.0,
+        cache_dir: str | Path | None = None,
+    ):
+        from engine.train import style
+
+        self.style, self.mg, self.out, self.n = style, mg, Path(out), int(n)
+        self.seconds, self.guidance = float(seconds), float(guidance)
+        counts: dict[str, int] = {}
+        for caption in data.captions.values():
+            counts[caption] = counts.get(caption, 0) + 1
+        self.captions = sorted(counts, key=lambda c: (-counts[c], c))
+        self.reference = reference_profile(mg, data, self.seconds, cache_dir)
+
+    def clip(self, i: int) -> np.ndarray:
+        """Clip ``i``: audio [samples, channels] float32 at the model's rate."""
+        audio = self.mg.generate(
+            [self.captions[i % len(self.captions)]],
+            duration_s=self.seconds,
+            seed=i,
+            guidance_scale=self.guidance,
+        )
+        return np.asarray(audio[0], np.float32)
+
+    def estimate_s(self) -> float:
+        """Seconds the clips of one validation take, from the time of a short generation."""
+        frames = max(4, round(0.1 * self.mg.frame_rate))
+        K = self.mg.config.decoder.num_codebooks // self.mg.audio_channels
+        tic = time.perf_counter()
+        self.mg.generate([self.captions[0]], duration_s=frames / self.mg.frame_rate, seed=0)
+        per_step = (time.perf_counter() - tic) / (frames + K)
+        steps = self.seconds * self.mg.frame_rate + K
+        return self.n * per_step * steps
+
+    def __call__(self, step: int, model: nn.Module) -> dict | None:
+        if self.n <= 0:
+            return None
+        folder = self.out / f"step-{step:06d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        sr = self.mg.sample_rate
+        signals, paths = [], []
+        for i in range(self.n):
+            y = self.clip(i)
+            path = folder / f"sample-{i}.wav"
+            _write_clip(y, sr, path)
+            signals.append((y, sr))
+            paths.append(str(path))
+        d = self.style.audio_distance(self.style.profile_audio(signals), self.reference)
+        overall = d.pop("overall")
+        captions = [self.captions[i % len(self.captions)] for i in range(self.n)]
+        return {
+            "distances": d,
+            "overall": overall,
+            "samples": paths,
+            "captions": captions,
+            "step": step,
+        }
+
+
+def _write_clip(y: np.ndarray, sr: int, path: Path) -> None:
+    """A clip as a WAV file: `engine.audio.render.write_audio` (credited, watermarked) at
+    the rates it writes; the tiny test models' codecs (800 Hz) as plain 16-bit PCM."""
+    from engine.audio.render import SAMPLE_RATE_RANGE, write_audio
+
+    if SAMPLE_RATE_RANGE[0] <= sr <= SAMPLE_RATE_RANGE[1]:
+        write_audio(y, sr, path)
+    else:
+        import soundfile as sf
+
+        sf.write(path, np.clip(y, -1, 1), sr, subtype="PCM_16")
+
+
+def reference_profile(mg, data: PreparedData, seconds: float, cache_dir: Path | None = None):
+    """The `engine.train.style.AudioProfile` of the dataset as the model hears it: up to
+    `MAX_REFERENCE_CLIPS` training segments (spread over them), cut to ``seconds``, as the
+    model's codec decodes their codes.
+
+    Why not the recordings themselves: the clips can only sound as the codec makes them
+    sound, so the recordings through the codec are the best a model can reach (distance 0);
+    with a faithful codec (EnCodec) they are nearly the recordings, and with the random
+    codec of a test model they are what its clips can be compared with. The reference also
+    has the clips' length and sample rate, so tempo and onsets are found alike in both.
+    Cached by the codes and the codec (``cache_dir``)."""
+    from engine.train import style
+
+    segs = data.train
+    picked = sorted(set(np.linspace(0, len(segs) - 1, min(MAX_REFERENCE_CLIPS, len(segs)))))
+    frames = max(1, int(round(seconds * mg.frame_rate)))
+    codes = [segs[int(i)].codes[:, : min(segs[int(i)].length, frames)] for i in picked]
+    h = hashlib.sha256()
+    for c in codes:
+        h.update(str(c.shape).encode())
+        h.update(np.ascontiguousarray(c).tobytes())
+    file = None
+    if cache_dir is not None:
+        key = _digest(
+            ["style", style.PROFILE_FORMAT, h.hexdigest(), _ModelSource(mg, cache_dir).codec_key()]
+        )
+        file = Path(cache_dir) / "style" / f"{key}.json"
+        try:
+            return style.AudioProfile.from_dict(json.loads(file.read_text()))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    sr = mg.sample_rate
+    signals = ((mg.decode(mx.array(c[None].astype(np.int32)))[0], sr) for c in codes)
+    profile = style.profile_audio(signals)
+    if file is not None:
+        try:
+            from engine.atomic import write_text_atomic
+
+            file.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(file, json.dumps(profile.to_dict()) + "\n")
+        except OSError:
+            pass  # a read-only cache: computed again next time
+    return profile
+
+
+def style_reports(run: Path, best_step: int | None) -> dict | None:
+    """The style reports of a run (from its ``metrics.jsonl``, across resumes): ``base`` (the
+    clips before the first step), ``tuned`` (those of the best weights, else the last ones)
+    and every report in order; None when none was made."""
+    from engine.train import monitor
+
+    path = Path(run) / monitor.METRICS_FILE
+    if not path.is_file():
+        return None
+    reports = [
+        {k: e[k] for k in ("iteration", "distances", "overall", "samples") if k in e}
+        for e in monitor.read_metrics(path)
+        if e.get("kind") == "sample"
+    ]
+    if not reports:
+        return None
+    base = next((r for r in reports if r["iteration"] == 0), None)
+    tuned = next((r for r in reports if r["iteration"] == best_step), reports[-1])
+    return {"base": base, "tuned": tuned, "reports": reports}
+
+
+def style_report_markdown(record: dict, title: str | None = None) -> str:
+    """The run's ``report.md``: base and fine-tuned clips' distances to the dataset on the
+    same seeds and captions, and the overall distance at each validation."""
+    from engine.train import style
+
+    st = record["style"]
+    s = record["summary"]
+    d = record["data"]
+    lines = [f"# {title or 'MusicGen fine-tune'}", ""]
+    lines.append(
+        f"Data: {d['name']} `{d['dataset']}`, {d['items']} audio items, "
+        f"{d['audio_s'] / 60:.1f} min ({d['train_segments']} training segments of "
+        f"{record['segment_s']:g} s)."
+    )
+    best = f"{s['best_val']:.4f}" if s.get("best_val") is not None else "–"
+    lines.append(
+        f"Method: {record['method']} on {record['base']['name']}; {s['step']} steps, best at "
+        f"step {s['best_step']} (validation loss {best}); stopped: {s['stop_reason']}."
+    )
+    lines += [
+        "",
+        "## Does it sound like the data?",
+        "",
+        f"Distances to the dataset's audio (0 = the same) of {record['samples']} clips of "
+        f"{record['sample_seconds']:g} s, seeds 0..{record['samples'] - 1}, on the dataset's "
+        "captions:",
+        "",
+        style.compare_table(
+            {**st["base"]["distances"], "overall": st["base"]["overall"]},
+            {**st["tuned"]["distances"], "overall": st["tuned"]["overall"]},
+        ),
+        "## Style distance at each validation",
+        "",
+        "| step | overall |",
+        "|---|---|",
+    ]
+    lines += [f"| {r['iteration']} | {r['overall']:.3f} |" for r in st["reports"]]
+    return "\n".join(lines) + "\n"
+
+
+# ---- named models, in rounds ------------------------------------------------------------------
+CARD = "model.json"
+CARD_FORMAT = 1
+CARD_KIND = "musicgen"
+
+
+def finetune_musicgen(
+    data: Any = None,
+    *,
+    name: str,
+    base: str | Path = DEFAULT_BASE,
+    method: str | None = None,
+    preset: str = "quick",
+    lora: LoraConfig | None = None,
+    config: TrainConfig | None = None,
+    segment_s: float | None = None,
+    codebook_weights: Sequence[float] | str | None = None,
+    cond_dropout: float = DEFAULT_COND_DROPOUT,
+    epochs: int | None = None,
+    from_model: str | None = None,
+    version: str | None = None,
+    resume: bool = False,
+    samples: int = 0,
+    sample_seconds: float = DEFAULT_SAMPLE_S,
+    cache_dir: str | Path | None = None,
+    callback: Any = None,
+    progress: ProgressFn | None = None,
+    control: Any = None,
+    plan: Callable[[dict], None] | None = None,
+    command: str | None = None,
+    tensorboard: bool = True,
+) -> dict:
+    """Train a round of the user's MusicGen model ``name`` on the audio of dataset ``data``;
+    return the round (as the card lists it, plus ``name``, ``folder``, ``run``, ``record``).
+
+    The model lives in ``engine.hub.trained_models_dir() / name`` as the score model's do
+    (`engine.train.finetune`): ``model.json`` (``"kind": "musicgen"``; ``current``: the
+    folder ``generate --model NAME`` loads, ``runs/round-K/best``; every round with its
+    dataset version), ``README.md``, and ``runs/round-K/`` (a `train_musicgen` run folder:
+    ``checkpoint/``, ``best/``, ``checkpoints/step-N/``, ``metrics.jsonl``, ``samples/``,
+    ``report.md``, ``training.json``). Tags pick checkpoints: ``NAME@step-N``, ``@latest``,
+    ``@round-N``, ``@best``.
+
+    ``preset`` (`PRESETS`) gives the settings ``config``, ``lora`` and ``segment_s`` leave
+    out. ``from_model`` (a MusicGen model of the user's, with an optional tag, or a fine-tune
+    folder) starts from its weights: a new round of it when ``name`` is its name, else a
+    new model whose card inherits its rounds; ``method`` defaults to the parent's (else
+    LoRA). ``resume=True`` continues the last, unfinished round of ``name`` exactly (its
+    data, version and settings: the other arguments are not used). ``samples``,
+    ``sample_seconds``: the style proof (`AudioStyleSampler`); ``plan(info)``: the memory and
+    time it needs, before the first step (`plan_run`). Raises `TrainingError` / `LoraError`.
+    """
+    from engine import __version__, hub
+    from engine.atomic import write_text_atomic
+    from engine.train import finetune as score_finetune
+
+    card, parent_card, init_from = None, None, None
+    if resume:
+        card = read_musicgen_card(name)
+        last = card["rounds"][-1]
+        if last.get("status") != "running":
+            raise TrainingError(
+                f"the last round of {name} finished ({last.get('stop_reason')}); start a new "
+                f"one with --from {name}"
+            )
+        o = last["options"]
+        data, version, from_model = last["data"], last["dataset_version"], last.get("from")
+        method, preset, base = last["method"], o["preset"], card["base"]["name"]
+        config = TrainConfig(**last["train_config"])
+        lora = None if last["lora"] is None else LoraConfig(**last["lora"])
+        if lora is not None:
+            lora = replace(lora, keys=tuple(lora.keys))
+        segment_s, codebook_weights = o["segment_s"], o["codebook_weights"]
+        cond_dropout, epochs = o["cond_dropout"], o["epochs"]
+        samples, sample_seconds = o["samples"], o["sample_seconds"]
+        init_from = last.get("from_path")
+    else:
+        if data is None:
+            raise TrainingError("give the dataset to train on (--data DATASET)")
+        preset_values(preset)
+        if from_model is not None:
+            init_from, parent_info, base = start_weights(from_model)
+            if is_musicgen_card(from_model):
+                parent_card = read_musicgen_card(hub.split_tag(from_model)[0])
+            method = method or parent_info["method"]
+            if parent_card is not None and parent_card["name"] == name:
+                card = parent_card
+        if card is None:
+            score_finetune.check_name(name)
+            if (score_finetune.model_folder(name) / CARD).exists():
+                raise TrainingError(
+                    f"you already have a model named {name!r}; continue it with --from {name}, "
+                    "or choose another --name"
+                )
+    method = method or "lora"
+    _check_method(method)
+    p = preset_values(preset)
+    config = config if config is not None else default_config(method, preset)
+    if lora is None:
+        rank = p["rank"]
+        lora = LoraConfig(rank=rank, alpha=2.0 * rank, keys=musicgen_targets(DEFAULT_TARGETS))
+    segment_s = check_segment(segment_s if segment_s is not None else p["segment_s"])
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+
+    folder = score_finetune.model_folder(name)
+    round_no = 1 if card is None else card["rounds"][-1]["round"] + (0 if resume else 1)
+    run = folder / "runs" / f"round-{round_no}"
+    if not resume and run.exists():
+        raise TrainingError(f"{run} exists already; remove it or resume with --resume")
+    # The data first (one line for what is wrong with it), then the card, then training.
+    from engine.data.store import Dataset
+
+    ds = data if isinstance(data, Dataset) else Dataset.open(data)
+    base_folder = resolve_base(base)
+    prepared = prepare(ds, version, base_folder, cache, segment_s=segment_s, seed=config.seed)
+    ident = prepared.dataset
+    dataset_version = ident.split("@", 1)[1]
+    model_created = not folder.exists()
+    entry = {
+        "round": round_no,
+        "status": "running",
+        "data": str(data if not isinstance(data, Dataset) else data.path),
+        "dataset": ident,
+        "dataset_name": ds.name,
+        "dataset_version": dataset_version,
+        "from": from_model,
+        "from_path": str(Path(init_from).resolve()) if init_from is not None else None,
+        "method": method,
+        "options": {
+            "preset": preset,
+            "segment_s": segment_s,
+            "codebook_weights": codebook_weights
+            if codebook_weights is None or isinstance(codebook_weights, str)
+            else list(codebook_weights),
+            "cond_dropout": cond_dropout,
+            "epochs": epochs,
+            "samples": samples,
+            "sample_seconds": sample_seconds,
+        },
+        "train_config": asdict(config),
+        "lora": asdict(lora) if method == "lora" else None,
+        "items": prepared.items,
+        "audio_s": round(prepared.audio_s, 3),
+        "train_segments": len(prepared.train),
+        "val_segments": len(prepared.val),
+        "command": command or _command(data, name, base, method, preset, from_model),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "disco_musica_version": __version__,
+    }
+    if card is None:
+        card = {
+            "format": CARD_FORMAT,
+            "name": name,
+            "kind": CARD_KIND,
+            "method": method,
+            "base": {
+                "name": str(base),
+                "sha256": _file_hash(base_folder / "model.safetensors", cache),
+            },
+            "current": None,
+            "rounds": [],
+        }
+        if parent_card is not None:
+            card["rounds"] = [
+                dict(r, inherited_from=parent_card["name"]) for r in parent_card["rounds"]
+            ]
+    card["method"] = method
+    if resume:
+        card["rounds"][-1] = {**card["rounds"][-1], "resumed": entry["started"]}
+    else:
+        card["rounds"].append(entry)
+    run.mkdir(parents=True, exist_ok=True)
+    write_musicgen_card(folder, card)
+    try:
+        record = train_musicgen(
+            ds,
+            run,
+            base=base,
+            method=method,
+            lora=lora,
+            config=config,
+            version=dataset_version,
+            segment_s=segment_s,
+            cache_dir=cache,
+            codebook_weights=codebook_weights,
+            cond_dropout=cond_dropout,
+            epochs=epochs,
+            resume=resume and (run / CHECKPOINT_DIR / STATE_FILE).is_file(),
+            init_from=init_from,
+            samples=samples,
+            sample_seconds=sample_seconds,
+            callback=callback,
+            progress=progress,
+            control=control,
+            plan=plan,
+            tensorboard=tensorboard,
+            publish=False,
+        )
+    except BaseException:
+        if not (run / CHECKPOINT_DIR).exists() and not resume:
+            # Nothing trained: take back what this call made (the round, and the model
+            # when it was new).
+            shutil.rmtree(run, ignore_errors=True)
+            card["rounds"].pop()
+            if model_created:
+                shutil.rmtree(folder, ignore_errors=True)
+            elif card["rounds"]:
+                write_musicgen_card(folder, card)
+        raise
+    summary, style = record["summary"], record["style"]
+    entry = card["rounds"][-1]
+    entry.update(
+        status="finished",
+        finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        steps=summary["step"],
+        best_step=summary["best_step"],
+        best_val=summary["best_val"],
+        stop_reason=summary["stop_reason"],
+        elapsed_s=summary["elapsed_s"],
+        style={"base": style["base"], "tuned": style["tuned"]} if style else None,
+    )
+    best = best_folder(run)
+    if best is not None:
+        card["current"] = best.relative_to(folder).as_posix()
+    write_musicgen_card(folder, card)
+    if style is not None and style.get("base") and style.get("tuned"):
+        write_text_atomic(
+            run / REPORT_FILE, style_report_markdown(record, f"{name}, round {round_no}")
+        )
+    if summary["stop_reason"] == "nan_loss":
+        kept = f"the best weights (step {summary['best_step']}) are kept as {name}"
+        raise TrainingError(
+            f"the loss of {name} became NaN at step {summary['step']}: training stopped; "
+            f"{kept if best is not None else 'nothing was kept'}. Try a lower --lr or "
+            "--grad-clip"
+        )
+    return {**entry, "name": name, "folder": str(folder), "run": str(run), "record": record}
+
+
+def start_weights(from_model: str | Path) -> tuple[Path, dict, str]:
+    """What ``--from`` names: (the fine-tune's folder, its finetune.json, the base to load:
+    the folder its run found it in, else its name). `TrainingError` when it is none."""
+    from engine import hub
+
+    folder = resolve_finetuned(from_model)
+    if folder is None:
+        mine = [n for n in hub.trained_models() if is_musicgen_card(n)]
+        raise TrainingError(
+            f"{from_model} is not a MusicGen model of yours (yours: "
+            f"{', '.join(mine) or 'none yet'}) nor a folder made by `disco-musica train musicgen`"
+        )
+    info = read_finetune(folder)[1]
+    b = info["base"]
+    base = b["path"] if (Path(b.get("path") or "") / "config.json").is_file() else b["name"]
+    return folder, info, base
+
+
+def read_musicgen_card(name: str) -> dict:
+    """The card of the user's MusicGen model ``name`` (one-line errors for another kind)."""
+    from engine.train import finetune as score_finetune
+
+    card = score_finetune.read_card(name, kind=None)
+    if card.get("kind") != CARD_KIND:
+        raise TrainingError(
+            f"{name} is a {card.get('kind', 'score')} model, not a MusicGen one; continue it "
+            f"with `disco-musica train score --from {name}`"
+        )
+    return card
+
+
+def write_musicgen_card(folder: Path, card: dict) -> None:
+    from engine.atomic import write_text_atomic
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(folder / CARD, json.dumps(card, indent=1) + "\n")
+    write_text_atomic(folder / "README.md", card_markdown(card))
+
+
+def card_markdown(card: dict) -> str:
+    """The card for people: what the model is, how to use it, every round."""
+    how = "LoRA adapter on" if card["method"] == "lora" else "fully fine-tuned"
+    lines = [
+        f"# {card['name']}",
+        "",
+        f"MusicGen, {how} {card['base']['name']}, trained on your audio with Disco-Musica. "
+        "The MusicGen weights are CC-BY-NC 4.0: music made with them may not be used "
+        "commercially.",
+        "",
+        f'Use it with `disco-musica generate --model {card["name"]} "..."`; pick a '
+        f"checkpoint with `{card['name']}@step-N`, `@latest` or `@round-N`.",
+        "",
+        "| round | dataset | from | steps | best step | validation loss | stop | style distance "
+        "(base → tuned) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in card["rounds"]:
+        style = r.get("style") or {}
+        dist = (
+            f"{style['base']['overall']:.3f} → {style['tuned']['overall']:.3f}"
+            if style.get("base") and style.get("tuned")
+            else "–"
+        )
+        val = f"{r['best_val']:.4f}" if isinstance(r.get("best_val"), float) else "–"
+        lines.append(
+            f"| {r['round']} | {r['dataset_name']} `{r['dataset']}` | {r.get('from') or '–'} | "
+            f"{r.get('steps', '–')} | {r.get('best_step', '–')} | {val} | "
+            f"{r.get('stop_reason', r.get('status'))} | {dist} |"
+        )
+    lines += ["", "Each round's command:", ""]
+    lines += [f"{r['round']}. `{r['command']}`" for r in card["rounds"]]
+    return "\n".join(lines) + "\n"
+
+
+def _command(data, name, base, method, preset, from_model) -> str:
+    import shlex
+
+    parts = ["disco-musica", "train", "musicgen", "--data", str(data), "--method", method]
+    parts += ["--from", from_model] if from_model else ["--base", str(base)]
+    parts += ["--name", name, "--preset", preset]
+    return shlex.join(parts)

@@ -1,4 +1,5 @@
-"""Fine-tuning MusicGen (engine.train.musicgen) on tiny random-weight models.
+"""Fine-tuning MusicGen (engine.train.musicgen) on tiny random-weight models, and generating
+with the result (engine.pipelines.musicgen): by folder, by name and tag, replayed.
 
 The base is the ``tiny_musicgen`` fixture's transformers MusicGen (an 800 Hz EnCodec with 4
 codebooks of 64 codes at 100 frames/s, a 2-block decoder), saved and converted as a user's
@@ -483,6 +484,8 @@ def test_a_fine_tune_needs_its_own_base(lora_run, base, tmp_path, cache):
         mt.load_finetuned(folder, cache_dir=cache)
     with pytest.raises(TrainingError, match="not a MusicGen fine-tune"):
         mt.load_finetuned(tmp_path, cache_dir=cache)
+    with pytest.raises(TrainingError, match="is a fine-tuned MusicGen; .* with --from"):
+        mt.resolve_base(out / "model")
 
 
 def test_targets_and_bad_settings_are_refused(toy, base, cache, tmp_path):
@@ -532,6 +535,14 @@ def test_train_musicgen_command(toy, base, cache, tmp_path, capsys):
     )
     with pytest.raises(common.CliError, match="already holds a training run"):
         args.handler(parser.parse_args(argv))
+    # --resume needs only what changes: the LoRA, segment and codebook weights are the run's.
+    again = ["train", "musicgen", "--data", str(toy.path), "--out", str(out), "--resume"]
+    again += ["--steps", "6", "--batch-size", "4", "--eval-every", "2", "--cache-dir", str(cache)]
+    args = parser.parse_args([*again, "--no-tensorboard"])
+    assert args.handler(args) == 0
+    assert "6 steps" in capsys.readouterr().out
+    training = json.loads((out / "model" / "training.json").read_text())
+    assert training["summary"]["step"] == 6 and training["lora"]["rank"] == 2
     for bad, match in (
         (["--rank", "0"], "--rank must be 1"),
         (["--lr", "5"], "--lr must be"),
@@ -541,3 +552,332 @@ def test_train_musicgen_command(toy, base, cache, tmp_path, capsys):
         with pytest.raises((common.CliError, LoraError), match=match):
             a = parser.parse_args([*argv[:6], "--out", str(tmp_path / "x"), *bad])
             a.handler(a)
+
+
+# -- the style proof: clips at each validation, compared with the dataset -----------------------
+
+
+def tone_codec(self, codes) -> np.ndarray:
+    """A stand-in for the random test codec, which makes every code sound alike: each frame
+    of codebook 1 plays a sine whose pitch class is the code modulo 12, for 0.1 s."""
+    c = np.array(codes)[:, 0, :]
+    n = 80
+    t = np.arange(c.shape[1] * n) / 800
+    f = 110 * 2 ** ((np.repeat(c, n, axis=1) % 12) / 12)
+    return (0.4 * np.sin(2 * np.pi * f * t))[..., None].astype(np.float32)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # loudness and JS of 800 Hz clips
+def test_clips_at_each_validation_move_towards_the_datasets_sound(
+    toy, base, cache, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(MusicGen, "decode", tone_codec)
+    out = tmp_path / "styled"
+    reports = Reports()
+    reports.samples = []
+    reports.on_sample_report = reports.samples.append
+    record = mt.train_musicgen(
+        toy,
+        out,
+        base=base,
+        lora=LoraConfig(rank=4, alpha=8, keys=mt.musicgen_targets("all")),
+        config=config(max_steps=12, eval_every=6, checkpoint_every=6),
+        segment_s=SEGMENT_S,
+        cache_dir=tmp_path / "c",
+        samples=8,
+        sample_seconds=0.3,
+        callback=reports,
+        tensorboard=False,
+    )
+    import soundfile as sf
+
+    # A report at each validation and before the first step (the base), with its clips.
+    assert [r["iteration"] for r in reports.samples] == [0, 6, 12]
+    for r in reports.samples:
+        assert set(r["distances"]) == {"chroma", "tempo", "onset_rate"}
+        assert 0 <= r["overall"] <= 1 and len(r["samples"]) == 8
+        assert all(Path(f).is_file() for f in r["samples"])
+    # The clips of the base are the base model's on the same seeds and captions.
+    first = reports.samples[0]
+    assert first["captions"][:2] == ["high bright tone", "low calm drone"]
+    mg = MusicGen.load(base)
+    want = mg.generate(["low calm drone"], duration_s=0.3, seed=1, guidance_scale=3.0)[0]
+    got, sr = sf.read(first["samples"][1], dtype="float32")
+    assert sr == 800 and np.abs(got - want[:, 0]).max() < 1e-4
+    # Over 8 seeds, the fine-tuned model's clips are nearer the dataset's sound than the
+    # base's (through the stand-in codec: the pitch classes of the codes it writes).
+    style = record["style"]
+    assert style["base"]["iteration"] == 0
+    assert style["tuned"]["iteration"] == record["summary"]["best_step"] == 12
+    base_d, tuned_d = style["base"]["distances"], style["tuned"]["distances"]
+    assert tuned_d["chroma"] < base_d["chroma"] - 0.05, (base_d, tuned_d)
+    assert style["tuned"]["overall"] < style["base"]["overall"]
+    report = (out / "report.md").read_text()
+    assert "| **overall** |" in report and "seeds 0..7" in report
+    assert "| 12 |" in report
+
+
+# -- generating with a fine-tune ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def zero_adapter(base, tmp_path_factory) -> Path:
+    """A LoRA fine-tune folder whose adapter is all zeros (B = 0): the base itself."""
+    from engine.atomic import sha256_file
+
+    model = lm(base)
+    cfg = LoraConfig(rank=4, keys=mt.musicgen_targets("all"))
+    lora_lib.apply(model, cfg)
+    base_info = {
+        "name": str(base),
+        "path": str(base),
+        "sha256": sha256_file(base / "model.safetensors"),
+    }
+    out = tmp_path_factory.mktemp("zero") / "model"
+    mt.LoraWeights(cfg, {"method": "lora", "base": base_info}).export(out, model)
+    return out
+
+
+@pytest.fixture
+def audio_at_800_hz(monkeypatch):
+    """Let the pipeline write the tiny models' 800 Hz audio (it writes 8 kHz and up)."""
+    from engine.audio import render
+
+    monkeypatch.setattr(render, "SAMPLE_RATE_RANGE", (800, 192000))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the loudness of 800 Hz audio
+def test_generating_with_a_fine_tune_pins_its_weights_and_replays(
+    lora_run, zero_adapter, base, tmp_path, audio_at_800_hz
+):
+    from engine.pipelines import musicgen as pipe
+    from engine.pipelines.replay import replay
+    from engine.symbolic.model_versions import weights_sha256
+
+    out, _, _ = lora_run
+    tuned = out / "model"
+    assert pipe.is_musicgen(str(tuned)) and pipe.is_musicgen(str(out))  # the run folder too
+    assert pipe.is_musicgen(str(zero_adapter)) and not pipe.is_musicgen(str(tmp_path))
+    assert pipe.model_takes_melody(str(tuned)) is False
+    plain, plain_sha, none = pipe.load_model(str(base))
+    zero, zero_sha, zero_info = pipe.load_model(str(zero_adapter))
+    mine, mine_sha, mine_info = pipe.load_model(str(tuned))
+    assert none is None and zero_info["method"] == mine_info["method"] == "lora"
+    assert mine_info["path"] == str(tuned.resolve()) and mine_info["base"]["sha256"]
+    # The identity pins adapter and base: it changes with the adapter, and it is the score
+    # model's for adapters (engine.symbolic.model_versions).
+    assert len({plain_sha, zero_sha, mine_sha}) == 3
+    assert mine_sha == weights_sha256(tuned) == mt.finetune_sha256(out)
+    # Over 8 seeds: a zero adapter makes exactly the base's audio, a trained one other audio.
+    kw = dict(duration_s=0.2, guidance_scale=3.0, top_k=250)
+    for seed in range(8):
+        want = plain.generate(["low calm drone"], seed=seed, **kw)
+        np.testing.assert_array_equal(zero.generate(["low calm drone"], seed=seed, **kw), want)
+        other = mine.generate(["low calm drone"], seed=seed, **kw)
+        assert other.shape == want.shape and not np.array_equal(other, want), seed
+    # Through the pipeline: the record names the fine-tune, and replay makes the same files.
+    record = pipe.generate_audio_piece(
+        "low calm drone", tmp_path / "gen", model=str(tuned), seconds=0.2, seed=3
+    )
+    model = record["model"]
+    assert model["name"] == str(tuned) and model["sha256"] == mine_sha
+    assert model["finetune"]["path"] == str(tuned.resolve())
+    assert model["finetune"]["base"]["sha256"] == mine_info["base"]["sha256"]
+    new, same = replay(tmp_path / "gen" / "generation.json", tmp_path / "again")
+    assert same == {"music.wav": True} and new["model"]["sha256"] == mine_sha
+    # Weights changed since: replay says so in one line.
+    weights = mx.load(str(tuned / "adapters.safetensors"))
+    moved = tmp_path / "moved"
+    import shutil
+
+    shutil.copytree(tuned, moved)
+    mx.save_safetensors(str(moved / "adapters.safetensors"), {k: v + 1 for k, v in weights.items()})
+    rec = json.loads((tmp_path / "gen" / "generation.json").read_text())
+    rec["request"]["model"] = rec["model"]["name"] = str(moved)
+    rec["model"]["finetune"]["path"] = str(moved)
+    with pytest.raises(pipe.MusicgenError, match="not here any more"):
+        pipe.replay_record(rec, tmp_path / "third")
+
+
+# -- named models, in rounds ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("DISCO_MUSICA_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def named(toy, base, cache, **kw) -> dict:
+    """A round of a named model: 4 steps, a checkpoint kept every 2."""
+    args = dict(
+        name="mine",
+        base=str(base),
+        lora=LoraConfig(rank=4, alpha=8, keys=mt.musicgen_targets("all")),
+        config=config(max_steps=4, eval_every=2, checkpoint_every=2, keep_last=2),
+        segment_s=SEGMENT_S,
+        cache_dir=cache,
+        tensorboard=False,
+    )
+    return mt.finetune_musicgen(toy, **{**args, **kw})
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the loudness of 800 Hz audio
+def test_a_named_model_in_rounds_generates_by_name_and_tag(
+    toy, base, cache, home, tmp_path, audio_at_800_hz
+):
+    from engine import hub
+    from engine.data.ingest import import_sources
+    from engine.pipelines import musicgen as pipe
+    from engine.pipelines.replay import replay
+    from engine.symbolic import score_api
+    from engine.symbolic.score_api import ScoreModelError
+
+    plans = []
+    first = named(toy, base, cache, plan=plans.append)
+    assert first["status"] == "finished" and first["round"] == 1 and first["steps"] == 4
+    card = json.loads((home / "my-models" / "mine" / "model.json").read_text())
+    assert card["kind"] == "musicgen" and card["current"] == "runs/round-1/best"
+    assert card["rounds"][0]["dataset"] == toy.ident() and card["base"]["sha256"]
+    assert "MusicGen, LoRA adapter on" in (home / "my-models" / "mine" / "README.md").read_text()
+    # The plan was measured before the first step.
+    (plan,) = plans
+    assert plan["max_steps"] == 4 and plan["step_s"] > 0 and plan["memory_bytes"] > 0
+    assert plan["trainable_parameters"] == sum(
+        v.size for v in mx.load(str(Path(first["run"]) / "best/adapters.safetensors")).values()
+    )
+    # By name and tag: generate finds them; each tag is other weights.
+    assert pipe.is_musicgen("mine") and pipe.is_musicgen("mine@step-2")
+    assert mt.resolve_finetuned("mine") == Path(first["run"]) / "best"
+    shas = {t: pipe.load_model(t)[1] for t in ("mine", "mine@step-2", "mine@latest")}
+    assert shas["mine@latest"] == mt.finetune_sha256(Path(first["run"]) / "checkpoint")
+    assert shas["mine@step-2"] != shas["mine@latest"]
+    with pytest.raises(hub.TrainedModelError, match="no checkpoint 'step-3'"):
+        mt.resolve_finetuned("mine@step-3")
+    # The score model's path refuses it in one line.
+    with pytest.raises(ScoreModelError, match="mine"):
+        score_api.resolve_model_path("mine")
+    record = pipe.generate_audio_piece(
+        "high bright tone", tmp_path / "one", model="mine", seconds=0.2, seed=5
+    )
+    assert record["model"]["sha256"] == shas["mine"]
+
+    # Round 2 on a new version of the data, from the model itself: its adapter goes on.
+    import soundfile as sf
+
+    extra = tmp_path / "more"
+    extra.mkdir()
+    sf.write(extra / "low9.wav", tone(130.0, 1.3, 9), SR)
+    (extra / "metadata.csv").write_text("file,caption\nlow9.wav,low calm drone\n")
+    import_sources(toy, [str(extra)])
+    second = named(toy, None, cache, from_model="mine", lora=None)
+    assert second["round"] == 2 and second["from"] == "mine"
+    card = json.loads((home / "my-models" / "mine" / "model.json").read_text())
+    assert [r["round"] for r in card["rounds"]] == [1, 2]
+    assert card["rounds"][1]["dataset"] == toy.ident() != card["rounds"][0]["dataset"]
+    assert card["current"] == "runs/round-2/best"
+    adapter = json.loads((Path(second["run"]) / "best" / "adapter_config.json").read_text())
+    assert adapter["lora_parameters"]["rank"] == 4  # round 1's adapter, not the preset's 8
+    assert second["record"]["init_from"]["path"] == str(Path(first["run"]).resolve() / "best")
+    assert pipe.load_model("mine")[1] != shas["mine"]
+    assert pipe.load_model("mine@round-1")[1] == shas["mine"]
+    # The record of round 1's "mine" still replays: from the folder it was made with.
+    new, same = replay(tmp_path / "one" / "generation.json", tmp_path / "one-again")
+    assert same == {"music.wav": True}
+    # A new model from it inherits its rounds.
+    third = named(toy, None, cache, name="yours", from_model="mine@round-1", lora=None)
+    card = json.loads((home / "my-models" / "yours" / "model.json").read_text())
+    assert [r.get("inherited_from") for r in card["rounds"]] == ["mine", "mine", None]
+    assert third["round"] == 1 and third["run"].endswith("yours/runs/round-1")  # its own runs
+
+
+def test_named_rounds_resume_and_refuse_what_does_not_fit(toy, base, cache, home, tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        named(toy, base, cache, callback=Reports(stop_at=2))
+    card = mt.read_musicgen_card("mine")
+    assert card["rounds"][0]["status"] == "running"
+    with pytest.raises(TrainingError, match="already have a model named 'mine'"):
+        named(toy, base, cache)
+    done = mt.finetune_musicgen(name="mine", resume=True, cache_dir=cache, tensorboard=False)
+    assert done["status"] == "finished" and done["steps"] == 4 and done["round"] == 1
+    assert len(mt.read_musicgen_card("mine")["rounds"]) == 1
+    with pytest.raises(TrainingError, match="finished"):
+        mt.finetune_musicgen(name="mine", resume=True, cache_dir=cache)
+    # A fully fine-tuned model takes no adapter; a score model's card is not continued here.
+    full = named(toy, base, cache, name="whole", method="full", lora=None)
+    assert full["method"] == "full"
+    with pytest.raises(TrainingError, match="fully fine-tuned"):
+        named(toy, None, cache, name="whole2", from_model="whole", method="lora")
+    score = home / "my-models" / "notes"
+    score.mkdir(parents=True)
+    (score / "model.json").write_text(json.dumps({"format": 1, "name": "notes", "kind": "score"}))
+    with pytest.raises(TrainingError, match="not a MusicGen model of yours"):
+        named(toy, None, cache, name="x", from_model="notes")
+    with pytest.raises(TrainingError, match="is the name of a model Disco-Musica ships"):
+        named(toy, base, cache, name="musicgen-small")
+    # Nothing trained (a bad rank): nothing is left behind.
+    with pytest.raises(LoraError, match="rank 99"):
+        named(toy, base, cache, name="bad", lora=LoraConfig(rank=99, keys=("fc1",)))
+    assert not (home / "my-models" / "bad").exists()
+
+
+def test_presets_are_the_clis_and_sensible():
+    from engine.cli import train_musicgen as cli
+    from engine.pipelines import musicgen as pipe
+    from engine.train.trainer import BEST_DIR, CHECKPOINT_DIR
+
+    assert cli.PRESETS == tuple(mt.PRESETS) and cli.DEFAULT_SAMPLE_S == mt.DEFAULT_SAMPLE_S
+    # (and the light copies the generation pipeline tells fine-tunes apart by)
+    assert (pipe.FINETUNE_FILE, pipe.FINETUNE_KIND) == (mt.FINETUNE_FILE, mt.CARD_KIND)
+    assert pipe.FINETUNE_SUBFOLDERS == (mt.MODEL_DIR, BEST_DIR, CHECKPOINT_DIR)
+    quick, thorough = mt.default_config("lora", "quick"), mt.default_config("full", "thorough")
+    assert quick.max_steps < mt.default_config("lora", "balanced").max_steps < 2000
+    assert quick.learning_rate > thorough.learning_rate and thorough.grad_accumulation == 2
+    assert quick.checkpoint_every == quick.eval_every and quick.keep_last == 3
+    assert quick.min_learning_rate == pytest.approx(quick.learning_rate / 10)
+    assert mt.default_config("lora", "quick", max_steps=7).max_steps == 7
+    assert mt.default_config("lora") == mt.default_config("lora", None)  # no preset: DEFAULTS
+    assert all(0 < p["segment_s"] <= mt.MAX_SEGMENT_S for p in mt.PRESETS.values())
+    with pytest.raises(TrainingError, match="unknown preset 'fast'; use quick, balanced"):
+        mt.default_config("lora", "fast")
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the loudness of 800 Hz audio
+def test_train_musicgen_named_command_then_generate(
+    toy, base, cache, home, tmp_path, capsys, audio_at_800_hz
+):
+    from engine.cli import main
+
+    argv = ["train", "musicgen", "--data", str(toy.path), "--base", str(base), "--name", "cli"]
+    argv += ["--preset", "balanced", "--steps", "2", "--batch-size", "4", "--rank", "2"]
+    argv += ["--segment", str(SEGMENT_S), "--cache-dir", str(cache), "--no-tensorboard"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "plan: lora, " in printed and "MB of memory" in printed and "for 2 steps" in printed
+    assert "model: cli (round 1, " in printed and 'generate --model cli "..."' in printed
+    card = mt.read_musicgen_card("cli")
+    r = card["rounds"][0]
+    assert r["options"]["preset"] == "balanced" and r["lora"]["rank"] == 2
+    assert r["train_config"]["learning_rate"] == mt.PRESETS["balanced"]["lr"]["lora"]
+    assert r["command"].startswith("disco-musica train musicgen --data")
+    # generate and replay by name, through the command line.
+    out = tmp_path / "gen"
+    gen = ["generate", "low calm drone", "--model", "cli", "--duration", "0.2", "--seed", "2"]
+    assert main([*gen, "--out", str(out)]) == 0
+    record = json.loads((out / "generation.json").read_text())
+    assert record["model"]["name"] == "cli" and "finetune" in record["model"]
+    assert main(["replay", str(out), "--out", str(tmp_path / "again")]) == 0
+    assert "music.wav: identical" in capsys.readouterr().out
+    # A new round with --from (its name), and what does not go together.
+    more = [*argv[:4], "--from", "cli", "--steps", "2", "--segment", str(SEGMENT_S)]
+    assert main([*more, "--cache-dir", str(cache), "--no-tensorboard"]) == 0
+    assert "model: cli (round 2, " in capsys.readouterr().out
+    for bad, message in (
+        ([*argv, "--out", str(tmp_path / "x")], "--name (a model of yours) or --out"),
+        (["train", "musicgen", "--name", "cli", "--resume"], "the last round of cli finished"),
+        (["train", "musicgen", "--name", "cli"], "give the audio to train on: --data"),
+        ([*argv[:4], "--from", "nobody"], "name the new model: --name NAME"),
+    ):
+        assert main(bad) != 0
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") <= 2, err  # one line (and a hint)
