@@ -93,6 +93,9 @@ class Callback:
     def on_checkpoint(self, info: dict) -> None:
         """A checkpoint (``kind`` "checkpoint") or the best weights (``kind`` "best") saved."""
 
+    def on_pause(self, info: dict) -> None:
+        """Paused at ``info["iteration"]`` (`engine.train.trainer.TrainControl`), checkpointed."""
+
     def on_end(self, summary: dict) -> None:
         """Training finished; ``summary["stop_reason"]`` says why."""
 
@@ -174,6 +177,9 @@ class Fanout(Callback):
 
     def on_checkpoint(self, info: dict) -> None:
         self._call("on_checkpoint", info)
+
+    def on_pause(self, info: dict) -> None:
+        self._call("on_pause", info)
 
     def on_end(self, summary: dict) -> None:
         self._call("on_end", summary)

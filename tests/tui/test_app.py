@@ -40,35 +40,37 @@ def test_the_registry_finds_each_screen_and_a_new_file_adds_one(tmp_path, monkey
         ("library", "f3"),
         ("models", "f4"),
         ("data", "f5"),
+        ("train", "f6"),
     ]
     # a later issue adds its screen by adding a file
     extra = tmp_path / "extra"
     extra.mkdir()
-    (extra / "train.py").write_text(
+    (extra / "stems.py").write_text(
         "from textual.widgets import Static\n"
         "from tui.screens import ScreenEntry\n"
         "from tui.screens._base import StudioScreen\n"
-        "class TrainScreen(StudioScreen):\n"
-        "    NAME = 'train'\n"
+        "class StemsScreen(StudioScreen):\n"
+        "    NAME = 'stems'\n"
         "    def compose_body(self):\n"
-        "        yield Static('training here', id='train-body')\n"
-        "ENTRY = ScreenEntry('train', 'Train', 'f6', 50, TrainScreen)\n"
+        "        yield Static('stems here', id='stems-body')\n"
+        "ENTRY = ScreenEntry('stems', 'Stems', 'f7', 60, StemsScreen)\n"
     )
     monkeypatch.setattr(tui.screens, "__path__", [*tui.screens.__path__, str(extra)])
-    monkeypatch.delitem(sys.modules, "tui.screens.train", raising=False)
-    assert [e.name for e in registered()] == ["make", "library", "models", "data", "train"]
+    monkeypatch.delitem(sys.modules, "tui.screens.stems", raising=False)
+    names = [e.name for e in registered()]
+    assert names == ["make", "library", "models", "data", "train", "stems"]
 
     async def run():
         app = _app(tmp_path)
         async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.press("f6")
+            await pilot.press("f7")
             await pilot.pause()
-            assert app.current_mode == "train"
-            assert str(app.screen.query_one("#train-body").render()) == "training here"
-            assert "F6 Train" in str(app.screen.query_one("ScreenTabs").render())
+            assert app.current_mode == "stems"
+            assert str(app.screen.query_one("#stems-body").render()) == "stems here"
+            assert "F7 Stems" in str(app.screen.query_one("ScreenTabs").render())
 
     asyncio.run(run())
-    sys.modules.pop("tui.screens.train", None)
+    sys.modules.pop("tui.screens.stems", None)
 
 
 def test_first_run_wizard_four_steps_remembered_and_its_prompt_is_made(tmp_path):

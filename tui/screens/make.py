@@ -690,7 +690,7 @@ class MakeScreen(StudioScreen):
             audio = np.asarray(audio, np.float32)
             if audio.ndim == 1 or audio.shape[1] == 1:
                 audio = np.repeat(audio.reshape(-1, 1), 2, axis=1)
-            self.player.load(audio, sr, position=0.0)
+            self.player.load(audio, sr, position=lambda _: 0.0)
         self.app.call_from_thread(self._audio_ready, audio, sr)
 
     def _audio_ready(self, audio, sr: int) -> None:
