@@ -4,7 +4,7 @@
     disco-musica train musicgen --data new-songs --from my-sound        (a new round of it)
     disco-musica train musicgen --name my-sound --resume                (an unfinished round)
     disco-musica train musicgen --data my-songs --base musicgen-small --out runs/my-musicgen
-    disco-musica train musicgen --data my-songs --method full --lr 1e-5 --steps 800
+    disco-musica train musicgen --data my-songs --method full --lr 1e-5 --max-steps 800
 
 With ``--name`` (or ``--from``) the model is one of the user's, in rounds
 (`engine.train.musicgen.finetune_musicgen`), used as ``generate --model NAME``; without,
@@ -128,7 +128,7 @@ def add_parser(train_subparsers, command) -> argparse.ArgumentParser:
         "--min-lr", type=float, metavar="LR", help="where the decay ends, 0..1 (default lr/10)"
     )
     g.add_argument(
-        "--steps",
+        "--max-steps",
         type=int,
         metavar="N",
         help=f"optimizer steps, 1..{MAX} (default 500, or the preset's)",
@@ -137,7 +137,7 @@ def add_parser(train_subparsers, command) -> argparse.ArgumentParser:
         "--epochs",
         type=int,
         metavar="N",
-        help=f"stop after N passes over the data, 1..{MAX} (default: --steps)",
+        help=f"stop after N passes over the data, 1..{MAX} (default: --max-steps)",
     )
     g.add_argument(
         "--batch-size",
@@ -146,7 +146,7 @@ def add_parser(train_subparsers, command) -> argparse.ArgumentParser:
         help="segments per step, 1..4096 (default 2, or the preset's)",
     )
     g.add_argument(
-        "--grad-accumulation", type=int, metavar="N", help="batches per update, 1..4096 (default 1)"
+        "--accumulate", type=int, metavar="N", help="batches per update, 1..4096 (default 1)"
     )
     g.add_argument(
         "--warmup",
@@ -197,7 +197,7 @@ def add_parser(train_subparsers, command) -> argparse.ArgumentParser:
         help=f"checkpoint every N steps, 1..{MAX} (default 50, or --eval-every's with a preset)",
     )
     g.add_argument(
-        "--keep-last",
+        "--keep",
         type=int,
         metavar="K",
         help="keep the last K checkpoints, 0..10000 (default 0, with a preset 3)",
@@ -253,14 +253,14 @@ def _config(args: argparse.Namespace, method: str, preset: str | None):
     from engine.train.musicgen import default_config
 
     checks = [
-        ("--steps", args.steps, 1, common.MAX_LIMIT),
+        ("--max-steps", args.max_steps, 1, common.MAX_LIMIT),
         ("--epochs", args.epochs, 1, common.MAX_LIMIT),
         ("--batch-size", args.batch_size, 1, 4096),
-        ("--grad-accumulation", args.grad_accumulation, 1, 4096),
+        ("--accumulate", args.accumulate, 1, 4096),
         ("--warmup", args.warmup, 0, common.MAX_LIMIT),
         ("--eval-every", args.eval_every, 1, common.MAX_LIMIT),
         ("--checkpoint-every", args.checkpoint_every, 1, common.MAX_LIMIT),
-        ("--keep-last", args.keep_last, 0, 10_000),
+        ("--keep", args.keep, 0, 10_000),
         ("--patience", args.patience, 1, 10_000),
         ("--lr", args.lr, 1e-9, 1.0),
         ("--min-lr", args.min_lr, 0.0, 1.0),
@@ -275,9 +275,9 @@ def _config(args: argparse.Namespace, method: str, preset: str | None):
             common.check_range(name, value, lo, hi)
     common.check_seed(args.seed)
     given = {
-        "max_steps": args.steps,
+        "max_steps": args.max_steps,
         "batch_size": args.batch_size,
-        "grad_accumulation": args.grad_accumulation,
+        "grad_accumulation": args.accumulate,
         "warmup_steps": args.warmup,
         "schedule": args.schedule,
         "optimizer": args.optimizer,
@@ -288,7 +288,7 @@ def _config(args: argparse.Namespace, method: str, preset: str | None):
         "label_smoothing": args.label_smoothing,
         "eval_every": args.eval_every,
         "checkpoint_every": args.checkpoint_every,
-        "keep_last": args.keep_last,
+        "keep_last": args.keep,
         "early_stop_patience": args.patience,
         "min_delta": args.min_delta,
         "max_minutes": args.max_minutes,
@@ -302,7 +302,7 @@ def _config(args: argparse.Namespace, method: str, preset: str | None):
         cfg.warmup_steps = min(cfg.warmup_steps, cfg.max_steps // 10)
     if args.eval_every is not None and args.checkpoint_every is None and preset is not None:
         cfg.checkpoint_every = args.eval_every
-    if args.epochs is not None and args.steps is None:
+    if args.epochs is not None and args.max_steps is None:
         cfg.max_steps = common.MAX_LIMIT  # the epochs end the run
     return cfg
 

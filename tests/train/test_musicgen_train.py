@@ -518,7 +518,7 @@ def test_train_musicgen_command(toy, base, cache, tmp_path, capsys):
     add_parser(parser.add_subparsers(dest="command").add_parser("train").add_subparsers(), register)
     out = tmp_path / "run"
     argv = ["train", "musicgen", "--data", str(toy.path), "--base", str(base), "--out", str(out)]
-    argv += ["--steps", "4", "--batch-size", "4", "--segment", str(SEGMENT_S), "--rank", "2"]
+    argv += ["--max-steps", "4", "--batch-size", "4", "--segment", str(SEGMENT_S), "--rank", "2"]
     argv += ["--targets", "cross_attn", "--eval-every", "2", "--checkpoint-every", "2"]
     argv += ["--cache-dir", str(cache), "--no-tensorboard", "--codebook-weights", "1,1,1,2"]
     args = parser.parse_args(argv)
@@ -537,7 +537,16 @@ def test_train_musicgen_command(toy, base, cache, tmp_path, capsys):
         args.handler(parser.parse_args(argv))
     # --resume needs only what changes: the LoRA, segment and codebook weights are the run's.
     again = ["train", "musicgen", "--data", str(toy.path), "--out", str(out), "--resume"]
-    again += ["--steps", "6", "--batch-size", "4", "--eval-every", "2", "--cache-dir", str(cache)]
+    again += [
+        "--max-steps",
+        "6",
+        "--batch-size",
+        "4",
+        "--eval-every",
+        "2",
+        "--cache-dir",
+        str(cache),
+    ]
     args = parser.parse_args([*again, "--no-tensorboard"])
     assert args.handler(args) == 0
     assert "6 steps" in capsys.readouterr().out
@@ -849,7 +858,7 @@ def test_train_musicgen_named_command_then_generate(
     from engine.cli import main
 
     argv = ["train", "musicgen", "--data", str(toy.path), "--base", str(base), "--name", "cli"]
-    argv += ["--preset", "balanced", "--steps", "2", "--batch-size", "4", "--rank", "2"]
+    argv += ["--preset", "balanced", "--max-steps", "2", "--batch-size", "4", "--rank", "2"]
     argv += ["--segment", str(SEGMENT_S), "--cache-dir", str(cache), "--no-tensorboard"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
@@ -869,7 +878,7 @@ def test_train_musicgen_named_command_then_generate(
     assert main(["replay", str(out), "--out", str(tmp_path / "again")]) == 0
     assert "music.wav: identical" in capsys.readouterr().out
     # A new round with --from (its name), and what does not go together.
-    more = [*argv[:4], "--from", "cli", "--steps", "2", "--segment", str(SEGMENT_S)]
+    more = [*argv[:4], "--from", "cli", "--max-steps", "2", "--segment", str(SEGMENT_S)]
     assert main([*more, "--cache-dir", str(cache), "--no-tensorboard"]) == 0
     assert "model: cli (round 2, " in capsys.readouterr().out
     for bad, message in (
