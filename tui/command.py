@@ -37,6 +37,13 @@ def check_model(name: str) -> None:
 
     if is_musicgen(name) or score_model(MODELS_DIR / name) or score_model(p):
         return
+    from engine.hub import TrainedModelError, resolve_trained
+
+    try:
+        if resolve_trained(name) is not None:  # one of the user's (`train score --name`)
+            return
+    except TrainedModelError as e:
+        raise UserError(f"--model {name}: {e}") from None
     shipped = sorted(q.name for q in MODELS_DIR.iterdir() if score_model(q))
     what = "a file, not a model folder" if p.is_file() else "neither a model name nor a folder"
     raise UserError(

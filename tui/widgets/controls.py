@@ -440,7 +440,16 @@ class GenerateControls(VerticalScroll):
         if not text:
             return None
         if name == "folder":
-            return None if Path(text).expanduser().is_dir() else f"no folder {text}"
+            if Path(text).expanduser().is_dir():
+                return None
+            from engine import hub
+
+            try:
+                if hub.resolve_trained(text) is not None:  # one of yours: NAME or NAME@step-N
+                    return None
+            except hub.TrainedModelError as e:
+                return str(e)
+            return f"no folder {text}"
         whole_bars = self._select_value("unit") == "bars" and not self._musicgen
         ranges = {
             "tempo": (
