@@ -209,7 +209,10 @@ def split_tag(name: str) -> tuple[str, str | None]:
 
 # What makes a folder of a trained model loadable: a score model's config.json, or a MusicGen
 # fine-tune's finetune.json (engine.train.musicgen: base + adapter or decoder weights).
-MODEL_MARKERS = ("config.json", "finetune.json")
+FINETUNE_FILE = "finetune.json"  # what a MusicGen fine-tune's folder holds (engine.train.musicgen)
+MODEL_MARKERS = ("config.json", FINETUNE_FILE)
+TRAINED_CARD = "model.json"  # a trained model's card (engine.train.finetune, .musicgen)
+TRAINED_CARD_FORMAT = 1
 
 
 def _loadable(folder: Path) -> bool:

@@ -141,3 +141,12 @@ TRAIN_METHODS = ("lora", "full")  # train score --data --method: adapters only, 
 FINETUNE_PRESETS = ("quick", "balanced", "thorough")  # train score --data --preset
 OPTIMIZERS = ("adamw", "adam", "sgd", "adafactor", "lion")  # --optimizer
 SCHEDULES = ("cosine", "linear", "constant")  # --schedule: after the linear warm-up
+MUSICGEN_SAMPLE_S = 5.0  # train musicgen --sample-seconds: each style-proof clip
+# ---- adapting to ratings (engine/train/adapt.py) ----------------------------------------------
+ADAPT_METHODS = ("auto", "dpo", "sft")  # adapt --method
+ADAPT_BETA = 0.1  # adapt --beta: DPO's strength against the model before the round
+ADAPT_MIN_RATINGS = 6  # new ratings (or kept / discarded variations) a round needs by default
+ADAPT_STEPS = (20, 100)  # default steps: about two passes over the pairs, within these
+ADAPT_MAX_STEPS = 100_000
+ADAPT_LEARNING_RATE = {"lora": 5e-4, "full": 5e-5}
+ADAPT_SFT_WEIGHT = 1.0  # DPO + this x the liked pieces' NLL: keeps what was liked likely

@@ -203,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     from engine.cli import accompany as cli_accompany
+    from engine.cli import adapt as cli_adapt
     from engine.cli import data as cli_data
     from engine.cli import generate as cli_generate
     from engine.cli import library as cli_library
@@ -219,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_score.add_commands(sub, register)
     cli_train.add_commands(sub, register)
+    cli_adapt.add_commands(sub, register)
     cli_soundfonts.add_commands(sub, register)
     cli_library.add_commands(sub, register)
     cli_data.add_commands(sub, register)
@@ -248,9 +250,7 @@ def register(sub, name: str, handler: Callable, help_text: str, words: tuple[str
     p = sub.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:])
     p.set_defaults(handler=handler, parser=p, words=words)
     if words == (name,) and name in KEEPING_COMMANDS:
-        from engine.cli.library import add_library_option
-
-        add_library_option(p, keeps=True)
+        common.add_library_option(p, keeps=True)
     return p
 
 

@@ -356,3 +356,18 @@ def output_folders(args: argparse.Namespace, fallback: str) -> list[Path]:
     for f in folders:
         check_new_folder(f, args.overwrite, CliError)
     return folders
+
+
+def add_library_option(p: argparse.ArgumentParser, keeps: bool) -> None:
+    """``--library PATH`` (and, for commands that write pieces, ``--no-library``)."""
+    p.add_argument(
+        "--library",
+        metavar="PATH",
+        help=f"the library folder (default: ${names.LIBRARY_ENV}, else your user data folder)",
+    )
+    if keeps:
+        p.add_argument(
+            "--no-library",
+            action="store_true",
+            help="do not keep what this command writes in the library",
+        )

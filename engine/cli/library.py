@@ -28,21 +28,6 @@ from engine.cli import common
 SORTS = names.LIBRARY_SORTS
 
 
-def add_library_option(p: argparse.ArgumentParser, keeps: bool) -> None:
-    """``--library PATH`` (and, for commands that write pieces, ``--no-library``)."""
-    p.add_argument(
-        "--library",
-        metavar="PATH",
-        help=f"the library folder (default: ${names.LIBRARY_ENV}, else your user data folder)",
-    )
-    if keeps:
-        p.add_argument(
-            "--no-library",
-            action="store_true",
-            help="do not keep what this command writes in the library",
-        )
-
-
 def add_commands(sub, command) -> None:
     d = command(
         sub,
@@ -52,7 +37,7 @@ def add_commands(sub, command) -> None:
         ("detect",),
     )
     d.add_argument("files", nargs="+", metavar="FILE", help="audio, MIDI or MusicXML files")
-    add_library_option(d, keeps=False)
+    common.add_library_option(d, keeps=False)
     d.add_argument("--json", action="store_true", help="print the findings as JSON")
     lib = command(
         sub,
@@ -65,7 +50,7 @@ def add_commands(sub, command) -> None:
 
     def action(name: str, handler, help_text: str, json_out: bool = True):
         p = command(actions, name, handler, help_text, ("library", name))
-        add_library_option(p, keeps=False)
+        common.add_library_option(p, keeps=False)
         if json_out:
             p.add_argument("--json", action="store_true", help="print the result as JSON")
         return p
@@ -364,7 +349,14 @@ def cmd_untag(args: argparse.Namespace) -> int:
 def cmd_rate(args: argparse.Namespace) -> int:
     with open_library(args) as lib:
         piece = lib.rate(args.piece, None if args.rating == 0 else args.rating)
-        return _changed(args, piece, f"rated {_stars(piece.rating)}" if piece.rating else "unrated")
+        status = _changed(
+            args, piece, f"rated {_stars(piece.rating)}" if piece.rating else "unrated"
+        )
+    if piece.rating:  # models that adapt by themselves (`adapt NAME --auto N`) may be due
+        from engine.cli.adapt import after_rating
+
+        after_rating(args.library, background=True)
+    return status
 
 
 def cmd_note(args: argparse.Namespace) -> int:

@@ -319,6 +319,7 @@ def _finish(args, piece, model, out: Path | None, stem: str, source: Path | None
 def _recipe(args, piece, model, midi: bytes, out: Path, source: Path | None) -> dict:
     """What the sidecar records: enough to make the same MIDI bytes again."""
     from engine import __version__
+    from engine.symbolic import model_versions
 
     words = common.recorded_args(args)
     record = {
@@ -338,7 +339,7 @@ def _recipe(args, piece, model, midi: bytes, out: Path, source: Path | None) -> 
         "num_tokens": len(piece.tokens),
         "model": {
             "name": args.model,
-            "sha256": sha256_file(Path(model.path) / "model.safetensors"),
+            "sha256": model_versions.weights_sha256(Path(model.path)),
         },
         "midi": {"file": out.name, "sha256": hashlib.sha256(midi).hexdigest()},
         "disco_musica_version": __version__,

@@ -27,13 +27,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from engine import names
 from engine.cli import common
 from engine.cli import progress as ui
 
 # The presets' names and the clips' default length (engine.train.musicgen, which imports mlx:
 # kept here so that --help stays fast; tests check that they agree).
-PRESETS = ("quick", "balanced", "thorough")
-DEFAULT_SAMPLE_S = 5.0
+PRESETS = names.FINETUNE_PRESETS
+DEFAULT_SAMPLE_S = names.MUSICGEN_SAMPLE_S
 MAX = common.MAX_LIMIT
 
 

@@ -54,7 +54,7 @@ ENGINE = "musicgen"
 # A MusicGen fine-tune (`engine.train.musicgen`, which imports mlx: these checks stay light,
 # so that telling the engines apart costs nothing): a folder with this file, or a run folder
 # with it in one of these, or one of the user's models whose card has this kind.
-FINETUNE_FILE = "finetune.json"
+FINETUNE_FILE = catalog.FINETUNE_FILE
 FINETUNE_SUBFOLDERS = ("model", "best", "checkpoint")
 FINETUNE_KIND = "musicgen"
 

@@ -56,8 +56,8 @@ from engine.train.trainer import (
     train,
 )
 
-CARD = "model.json"
-CARD_FORMAT = 1
+CARD = hub.TRAINED_CARD
+CARD_FORMAT = hub.TRAINED_CARD_FORMAT
 MIN_PIECES = 2  # one to learn from, one to validate on
 MIN_TOKENS = 1000  # about 30 bars of one voice
 DEFAULT_STYLE = "classical"
@@ -200,14 +200,19 @@ def write_card(folder: Path, card: dict) -> None:
     write_text_atomic(folder / "README.md", card_markdown(card))
 
 
-def card_markdown(card: dict) -> str:
+def card_markdown(card: dict, about: str | None = None) -> str:
+    """The card for people (README.md): ``about`` (default: the score model's line), how to
+    use it, and a table of every round."""
+    kind = card["method"].upper() if card["method"] == "lora" else "fully"
+    about = about or (
+        f"A {kind} fine-tuned score model, based on {card['base']['name']}. Made with Disco-Musica."
+    )
     lines = [
         f"# {card['name']}",
         "",
-        f"A {card['method'].upper() if card['method'] == 'lora' else 'fully'} fine-tuned score "
-        f"model, based on {card['base']['name']}. Made with Disco-Musica.",
+        about,
         "",
-        f'Load it with `disco-musica generate --model {card["name"]} "..."`; '
+        f'Use it with `disco-musica generate --model {card["name"]} "..."`; '
         f"pick a checkpoint with `{card['name']}@step-N`, `@latest` or `@round-N`.",
         "",
         "| round | dataset | from | steps | best step | validation loss | stop | style distance "
@@ -229,7 +234,27 @@ def card_markdown(card: dict) -> str:
         )
     lines += ["", "Each round's command:", ""]
     lines += [f"{r['round']}. `{r['command']}`" for r in card["rounds"]]
+    log = changelog(card)
+    if log:
+        lines += ["", "## Changelog", "", *(f"- {x}" for x in log)]
     return "\n".join(lines) + "\n"
+
+
+def changelog(card: dict) -> list[str]:
+    """One line for each round of a model (newest last): what it learnt from."""
+    lines = []
+    for r in card.get("rounds", []):
+        if r.get("changelog"):
+            lines.append(f"round {r['round']}: {r['changelog']}")
+        elif r.get("kind", "train") == "train" and r.get("dataset_name"):
+            val = r.get("best_val")
+            lines.append(
+                f"round {r['round']}: {r.get('method', '?')} fine-tuning on "
+                f"{r['dataset_name']} ({r.get('pieces', '?')} pieces)"
+                + (f", validation loss {val:.4f}" if isinstance(val, float) else "")
+                + (f" (from {r['inherited_from']})" if r.get("inherited_from") else "")
+            )
+    return lines
 
 
 # ---- the data -----------------------------------------------------------------------------------
@@ -720,17 +745,8 @@ def finetune_score(
     style_base = sampler.reports[0] if sampler.reports else None
     best = next((r for r in sampler.reports if r["step"] == summary["best_step"]), None)
     entry = card["rounds"][-1]
-    entry.update(
-        status="finished",
-        finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        steps=summary["step"],
-        best_step=summary["best_step"],
-        best_val=summary["best_val"],
-        stop_reason=summary["stop_reason"],
-        elapsed_s=summary["elapsed_s"],
-        trained_tokens=summary["tokens"],
-        style={"base": style_base, "tuned": best} if style_base else None,
-    )
+    finish_round(entry, summary, style_base, best)
+    entry["trained_tokens"] = summary["tokens"]
     card["current"] = f"runs/round-{round_no}/{BEST_DIR}"
     write_card(folder, card)
     write_text_atomic(run / "report.md", run_report(card, entry, sampler.reports))
@@ -749,6 +765,21 @@ def finetune_score(
         "split_note": corpus_info.split_note,
         "skipped": corpus_info.skipped,
     }
+
+
+def finish_round(entry: dict, summary: dict, base: dict | None, tuned: dict | None) -> None:
+    """Mark a card's round finished with the trainer's ``summary`` and the style reports of
+    the base and the tuned model (None: no samples were measured)."""
+    entry.update(
+        status="finished",
+        finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        steps=summary["step"],
+        best_step=summary["best_step"],
+        best_val=summary["best_val"],
+        stop_reason=summary["stop_reason"],
+        elapsed_s=summary["elapsed_s"],
+        style={"base": base, "tuned": tuned} if base else None,
+    )
 
 
 def _load_plain(path: Path):

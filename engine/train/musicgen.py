@@ -77,6 +77,7 @@ import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten
 
+from engine import hub, names
 from engine.models import lora as lora_lib
 from engine.models.lora import LoraConfig, LoraError
 from engine.progress import Progress, ProgressFn
@@ -94,7 +95,7 @@ TEXT_PAD = 8  # caption lengths in a batch are padded to a multiple of this (few
 HELD_OUT_SHARE = 0.1  # of the songs, for validation when the dataset has no validation split
 MAX_VAL_SEGMENTS = 64  # validation on the training segments takes at most this many
 CACHE_FORMAT = 1
-FINETUNE_FILE = "finetune.json"
+FINETUNE_FILE = hub.FINETUNE_FILE
 DECODER_WEIGHTS = "decoder.safetensors"
 TRAINING_FILE = "training.json"
 MODEL_DIR = "model"
@@ -190,7 +191,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 PRESET_KEEP_LAST = 3  # checkpoints a preset keeps to pick from (NAME@step-N)
-DEFAULT_SAMPLE_S = 5.0  # seconds of each style-proof clip
+DEFAULT_SAMPLE_S = names.MUSICGEN_SAMPLE_S  # seconds of each style-proof clip
 MAX_REFERENCE_CLIPS = 32  # training segments the clips are compared with
 
 
@@ -1768,8 +1769,8 @@ def style_report_markdown(record: dict, title: str | None = None) -> str:
 
 
 # ---- named models, in rounds ------------------------------------------------------------------
-CARD = "model.json"
-CARD_FORMAT = 1
+CARD = hub.TRAINED_CARD
+CARD_FORMAT = hub.TRAINED_CARD_FORMAT
 CARD_KIND = "musicgen"
 
 
@@ -1978,15 +1979,8 @@ def finetune_musicgen(
         raise
     summary, style = record["summary"], record["style"]
     entry = card["rounds"][-1]
-    entry.update(
-        status="finished",
-        finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        steps=summary["step"],
-        best_step=summary["best_step"],
-        best_val=summary["best_val"],
-        stop_reason=summary["stop_reason"],
-        elapsed_s=summary["elapsed_s"],
-        style={"base": style["base"], "tuned": style["tuned"]} if style else None,
+    score_finetune.finish_round(
+        entry, summary, style["base"] if style else None, style["tuned"] if style else None
     )
     best = best_folder(run)
     if best is not None:
@@ -2047,37 +2041,15 @@ def write_musicgen_card(folder: Path, card: dict) -> None:
 
 def card_markdown(card: dict) -> str:
     """The card for people: what the model is, how to use it, every round."""
+    from engine.train import finetune as score_finetune
+
     how = "LoRA adapter on" if card["method"] == "lora" else "fully fine-tuned"
-    lines = [
-        f"# {card['name']}",
-        "",
+    return score_finetune.card_markdown(
+        card,
         f"MusicGen, {how} {card['base']['name']}, trained on your audio with Disco-Musica. "
         "The MusicGen weights are CC-BY-NC 4.0: music made with them may not be used "
         "commercially.",
-        "",
-        f'Use it with `disco-musica generate --model {card["name"]} "..."`; pick a '
-        f"checkpoint with `{card['name']}@step-N`, `@latest` or `@round-N`.",
-        "",
-        "| round | dataset | from | steps | best step | validation loss | stop | style distance "
-        "(base → tuned) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in card["rounds"]:
-        style = r.get("style") or {}
-        dist = (
-            f"{style['base']['overall']:.3f} → {style['tuned']['overall']:.3f}"
-            if style.get("base") and style.get("tuned")
-            else "–"
-        )
-        val = f"{r['best_val']:.4f}" if isinstance(r.get("best_val"), float) else "–"
-        lines.append(
-            f"| {r['round']} | {r['dataset_name']} `{r['dataset']}` | {r.get('from') or '–'} | "
-            f"{r.get('steps', '–')} | {r.get('best_step', '–')} | {val} | "
-            f"{r.get('stop_reason', r.get('status'))} | {dist} |"
-        )
-    lines += ["", "Each round's command:", ""]
-    lines += [f"{r['round']}. `{r['command']}`" for r in card["rounds"]]
-    return "\n".join(lines) + "\n"
+    )
 
 
 def _command(data, name, base, method, preset, from_model) -> str:

@@ -1440,6 +1440,32 @@ for id_, argv, files, needle in (
     add(f"finetune-{id_}", argv, files, needle)
 # (end of section: train score --data, train fuse)
 
+# ---- adapt (a preference fine-tune from your ratings) -----------------------------------------
+for id_, argv, needle in (
+    ("no-name", [], "NAME"),
+    ("unknown", ["nosuch"], "no trained model named 'nosuch'.*--from"),
+    ("beta=0", ["x", "--beta", "0"], opt("--beta")),
+    ("beta=nan", ["x", "--beta", "nan"], opt("--beta")),
+    ("steps=0", ["x", "--max-steps", "0"], opt("--max-steps")),
+    ("steps=huge", ["x", "--max-steps", HUGE], opt("--max-steps")),
+    ("auto=-1", ["x", "--auto", "-1"], opt("--auto")),
+    ("method", ["x", "--method", "ppo"], opt("--method")),
+    ("lr=2", ["x", "--lr", "2"], opt("--lr")),
+    ("min-ratings=0", ["x", "--min-ratings", "0"], opt("--min-ratings")),
+    ("sft-weight=-1", ["x", "--sft-weight", "-1"], opt("--sft-weight")),
+    ("seed=-1", ["x", "--seed", "-1"], opt("--seed")),
+    ("from-unknown", ["x", "--from", "nosuch-model"], "unknown score model 'nosuch-model'"),
+    ("shipped-name", ["score-base", "--from", "score-base"], "name of a model Disco-Musica ships"),
+    ("bad-name", ["bad!name", "--from", "score-base"], "the model name 'bad!name' must be"),
+    (
+        "no-library",
+        ["x", "--from", "score-base", "--library", "/nonexistent/lib"],
+        "no library at /nonexistent/lib",
+    ),
+):
+    add(f"adapt-{id_}", ["adapt", *argv], (), needle)
+# (end of section: adapt)
+
 IDS = [c.id for c in CASES]
 assert len(IDS) == len(set(IDS)), sorted({i for i in IDS if IDS.count(i) > 1})
 assert len(CASES) >= 300, len(CASES)
