@@ -266,7 +266,7 @@ def _cmd_train_score(args: argparse.Namespace) -> int:
         from engine.cli import train_finetune
 
         return train_finetune.run(args)
-    args.preset = args.preset or "base"
+    args.preset = "base" if args.preset is None else args.preset
 
     if args.preset not in PRESETS:
         raise common.CliError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")

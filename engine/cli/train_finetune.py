@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         raise common.CliError("--resume needs --name: the model whose last round to continue")
     if args.name is None and args.from_model is None:
         raise common.CliError("name your model: --name NAME (or continue one with --from NAME)")
-    preset = args.preset or "quick"
+    preset = "quick" if args.preset is None else args.preset
     if preset not in names.FINETUNE_PRESETS:
         raise common.CliError(
             f"unknown preset {preset!r} for fine-tuning; choose one of "

@@ -1426,6 +1426,7 @@ for id_, argv, files, needle in (
     ("resume-nothing", [*_FT, "--resume"], ("dataset",), "no trained model named 'mine'"),
     ("base-ghost", [*_FT, "--base", "ghost"], ("dataset",), "ghost"),
     ("preset", [*_FT, "--preset", "base"], ("dataset",), "unknown preset 'base'"),
+    ("preset=empty", [*_FT, "--preset", ""], ("dataset",), "unknown preset ''"),
     ("targets", [*_FT, "--targets", "qkv"], ("dataset",), "unknown LoRA target 'qkv'"),
     ("lora-layers=0", [*_FT, "--lora-layers", "0"], ("dataset",), opt("--lora-layers")),
     ("method", [*_FT, "--method", "dpo"], ("dataset",), opt("--method")),

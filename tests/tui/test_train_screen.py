@@ -254,8 +254,8 @@ def test_a_short_run_draws_charts_makes_samples_and_checkpoints_to_pick(
         await _type(pilot, screen, "#tr-steps", "4")
         tic = time.monotonic()
         await pilot.press("ctrl+g")
-        await pilot.pause()
-        assert screen.state in ("preparing", "running")
+        await _wait(pilot, lambda: screen.state != "idle" or screen.result, "the start")
+        assert screen.state in ("preparing", "running"), _msg(screen)
         assert screen.query_one("#tr-start").disabled and not screen.query_one("#tr-stop").disabled
         await _wait(pilot, lambda: screen.result is not None, "the end of the run", 90)
         seconds = time.monotonic() - tic
