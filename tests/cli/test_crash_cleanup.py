@@ -86,6 +86,7 @@ def complete_or_absent(root: Path) -> None:
         assert all((record.parent / name).is_file() for name in outputs), record
 
 
+@pytest.mark.slow  # 2.5 min: 20 killed runs (kill -9 is also tested by the library and training)
 def test_kill_9_at_random_moments_leaves_nothing_the_next_run_does_not_clean(work):
     rng = random.Random(20261202)
     durations = {}

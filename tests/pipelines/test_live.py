@@ -196,6 +196,7 @@ def test_live_changes_replay_exactly(model, by_hand):
         assert before(comp.score, 48) == before(plain, 48)  # bar 1 is the plain bar 1
 
 
+@pytest.mark.slow  # 40 s; test_live_changes_replay_exactly keeps determinism in the default run
 @needs_model
 def test_same_schedule_at_other_moments_gives_the_same_piece(model):
     schedule = [

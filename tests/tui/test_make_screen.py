@@ -140,7 +140,9 @@ def test_cancel_mid_generation_leaves_nothing(tmp_path):
             assert lib.list() == []
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(
+    "seed", [1, pytest.param(2, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.slow)]
+)
 def test_tempo_change_while_writing_reaches_the_bars_after_it(tmp_path, seed):
     """`>` while bar k is being written: the tempo changes from the next bar written, and
     the record (and so replay) holds the change there."""
