@@ -513,12 +513,7 @@ def finetune_score(
     card = None
     if resume:
         card = read_card(name)
-        last = card["rounds"][-1]
-        if last.get("status") != "running":
-            raise TrainingError(
-                f"the last round of {name} finished ({last.get('stop_reason')}); start a new "
-                f"one with --from {name}"
-            )
+        last = unfinished_round(card, name)
         o = FinetuneOptions(**last["options"])
         data, version, from_model = last["dataset_name"], last["dataset_version"], last.get("from")
         base = card["base"]["name"]
@@ -765,6 +760,17 @@ def finetune_score(
         "split_note": corpus_info.split_note,
         "skipped": corpus_info.skipped,
     }
+
+
+def unfinished_round(card: dict, name: str) -> dict:
+    """The last round of a card, which ``--resume`` continues; a finished one is refused."""
+    last = card["rounds"][-1]
+    if last.get("status") != "running":
+        raise TrainingError(
+            f"the last round of {name} finished ({last.get('stop_reason')}); start a new "
+            f"one with --from {name}"
+        )
+    return last
 
 
 def finish_round(entry: dict, summary: dict, base: dict | None, tuned: dict | None) -> None:

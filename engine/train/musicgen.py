@@ -1827,12 +1827,7 @@ def finetune_musicgen(
     card, parent_card, init_from = None, None, None
     if resume:
         card = read_musicgen_card(name)
-        last = card["rounds"][-1]
-        if last.get("status") != "running":
-            raise TrainingError(
-                f"the last round of {name} finished ({last.get('stop_reason')}); start a new "
-                f"one with --from {name}"
-            )
+        last = score_finetune.unfinished_round(card, name)
         o = last["options"]
         data, version, from_model = last["data"], last["dataset_version"], last.get("from")
         method, preset, base = last["method"], o["preset"], card["base"]["name"]
