@@ -260,7 +260,14 @@ def resolve_trained(name: str) -> Path | None:
     else:
         raise TrainedModelError(f"unknown checkpoint {tag!r} of {base}; use {CHECKPOINT_TAGS}")
     if not _loadable(found):
-        kept = sorted(p.name for p in (rounds[-1] / "checkpoints").glob("step-*"))
+        kept = [
+            f"step-{n}"
+            for n in sorted(
+                int(p.name[5:])
+                for p in (rounds[-1] / "checkpoints").glob("step-*")
+                if p.name[5:].isdigit()
+            )
+        ]
         have = ", ".join(["best", "latest", *(p.name for p in rounds), *kept])
         raise TrainedModelError(f"{base} has no checkpoint {tag!r}; it has: {have}")
     return found

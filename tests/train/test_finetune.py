@@ -125,7 +125,7 @@ def test_lora_round_makes_a_model_that_loads_by_name_and_tag(home, base, signatu
     assert kept == ["step-000003", "step-000006"]
     for tag in ("step-3", "step-6", "latest", "round-1", "best"):
         assert api.resolve_model_path(f"mine@{tag}").is_dir()
-    with pytest.raises(ScoreModelError, match=r"no checkpoint 'step-2'.*step-000003"):
+    with pytest.raises(ScoreModelError, match=r"no checkpoint 'step-2'.*step-3, step-6$"):
         api.resolve_model_path("mine@step-2")
     with pytest.raises(ScoreModelError, match="unknown checkpoint 'fresh'"):
         api.resolve_model_path("mine@fresh")
