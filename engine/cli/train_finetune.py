@@ -87,6 +87,11 @@ def add_options(p: argparse.ArgumentParser) -> None:
     )
     add("--lora-dropout", type=float, default=0.0, metavar="P", help="0..0.99 (default 0)")
     add(
+        "--grad-checkpoint",
+        action="store_true",
+        help="recompute activations in the backward pass: less memory, about a third slower",
+    )
+    add(
         "--targets",
         default="all",
         metavar="T",
@@ -228,6 +233,7 @@ def run(args: argparse.Namespace) -> int:
         rank=args.rank,
         alpha=args.alpha,
         lora_dropout=args.lora_dropout,
+        grad_checkpoint=args.grad_checkpoint,
         targets=args.targets,
         lora_layers=args.lora_layers,
         samples=args.samples,

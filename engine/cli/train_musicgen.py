@@ -168,6 +168,12 @@ def add_parser(train_subparsers, command) -> argparse.ArgumentParser:
     )
     g.add_argument("--label-smoothing", type=float, metavar="S", help="0..0.99 (default 0)")
     g.add_argument(
+        "--grad-checkpoint",
+        action="store_true",
+        default=None,
+        help="recompute activations in the backward pass: less memory, about a third slower",
+    )
+    g.add_argument(
         "--segment",
         type=float,
         metavar="S",
@@ -293,6 +299,7 @@ def _config(args: argparse.Namespace, method: str, preset: str | None):
         "early_stop_patience": args.patience,
         "min_delta": args.min_delta,
         "max_minutes": args.max_minutes,
+        "grad_checkpoint": args.grad_checkpoint,
     }
     cfg = default_config(
         method, preset, seed=args.seed, **{k: v for k, v in given.items() if v is not None}

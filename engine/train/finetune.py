@@ -41,6 +41,7 @@ from engine import __version__, hub, names
 from engine.atomic import sha256_file
 from engine.data.dataset import ScoreDataset, TrainStream, val_batches
 from engine.models import lora, save_model, write_text_atomic
+from engine.models.checkpointing import checkpoint_blocks
 from engine.progress import Progress, ProgressFn
 from engine.seeds import derive_seed
 from engine.symbolic.tokenizer import METERS, TONICS
@@ -127,6 +128,7 @@ class FinetuneOptions:
     rank: int | None = None
     alpha: float | None = None
     lora_dropout: float = 0.0
+    grad_checkpoint: bool = False  # less memory, about a third slower (see docs/training.md)
     targets: str = "all"
     lora_layers: int = -1
     samples: int | None = None
@@ -627,6 +629,7 @@ def finetune_score(
             keep_last=o.keep_last,
             report_every=max(1, min(10, eval_every // 2)),
             seed=o.seed,
+            grad_checkpoint=o.grad_checkpoint,
         )
         windows = corpus.val_windows(ctx, per_piece=4)
         if not windows:
@@ -823,15 +826,23 @@ def plan_run(model: nn.Module, config: TrainConfig, stream, tokens_per_batch: in
     )
     grad = nn.value_and_grad(model, loss_fn)
     times = []
+    undo = checkpoint_blocks(model.layers) if config.grad_checkpoint else None
+    was_training = model.training
+    model.train()
     mx.synchronize()
     mx.reset_peak_memory()
-    for _ in range(3):
-        inputs, lengths = next(probe)
-        tic = time.perf_counter()
-        (loss, _), g = grad(model, mx.array(inputs), mx.array(lengths))
-        mx.eval(loss, g)
-        times.append(time.perf_counter() - tic)
-        del g
+    try:
+        for _ in range(3):
+            inputs, lengths = next(probe)
+            tic = time.perf_counter()
+            (loss, _), g = grad(model, mx.array(inputs), mx.array(lengths))
+            mx.eval(loss, g)
+            times.append(time.perf_counter() - tic)
+            del g
+    finally:
+        model.train(was_training)
+        if undo is not None:
+            undo()
     peak = mx.get_peak_memory()
     step_s = float(np.median(times[1:])) * config.grad_accumulation
     return {

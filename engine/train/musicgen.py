@@ -79,6 +79,7 @@ from mlx.utils import tree_flatten
 
 from engine import hub, names
 from engine.models import lora as lora_lib
+from engine.models.checkpointing import checkpoint_blocks
 from engine.models.lora import LoraConfig, LoraError
 from engine.progress import Progress, ProgressFn
 from engine.seeds import derive_seed
@@ -1386,19 +1387,24 @@ def plan_run(
     probe = SegmentBatches(data.train, data.texts, config.batch_size, seed=12345)
     grad = nn.value_and_grad(model, task.loss)
     was_training = model.training
+    undo = checkpoint_blocks(model.layers) if config.grad_checkpoint else None
     model.train()
     times = []
     mx.synchronize()
     mx.reset_peak_memory()
-    for _ in range(3):
-        arrays = task.arrays(next(probe))
-        tic = time.perf_counter()
-        (loss, _), g = grad(model, *arrays)
-        mx.eval(loss, g)
-        times.append(time.perf_counter() - tic)
-        del g
+    try:
+        for _ in range(3):
+            arrays = task.arrays(next(probe))
+            tic = time.perf_counter()
+            (loss, _), g = grad(model, *arrays)
+            mx.eval(loss, g)
+            times.append(time.perf_counter() - tic)
+            del g
+    finally:
+        model.train(was_training)
+        if undo is not None:
+            undo()
     peak = mx.get_peak_memory()
-    model.train(was_training)
     step_s = float(np.median(times[1:])) * config.grad_accumulation
     steps_per_epoch = probe.steps_per_epoch
     steps = config.max_steps

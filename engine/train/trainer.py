@@ -44,6 +44,7 @@ from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
 from engine import names
 from engine.models import save_model, save_safetensors, write_text_atomic
+from engine.models.checkpointing import checkpoint_blocks
 from engine.seeds import derive_seed
 
 TrainBatch = tuple[np.ndarray, np.ndarray]  # inputs [B, L] int32, lengths [B] int32
@@ -83,6 +84,7 @@ class TrainConfig:
     keep_last: int = 0  # copies of the last K checkpoints under checkpoints/ (0: none)
     report_every: int = 10
     seed: int = 0
+    grad_checkpoint: bool = False  # recompute each block's activations in the backward pass
 
 
 class Task(Protocol):
@@ -342,7 +344,50 @@ def train(
     (rows x window length, padding included); both carry over a resume.
     A step whose loss is not a number ends the run (``stop_reason`` "nan_loss") without
     writing a checkpoint: the last good one stays.
+    ``config.grad_checkpoint`` recomputes the activations of ``model.layers`` in the backward
+    pass (`engine.models.checkpointing`): less memory, the same weights, about a third
+    slower.
     """
+    undo = checkpoint_blocks(model.layers) if config.grad_checkpoint else None
+    try:
+        return _train(
+            model,
+            config,
+            train_batches,
+            val_batches,
+            out_dir,
+            callback,
+            resume,
+            eval_first,
+            extra_state,
+            task=task,
+            weights=weights,
+            sampler=sampler,
+            control=control,
+            start_info=start_info,
+        )
+    finally:
+        if undo is not None:
+            undo()
+
+
+def _train(
+    model: nn.Module,
+    config: TrainConfig,
+    train_batches: Iterator[Any],
+    val_batches: Callable[[], Iterable[Any]],
+    out_dir: Path,
+    callback: Any = None,
+    resume: bool = False,
+    eval_first: bool = False,
+    extra_state: dict | None = None,
+    *,
+    task: Task | None = None,
+    weights: Weights | None = None,
+    sampler: Callable[[int, nn.Module], dict | None] | None = None,
+    control: TrainControl | None = None,
+    start_info: dict | None = None,
+) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     task = task or TokenTask(config.label_smoothing)

@@ -162,7 +162,7 @@ class _Recorder:
         self.peak_rss = self.rss.peak_over_base()
 
 
-def _run_trainer(model, B, warmup, steps, batches, val, rss0, task=None):
+def _run_trainer(model, B, warmup, steps, batches, val, rss0, task=None, checkpoint=False):
     """`engine.train.trainer.train` for warmup + steps steps, one report per step; ``rss0``:
     the RSS before the model was built."""
     import mlx.core as mx
@@ -172,7 +172,7 @@ def _run_trainer(model, B, warmup, steps, batches, val, rss0, task=None):
     rss = Rss(rss0)
     config = TrainConfig(
         batch_size=B, learning_rate=1e-4, warmup_steps=0, max_steps=warmup + steps,
-        eval_every=10**9, checkpoint_every=10**9, report_every=1,
+        eval_every=10**9, checkpoint_every=10**9, report_every=1, grad_checkpoint=checkpoint,
     )  # fmt: skip
     rec = _Recorder(warmup, rss)
     gc.collect()
@@ -243,7 +243,8 @@ def mlx_score_child(spec: dict) -> dict:
                 x = rng.integers(1, VOCAB, size=(B, L)).astype(np.int32)
                 yield x, np.full((B,), L, np.int32)
 
-        rec = _run_trainer(model, B, spec["warmup"], spec["steps"], batches(), val, rss0)
+        rec = _run_trainer(model, B, spec["warmup"], spec["steps"], batches(), val, rss0,
+                           checkpoint=spec.get("checkpoint", False))  # fmt: skip
         run = {"threads": _blas_threads(), "tok_s": statistics.median(rec.rates),
                "rates": rec.rates}  # fmt: skip
         if i == 0:  # memory: the first run only (the process is fresh)
@@ -418,7 +419,7 @@ def mlx_musicgen_child(spec: dict) -> dict:
             model.set_dtype(mx.float16)
         mx.eval(model.parameters())
         base = _tree_bytes(model.parameters())
-        if run["method"] == "lora":
+        if run["method"].startswith("lora"):
             lora.apply(model, lora.LoraConfig(rank=RANK, alpha=ALPHA, keys=MG_KEYS))
             mx.eval(model.parameters())
         rng = np.random.default_rng(0)
@@ -428,8 +429,9 @@ def mlx_musicgen_child(spec: dict) -> dict:
                 codes = rng.integers(0, V, size=(B, 4, T + 1)).astype(np.int32)
                 yield codes, rng.standard_normal((B, T5_TOKENS, T5_DIMS)).astype(np.float32)
 
+        ckpt = run["method"].endswith("ckpt")
         rec = _run_trainer(model, B, run["warmup"], run["steps"], batches(), [], rss0,
-                           task=_CodesTask())  # fmt: skip
+                           task=_CodesTask(), checkpoint=ckpt)  # fmt: skip
         out.append({
             **run,
             "step_s": B * T / statistics.median(rec.rates),
@@ -707,6 +709,18 @@ def bench_score(name: str, shape: dict, B: int, L: int, a) -> None:
           f"{3 * W / 1e6:.0f} MB); activations and temporaries ({rest / 1e6:.0f} MB; kept for "
           f"backward by arithmetic {act / 1e6:.0f} MB) stay. rest/weights = {rest / W:.1f}: "
           f"LoRA/full <= 0.5 needs rest <= ~2 x weights")  # fmt: skip
+    # activation checkpointing (--grad-checkpoint): the activations LoRA cannot drop
+    ck = {m: run_child("mlx-score", {**common, "method": m, "checkpoint": True})
+          for m in ("full", "lora")}  # fmt: skip
+    for m, r in ck.items():
+        plain = full if m == "full" else lo
+        print(f"    MLX {m} + --grad-checkpoint: peak {_gb(r['peak'])} GB, {r['tok_s']:.0f} "
+              f"tok/s ({r['tok_s'] / plain['tok_s']:.2f}x of plain {m})")  # fmt: skip
+    ratio = ck["lora"]["peak"] / full["peak"]
+    verdict = "meets" if ratio <= LORA_PEAK_TARGET else "misses"
+    print(f"    MLX LoRA + --grad-checkpoint / full: peak memory {ratio:.2f} (target <= "
+          f"{LORA_PEAK_TARGET:.2f}: {verdict}); against full + --grad-checkpoint "
+          f"{ck['lora']['peak'] / ck['full']['peak']:.2f}")  # fmt: skip
     print(f"    first-step peaks (compilation included): full {_gb(full['first_peak'])}, "
           f"LoRA {_gb(lo['first_peak'])} GB")  # fmt: skip
     t = torch_runs.get("LoRA")
@@ -805,6 +819,9 @@ def bench_musicgen(a) -> dict | None:
             for n in a.mg_layers]  # fmt: skip
     runs += [dict(layers=n, dtype="float32", method="full", warmup=a.warmup, steps=a.mg_full_steps)
              for n in a.mg_layers]  # fmt: skip
+    # LoRA with --grad-checkpoint (method "lora-ckpt")
+    runs += [dict(layers=n, dtype="float32", method="lora-ckpt", warmup=a.warmup, steps=a.steps)
+             for n in a.mg_layers]  # fmt: skip
     # float16 steps take MLX's scalar CPU float16 matmul: one step each, compilation included
     runs += [dict(layers=n, dtype="float16", method="lora", warmup=0, steps=1)
              for n in a.mg_fp16_layers]  # fmt: skip
@@ -823,7 +840,13 @@ def bench_musicgen(a) -> dict | None:
               f"{note}")  # fmt: skip
     n_full = MUSICGEN["small"]["num_hidden_layers"]
     est: dict = {}
-    for dtype, method in (("float32", "lora"), ("float32", "full"), ("float16", "lora")):
+    pairs = (
+        ("float32", "lora"),
+        ("float32", "full"),
+        ("float32", "lora-ckpt"),
+        ("float16", "lora"),
+    )
+    for dtype, method in pairs:
         xs = sorted((x for x in r if (x["dtype"], x["method"]) == (dtype, method)),
                     key=lambda x: x["layers"])  # fmt: skip
         if len(xs) < 2:
@@ -852,6 +875,10 @@ def bench_musicgen(a) -> dict | None:
         verdict = "meets" if ratio <= LORA_PEAK_TARGET else "misses"
         print(f"    LoRA / full peak memory at {n_full} layers, float32 (extrapolated): "
               f"{ratio:.2f} (target <= {LORA_PEAK_TARGET:.2f}: {verdict})")  # fmt: skip
+    if ("float32", "lora-ckpt") in est and ("float32", "full") in est:
+        ratio = est["float32", "lora-ckpt"]["peak"] / est["float32", "full"]["peak"]
+        print(f"    LoRA + --grad-checkpoint / full at {n_full} layers, float32 (extrapolated): "
+              f"{ratio:.2f}")  # fmt: skip
     return est
 
 
