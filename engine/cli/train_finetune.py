@@ -163,84 +163,13 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.train.finetune import FinetuneOptions, finetune_score
+    from engine.train.finetune import finetune_score
 
     if args.resume and args.name is None:
         raise common.CliError("--resume needs --name: the model whose last round to continue")
     if args.name is None and args.from_model is None:
         raise common.CliError("name your model: --name NAME (or continue one with --from NAME)")
-    preset = "quick" if args.preset is None else args.preset
-    if preset not in names.FINETUNE_PRESETS:
-        raise common.CliError(
-            f"unknown preset {preset!r} for fine-tuning; choose one of "
-            f"{', '.join(names.FINETUNE_PRESETS)}"
-        )
-    if args.max_steps is not None:
-        common.check_range("--max-steps", args.max_steps, 1, MAX_STEPS)
-    if args.epochs is not None:
-        common.check_range("--epochs", args.epochs, 0.01, 10_000)
-    for flag, value, lo, hi in (
-        ("--lr", args.lr, 1e-8, 1.0),
-        ("--min-lr", args.min_lr, 0.0, 1.0),
-        ("--warmup", args.warmup, 0, MAX_STEPS),
-        ("--weight-decay", args.weight_decay, 0.0, 1.0),
-        ("--grad-clip", args.grad_clip, 0.0, 1e6),
-        ("--accumulate", args.accumulate, 1, 1024),
-        ("--batch-tokens", args.batch_tokens, 128, 1 << 20),
-        ("--label-smoothing", args.label_smoothing, 0.0, 0.99),
-        ("--rank", args.rank, 1, 1024),
-        ("--alpha", args.alpha, 1e-6, 1e6),
-        ("--lora-dropout", args.lora_dropout, 0.0, 0.99),
-        ("--eval-every", args.eval_every, 1, MAX_STEPS),
-        ("--patience", args.patience, 1, 10_000),
-        ("--min-delta", args.min_delta, 0.0, 100.0),
-        ("--checkpoint-every", args.checkpoint_every, 1, MAX_STEPS),
-        ("--checkpoint-minutes", args.checkpoint_minutes, 0.1, 7 * 24 * 60),
-        ("--keep", args.keep, 0, 1000),
-        ("--samples", args.samples, 0, 64),
-        ("--max-minutes", args.max_minutes, 1 / 60, 7 * 24 * 60),
-    ):
-        if value is not None:
-            common.check_range(flag, value, lo, hi)
-    from engine.models.lora import targets
-
-    targets(args.targets)  # an unknown target: one line before anything starts
-    if args.lora_layers != -1:
-        common.check_range("--lora-layers", args.lora_layers, 1, 1024)
-    common.check_seed(args.seed)
-    options = FinetuneOptions(
-        method=args.method,
-        preset=preset,
-        max_steps=args.max_steps,
-        epochs=args.epochs,
-        learning_rate=args.lr,
-        min_learning_rate=args.min_lr,
-        schedule=args.schedule,
-        warmup_steps=args.warmup,
-        optimizer=args.optimizer,
-        weight_decay=args.weight_decay,
-        grad_clip=args.grad_clip,
-        grad_accumulation=args.accumulate,
-        label_smoothing=args.label_smoothing,
-        tokens_per_batch=args.batch_tokens,
-        eval_every=args.eval_every,
-        early_stop_patience=args.patience,
-        min_delta=args.min_delta,
-        checkpoint_every=args.checkpoint_every,
-        checkpoint_minutes=args.checkpoint_minutes,
-        keep_last=args.keep,
-        max_minutes=args.max_minutes,
-        rank=args.rank,
-        alpha=args.alpha,
-        lora_dropout=args.lora_dropout,
-        grad_checkpoint=args.grad_checkpoint,
-        targets=args.targets,
-        lora_layers=args.lora_layers,
-        samples=args.samples,
-        style=args.style,
-        transpose=not args.no_transpose,
-        seed=args.seed,
-    )
+    options = options_from(args)
     name = args.name or args.from_model.partition("@")[0]
     console = ui.make_console()
     from engine.cli.train_live import LiveDisplay
@@ -353,3 +282,83 @@ def print_trained() -> None:
             + (f", validation loss {val:.4f}" if isinstance(val, float) else "")
             + ("" if state == "finished" else f" ({state}: resume with --resume --name {name})")
         )
+
+
+def options_from(args: argparse.Namespace):
+    """The `FinetuneOptions` that ``train score --data …`` asks for, every value checked
+    (a `common.CliError` names the flag and its range)."""
+    from engine.train.finetune import FinetuneOptions
+
+    preset = "quick" if args.preset is None else args.preset
+    if preset not in names.FINETUNE_PRESETS:
+        raise common.CliError(
+            f"unknown preset {preset!r} for fine-tuning; choose one of "
+            f"{', '.join(names.FINETUNE_PRESETS)}"
+        )
+    if args.max_steps is not None:
+        common.check_range("--max-steps", args.max_steps, 1, MAX_STEPS)
+    if args.epochs is not None:
+        common.check_range("--epochs", args.epochs, 0.01, 10_000)
+    for flag, value, lo, hi in (
+        ("--lr", args.lr, 1e-8, 1.0),
+        ("--min-lr", args.min_lr, 0.0, 1.0),
+        ("--warmup", args.warmup, 0, MAX_STEPS),
+        ("--weight-decay", args.weight_decay, 0.0, 1.0),
+        ("--grad-clip", args.grad_clip, 0.0, 1e6),
+        ("--accumulate", args.accumulate, 1, 1024),
+        ("--batch-tokens", args.batch_tokens, 128, 1 << 20),
+        ("--label-smoothing", args.label_smoothing, 0.0, 0.99),
+        ("--rank", args.rank, 1, 1024),
+        ("--alpha", args.alpha, 1e-6, 1e6),
+        ("--lora-dropout", args.lora_dropout, 0.0, 0.99),
+        ("--eval-every", args.eval_every, 1, MAX_STEPS),
+        ("--patience", args.patience, 1, 10_000),
+        ("--min-delta", args.min_delta, 0.0, 100.0),
+        ("--checkpoint-every", args.checkpoint_every, 1, MAX_STEPS),
+        ("--checkpoint-minutes", args.checkpoint_minutes, 0.1, 7 * 24 * 60),
+        ("--keep", args.keep, 0, 1000),
+        ("--samples", args.samples, 0, 64),
+        ("--max-minutes", args.max_minutes, 1 / 60, 7 * 24 * 60),
+    ):
+        if value is not None:
+            common.check_range(flag, value, lo, hi)
+    from engine.models.lora import targets
+
+    targets(args.targets)  # an unknown target: one line before anything starts
+    if args.lora_layers != -1:
+        common.check_range("--lora-layers", args.lora_layers, 1, 1024)
+    common.check_seed(args.seed)
+    options = FinetuneOptions(
+        method=args.method,
+        preset=preset,
+        max_steps=args.max_steps,
+        epochs=args.epochs,
+        learning_rate=args.lr,
+        min_learning_rate=args.min_lr,
+        schedule=args.schedule,
+        warmup_steps=args.warmup,
+        optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
+        grad_clip=args.grad_clip,
+        grad_accumulation=args.accumulate,
+        label_smoothing=args.label_smoothing,
+        tokens_per_batch=args.batch_tokens,
+        eval_every=args.eval_every,
+        early_stop_patience=args.patience,
+        min_delta=args.min_delta,
+        checkpoint_every=args.checkpoint_every,
+        checkpoint_minutes=args.checkpoint_minutes,
+        keep_last=args.keep,
+        max_minutes=args.max_minutes,
+        rank=args.rank,
+        alpha=args.alpha,
+        lora_dropout=args.lora_dropout,
+        grad_checkpoint=args.grad_checkpoint,
+        targets=args.targets,
+        lora_layers=args.lora_layers,
+        samples=args.samples,
+        style=args.style,
+        transpose=not args.no_transpose,
+        seed=args.seed,
+    )
+    return options

@@ -803,10 +803,55 @@ def _unfreeze_adapters(model: nn.Module) -> None:
             m.unfreeze(keys=["lora_a", "lora_b"], recurse=False)
 
 
+# FinetuneOptions fields -> the `train score` flag that sets each (the command a round
+# records when it was not started from the command line, e.g. from the studio)
+FLAGS = {
+    "max_steps": "--max-steps",
+    "epochs": "--epochs",
+    "learning_rate": "--lr",
+    "min_learning_rate": "--min-lr",
+    "schedule": "--schedule",
+    "warmup_steps": "--warmup",
+    "optimizer": "--optimizer",
+    "weight_decay": "--weight-decay",
+    "grad_clip": "--grad-clip",
+    "grad_accumulation": "--accumulate",
+    "label_smoothing": "--label-smoothing",
+    "tokens_per_batch": "--batch-tokens",
+    "eval_every": "--eval-every",
+    "early_stop_patience": "--patience",
+    "min_delta": "--min-delta",
+    "checkpoint_every": "--checkpoint-every",
+    "checkpoint_minutes": "--checkpoint-minutes",
+    "keep_last": "--keep",
+    "max_minutes": "--max-minutes",
+    "rank": "--rank",
+    "alpha": "--alpha",
+    "lora_dropout": "--lora-dropout",
+    "grad_checkpoint": "--grad-checkpoint",
+    "targets": "--targets",
+    "lora_layers": "--lora-layers",
+    "samples": "--samples",
+    "style": "--style",
+    "transpose": "--no-transpose",
+}
+
+
 def _command(data: str, name: str, base: str, o: FinetuneOptions, from_model: str | None) -> str:
+    """The `train score` command line that trains this round again: every option that is
+    not the default's is spelled out."""
     parts = ["disco-musica", "train", "score", "--data", data, "--method", o.method]
     parts += ["--from", from_model] if from_model else ["--base", base]
     parts += ["--name", name, "--preset", o.preset, "--seed", str(o.seed)]
+    default = FinetuneOptions()
+    for key, flag in FLAGS.items():
+        value = getattr(o, key)
+        if value == getattr(default, key):
+            continue
+        if isinstance(value, bool):  # --grad-checkpoint on, --no-transpose off
+            parts.append(flag)
+        else:
+            parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     return shlex.join(parts)
 
 

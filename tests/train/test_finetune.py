@@ -334,3 +334,43 @@ def test_fine_tuning_moves_generated_pieces_towards_the_data(
         assert after["distances"][measure] < before["distances"][measure] - 0.1, measure
     report = (home / "my-models" / "proof" / "runs" / "round-1" / "report.md").read_text()
     assert "| **overall** |" in report and "## Style distance at each validation" in report
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        FinetuneOptions(),
+        FinetuneOptions(
+            method="full",
+            preset="balanced",
+            max_steps=40,
+            learning_rate=3e-4,
+            schedule="linear",
+            optimizer="lion",
+            grad_accumulation=2,
+            label_smoothing=0.1,
+            tokens_per_batch=2048,
+            keep_last=5,
+            grad_checkpoint=True,
+            transpose=False,
+            style="folk",
+            seed=7,
+        ),
+        FinetuneOptions(rank=4, alpha=8.0, lora_dropout=0.05, targets="attention", lora_layers=2),
+    ],
+)
+def test_the_recorded_command_trains_the_same_round_again(options):
+    """A round started from the studio or the API records the `train score` line that asks
+    for exactly its options: parsed by the real CLI, it gives them back."""
+    import shlex
+
+    from engine.cli import build_parser
+    from engine.cli.train_finetune import options_from
+    from engine.train.finetune import _command
+
+    line = _command("my-tunes", "mine", "score-base", options, None)
+    argv = shlex.split(line)
+    assert argv[:3] == ["disco-musica", "train", "score"]
+    args = build_parser().parse_args(argv[1:])
+    assert args.data == "my-tunes" and args.name == "mine" and args.base == "score-base"
+    assert options_from(args) == options

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from symusic import Note, Score, Tempo, TimeSignature, Track
-from textual.widgets import Input, OptionList, Select, Static
+from textual.widgets import Checkbox, Input, OptionList, Select, Static
 
 from tui.app import make_app
 from tui.screens.train import TRAIN_KEY, TrainScreen, checkpoints_of, history
@@ -212,6 +212,11 @@ def test_opens_by_its_key_lists_data_and_models_and_refuses_bad_input_in_one_lin
         await pilot.pause()
         assert _msg(screen) == "learning rate: a number like 5e-4, not 'fast'"
         await _type(pilot, screen, "#tr-lr-in", "")
+        # "save memory": the run recomputes activations (--grad-checkpoint)
+        assert "grad_checkpoint" not in screen.read_form()[0]["options"]
+        screen.query_one("#tr-lowmem", Checkbox).value = True
+        assert screen.read_form()[0]["options"]["grad_checkpoint"] is True
+        screen.query_one("#tr-lowmem", Checkbox).value = False
 
         # a name the engine refuses: its one line, and nothing made on disk
         await _type(pilot, screen, "#tr-name", "no spaces please")
@@ -252,6 +257,7 @@ def test_a_short_run_draws_charts_makes_samples_and_checkpoints_to_pick(
         await _type(pilot, screen, "#tr-base-folder", str(tiny_model_dir))
         await _type(pilot, screen, "#tr-name", "mine")
         await _type(pilot, screen, "#tr-steps", "4")
+        screen.query_one("#tr-lowmem", Checkbox).value = True  # a run that saves memory
         # every change of state, with the buttons as it left them: on a loaded machine the
         # whole tiny run can pass between two polls, so the test records, not samples
         seen, set_state = [], screen._set_state

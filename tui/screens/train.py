@@ -397,6 +397,7 @@ class TrainScreen(StudioScreen):
                     yield Label("Your model's name")
                     yield Input(placeholder="letters, digits, - _ .", id="tr-name")
                     yield Checkbox("Resume its unfinished round", False, id="tr-resume")
+                    yield Checkbox("Save memory (about a third slower)", False, id="tr-lowmem")
                 with Grid(id="tr-buttons"):
                     yield Button("Start", id="tr-start", variant="primary")
                     yield Button("Pause", id="tr-pause")
@@ -587,6 +588,8 @@ class TrainScreen(StudioScreen):
                 return None, f"{what}, not {text!r}"
             numbers[key] = value
         options = {**numbers, **self.extra_options}
+        if self.query_one("#tr-lowmem", Checkbox).value:
+            options["grad_checkpoint"] = True  # recompute activations in the backward pass
         method, preset = self._value("#tr-method"), self._value("#tr-preset")
         if method:
             options["method"] = method
