@@ -106,6 +106,11 @@ def add_commands(sub, command) -> None:
         "(default 0)",
     )
     p.add_argument(
+        "--grad-checkpoint",
+        action="store_true",
+        help="recompute activations in the backward pass: less memory, about a third slower",
+    )
+    p.add_argument(
         "--dry-run", action="store_true", help="say what it would learn from; train nothing"
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -136,6 +141,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         sft_weight=args.sft_weight,
         min_ratings=args.min_ratings,
         include_base=not args.own_pieces_only,
+        grad_checkpoint=args.grad_checkpoint,
         seed=args.seed,
     )
     name = args.name

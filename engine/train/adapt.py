@@ -53,6 +53,7 @@ from engine import __version__, hub, names
 from engine.atomic import sha256_file
 from engine.errors import UserError, one_line
 from engine.models import lora, write_text_atomic
+from engine.models.checkpointing import checkpoint_blocks
 from engine.progress import Progress, ProgressFn
 from engine.seeds import derive_seed
 from engine.train.finetune import (
@@ -126,6 +127,7 @@ class AdaptOptions:
     min_ratings: int = MIN_RATINGS
     include_base: bool = True
     rank: int | None = None  # a new adapter only (adapt --from a shipped model)
+    grad_checkpoint: bool = False  # recompute activations in the backward pass: less memory
     seed: int = 0
 
     def check(self) -> None:
@@ -971,8 +973,9 @@ def _adapt(
         keep_last=0,
         report_every=max(1, min(10, steps // 5)),
         seed=o.seed,
+        grad_checkpoint=o.grad_checkpoint,
     )
-    estimate = _measure(model, task, stream, steps)
+    estimate = _measure(model, task, stream, steps, o.grad_checkpoint)
     if plan is not None:
         plan({**summary, **estimate})
 
@@ -1139,19 +1142,28 @@ def _changelog_line(counts, method, before, after, improved) -> str:
     return line
 
 
-def _measure(model: nn.Module, task, stream, steps: int) -> dict:
-    """Seconds a step takes here: two forward-backward passes on a batch of the run."""
+def _measure(model: nn.Module, task, stream, steps: int, checkpoint: bool = False) -> dict:
+    """Seconds a step takes here: two forward-backward passes on a batch of the run (with
+    ``checkpoint``, recomputing activations as the run will)."""
     grad = nn.value_and_grad(model, task.loss)
     state = stream.state_dict()
     batch = next(stream)
     stream.load_state_dict(state)  # the run starts where it would have
     times = []
-    for _ in range(2):
-        tic = time.perf_counter()
-        (loss, _), g = grad(model, *task.arrays(batch))
-        mx.eval(loss, g)
-        times.append(time.perf_counter() - tic)
-        del g
+    undo = checkpoint_blocks(model.layers) if checkpoint else None
+    was_training = model.training
+    model.train(checkpoint or was_training)
+    try:
+        for _ in range(2):
+            tic = time.perf_counter()
+            (loss, _), g = grad(model, *task.arrays(batch))
+            mx.eval(loss, g)
+            times.append(time.perf_counter() - tic)
+            del g
+    finally:
+        model.train(was_training)
+        if undo is not None:
+            undo()
     step_s = float(min(times))
     return {"step_s": step_s, "time_s": step_s * steps * 1.1, "max_steps": steps}
 
@@ -1163,6 +1175,8 @@ def _command(name: str, o: AdaptOptions, *, from_model: str | None) -> str:
     parts += ["--method", o.method, "--beta", f"{o.beta:g}", "--seed", str(o.seed)]
     if o.steps:
         parts += ["--max-steps", str(o.steps)]
+    if o.grad_checkpoint:
+        parts.append("--grad-checkpoint")
     return shlex.join(parts)
 
 

@@ -205,7 +205,7 @@ def write_card(folder: Path, card: dict) -> None:
 def card_markdown(card: dict, about: str | None = None) -> str:
     """The card for people (README.md): ``about`` (default: the score model's line), how to
     use it, and a table of every round."""
-    kind = card["method"].upper() if card["method"] == "lora" else "fully"
+    kind = "LoRA" if card["method"] == "lora" else "fully"
     about = about or (
         f"A {kind} fine-tuned score model, based on {card['base']['name']}. Made with Disco-Musica."
     )

@@ -348,3 +348,23 @@ def test_a_full_model_is_adapted_in_full(home, made, lib_dir):
     new = np.array(ScoreModel.load("full").model(mx.array(x)))
     assert np.abs(old - new).max() > 1e-4
     assert read_card("full")["rounds"][1]["changelog"].startswith("adapted to your ratings")
+
+
+def test_grad_checkpoint_adapts_to_the_same_weights(home, made, lib_dir):
+    """``adapt --grad-checkpoint`` (DPO through recomputed blocks) ends with the adapter the
+    plain run ends with, bit for bit, and the recorded command says how it was run."""
+    import mlx.core as mx
+
+    m = str(made["model"])
+    got = {}
+    for name, checkpoint in (("plain", False), ("saving", True)):
+        o = adapt.AdaptOptions(steps=4, max_pairs=8, grad_checkpoint=checkpoint)
+        adapt.adapt_model(name, library=lib_dir, options=o, from_model=m)
+        got[name] = mx.load(
+            str(home / "my-models" / name / "runs/round-1/best/adapters.safetensors")
+        )
+        assert ("--grad-checkpoint" in read_card(name)["rounds"][-1]["command"]) == checkpoint
+    assert got["plain"].keys() == got["saving"].keys()
+    for k in got["plain"]:
+        np.testing.assert_array_equal(np.array(got["plain"][k]), np.array(got["saving"][k]), k)
+    assert any(np.abs(np.array(v)).max() > 0 for k, v in got["plain"].items() if "lora_b" in k)

@@ -396,8 +396,8 @@ class TrainScreen(StudioScreen):
                         yield Input(placeholder="rank", id="tr-rank", type="integer")
                     yield Label("Your model's name")
                     yield Input(placeholder="letters, digits, - _ .", id="tr-name")
-                    yield Checkbox("Resume its unfinished round", False, id="tr-resume")
-                    yield Checkbox("Save memory (about a third slower)", False, id="tr-lowmem")
+                    yield Checkbox("Resume unfinished round", False, id="tr-resume")
+                    yield Checkbox("Save memory (slower)", False, id="tr-lowmem")
                 with Grid(id="tr-buttons"):
                     yield Button("Start", id="tr-start", variant="primary")
                     yield Button("Pause", id="tr-pause")
