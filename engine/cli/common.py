@@ -224,6 +224,32 @@ def check_out(out: str | None, force: bool) -> Path | None:
     return path
 
 
+def check_run_folder(out: Path, resume: bool, run_files: Collection[str]) -> Path:
+    """A training run's ``--out`` folder, checked before anything is written: ``resume``
+    needs a checkpoint in it, a new run needs none; it must not be a folder we protect
+    (home, the project, a system folder) nor hold files other than ``run_files`` (names a
+    run writes; hidden files aside). One line each."""
+    from engine.record import protected_reason
+    from engine.train.trainer import CHECKPOINT_DIR
+
+    if resume and not (out / CHECKPOINT_DIR).is_dir():
+        raise CliError(f"{out} has no checkpoint to resume; leave out --resume to start a run")
+    if not resume and (out / CHECKPOINT_DIR).is_dir():
+        raise CliError(
+            f"{out} already holds a training run; add --resume to continue it or choose "
+            "another --out"
+        )
+    why = protected_reason(out)
+    if why:
+        raise CliError(f"--out {out} {why}; give a new folder for the run, e.g. {out / 'run'}")
+    if out.exists() and (
+        not out.is_dir()
+        or {p.name for p in out.iterdir() if not p.name.startswith(".")} - set(run_files)
+    ):
+        raise CliError(f"{out} holds files that are not a training run's; choose another --out")
+    return out
+
+
 def check_writable_dir(folder: Path) -> None:
     if not folder.is_dir():
         raise CliError(f"cannot write to {folder}: no such folder; create it or change --out")

@@ -276,27 +276,8 @@ def _cmd_train_score(args: argparse.Namespace) -> int:
         common.check_range("--max-minutes", args.max_minutes, 1 / 60, common.MAX_TRAIN_MINUTES)
     common.check_seed(args.seed)
     out = Path(args.out) if args.out else common.DEFAULT_RUNS_DIR / f"score-{args.preset}"
-    if args.resume and not (out / CHECKPOINT_DIR).is_dir():
-        raise common.CliError(
-            f"{out} has no checkpoint to resume; leave out --resume to start a run"
-        )
-    if not args.resume and (out / CHECKPOINT_DIR).is_dir():
-        raise common.CliError(
-            f"{out} already holds a training run; add --resume to continue it or choose "
-            "another --out"
-        )
-    from engine.record import protected_reason
-
-    why = protected_reason(out)
-    if why:
-        raise common.CliError(
-            f"--out {out} {why}; give a new folder for the run, e.g. {out / 'run'}"
-        )
     run_files = {CHECKPOINT_DIR, "best", "model", "model.partial", "log.jsonl"}
-    if out.exists() and (not out.is_dir() or {p.name for p in out.iterdir()} - run_files):
-        raise common.CliError(
-            f"{out} holds files that are not a training run's; choose another --out"
-        )
+    common.check_run_folder(out, args.resume, run_files)
     if args.corpus == CORPUS_MUSIC21:
         corpus = DEFAULT_CORPUS_DIR
         if not (corpus / "pieces.jsonl").is_file():

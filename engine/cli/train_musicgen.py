@@ -338,42 +338,12 @@ def _lora(args: argparse.Namespace, preset: str | None):
 
 
 def _out(args: argparse.Namespace) -> Path:
-    from engine.record import protected_reason
     from engine.train.trainer import CHECKPOINT_DIR
 
     name = Path(str(args.data).rstrip("/")).name or "dataset"
     out = Path(args.out).expanduser() if args.out else common.DEFAULT_RUNS_DIR / f"musicgen-{name}"
-    if args.resume and not (out / CHECKPOINT_DIR).is_dir():
-        raise common.CliError(f"{out} has no checkpoint to resume; leave out --resume to start")
-    if not args.resume and (out / CHECKPOINT_DIR).is_dir():
-        raise common.CliError(
-            f"{out} already holds a training run; add --resume to continue it or choose "
-            "another --out"
-        )
-    why = protected_reason(out)
-    if why:
-        raise common.CliError(
-            f"--out {out} {why}; give a new folder for the run, e.g. {out / 'run'}"
-        )
-    run_files = {
-        CHECKPOINT_DIR,
-        "best",
-        "checkpoints",
-        "model",
-        ".model.partial",
-        "metrics.jsonl",
-        "tensorboard",
-        "samples",
-        "report.md",
-    }
-    if out.exists() and (
-        not out.is_dir()
-        or {p.name for p in out.iterdir() if not p.name.startswith(".")} - run_files
-    ):
-        raise common.CliError(
-            f"{out} holds files that are not a training run's; choose another --out"
-        )
-    return out
+    run_files = {CHECKPOINT_DIR, "best", "checkpoints", "model", "metrics.jsonl", "tensorboard"}
+    return common.check_run_folder(out, args.resume, run_files | {"samples", "report.md"})
 
 
 def _check_args(args: argparse.Namespace) -> str | None:
