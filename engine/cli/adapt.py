@@ -274,7 +274,7 @@ def after_rating(library=None, *, out=None, background: bool = False) -> list[di
     if not any(asks(name) for name in hub.trained_models()):
         return []
     from engine.errors import UserError, one_line
-    from engine.train.adapt import auto_models, maybe_adapt, pending
+    from engine.train.adapt import auto_models, maybe_adapt, pending, running
     from engine.train.finetune import model_folder, read_card
 
     out = out or sys.stderr
@@ -297,6 +297,15 @@ def after_rating(library=None, *, out=None, background: bool = False) -> list[di
             print(f"{name} did not adapt: {one_line(e)}", file=out)
             continue
         if new < every:
+            continue
+        busy = running(name)
+        if busy:  # one round at a time: these ratings wait for the next
+            print(
+                f"{name} is adapting already (pid {busy.get('pid')}); the {new} new ratings "
+                "count for its next round",
+                file=out,
+            )
+            done.append({"name": name, "status": "busy", "pid": busy.get("pid")})
             continue
         log = model_folder(name) / "adapt.log"
         argv = [sys.executable, "-m", "engine.cli", "adapt", name, "--min-ratings", str(every)]

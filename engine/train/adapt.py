@@ -616,6 +616,17 @@ class AdaptBusy(TrainingError):
     """Another process is adapting the same model."""
 
 
+def running(name: str) -> dict | None:
+    """Who is adapting ``name`` now (the lock's owner: pid, host, started), or None."""
+    from engine.record import is_stale
+
+    try:
+        owner = json.loads((model_folder(name) / LOCK_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return owner if isinstance(owner, dict) and owner and not is_stale(owner) else None
+
+
 @dataclass
 class _Start:
     """The model a round starts from, and what its checkpoints export."""

@@ -368,3 +368,35 @@ def test_grad_checkpoint_adapts_to_the_same_weights(home, made, lib_dir):
     for k in got["plain"]:
         np.testing.assert_array_equal(np.array(got["plain"][k]), np.array(got["saving"][k]), k)
     assert any(np.abs(np.array(v)).max() > 0 for k, v in got["plain"].items() if "lora_b" in k)
+
+
+def test_a_rating_while_a_round_runs_starts_no_second_one(home, made, lib_dir, monkeypatch):
+    """``library rate`` starts a due round in the background, unless one is running (its
+    lock held by a live process): then it says so and the ratings wait for the next."""
+    import os
+    import subprocess
+
+    from engine.atomic import sha256_file
+    from engine.cli import adapt as cli_adapt
+    from engine.record import owner_info
+
+    folder = home / "my-models" / "mine"
+    shutil.copytree(made["model"], folder / "runs" / "round-1" / "best")
+    base = {"name": str(made["model"]), "sha256": sha256_file(made["model"] / "model.safetensors")}
+    card = {"format": 1, "name": "mine", "kind": "score", "method": "full", "base": base}
+    card |= {"current": "runs/round-1/best", "adapt": {"auto": 2}}
+    card["rounds"] = [{"round": 1, "status": "finished", "dataset_name": "d", "dataset": "d@1"}]
+    (folder / "model.json").write_text(json.dumps(card))
+    started = []
+    monkeypatch.setattr(subprocess, "Popen", lambda argv, **kw: started.append(argv))
+
+    (folder / adapt.LOCK_FILE).write_text(json.dumps(owner_info()))  # this process: alive
+    said = io.StringIO()
+    done = cli_adapt.after_rating(lib_dir, out=said, background=True)
+    assert started == [] and done == [{"name": "mine", "status": "busy", "pid": os.getpid()}]
+    assert said.getvalue().startswith(f"mine is adapting already (pid {os.getpid()}); the 16 new")
+
+    (folder / adapt.LOCK_FILE).unlink()  # the round ended
+    done = cli_adapt.after_rating(lib_dir, out=io.StringIO(), background=True)
+    assert [d["status"] for d in done] == ["started"]
+    assert started[0][3:7] == ["adapt", "mine", "--min-ratings", "2"]
