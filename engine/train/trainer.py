@@ -410,6 +410,7 @@ def _train(
             train_batches.load_state_dict(ts["data_state"])
 
     state = [model.state, optimizer.state, mx.random.state]
+    mx.reset_peak_memory()  # the reports' peak is this run's (not the caller's plan or load)
     loss_and_grad = nn.value_and_grad(model, task.loss)
 
     @partial(mx.compile, inputs=state, outputs=state)
