@@ -53,7 +53,6 @@ from engine import __version__, hub, names
 from engine.atomic import sha256_file
 from engine.errors import UserError, one_line
 from engine.models import lora, write_text_atomic
-from engine.models.checkpointing import checkpoint_blocks
 from engine.progress import Progress, ProgressFn
 from engine.seeds import derive_seed
 from engine.train.finetune import (
@@ -66,7 +65,15 @@ from engine.train.finetune import (
     write_card,
 )
 from engine.train.score import TrainingError
-from engine.train.trainer import BEST_DIR, TokenTask, TrainConfig, TrainControl, token_nll, train
+from engine.train.trainer import (
+    BEST_DIR,
+    TokenTask,
+    TrainConfig,
+    TrainControl,
+    time_passes,
+    token_nll,
+    train,
+)
 
 METHODS = names.ADAPT_METHODS
 DEFAULT_BETA = names.ADAPT_BETA
@@ -1156,25 +1163,10 @@ def _changelog_line(counts, method, before, after, improved) -> str:
 def _measure(model: nn.Module, task, stream, steps: int, checkpoint: bool = False) -> dict:
     """Seconds a step takes here: two forward-backward passes on a batch of the run (with
     ``checkpoint``, recomputing activations as the run will)."""
-    grad = nn.value_and_grad(model, task.loss)
     state = stream.state_dict()
     batch = next(stream)
     stream.load_state_dict(state)  # the run starts where it would have
-    times = []
-    undo = checkpoint_blocks(model.layers) if checkpoint else None
-    was_training = model.training
-    model.train(checkpoint or was_training)
-    try:
-        for _ in range(2):
-            tic = time.perf_counter()
-            (loss, _), g = grad(model, *task.arrays(batch))
-            mx.eval(loss, g)
-            times.append(time.perf_counter() - tic)
-            del g
-    finally:
-        model.train(was_training)
-        if undo is not None:
-            undo()
+    times = time_passes(model, task.loss, [task.arrays(batch)] * 2, checkpoint)
     step_s = float(min(times))
     return {"step_s": step_s, "time_s": step_s * steps * 1.1, "max_steps": steps}
 

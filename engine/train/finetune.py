@@ -41,7 +41,6 @@ from engine import __version__, hub, names
 from engine.atomic import sha256_file
 from engine.data.dataset import ScoreDataset, TrainStream, val_batches
 from engine.models import lora, save_model, write_text_atomic
-from engine.models.checkpointing import checkpoint_blocks
 from engine.progress import Progress, ProgressFn
 from engine.seeds import derive_seed
 from engine.symbolic.tokenizer import METERS, TONICS
@@ -54,6 +53,7 @@ from engine.train.trainer import (
     TokenTask,
     TrainConfig,
     TrainControl,
+    time_passes,
     train,
 )
 
@@ -869,25 +869,10 @@ def plan_run(model: nn.Module, config: TrainConfig, stream, tokens_per_batch: in
     probe = TrainStream(
         stream.ds, max_tokens=stream.max_tokens, tokens_per_batch=tokens_per_batch, seed=12345
     )
-    grad = nn.value_and_grad(model, loss_fn)
-    times = []
-    undo = checkpoint_blocks(model.layers) if config.grad_checkpoint else None
-    was_training = model.training
-    model.train()
     mx.synchronize()
     mx.reset_peak_memory()
-    try:
-        for _ in range(3):
-            inputs, lengths = next(probe)
-            tic = time.perf_counter()
-            (loss, _), g = grad(model, mx.array(inputs), mx.array(lengths))
-            mx.eval(loss, g)
-            times.append(time.perf_counter() - tic)
-            del g
-    finally:
-        model.train(was_training)
-        if undo is not None:
-            undo()
+    batches = [tuple(mx.array(a) for a in next(probe)) for _ in range(3)]
+    times = time_passes(model, loss_fn, batches, config.grad_checkpoint)
     peak = mx.get_peak_memory()
     step_s = float(np.median(times[1:])) * config.grad_accumulation
     return {

@@ -79,12 +79,11 @@ from mlx.utils import tree_flatten
 
 from engine import hub, names
 from engine.models import lora as lora_lib
-from engine.models.checkpointing import checkpoint_blocks
 from engine.models.lora import LoraConfig, LoraError
 from engine.progress import Progress, ProgressFn
 from engine.seeds import derive_seed
 from engine.train.score import TrainingError
-from engine.train.trainer import CHECKPOINT_DIR, STATE_FILE, TrainConfig, train
+from engine.train.trainer import CHECKPOINT_DIR, STATE_FILE, TrainConfig, time_passes, train
 
 DEFAULT_BASE = "musicgen-small"
 TRAIN_SEGMENT_S = 10.0
@@ -1385,25 +1384,10 @@ def plan_run(
     trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
     states = {"adamw": 2, "adam": 2, "lion": 1, "sgd": 1, "adafactor": 1}[config.optimizer]
     probe = SegmentBatches(data.train, data.texts, config.batch_size, seed=12345)
-    grad = nn.value_and_grad(model, task.loss)
-    was_training = model.training
-    undo = checkpoint_blocks(model.layers) if config.grad_checkpoint else None
-    model.train()
-    times = []
     mx.synchronize()
     mx.reset_peak_memory()
-    try:
-        for _ in range(3):
-            arrays = task.arrays(next(probe))
-            tic = time.perf_counter()
-            (loss, _), g = grad(model, *arrays)
-            mx.eval(loss, g)
-            times.append(time.perf_counter() - tic)
-            del g
-    finally:
-        model.train(was_training)
-        if undo is not None:
-            undo()
+    batches = (task.arrays(next(probe)) for _ in range(3))
+    times = time_passes(model, task.loss, batches, config.grad_checkpoint)
     peak = mx.get_peak_memory()
     step_s = float(np.median(times[1:])) * config.grad_accumulation
     steps_per_epoch = probe.steps_per_epoch

@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
-from functools import partial
+from functools import partial, wraps
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -306,6 +306,49 @@ class NanLoss(RuntimeError):
     """Internal: the loss of a step was not a number."""
 
 
+def _recomputing(run: Callable[..., dict]) -> Callable[..., dict]:
+    """`train` with ``config.grad_checkpoint``: the blocks recompute their activations for
+    the run, and are plain again afterwards however it ends."""
+
+    @wraps(run)
+    def train(model: nn.Module, config: TrainConfig, *args, **kwargs) -> dict:
+        undo = checkpoint_blocks(model.layers) if config.grad_checkpoint else None
+        try:
+            return run(model, config, *args, **kwargs)
+        finally:
+            if undo is not None:
+                undo()
+
+    return train
+
+
+def time_passes(
+    model: nn.Module, loss: Callable, batches: Iterable[tuple], checkpoint: bool = False
+) -> list[float]:
+    """Seconds of one forward-backward pass of ``loss(model, *arrays)`` per tuple of arrays
+    in ``batches``, in training mode and recomputing activations when ``checkpoint``, as a
+    run will (the gradients are dropped: the weights do not change). For the plans that
+    say how long and how much memory a run needs (read `mx.get_peak_memory` after)."""
+    grad = nn.value_and_grad(model, loss)
+    undo = checkpoint_blocks(model.layers) if checkpoint else None
+    was_training = model.training
+    model.train()
+    times = []
+    try:
+        for arrays in batches:
+            tic = time.perf_counter()
+            (value, _), g = grad(model, *arrays)
+            mx.eval(value, g)
+            times.append(time.perf_counter() - tic)
+            del g
+    finally:
+        model.train(was_training)
+        if undo is not None:
+            undo()
+    return times
+
+
+@_recomputing
 def train(
     model: nn.Module,
     config: TrainConfig,
@@ -348,46 +391,6 @@ def train(
     pass (`engine.models.checkpointing`): less memory, the same weights, about a third
     slower.
     """
-    undo = checkpoint_blocks(model.layers) if config.grad_checkpoint else None
-    try:
-        return _train(
-            model,
-            config,
-            train_batches,
-            val_batches,
-            out_dir,
-            callback,
-            resume,
-            eval_first,
-            extra_state,
-            task=task,
-            weights=weights,
-            sampler=sampler,
-            control=control,
-            start_info=start_info,
-        )
-    finally:
-        if undo is not None:
-            undo()
-
-
-def _train(
-    model: nn.Module,
-    config: TrainConfig,
-    train_batches: Iterator[Any],
-    val_batches: Callable[[], Iterable[Any]],
-    out_dir: Path,
-    callback: Any = None,
-    resume: bool = False,
-    eval_first: bool = False,
-    extra_state: dict | None = None,
-    *,
-    task: Task | None = None,
-    weights: Weights | None = None,
-    sampler: Callable[[int, nn.Module], dict | None] | None = None,
-    control: TrainControl | None = None,
-    start_info: dict | None = None,
-) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     task = task or TokenTask(config.label_smoothing)
