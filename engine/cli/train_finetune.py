@@ -87,6 +87,13 @@ def add_options(p: argparse.ArgumentParser) -> None:
     )
     add("--lora-dropout", type=float, default=0.0, metavar="P", help="0..0.99 (default 0)")
     add(
+        "--dropout",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="residual dropout inside the model while it trains, 0..0.99 (default 0)",
+    )
+    add(
         "--grad-checkpoint",
         action="store_true",
         help="recompute activations in the backward pass: less memory, about a third slower",
@@ -311,6 +318,7 @@ def options_from(args: argparse.Namespace):
         ("--rank", args.rank, 1, 1024),
         ("--alpha", args.alpha, 1e-6, 1e6),
         ("--lora-dropout", args.lora_dropout, 0.0, 0.99),
+        ("--dropout", args.dropout, 0.0, 0.99),
         ("--eval-every", args.eval_every, 1, MAX_STEPS),
         ("--patience", args.patience, 1, 10_000),
         ("--min-delta", args.min_delta, 0.0, 100.0),
@@ -353,6 +361,7 @@ def options_from(args: argparse.Namespace):
         rank=args.rank,
         alpha=args.alpha,
         lora_dropout=args.lora_dropout,
+        dropout=args.dropout,
         grad_checkpoint=args.grad_checkpoint,
         targets=args.targets,
         lora_layers=args.lora_layers,

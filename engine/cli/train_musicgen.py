@@ -168,6 +168,12 @@ def add_parser(train_subparsers, command) -> argparse.ArgumentParser:
     )
     g.add_argument("--label-smoothing", type=float, metavar="S", help="0..0.99 (default 0)")
     g.add_argument(
+        "--dropout",
+        type=float,
+        metavar="P",
+        help="residual dropout inside the decoder while it trains, 0..0.99 (default 0)",
+    )
+    g.add_argument(
         "--grad-checkpoint",
         action="store_true",
         default=None,
@@ -274,6 +280,7 @@ def _config(args: argparse.Namespace, method: str, preset: str | None):
         ("--weight-decay", args.weight_decay, 0.0, 10.0),
         ("--grad-clip", args.grad_clip, 0.0, 1e6),
         ("--label-smoothing", args.label_smoothing, 0.0, 0.99),
+        ("--dropout", args.dropout, 0.0, 0.99),
         ("--min-delta", args.min_delta, 0.0, 100.0),
         ("--max-minutes", args.max_minutes, 1 / 60, common.MAX_TRAIN_MINUTES),
     ]
@@ -300,6 +307,7 @@ def _config(args: argparse.Namespace, method: str, preset: str | None):
         "min_delta": args.min_delta,
         "max_minutes": args.max_minutes,
         "grad_checkpoint": args.grad_checkpoint,
+        "dropout": args.dropout,
     }
     cfg = default_config(
         method, preset, seed=args.seed, **{k: v for k, v in given.items() if v is not None}

@@ -102,5 +102,28 @@ def checkpoint_blocks(blocks: Sequence[nn.Module]) -> Callable[[], None]:
     return undo
 
 
+def set_dropout(blocks: Sequence[nn.Module], p: float) -> Callable[[], None]:
+    """Give each block's residual dropout (its ``dropout`` child) the rate ``p`` for a run;
+    return the function that puts the rates back. A block without one is a `ValueError`."""
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout must be in [0, 1), not {p}")
+    old = []
+    for block in blocks:
+        before = block.get("dropout") if isinstance(block, dict) else None
+        if not isinstance(before, nn.Dropout | KeyedDropout):
+            raise ValueError(f"{type(block).__name__} has no dropout to set")
+        new = (KeyedDropout if isinstance(before, KeyedDropout) else nn.Dropout)(p)
+        new.train(before.training)
+        block.dropout = new
+        old.append((block, before))
+
+    def undo() -> None:
+        for block, before in old:
+            before.train(block.dropout.training)
+            block.dropout = before
+
+    return undo
+
+
 def is_checkpointed(block: nn.Module) -> bool:
     return "_plain" in type(block).__dict__

@@ -234,6 +234,8 @@ class MusicgenDecoderLayer(nn.Module):
         self.fc2 = nn.Linear(args.ffn_dim, D, bias=False)
         self.final_layer_norm = nn.LayerNorm(D, eps=args.layer_norm_eps)
         self.act = ACTIVATIONS[args.activation_function]
+        # residual dropout: none except while a run trains with some (`set_dropout`)
+        self.dropout = nn.Dropout(0.0)
 
     def __call__(
         self,
@@ -243,10 +245,12 @@ class MusicgenDecoderLayer(nn.Module):
         cross: tuple[mx.array, mx.array] | None,
         cross_mask: mx.array | None,
     ) -> mx.array:
-        x = x + self.self_attn(self.self_attn_layer_norm(x), mask, cache)
+        x = x + self.dropout(self.self_attn(self.self_attn_layer_norm(x), mask, cache))
         if cross is not None:
-            x = x + self.encoder_attn(self.encoder_attn_layer_norm(x), cross_mask, kv=cross)
-        return x + self.fc2(self.act(self.fc1(self.final_layer_norm(x))))
+            x = x + self.dropout(
+                self.encoder_attn(self.encoder_attn_layer_norm(x), cross_mask, kv=cross)
+            )
+        return x + self.dropout(self.fc2(self.act(self.fc1(self.final_layer_norm(x)))))
 
 
 StaticKV = tuple[mx.array, mx.array]

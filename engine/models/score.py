@@ -103,12 +103,14 @@ class TransformerBlock(nn.Module):
         self.mlp = MLP(args)
         self.input_layernorm = nn.RMSNorm(args.hidden_size, eps=args.rms_norm_eps)
         self.post_attention_layernorm = nn.RMSNorm(args.hidden_size, eps=args.rms_norm_eps)
+        # residual dropout: none except while a run trains with some (`set_dropout`)
+        self.dropout = nn.Dropout(0.0)
 
     def __call__(
         self, x: mx.array, B: int, mask: Mask, rope: Rope, cache: Cache | None = None
     ) -> mx.array:
-        h = x + self.self_attn(self.input_layernorm(x), B, mask, rope, cache)
-        return h + self.mlp(self.post_attention_layernorm(h))
+        h = x + self.dropout(self.self_attn(self.input_layernorm(x), B, mask, rope, cache))
+        return h + self.dropout(self.mlp(self.post_attention_layernorm(h)))
 
 
 class ScoreModel(nn.Module):

@@ -128,6 +128,7 @@ class FinetuneOptions:
     rank: int | None = None
     alpha: float | None = None
     lora_dropout: float = 0.0
+    dropout: float = 0.0  # residual dropout inside the model's blocks while training
     grad_checkpoint: bool = False  # less memory, about a third slower (see docs/training.md)
     targets: str = "all"
     lora_layers: int = -1
@@ -154,6 +155,9 @@ class FinetuneOptions:
             raise TrainingError(f"--lr must be in (0, 1], not {self.learning_rate:g}")
         if not 0 <= self.label_smoothing < 1:
             raise TrainingError(f"--label-smoothing must be in 0..0.99, not {self.label_smoothing}")
+        for flag, p in (("--dropout", self.dropout), ("--lora-dropout", self.lora_dropout)):
+            if not 0 <= p < 1:
+                raise TrainingError(f"{flag} must be in 0..0.99, not {p}")
 
 
 def _number_of(text: str) -> int | None:
@@ -630,6 +634,7 @@ def finetune_score(
             report_every=max(1, min(10, eval_every // 2)),
             seed=o.seed,
             grad_checkpoint=o.grad_checkpoint,
+            dropout=o.dropout,
         )
         windows = corpus.val_windows(ctx, per_piece=4)
         if not windows:
@@ -828,6 +833,7 @@ FLAGS = {
     "rank": "--rank",
     "alpha": "--alpha",
     "lora_dropout": "--lora-dropout",
+    "dropout": "--dropout",
     "grad_checkpoint": "--grad-checkpoint",
     "targets": "--targets",
     "lora_layers": "--lora-layers",

@@ -44,7 +44,7 @@ from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
 from engine import names
 from engine.models import save_model, save_safetensors, write_text_atomic
-from engine.models.checkpointing import checkpoint_blocks
+from engine.models.checkpointing import checkpoint_blocks, set_dropout
 from engine.seeds import derive_seed
 
 TrainBatch = tuple[np.ndarray, np.ndarray]  # inputs [B, L] int32, lengths [B] int32
@@ -85,6 +85,7 @@ class TrainConfig:
     report_every: int = 10
     seed: int = 0
     grad_checkpoint: bool = False  # recompute each block's activations in the backward pass
+    dropout: float = 0.0  # residual dropout inside the model's blocks, while training only
 
 
 class Task(Protocol):
@@ -307,17 +308,21 @@ class NanLoss(RuntimeError):
 
 
 def _recomputing(run: Callable[..., dict]) -> Callable[..., dict]:
-    """`train` with ``config.grad_checkpoint``: the blocks recompute their activations for
-    the run, and are plain again afterwards however it ends."""
+    """`train` with ``config.dropout`` (the blocks' residual dropout) and
+    ``config.grad_checkpoint`` (the blocks recompute their activations) for the run; the
+    blocks are as they were afterwards however it ends."""
 
     @wraps(run)
     def train(model: nn.Module, config: TrainConfig, *args, **kwargs) -> dict:
+        rates = set_dropout(model.layers, config.dropout) if config.dropout else None
         undo = checkpoint_blocks(model.layers) if config.grad_checkpoint else None
         try:
             return run(model, config, *args, **kwargs)
         finally:
             if undo is not None:
                 undo()
+            if rates is not None:
+                rates()
 
     return train
 

@@ -12,7 +12,12 @@ import pytest
 from mlx.utils import tree_flatten, tree_map
 
 from engine.models import checkpointing, lora
-from engine.models.checkpointing import KeyedDropout, checkpoint_blocks, is_checkpointed
+from engine.models.checkpointing import (
+    KeyedDropout,
+    checkpoint_blocks,
+    is_checkpointed,
+    set_dropout,
+)
 from engine.train.trainer import TokenTask, TrainConfig, loss_fn, train
 
 
@@ -152,3 +157,67 @@ def test_a_run_with_checkpointing_ends_with_the_same_weights(make_tiny_model, tm
     _same(checked, run("b", True))
     if dropout == 0:
         _same(checked, run("c", False))
+
+
+def test_residual_dropout_trains_only_and_is_put_back(make_tiny_model):
+    m = make_tiny_model(seed=4)
+    x = mx.array([[1, 5, 7, 9, 2, 3, 4, 8]], mx.int32)
+    m.train()
+    plain = np.array(m(x))
+    m.eval()
+    evaluated = np.array(m(x))
+    rates = set_dropout(m.layers, 0.5)
+    m.train()
+    assert not np.array_equal(np.array(m(x)), plain)  # units dropped while training
+    m.eval()
+    np.testing.assert_array_equal(np.array(m(x)), evaluated)  # validation: none
+    rates()
+    m.train()
+    np.testing.assert_array_equal(np.array(m(x)), plain)
+    with pytest.raises(ValueError, match="dropout must be in"):
+        set_dropout(m.layers, 1.0)
+
+
+def test_residual_dropout_with_checkpointing_recomputes_the_same_masks(
+    make_tiny_model, monkeypatch
+):
+    m = make_tiny_model(seed=1)
+    rates = set_dropout(m.layers, 0.3)
+    undo = checkpoint_blocks(m.layers)
+    assert all(isinstance(b.dropout, KeyedDropout) for b in m.layers)
+    _, recomputed = _grads(m)
+    with monkeypatch.context() as p:
+        p.setattr(checkpointing.mx, "checkpoint", lambda f: f)
+        _, kept = _grads(m)
+    _same(recomputed, kept)
+    undo()
+    rates()
+    assert all(type(b.dropout) is nn.Dropout and b.dropout._p_1 == 1 for b in m.layers)
+
+
+def test_a_run_with_residual_dropout_is_repeatable_and_leaves_the_model_as_it_was(
+    make_tiny_model, tmp_path
+):
+    def run(folder, dropout):
+        m = make_tiny_model(seed=1)
+        cfg = TrainConfig(
+            learning_rate=1e-2,
+            warmup_steps=0,
+            max_steps=4,
+            eval_every=4,
+            checkpoint_every=4,
+            dropout=dropout,
+        )
+        rng = np.random.default_rng(0)
+        batches = iter(
+            lambda: (rng.integers(0, 37, (2, 16)).astype(np.int32), np.array([16, 12], np.int32)),
+            None,
+        )
+        val = [(mx.array(np.ones((1, 8), np.int32)), mx.array([8], mx.int32), ["v"])]
+        train(m, cfg, batches, lambda: iter(val), tmp_path / folder, task=TokenTask())
+        assert all(b.dropout._p_1 == 1 for b in m.layers)  # no dropout after the run
+        return {k: np.array(v) for k, v in tree_flatten(m.parameters())}
+
+    a, b, none = run("a", 0.2), run("b", 0.2), run("c", 0.0)
+    _same(a, b)
+    assert any(not np.array_equal(a[k], none[k]) for k in a)

@@ -356,7 +356,9 @@ def test_fine_tuning_moves_generated_pieces_towards_the_data(
             style="folk",
             seed=7,
         ),
-        FinetuneOptions(rank=4, alpha=8.0, lora_dropout=0.05, targets="attention", lora_layers=2),
+        FinetuneOptions(
+            rank=4, alpha=8.0, lora_dropout=0.05, dropout=0.1, targets="attention", lora_layers=2
+        ),
     ],
 )
 def test_the_recorded_command_trains_the_same_round_again(options):
