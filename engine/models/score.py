@@ -52,6 +52,33 @@ Cache = KVCache | StaticKVCache | BatchKVCache | RowKVCache
 Mask = mx.array | str | None
 Rope = tuple[mx.array, mx.array]
 
+# Causal attention over a whole sequence (training, validation, scoring: no cache) runs in
+# blocks of this many queries, each against the keys up to its last one. MLX's CPU attention
+# is not fused: it holds B x H x L x L scores and their softmax, and more in the backward
+# pass. Blocks hold a quarter of that at L = 1024 and skip the masked upper triangle. Measured
+# on score-base, batch 2 x 1024, 2 CPU cores: a training step 1.19x faster, its peak memory
+# 24 % (full) and 20 % (LoRA) lower; 128 saves no more and 512 less. Each query's row is the
+# same computation, so outputs agree with one block to float rounding (tested).
+ATTENTION_BLOCK = 256
+
+
+def causal_attention(q: mx.array, k: mx.array, v: mx.array, scale: float) -> mx.array:
+    """Causal self-attention of q, k, v [B, H, L, Dh] with no cache, in query blocks of
+    `ATTENTION_BLOCK` (one call when L is no longer)."""
+    L = q.shape[2]
+    if L <= ATTENTION_BLOCK:
+        return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask="causal")
+    outs = []
+    for start in range(0, L, ATTENTION_BLOCK):
+        end = min(L, start + ATTENTION_BLOCK)
+        mask = mx.arange(start, end)[:, None] >= mx.arange(end)[None]
+        outs.append(
+            mx.fast.scaled_dot_product_attention(
+                q[:, :, start:end], k[:, :, :end], v[:, :, :end], scale=scale, mask=mask
+            )
+        )
+    return mx.concatenate(outs, axis=2)
+
 
 class Attention(nn.Module):
     def __init__(self, args: ModelArgs):
@@ -78,7 +105,10 @@ class Attention(nn.Module):
         v = heads(self.v_proj(x))
         if cache is not None:
             k, v = cache.update_and_fetch(k, v)
-        out = mx.fast.scaled_dot_product_attention(q, k, v, scale=self.scale, mask=mask)
+        if cache is None and isinstance(mask, str) and mask == "causal":
+            out = causal_attention(q, k, v, self.scale)
+        else:
+            out = mx.fast.scaled_dot_product_attention(q, k, v, scale=self.scale, mask=mask)
         return self.o_proj(out.transpose(0, 2, 1, 3).reshape(N, D))
 
 

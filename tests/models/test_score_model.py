@@ -136,3 +136,29 @@ def test_rope_matches_mx_fast_rope(offset):
     ours = apply_rope(x, *rope_tables(offset + mx.arange(9), 16, 10000.0))
     ref = mx.fast.rope(x, 16, traditional=False, base=10000.0, scale=1.0, offset=offset)
     np.testing.assert_allclose(np.array(ours), np.array(ref), atol=1e-5)
+
+
+@pytest.mark.parametrize("L", [17, 256, 257, 700, 1024])
+def test_causal_attention_in_query_blocks_is_one_calls_attention(L):
+    """Training and scoring run causal attention in blocks of `ATTENTION_BLOCK` queries; the
+    outputs and their gradients agree with MLX's one call to float rounding."""
+    import mlx.core as mx
+
+    from engine.models.score import ATTENTION_BLOCK, causal_attention
+
+    assert ATTENTION_BLOCK < 1024  # the window is blocked
+    mx.random.seed(L)
+    q, k, v = (mx.random.normal((2, 4, L, 32)) for _ in range(3))
+    cot = mx.random.normal((2, 4, L, 32))
+
+    def one(q, k, v):
+        return mx.fast.scaled_dot_product_attention(q, k, v, scale=0.17, mask="causal")
+
+    def blocked(q, k, v):
+        return causal_attention(q, k, v, 0.17)
+
+    np.testing.assert_allclose(np.array(blocked(q, k, v)), np.array(one(q, k, v)), atol=2e-6)
+    g_one = mx.vjp(one, [q, k, v], [cot])[1]
+    g_blocked = mx.vjp(blocked, [q, k, v], [cot])[1]
+    for a, b in zip(g_blocked, g_one, strict=True):
+        np.testing.assert_allclose(np.array(a), np.array(b), atol=2e-5)
