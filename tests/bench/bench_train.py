@@ -17,10 +17,11 @@
     counts (all cores, then 1: MLX's OpenBLAS threads, torch.set_num_threads) and at each
     one's best, and peak RSS (``--torch-full`` adds torch full fine-tuning).
 (c) Where a LoRA step's time goes, MLX vs torch, on one block's shapes: the attention core
-    (forward + backward; for MLX also its two matmuls alone, so the rest is its mask and
-    softmax), the frozen projections (forward + input gradient, what LoRA needs), their
-    weight gradients (what full fine-tuning adds), the adapters, the rest of the step, and a
-    softmax over the B x H x L x L scores alone.
+    (forward + backward; MLX's as the model runs it, in blocks of queries; for MLX also its
+    two matmuls alone, dense, so the rest is mostly its mask and softmax), the frozen
+    projections (forward + input gradient, what LoRA needs), their weight gradients (what full
+    fine-tuning adds), the adapters, the rest of the step, and a softmax over the B x H x L x L
+    scores alone.
 (d) A musicgen-small-shaped decoder (hidden 1024, 16 heads, FFN 4096, 4 codebooks, cross-
     attention to 32 T5-base states through the 768 -> 1024 projection; random weights): LoRA
     on its self-/cross-attention and feed-forward with float32 and float16 base weights
@@ -312,8 +313,10 @@ def mlx_parts(shape: dict, B: int, L: int, reps: int) -> dict:
     Bm = [mx.random.normal((RANK, o)) * 0.01 for o in [D] * 4 + [F, F, D]]
     mx.eval(q, k, v, dq, x, dx, h, dh, Wd, Wg, Wu, Wdown, A, Bm)
 
-    def attention(q, k, v):
-        return [mx.fast.scaled_dot_product_attention(q, k, v, scale=Dh**-0.5, mask="causal")]
+    from engine.models.score import causal_attention
+
+    def attention(q, k, v):  # as the model runs it: in blocks of queries (ATTENTION_BLOCK)
+        return [causal_attention(q, k, v, Dh**-0.5)]
 
     def attention_matmuls(q, k, v):  # the same products without the mask and softmax
         return [((q * Dh**-0.5) @ k.swapaxes(-1, -2)) @ v]
