@@ -1388,6 +1388,7 @@ numbers(
         Num("--rank", int, 1, 1024),
         Num("--alpha", float, 1e-6, 1e6, lo_open=True),
         Num("--lora-dropout", float, 0, 0.99),
+        Num("--dropout", float, 0, 0.99),
         Num("--eval-every", int, 1, 10**7),
         Num("--patience", int, 1, 10_000),
         Num("--min-delta", float, 0, 100),
