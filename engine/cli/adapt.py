@@ -274,7 +274,14 @@ def after_rating(library=None, *, out=None, background: bool = False) -> list[di
     if not any(asks(name) for name in hub.trained_models()):
         return []
     from engine.errors import UserError, one_line
-    from engine.train.adapt import auto_models, maybe_adapt, pending, running
+    from engine.train.adapt import (
+        STARTING_FILE,
+        auto_models,
+        claim_start,
+        maybe_adapt,
+        pending,
+        running,
+    )
     from engine.train.finetune import model_folder, read_card
 
     out = out or sys.stderr
@@ -307,20 +314,33 @@ def after_rating(library=None, *, out=None, background: bool = False) -> list[di
             )
             done.append({"name": name, "status": "busy", "pid": busy.get("pid")})
             continue
+        if not claim_start(name):  # a rating a moment ago started one
+            print(
+                f"{name} is starting a round already; the {new} new ratings count for it or "
+                "the next",
+                file=out,
+            )
+            done.append({"name": name, "status": "busy", "pid": None})
+            continue
         log = model_folder(name) / "adapt.log"
         argv = [sys.executable, "-m", "engine.cli", "adapt", name, "--min-ratings", str(every)]
         if library is not None:
             argv += ["--library", str(library)]
         import subprocess
 
-        with open(log, "a") as f:
-            subprocess.Popen(
-                argv,
-                stdout=f,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        try:
+            with open(log, "a") as f:
+                subprocess.Popen(
+                    argv,
+                    stdout=f,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+        except OSError as e:
+            (model_folder(name) / STARTING_FILE).unlink(missing_ok=True)
+            print(f"{name} did not adapt: could not start it ({one_line(e)})", file=out)
+            continue
         print(
             f"adapting {name} to your ratings in the background ({new} new); log: {log}", file=out
         )

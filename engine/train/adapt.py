@@ -93,6 +93,8 @@ DEFAULT_SFT_WEIGHT = names.ADAPT_SFT_WEIGHT
 DEFAULT_RANK = 8  # the adapter of a model that adapt makes (--from a shipped model)
 PREFERENCES_FILE = "preferences.json"
 LOCK_FILE = ".adapt.lock"
+STARTING_FILE = ".adapt.starting"  # a background round started, its lock not taken yet
+STARTING_S = 120.0  # after this, a start that never took the lock is forgotten
 EVAL_PAIRS = 64  # pairs (or liked pieces) the round's before / after measure scores at most
 TIE = 1e-4  # a margin this small counts as a tie (half right) in the preference accuracy
 
@@ -610,6 +612,7 @@ def _lock(name: str) -> Iterator[None]:
             continue
         with os.fdopen(fd, "w") as f:
             json.dump(owner_info(), f)
+        (folder / STARTING_FILE).unlink(missing_ok=True)  # the started round is this one
         break
     else:
         raise AdaptBusy(f"{name} is being adapted by another process; wait for it to finish")
@@ -621,6 +624,28 @@ def _lock(name: str) -> Iterator[None]:
 
 class AdaptBusy(TrainingError):
     """Another process is adapting the same model."""
+
+
+def claim_start(name: str) -> bool:
+    """Mark a background round of ``name`` as starting (before its process takes the lock);
+    False when another start was marked in the last `STARTING_S` seconds and has not taken
+    the lock yet, so that two ratings in quick succession start one round."""
+    path = model_folder(name) / STARTING_FILE
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                fresh = time.time() - path.stat().st_mtime < STARTING_S
+            except OSError:
+                continue  # (its process took the lock just now)
+            if fresh:
+                return False
+            path.unlink(missing_ok=True)  # a start that never took the lock
+            continue
+        os.close(fd)
+        return True
+    return False
 
 
 def running(name: str) -> dict | None:

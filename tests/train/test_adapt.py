@@ -375,6 +375,7 @@ def test_a_rating_while_a_round_runs_starts_no_second_one(home, made, lib_dir, m
     lock held by a live process): then it says so and the ratings wait for the next."""
     import os
     import subprocess
+    import time
 
     from engine.atomic import sha256_file
     from engine.cli import adapt as cli_adapt
@@ -400,3 +401,18 @@ def test_a_rating_while_a_round_runs_starts_no_second_one(home, made, lib_dir, m
     done = cli_adapt.after_rating(lib_dir, out=io.StringIO(), background=True)
     assert [d["status"] for d in done] == ["started"]
     assert started[0][3:7] == ["adapt", "mine", "--min-ratings", "2"]
+    # a second rating before that process has taken the lock: no second process
+    said = io.StringIO()
+    done = cli_adapt.after_rating(lib_dir, out=said, background=True)
+    assert len(started) == 1 and [d["status"] for d in done] == ["busy"]
+    assert said.getvalue().startswith("mine is starting a round already")
+    # the process takes the lock (and the mark of its start), adapts, ends: the next may start
+    with adapt._lock("mine"):
+        assert not (folder / adapt.STARTING_FILE).exists()
+    done = cli_adapt.after_rating(lib_dir, out=io.StringIO(), background=True)
+    assert [d["status"] for d in done] == ["started"] and len(started) == 2
+    # a start whose process never took the lock is forgotten after STARTING_S
+    old = time.time() - adapt.STARTING_S - 1
+    os.utime(folder / adapt.STARTING_FILE, (old, old))
+    done = cli_adapt.after_rating(lib_dir, out=io.StringIO(), background=True)
+    assert [d["status"] for d in done] == ["started"] and len(started) == 3
