@@ -121,10 +121,12 @@ class TrainChart(Says, PlotextPlot):
             plt.ylabel(self.y_label)
         drawn = False
         self.drawn = {}
+        steps = set()
         for i, (name, s) in enumerate(self.series.items()):
             if not s.xs:
                 continue
             xs, ys = thinned(s.xs, s.ys)
+            steps.update(xs)
             colour = SERIES_COLOURS[i % len(SERIES_COLOURS)]
             marker = SERIES_MARKERS[i % len(SERIES_MARKERS)]
             draw = plt.scatter if s.scatter or len(xs) == 1 else plt.plot
@@ -136,6 +138,8 @@ class TrainChart(Says, PlotextPlot):
         if not drawn:
             plt.xlim(0, 1)
             plt.ylim(0, 1)
+        elif len(steps) == 1:  # one step so far (the first validation): from it, not around it
+            plt.xlim(min(steps), min(steps) + 1)
 
     # -- words --
     def summary(self) -> str:
