@@ -6,10 +6,10 @@ per step for the memory of every block's activations but one.
 function that switches it off. Nothing else changes: parameter names, saving and loading are
 those of the plain blocks, and the gradients are bit-identical to the plain model's.
 
-Dropout inside a block (LoRA's) would draw a new mask when the block is recomputed, and the
-gradient would belong to another mask. So each checkpointed block draws one key per call from
-the global random state and its dropouts draw their masks from that key: the forward pass and
-its recomputation drop the same units.
+Dropout inside a block (LoRA's, and the residual dropout of `set_dropout`) would draw a new
+mask when the block is recomputed, and the gradient would belong to another mask. So each
+checkpointed block draws one key per call from the global random state and its dropouts draw
+their masks from that key: the forward pass and its recomputation drop the same units.
 """
 
 from __future__ import annotations
@@ -53,8 +53,7 @@ def _checkpointed(cls: type) -> type:
         dropouts = [m for _, m in self.named_modules() if isinstance(m, KeyedDropout)]
         if dropouts:
             key = mx.random.randint(0, 2**31 - 1, (2,)).astype(mx.uint32)
-            keys = mx.random.split(key, len(dropouts)) if len(dropouts) > 1 else [key]
-            for d, k in zip(dropouts, keys, strict=True):
+            for d, k in zip(dropouts, mx.random.split(key, len(dropouts)), strict=True):
                 object.__setattr__(d, "_key", k)
         # arrays travel as inputs of the checkpoint (gradients reach them: e.g. MusicGen's
         # cross-attention keys and values); the rest (batch size, "causal", None) is fixed
@@ -78,9 +77,9 @@ def checkpoint_blocks(blocks: Sequence[nn.Module]) -> Callable[[], None]:
     as they are (and to whoever switched them on)."""
     changed: list[tuple[nn.Module, type, list[tuple[nn.Module, str, nn.Module]]]] = []
     for block in blocks:
-        cls = type(block)
-        if "_plain" in cls.__dict__:
+        if is_checkpointed(block):
             continue
+        cls = type(block)
         swapped = []
         for _, module in block.named_modules():
             for name, child in list(module.children().items()):
