@@ -195,6 +195,26 @@ def add_commands(sub, command) -> None:
         help="report path without suffix: writes PATH.json and PATH.md (default eval/prompts)",
     )
 
+    p = command(
+        evaluate,
+        "compare",
+        _cmd_eval_compare,
+        "compare two prompt evaluations measure by measure: better, worse or within the seeds' "
+        "noise",
+        ("eval", "compare"),
+    )
+    p.add_argument(
+        "first", metavar="FIRST", help="report of `eval prompts` (PATH.json), e.g. the default"
+    )
+    p.add_argument("second", metavar="SECOND", help="report made with the same prompts and seeds")
+    p.add_argument(
+        "--confidence",
+        type=float,
+        default=0.95,
+        metavar="C",
+        help="confidence of each interval, 0.5..0.999 (default 0.95)",
+    )
+
     command(sub, "models", _cmd_models, "list the models: score models and MusicGen", ("models",))
 
 
@@ -389,6 +409,15 @@ def _cmd_eval_prompts(args: argparse.Namespace) -> int:
     js, md = write_report(report, args.out, make_parent=default_out, markdown=report_markdown)
     print(report_markdown(report))
     print(f"report: {js} and {md}")
+    return 0
+
+
+def _cmd_eval_compare(args: argparse.Namespace) -> int:
+    from engine.pipelines.eval_compare import compare_reports, comparison_markdown, load_report
+
+    common.check_range("--confidence", args.confidence, 0.5, 0.999)
+    first, second = load_report(args.first), load_report(args.second)
+    print(comparison_markdown(compare_reports(first, second, confidence=args.confidence)), end="")
     return 0
 
 

@@ -70,6 +70,9 @@ DEGREE_BONUS = {0: 0.6, 7: 0.3, "third": 0.15}
 DEGREE_BONUS_CAP = 0.9
 RAISED_SIXTH_SHARE = 0.5
 MAX_TEMPERATURE = names.MAX_TEMPERATURE
+# A model's own calibration of the key bonus (`key_strength_scale`): config.json's key.
+KEY_SCALE_KEY = "key_strength_scale"
+MAX_KEY_SCALE = 2.0
 TOKENS_PER_BAR_ESTIMATE = 20  # one voice, one bar: a generous average over the corpus
 # Sections of a piece longer than one window (`ScoreModel._next_section`): a new bar is
 # reckoned at NEW_BAR_MARGIN times the mean tokens of the last RECENT_BARS bars; the kept
@@ -460,6 +463,21 @@ def _length(x) -> int:
     return len(x) if isinstance(x, Sequence) and not isinstance(x, str | bytes) else 0
 
 
+def key_strength_scale(config: dict) -> float:
+    """The share of a requested key bonus this model's sampling applies: ``config.json``'s
+    ``key_strength_scale`` (KEY_SCALE_KEY), 1 when absent. A model that keeps to the key by
+    itself more firmly needs less of the bonus to sound as the default's settings intend
+    (score-base of 0.9.0: 0.85, measured with `disco-musica eval compare`; the model card
+    shows how). Raises ValueError for a value that is not a number in (0, MAX_KEY_SCALE]."""
+    value = config.get(KEY_SCALE_KEY, 1.0)
+    if not _is_number(value) or not 0 < float(value) <= MAX_KEY_SCALE:
+        raise ValueError(
+            f"config.json's {KEY_SCALE_KEY} must be a number above 0 and at most "
+            f"{MAX_KEY_SCALE:g}, not {value!r}"
+        )
+    return float(value)
+
+
 class ScoreModel:
     """A loaded score model: MLX weights plus its tokenizer."""
 
@@ -469,6 +487,7 @@ class ScoreModel:
         self.tokenizer = tokenizer
         self.path = path
         self.context = int(config.get("max_position_embeddings", 1024))
+        self.key_strength_scale = key_strength_scale(config)
         self.decoder = None  # a row of a BatchDecoder (`for_row`); None decodes alone
 
     def for_row(self, row) -> ScoreModel:
@@ -488,6 +507,7 @@ class ScoreModel:
                 model, config = _load_with_adapter(path)
             else:
                 model, config = load_model(path)
+            key_strength_scale(config)
         except (ValueError, KeyError, TypeError, RuntimeError) as e:  # bad config or weights
             raise ScoreModelError(
                 f"{name_or_path} is not a usable score model: {one_line(e)}; give a score model "
@@ -1291,6 +1311,7 @@ class ScoreModel:
         cond, _ = self.tokenizer.split(tokens)
         if not strength or "key" not in cond or "mode" not in cond:
             return None
+        strength = strength * self.key_strength_scale
         tonic = TONICS.index(cond["key"])
         minor = cond["mode"] == "minor"
         scale = scale_pitch_classes(tonic, cond["mode"])

@@ -176,6 +176,27 @@ add(
     "no-such-model",
 )
 numbers(
+    "eval-compare",
+    ["eval", "compare", "prompts.json", "prompts.json"],
+    ("prompts.json",),
+    (Num("--confidence", float, 0.5, 0.999, extra=("0.4", "1")),),
+)
+for first, second, needle in (
+    ("missing.json", "prompts.json", lit("missing.json")),
+    ("prompts.json", "empty.json", lit("empty.json")),
+    ("half.json", "prompts.json", lit("half.json")),
+    ("user.json", "prompts.json", lit("user.json") + ".*eval prompts"),
+    ("tune.mid", "prompts.json", lit("tune.mid")),
+    ("prompts.json", "prompts-seed2.json", "other prompts or seeds"),
+    ("prompts.json", "empty-folder", lit("empty-folder")),
+):
+    add(
+        f"eval-compare-{first}-{second}",
+        ["eval", "compare", first, second],
+        tuple(f for f in (first, second) if f != "missing.json"),
+        needle,
+    )
+numbers(
     "generate-musicgen",
     ["generate", "rain", "--model", "musicgen-small"],
     (),

@@ -321,6 +321,17 @@ FILES: dict[str, Callable[[Path], None]] = {
     "notes.txt": _text("my notes\n"),
     "song.mid": _midi(duet_midi()),  # a user's own MIDI file, no sidecar
     "user.json": _text('{"my": "settings"}\n'),
+    # eval prompts reports: one of a single piece, and one made with another seed
+    "prompts.json": _text(
+        '{"model": "score-base", "summary": {"corpus": {}}, '
+        '"pieces": [{"prompt": "a chorale", "seed": 1, "key_ok": true}]}'
+    ),
+    "prompts-seed2.json": _text(
+        '{"model": "score-base", "summary": {"corpus": {}}, '
+        '"pieces": [{"prompt": "a chorale", "seed": 2, "key_ok": true}]}'
+    ),
+    "empty.json": _text(""),
+    "half.json": _text('{"model": "score-base", "pieces": [{"prompt": "a cho'),
     "foreign": _folder(FOREIGN),
     "empty-folder": _folder(),
     "not-a-soundfont.sf2": _text("not a soundfont\n"),

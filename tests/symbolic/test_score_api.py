@@ -213,6 +213,39 @@ def test_key_strength_pulls_notes_into_the_scale(model):
     assert pitch_in_scale_rate(free.score, 3, "major") < 1.0
 
 
+def _calibrated(tiny_model_dir, tmp_path, scale):
+    import json
+    import shutil
+
+    folder = tmp_path / f"scaled-{scale}"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "key_strength_scale": scale}))
+    return folder
+
+
+def test_a_models_key_strength_scale_calibrates_the_key_bonus(model, tiny_model_dir, tmp_path):
+    """config.json's key_strength_scale multiplies the requested bonus: key strength 2 on a
+    model calibrated at 0.5 writes what key strength 1 writes uncalibrated, token for token."""
+    assert model.key_strength_scale == 1.0
+    half = load(_calibrated(tiny_model_dir, tmp_path, 0.5))
+    assert half.key_strength_scale == 0.5
+    kw = {"style": "folk", "key": "Eb", "mode": "major", "voices": 2, "bars": 4, "seed": 4}
+    plain = model.generate(key_strength=1.0, **kw)
+    scaled = half.generate(key_strength=2.0, **kw)
+    assert scaled.tokens == plain.tokens
+    assert scaled.settings["key_strength"] == 2.0  # the record keeps what was asked for
+    assert model.generate(key_strength=2.0, **kw).tokens != plain.tokens
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "0.5", None, True, float("nan")])
+def test_a_bad_key_strength_scale_is_refused_when_the_model_loads(tiny_model_dir, tmp_path, bad):
+    folder = _calibrated(tiny_model_dir, tmp_path, bad)
+    with pytest.raises(ScoreModelError, match=r"key_strength_scale must be a number") as e:
+        load(folder)
+    assert "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize(
     "tempo,ticks_per_beat,message",
     [
