@@ -98,6 +98,31 @@ def add_commands(sub, command) -> None:
 
     train_finetune.add_options(p)
     train_finetune.add_fuse(train, command)
+    p = command(
+        train,
+        "merge",
+        _cmd_train_merge,
+        "average two score models weight by weight (one trained on from the other) into a new one",
+        ("train", "merge"),
+    )
+    p.add_argument("first", metavar="FIRST", help="score model name or folder, e.g. score-base")
+    p.add_argument("second", metavar="SECOND", help="the same shape, e.g. its continued run")
+    p.add_argument(
+        "--weight",
+        type=float,
+        default=0.5,
+        metavar="W",
+        help="share of SECOND, above 0 and below 1 (default 0.5)",
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
+    p.add_argument(
+        "--key-strength-scale",
+        type=float,
+        default=None,
+        metavar="S",
+        help="the merged model's calibration of the key bonus, above 0 and at most 2 "
+        "(default: none, 1)",
+    )
     from engine.cli.train_musicgen import add_parser as add_musicgen
 
     add_musicgen(train, command)
@@ -409,6 +434,38 @@ def _cmd_eval_prompts(args: argparse.Namespace) -> int:
     js, md = write_report(report, args.out, make_parent=default_out, markdown=report_markdown)
     print(report_markdown(report))
     print(f"report: {js} and {md}")
+    return 0
+
+
+def _cmd_train_merge(args: argparse.Namespace) -> int:
+    from engine.record import protected_reason
+    from engine.symbolic import score_api as api
+    from engine.train.merge import merge_models
+
+    if not 0 < args.weight < 1:  # nan too
+        raise common.CliError(f"--weight must be more than 0 and less than 1, not {args.weight:g}")
+    scale = args.key_strength_scale
+    if scale is not None and not 0 < scale <= api.MAX_KEY_SCALE:
+        raise common.CliError(
+            f"--key-strength-scale must be more than 0 and at most "
+            f"{names.num(api.MAX_KEY_SCALE)}, not {scale:g}"
+        )
+    out = Path(args.out)
+    why = protected_reason(out)
+    if why:
+        raise common.CliError(f"--out {out} {why}; give a new folder, e.g. {out / 'merged'}")
+    for name in (args.first, args.second):
+        api.resolve_model_path(name)
+    with ui.Spinner("Merging"):
+        folder = merge_models(
+            args.first,
+            args.second,
+            out,
+            weight=args.weight,
+            key_strength_scale=args.key_strength_scale,
+        )
+    print(f"model: {folder}")
+    print(f'try it: {common.PROG} generate --model {folder} "..."')
     return 0
 
 

@@ -197,6 +197,34 @@ for first, second, needle in (
         needle,
     )
 numbers(
+    "train-merge",
+    ["train", "merge", "score-base", "score-base-v1", "--out", "merged"],
+    (),
+    (
+        Num("--weight", float, 0, 1, lo_open=True, hi_open=True, extra=("1.5",)),
+        Num("--key-strength-scale", float, 0, 2, lo_open=True, extra=("2.5",)),
+    ),
+)
+for id_, argv, files, needle in (
+    ("no-such-model", ["no-such-model", "score-base"], (), lit("no-such-model")),
+    ("not-a-model", ["score-base", "notes.txt"], ("notes.txt",), lit("notes.txt")),
+    ("bad-config", ["score-base", "bad-config-model"], ("bad-config-model",), "bad-config-model"),
+    ("junk-weights", ["no-config-model", "score-base"], ("no-config-model",), "no-config-model"),
+):
+    add(f"train-merge-{id_}", ["train", "merge", *argv, "--out", "merged"], files, needle)
+add(
+    "train-merge-out=foreign",
+    ["train", "merge", "score-base", "score-base-v1", "--out", "foreign"],
+    ("foreign",),
+    "foreign.*not a new or empty folder",
+)
+add(
+    "train-merge-out=home",
+    ["train", "merge", "score-base", "score-base-v1", "--out", "{home}"],
+    (),
+    "--out",
+)
+numbers(
     "generate-musicgen",
     ["generate", "rain", "--model", "musicgen-small"],
     (),
