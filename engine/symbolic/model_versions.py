@@ -103,6 +103,23 @@ def reproducing_model(model: object, made_by: str | None = None) -> tuple[str | 
     )
 
 
+def folder_with_weights(name: str, sha256: str | None) -> Path:
+    """The folder of score model ``name``, or, when its weights are no longer ``sha256``, the
+    installed shipped model that holds those weights (``score-base-v1`` for ``score-base`` as
+    releases 0.1.0 to 0.8.0 shipped it): a LoRA adapter or a model trained on ``score-base``
+    keeps the base it was trained on when the default moves on. When no installed model
+    holds them, ``name``'s folder (the caller then names the mismatch). Raises
+    `engine.symbolic.score_api.ScoreModelError` for an unknown name."""
+    from engine.symbolic import score_api as api
+
+    folder = api.resolve_model_path(name)
+    if not sha256 or weights_sha256(folder) == sha256:
+        return folder
+    holders = sorted(n for n, s in installed_weights().items() if s == sha256)
+    holders.sort(key=lambda n: (not n.startswith(f"{name}-"), n))
+    return api.MODELS_DIR / holders[0] if holders else folder
+
+
 def weights_sha256(folder: Path) -> str | None:
     """What a record stores as the sha256 of a model folder's weights: that of its
     ``model.safetensors``, or for a LoRA adapter folder the sha256 of

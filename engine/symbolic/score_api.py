@@ -237,13 +237,16 @@ def _load_with_adapter(folder: Path):
     adapter put on and fused (W + scale * B^T A^T), so generating costs what the base does."""
     from engine.atomic import sha256_file
     from engine.models import load_model, lora
+    from engine.symbolic.model_versions import folder_with_weights
 
     base = lora.read_config(folder).get("base_model") or {}
-    try:
-        base_path = resolve_model_path(base.get("path") or base.get("name") or "")
-    except ScoreModelError:
-        base_path = resolve_model_path(base.get("name") or "")
     want = base.get("sha256")
+    try:
+        base_path = folder_with_weights(base.get("path") or base.get("name") or "", want)
+    except ScoreModelError:
+        base_path = folder_with_weights(base.get("name") or "", want)
+    if want and sha256_file(base_path / "model.safetensors") != want and base.get("name"):
+        base_path = folder_with_weights(base["name"], want)  # the path moved on: by name
     if want and sha256_file(base_path / "model.safetensors") != want:
         raise ScoreModelError(
             f"{folder} is a LoRA adapter for another version of {base.get('name')!r} (its "

@@ -511,6 +511,7 @@ def finetune_score(
     """
     from engine.data.store import Dataset
     from engine.symbolic import score_api as api
+    from engine.symbolic.model_versions import folder_with_weights
     from engine.symbolic.tokenizer import ScoreTokenizer
 
     o = options or FinetuneOptions()
@@ -541,7 +542,8 @@ def finetune_score(
     ident = ds.ident(version)
     version = ident.split("@", 1)[1]
 
-    base_path = api.resolve_model_path(base)
+    # A model's later rounds keep the base weights its first round was trained on.
+    base_path = folder_with_weights(base, card["base"].get("sha256") if card else None)
     base_info = {
         "name": base,
         "path": str(base_path),

@@ -73,6 +73,19 @@ def test_weights_no_longer_installed_name_their_release(shipped):
     assert why.endswith("install Disco-Musica 0.2.0 to reproduce it")
 
 
+def test_a_base_keeps_the_weights_a_model_was_trained_on(shipped):
+    """A LoRA adapter or a later round names its base by name and sha256: when the name has
+    moved on, the versioned copy holding those weights is its base."""
+    models, old, new = shipped
+    assert mv.folder_with_weights("score-base", new) == models / "score-base"
+    assert mv.folder_with_weights("score-base", None) == models / "score-base"
+    assert mv.folder_with_weights("score-base", old) == models / "score-base-v1"  # not other-v1
+    # weights nobody holds: the named folder, whose mismatch the caller reports
+    assert mv.folder_with_weights("score-base", "0" * 64) == models / "score-base"
+    with pytest.raises(api.ScoreModelError, match="no-such"):
+        mv.folder_with_weights("no-such", old)
+
+
 def test_unknown_weights_and_folders(shipped, tmp_path):
     name, why = mv.reproducing_model({"name": "score-base", "sha256": "0" * 64})
     assert name is None and "no shipped model and no release" in why

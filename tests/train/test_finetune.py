@@ -138,6 +138,34 @@ def test_lora_round_makes_a_model_that_loads_by_name_and_tag(home, base, signatu
         api.ScoreModel.load("mine")
 
 
+def test_when_a_shipped_base_moves_on_its_adapters_keep_the_versioned_copy(
+    home, tiny_model_dir, signature, tmp_path, monkeypatch
+):
+    """A LoRA model trained on a shipped base by name (score-base) loads, and trains a next
+    round, on the versioned copy that keeps the weights it was trained on (score-base-v1)
+    once the name holds new weights."""
+    from engine.atomic import sha256_file
+    from engine.symbolic import score_api as api
+
+    models = tmp_path / "models"
+    for name in ("mybase", "mybase-v1"):
+        shutil.copytree(tiny_model_dir, models / name)
+    monkeypatch.setattr(api, "MODELS_DIR", models)
+    finetune_score("sig", name="mine", base="mybase", options=FinetuneOptions(**FAST))
+    before = logits(api.ScoreModel.load("mine").model)
+    old = sha256_file(models / "mybase" / "model.safetensors")
+    w = mx.load(str(models / "mybase" / "model.safetensors"))
+    mx.save_safetensors(
+        str(models / "mybase" / "model.safetensors"), {k: v + 1 for k, v in w.items()}
+    )
+    assert np.array_equal(logits(api.ScoreModel.load("mine").model), before)
+    got = finetune_score("sig", name="mine", from_model="mine", options=FinetuneOptions(**FAST))
+    assert got["status"] == "finished"
+    round2 = home / "my-models" / "mine" / "runs" / "round-2" / "best"
+    assert lora.read_config(round2)["base_model"]["sha256"] == old  # trained on mybase-v1
+    assert read_card("mine")["base"]["sha256"] == old
+
+
 def test_an_adapter_of_zeros_changes_nothing_and_fuse_is_exact(base):
     model, _ = load_model(base)
     before = logits(model)
