@@ -83,6 +83,9 @@ def save_safetensors(
     os.close(fd)
     try:
         mx.save_safetensors(tmp, arrays, metadata=metadata or {})
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's file is private; a model file is not
         os.replace(tmp, file)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -16,11 +16,11 @@ weights are computed in float32 and stored in the first model's dtype.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from engine.atomic import chmod_like_new
 from engine.errors import one_line
 from engine.train.score import TrainingError
 
@@ -123,13 +123,11 @@ def merge_models(
     tmp = Path(
         tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.absolute().parent)
     )
-    mask = os.umask(0)
-    os.umask(mask)
-    tmp.chmod(0o777 & ~mask)  # mkdtemp's folder is private; the model folder is not
     try:
         save_model(tmp, a, config)
         shutil.copytree(folders[0] / "tokenizer", tmp / "tokenizer")
         (tmp / "training.json").write_text(json.dumps(record, indent=1) + "\n")
+        chmod_like_new(tmp)  # mkdtemp's folder is private; a model folder is not
         if out.exists():
             out.rmdir()  # empty, checked above
         tmp.rename(out)

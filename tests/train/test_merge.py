@@ -60,6 +60,12 @@ def test_the_merge_is_the_weighted_mean_of_both_models(two_models, tmp_path):
         a / "tokenizer" / "tokenizer.json"
     ).read_bytes()
     assert [p.name for p in tmp_path.iterdir()] == ["merged"]  # no temporary folder left
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's private folder
+    assert (out / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_a_model_merged_with_itself_is_itself(two_models, tmp_path):
