@@ -548,6 +548,7 @@ CHANGES = (
         "music.musicxml",
     ),
     ("0.5.0", "files state in their metadata that they are AI-generated", "all"),
+    ("0.9.0", "staccato no longer shortens each part's last notes", "music"),
 )
 
 

@@ -531,6 +531,16 @@ def _model_facts(path: Path) -> list[str]:
     training = path / "training.json"
     if training.is_file():
         t = json.loads(training.read_text())
+        merge = t.get("merge")
+        if isinstance(merge, dict):  # `train merge`: its two sources
+            first, second = merge.get("first") or {}, merge.get("second") or {}
+            w = merge.get("weight")
+            line = f"merged: {first.get('name', '?')} and {second.get('name', '?')}" + (
+                f", {w:g} of the second" if isinstance(w, int | float) else ""
+            )
+            if isinstance(t.get("key_strength_scale"), int | float):
+                line += f", key bonus x{t['key_strength_scale']:g}"
+            return [*lines, line]
         s, corpus = t.get("summary", {}), t.get("corpus", {})
         facts = [f"preset {t.get('preset', '?')}", f"{s.get('step', '?')} steps"]
         if s.get("elapsed_s") is not None:

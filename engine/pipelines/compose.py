@@ -1168,12 +1168,16 @@ def _shape_dynamics(score, p: Plan) -> None:
 
 
 def articulate(score, p: Plan) -> None:
-    """Staccato halves notes (at most an eighth); legato ties each note to the next onset."""
+    """Staccato halves notes (at most an eighth) but a part's last notes, which keep their
+    length (since 0.9.0: a bass held through the last bar, cut to an eighth, left the
+    final chord over another part's note); legato ties each note to the next onset."""
     tpq = score.ticks_per_quarter
     if p.articulation == "staccato":
         for t in score.tracks:
+            last = max((x.time for x in t.notes), default=None)
             for x in t.notes:
-                x.duration = max(min(x.duration // 2, tpq // 2), tpq // 8)
+                if x.time != last:
+                    x.duration = max(min(x.duration // 2, tpq // 2), tpq // 8)
     elif p.articulation == "legato":
         for t in score.tracks:
             onsets = sorted({x.time for x in t.notes})

@@ -41,6 +41,13 @@ RELEASES: tuple[Release, ...] = (
         "0.1.0",
         "9d5f3ca5c452fce7ddf9e919bee0686938e193850061270b261defdd81a1d4f4",
         kept_as="score-base-v1",
+        until="0.8.0",
+    ),
+    # score-base-v1 merged half-way with its 450-step continuation (`train merge`; card)
+    Release(
+        "score-base",
+        "0.9.0",
+        "0ac9b7a8e76dfb0d120d1f1f2bb6639c02d2146452e66fe29984dd73433d7224",
     ),
 )
 

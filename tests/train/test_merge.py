@@ -56,6 +56,9 @@ def test_the_merge_is_the_weighted_mean_of_both_models(two_models, tmp_path):
     assert record["merge"]["weight"] == 0.25 and record["merge"]["first"]["name"] == str(a)
     assert len(record["merge"]["second"]["sha256"]) == 64
     assert record["command"].startswith("disco-musica train merge ")
+    from engine.cli.train import _model_facts  # what `disco-musica models` says of it
+
+    assert _model_facts(out)[1] == f"merged: {a} and {b}, 0.25 of the second, key bonus x0.8"
     assert (out / "tokenizer" / "tokenizer.json").read_bytes() == (
         a / "tokenizer" / "tokenizer.json"
     ).read_bytes()
