@@ -112,7 +112,7 @@ def add_commands(sub, command) -> None:
         type=float,
         default=0.5,
         metavar="W",
-        help="share of SECOND, above 0 and below 1 (default 0.5)",
+        help="share of SECOND, more than 0 and less than 1 (default 0.5)",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
     p.add_argument(
@@ -120,7 +120,7 @@ def add_commands(sub, command) -> None:
         type=float,
         default=None,
         metavar="S",
-        help="the merged model's calibration of the key bonus, above 0 and at most 2 "
+        help="the merged model's calibration of the key bonus, more than 0 and at most 2 "
         "(default: none, 1)",
     )
     from engine.cli.train_musicgen import add_parser as add_musicgen
