@@ -550,13 +550,24 @@ CHANGES = (
     ("0.5.0", "files state in their metadata that they are AI-generated", "all"),
     ("0.9.0", "staccato no longer shortens each part's last notes", "music"),
 )
+# Changes that concern only some records: (release, what) -> does the record's request ask
+# for what changed? (Other changes may concern any record.)
+CHANGE_APPLIES = {
+    ("0.9.0", "staccato no longer shortens each part's last notes"): lambda record: (
+        (record.get("plan") or {}).get("articulation") in ("staccato", None)
+    ),
+}
 
 
-def _changes_for(made_by: str, different: list[str]) -> list[str]:
-    """What changed since ``made_by`` in the files that differ (newest last)."""
+def _changes_for(made_by: str, different: list[str], record: dict | None = None) -> list[str]:
+    """What changed since ``made_by`` in the files that differ (newest last); ``record``
+    (the replayed record) leaves out changes its request does not touch."""
     out = []
     for release, what, files in CHANGES:
         if _release(made_by) >= _release(release):
+            continue
+        applies = CHANGE_APPLIES.get((release, what))
+        if applies is not None and record is not None and not applies(record):
             continue
         music = [f for f in different if not f.endswith(".musicxml")]
         if (files == "music" and music) or (files == "all" and different) or files in different:
@@ -619,7 +630,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 "voice leading and cadences"
             )
         else:
-            why = "; ".join(_changes_for(made_by, different)) or "this release writes it anew"
+            why = "; ".join(_changes_for(made_by, different, old)) or "this release writes it anew"
         print(
             f"note: {record_path} was made by disco-musica {made_by}; {why}, so "
             f"{', '.join(different)} {'differs' if len(different) == 1 else 'differ'} here: "
