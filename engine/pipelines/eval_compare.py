@@ -211,7 +211,7 @@ def compare_reports(
 
 def comparison_markdown(cmp: dict) -> str:
     """The comparison as a Markdown table and a verdict line."""
-    from engine.pipelines.eval_prompts import _LABELS
+    from engine.pipelines.eval_prompts import LABELS
 
     def show(key: str, v: float | None) -> str:
         if v is None:
@@ -232,7 +232,7 @@ def comparison_markdown(cmp: dict) -> str:
         "|---|---|---|---|---|---|",
     ]
     for r in cmp["measures"]:
-        label = _LABELS.get(r["measure"], r["measure"])
+        label = LABELS.get(r["measure"], r["measure"])
         if r["measure"] == "failed":
             label = "failed pieces"
         if r["verdict"] is None:

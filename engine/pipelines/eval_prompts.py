@@ -214,7 +214,7 @@ def summarize(rows: list[dict]) -> dict:
     }
 
 
-_LABELS = {
+LABELS = {
     "failed": "failed prompts",
     "over_instrument_limit": "pieces with a part over its instrument's limit",
     "line_notes_in_chords": "notes of one-note parts in chords",
@@ -243,7 +243,7 @@ def report_markdown(report: dict) -> str:
         "| measure | value |",
         "|---|---|",
     ]
-    for key, label in _LABELS.items():
+    for key, label in LABELS.items():
         v = s[key]
         if v is None:
             text = "-"

@@ -41,13 +41,6 @@ RELEASES: tuple[Release, ...] = (
         "0.1.0",
         "9d5f3ca5c452fce7ddf9e919bee0686938e193850061270b261defdd81a1d4f4",
         kept_as="score-base-v1",
-        until="0.8.0",
-    ),
-    # score-base-v1 merged half-way with its 450-step continuation (`train merge`; card)
-    Release(
-        "score-base",
-        "0.9.0",
-        "0ac9b7a8e76dfb0d120d1f1f2bb6639c02d2146452e66fe29984dd73433d7224",
     ),
 )
 
@@ -108,23 +101,6 @@ def reproducing_model(model: object, made_by: str | None = None) -> tuple[str | 
         f"no shipped model and no release has the recorded weights of {shown} (sha256 "
         f"{short}...): it was made with a model folder that is not here; give that folder"
     )
-
-
-def folder_with_weights(name: str, sha256: str | None) -> Path:
-    """The folder of score model ``name``, or, when its weights are no longer ``sha256``, the
-    installed shipped model that holds those weights (``score-base-v1`` for ``score-base`` as
-    releases 0.1.0 to 0.8.0 shipped it): a LoRA adapter or a model trained on ``score-base``
-    keeps the base it was trained on when the default moves on. When no installed model
-    holds them, ``name``'s folder (the caller then names the mismatch). Raises
-    `engine.symbolic.score_api.ScoreModelError` for an unknown name."""
-    from engine.symbolic import score_api as api
-
-    folder = api.resolve_model_path(name)
-    if not sha256 or weights_sha256(folder) == sha256:
-        return folder
-    holders = sorted(n for n, s in installed_weights().items() if s == sha256)
-    holders.sort(key=lambda n: (not n.startswith(f"{name}-"), n))
-    return api.MODELS_DIR / holders[0] if holders else folder
 
 
 def weights_sha256(folder: Path) -> str | None:

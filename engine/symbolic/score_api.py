@@ -232,12 +232,33 @@ def _not_a_score_model(folder: Path, shown: str) -> str | None:
     return None
 
 
+def folder_with_weights(name: str, sha256: str | None) -> Path:
+    """The folder of score model ``name``, or, when its weights are no longer ``sha256``, the
+    shipped model that holds those weights (``score-base-v1`` for the weights ``score-base``
+    has shipped since 0.1.0, once it holds others): a LoRA adapter or a model trained on a
+    shipped base keeps the base it was trained on when the name moves on. When no shipped
+    model holds them, ``name``'s folder (the caller then names the mismatch). Raises
+    `ScoreModelError` for an unknown name."""
+    from engine.atomic import sha256_file
+
+    folder = resolve_model_path(name)
+    if not sha256 or sha256_file(folder / "model.safetensors") == sha256:
+        return folder
+    holders = sorted(
+        n
+        for n in available_models()
+        if (MODELS_DIR / n / "model.safetensors").is_file()
+        and sha256_file(MODELS_DIR / n / "model.safetensors") == sha256
+    )
+    holders.sort(key=lambda n: (not n.startswith(f"{name}-"), n))
+    return MODELS_DIR / holders[0] if holders else folder
+
+
 def _load_with_adapter(folder: Path):
     """A LoRA folder: its base model (named in adapter_config.json, checked by hash) with the
     adapter put on and fused (W + scale * B^T A^T), so generating costs what the base does."""
     from engine.atomic import sha256_file
     from engine.models import load_model, lora
-    from engine.symbolic.model_versions import folder_with_weights
 
     base = lora.read_config(folder).get("base_model") or {}
     want = base.get("sha256")

@@ -715,7 +715,7 @@ def _load_model(start: _Start, options: AdaptOptions):
     """(model with its trainable weights set, model config, tokenizer, adapter | None, base
     info for the adapter files) for the round."""
     from engine.models import load_model
-    from engine.symbolic.model_versions import folder_with_weights
+    from engine.symbolic import score_api as api
     from engine.symbolic.tokenizer import ScoreTokenizer
 
     tokenizer = ScoreTokenizer.load(start.weights / "tokenizer")
@@ -727,7 +727,7 @@ def _load_model(start: _Start, options: AdaptOptions):
     base_path = (
         start.weights
         if start.new_adapter
-        else folder_with_weights(start.base["name"], start.base.get("sha256"))
+        else api.folder_with_weights(start.base["name"], start.base.get("sha256"))
     )
     base_sha = sha256_file(base_path / "model.safetensors")
     base_info = {"name": start.base["name"], "path": str(base_path), "sha256": base_sha}

@@ -511,7 +511,6 @@ def finetune_score(
     """
     from engine.data.store import Dataset
     from engine.symbolic import score_api as api
-    from engine.symbolic.model_versions import folder_with_weights
     from engine.symbolic.tokenizer import ScoreTokenizer
 
     o = options or FinetuneOptions()
@@ -543,7 +542,7 @@ def finetune_score(
     version = ident.split("@", 1)[1]
 
     # A model's later rounds keep the base weights its first round was trained on.
-    base_path = folder_with_weights(base, card["base"].get("sha256") if card else None)
+    base_path = api.folder_with_weights(base, card["base"].get("sha256") if card else None)
     base_info = {
         "name": base,
         "path": str(base_path),

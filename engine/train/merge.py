@@ -24,8 +24,6 @@ from engine.atomic import chmod_like_new
 from engine.errors import one_line
 from engine.train.score import TrainingError
 
-KEY_SCALE_KEY = "key_strength_scale"
-
 
 def merge_models(
     first: str | Path,
@@ -52,7 +50,7 @@ def merge_models(
     if not isinstance(weight, int | float) or not 0 < weight < 1:
         raise TrainingError(f"--weight must be above 0 and below 1, not {weight!r}")
     if key_strength_scale is not None:
-        api.key_strength_scale({KEY_SCALE_KEY: key_strength_scale})  # raises ValueError
+        api.key_strength_scale({api.KEY_SCALE_KEY: key_strength_scale})  # raises ValueError
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise TrainingError(f"{out} is not a new or empty folder; choose another --out")
@@ -94,9 +92,9 @@ def merge_models(
         for k in pa
     }
     a.load_weights(list(merged.items()), strict=True)
-    config = {k: v for k, v in config.items() if k != KEY_SCALE_KEY}
+    config = {k: v for k, v in config.items() if k != api.KEY_SCALE_KEY}
     if key_strength_scale is not None:
-        config[KEY_SCALE_KEY] = float(key_strength_scale)
+        config[api.KEY_SCALE_KEY] = float(key_strength_scale)
 
     def source(name, folder: Path) -> dict:
         record = folder / "training.json"

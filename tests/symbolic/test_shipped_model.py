@@ -20,17 +20,8 @@ def test_default_model_ships_complete():
     for name in ("config.json", "model.safetensors", "tokenizer/tokenizer.json", "training.json"):
         assert (folder / name).is_file(), name
     record = json.loads((folder / "training.json").read_text())
-    # score-base of 0.9.0: score-base-v1 merged half-way with its continued run, each
-    # source's own training record kept (the model card has the whole recipe)
-    assert record["command"].startswith("disco-musica train merge score-base-v1 ")
-    first, second = record["merge"]["first"], record["merge"]["second"]
-    assert record["merge"]["weight"] == 0.5 and first["name"] == "score-base-v1"
-    assert first["training"]["command"].startswith("disco-musica train score --corpus")
-    assert second["training"]["command"].startswith("disco-musica train score --corpus")
-    assert second["training"]["init_from"]["sha256"] == first["sha256"]
-    assert second["training"]["summary"]["best_val"] < first["training"]["summary"]["best_val"]
-    config = json.loads((folder / "config.json").read_text())
-    assert record["key_strength_scale"] == config["key_strength_scale"] == 0.85
+    assert record["command"].startswith("disco-musica train score --corpus")
+    assert record["summary"]["best_val"] < 2.0
 
 
 @pytest.fixture(scope="module")
