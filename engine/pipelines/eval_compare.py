@@ -14,8 +14,8 @@ resampled together in both reports. A measure is
   register order, ending on the tonic, in the requested key...; and for pitch-class entropy
   and notes in the scale, nearer the corpus's figure (`eval_prompts.CORPUS_REFERENCE`).
 
-This is the test a new default model passes before it ships (issue 11, point 8: "no worse on
-any measure").
+This is one of the tests a new default model passes before it ships (issue 11, point 8: "no
+worse on any measure"); the test suite's measured properties are the other.
 """
 
 from __future__ import annotations

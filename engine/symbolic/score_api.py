@@ -491,8 +491,9 @@ def key_strength_scale(config: dict) -> float:
     """The share of a requested key bonus this model's sampling applies: ``config.json``'s
     ``key_strength_scale`` (KEY_SCALE_KEY), 1 when absent. A model that keeps to the key by
     itself more firmly needs less of the bonus to sound as the default's settings intend
-    (score-base of 0.9.0: 0.85, measured with `disco-musica eval compare`; the model card
-    shows how). Raises ValueError for a value that is not a number in (0, MAX_KEY_SCALE]."""
+    (measured with `disco-musica eval compare` and the sketch test: the model card of
+    score-base shows a merged model at 0.85). Raises ValueError for a value that is not a
+    number in (0, MAX_KEY_SCALE]."""
     value = config.get(KEY_SCALE_KEY, 1.0)
     if not _is_number(value) or not 0 < float(value) <= MAX_KEY_SCALE:
         raise ValueError(

@@ -4,8 +4,8 @@ Two score models of the same shape and vocabulary, where one was trained on from
 (``train score --init-from``), can be averaged weight by weight: ``(1 - weight) * first +
 weight * second``. Such a linear merge (as in Wortsman et al., "Robust fine-tuning of
 zero-shot models", 2022) keeps most of what the further training gained in held-out
-likelihood while the music it samples stays nearer the first model's; score-base of
-release 0.9.0 is score-base-v1 merged half-way with its 450-step continuation (model card).
+likelihood while the music it samples stays nearer the first model's (the model card of
+score-base measures score-base merged half-way with its 450-step continuation).
 
 The merged folder is a plain model folder (config.json, model.safetensors, tokenizer/,
 training.json): its training.json records the command and both sources, each by name, the
