@@ -5,6 +5,7 @@ A crash or a full disk never leaves a half-written file under the final name.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -39,6 +40,18 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def sha256_file_cached(path: str | Path) -> str:
+    """`sha256_file`, computed once per version of the file (its resolved path, size and
+    modification time): model weights are hashed by several steps of one load."""
+    st = Path(path).stat()
+    return _sha256_cached(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(path)
 
 
 def chmod_like_new(folder: str | Path) -> None:

@@ -14,7 +14,6 @@ installed, from `RELEASES`, the history of what each release shipped under each 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 from engine import names
@@ -49,7 +48,7 @@ def installed_weights() -> dict[str, str]:
     """Shipped score model name -> SHA-256 of its weights (of the models installed now)."""
     from engine.symbolic import score_api as api
 
-    return {n: _sha256(api.MODELS_DIR / n / WEIGHTS_FILE) for n in api.available_models()}
+    return api.installed_weights()
 
 
 def reproducing_model(model: object, made_by: str | None = None) -> tuple[str | None, str]:
@@ -156,12 +155,6 @@ def _is_folder(name: str) -> bool:
 
 
 def _sha256(path: Path) -> str:
-    st = path.stat()
-    return _sha256_cached(str(path.resolve()), st.st_size, st.st_mtime_ns)
+    from engine.atomic import sha256_file_cached
 
-
-@lru_cache(maxsize=64)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    from engine.atomic import sha256_file
-
-    return sha256_file(path)
+    return sha256_file_cached(path)

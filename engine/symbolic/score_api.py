@@ -232,6 +232,18 @@ def _not_a_score_model(folder: Path, shown: str) -> str | None:
     return None
 
 
+def installed_weights() -> dict[str, str]:
+    """Shipped score model name -> SHA-256 of its weights (of the models installed now; each
+    file hashed once per version of it)."""
+    from engine.atomic import sha256_file_cached
+
+    return {
+        n: sha256_file_cached(MODELS_DIR / n / "model.safetensors")
+        for n in available_models()
+        if (MODELS_DIR / n / "model.safetensors").is_file()
+    }
+
+
 def folder_with_weights(name: str, sha256: str | None) -> Path:
     """The folder of score model ``name``, or, when its weights are no longer ``sha256``, the
     shipped model that holds those weights (``score-base-v1`` for the weights ``score-base``
@@ -239,25 +251,24 @@ def folder_with_weights(name: str, sha256: str | None) -> Path:
     shipped base keeps the base it was trained on when the name moves on. When no shipped
     model holds them, ``name``'s folder (the caller then names the mismatch). Raises
     `ScoreModelError` for an unknown name."""
-    from engine.atomic import sha256_file
-
     folder = resolve_model_path(name)
-    if not sha256 or sha256_file(folder / "model.safetensors") == sha256:
+    if not sha256 or _weights_sha256(folder) == sha256:
         return folder
-    holders = sorted(
-        n
-        for n in available_models()
-        if (MODELS_DIR / n / "model.safetensors").is_file()
-        and sha256_file(MODELS_DIR / n / "model.safetensors") == sha256
-    )
+    holders = sorted(n for n, s in installed_weights().items() if s == sha256)
     holders.sort(key=lambda n: (not n.startswith(f"{name}-"), n))
     return MODELS_DIR / holders[0] if holders else folder
+
+
+def _weights_sha256(folder: Path) -> str | None:
+    from engine.atomic import sha256_file_cached
+
+    path = Path(folder) / "model.safetensors"
+    return sha256_file_cached(path) if path.is_file() else None
 
 
 def _load_with_adapter(folder: Path):
     """A LoRA folder: its base model (named in adapter_config.json, checked by hash) with the
     adapter put on and fused (W + scale * B^T A^T), so generating costs what the base does."""
-    from engine.atomic import sha256_file
     from engine.models import load_model, lora
 
     base = lora.read_config(folder).get("base_model") or {}
@@ -266,9 +277,9 @@ def _load_with_adapter(folder: Path):
         base_path = folder_with_weights(base.get("path") or base.get("name") or "", want)
     except ScoreModelError:
         base_path = folder_with_weights(base.get("name") or "", want)
-    if want and sha256_file(base_path / "model.safetensors") != want and base.get("name"):
+    if want and _weights_sha256(base_path) != want and base.get("name"):
         base_path = folder_with_weights(base["name"], want)  # the path moved on: by name
-    if want and sha256_file(base_path / "model.safetensors") != want:
+    if want and _weights_sha256(base_path) != want:
         raise ScoreModelError(
             f"{folder} is a LoRA adapter for another version of {base.get('name')!r} (its "
             "weights differ from the ones it was trained on); fuse it where it was made "
