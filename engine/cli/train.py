@@ -442,14 +442,7 @@ def _cmd_train_merge(args: argparse.Namespace) -> int:
     from engine.symbolic import score_api as api
     from engine.train.merge import merge_models
 
-    if not 0 < args.weight < 1:  # nan too
-        raise common.CliError(f"--weight must be more than 0 and less than 1, not {args.weight:g}")
-    scale = args.key_strength_scale
-    if scale is not None and not 0 < scale <= api.MAX_KEY_SCALE:
-        raise common.CliError(
-            f"--key-strength-scale must be more than 0 and at most "
-            f"{names.num(api.MAX_KEY_SCALE)}, not {scale:g}"
-        )
+    # (--weight and --key-strength-scale are checked by merge_models, before anything)
     out = Path(args.out)
     why = protected_reason(out)
     if why:

@@ -20,6 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from engine import names
 from engine.atomic import chmod_like_new
 from engine.errors import one_line
 from engine.train.score import TrainingError
@@ -47,10 +48,23 @@ def merge_models(
     from engine.symbolic import score_api as api
     from engine.symbolic.model_versions import weights_sha256
 
-    if not isinstance(weight, int | float) or not 0 < weight < 1:
-        raise TrainingError(f"--weight must be above 0 and below 1, not {weight!r}")
-    if key_strength_scale is not None:
-        api.key_strength_scale({api.KEY_SCALE_KEY: key_strength_scale})  # raises ValueError
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight < 1:
+        shown = names.num(weight) if isinstance(weight, int | float) else repr(weight)
+        raise TrainingError(f"--weight must be more than 0 and less than 1, not {shown}")
+    if key_strength_scale is not None and not (
+        isinstance(key_strength_scale, int | float)
+        and not isinstance(key_strength_scale, bool)
+        and 0 < key_strength_scale <= api.MAX_KEY_SCALE
+    ):
+        shown = (
+            names.num(key_strength_scale)
+            if isinstance(key_strength_scale, int | float)
+            else repr(key_strength_scale)
+        )
+        raise TrainingError(
+            f"--key-strength-scale must be more than 0 and at most "
+            f"{names.num(api.MAX_KEY_SCALE)}, not {shown}"
+        )
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise TrainingError(f"{out} is not a new or empty folder; choose another --out")
