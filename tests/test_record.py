@@ -502,3 +502,21 @@ def test_a_stop_that_a_library_swallowed_still_stops_before_publishing(state):
         assert list(Path.cwd().iterdir()) == []
     finally:
         clear_stop()
+
+
+def test_a_cached_hash_is_recomputed_when_the_file_changes(tmp_path):
+    """sha256_file_cached hashes a file once per version: the same answer as sha256_file,
+    and a new one as soon as the file's size or modification time changes."""
+    import os
+
+    from engine.atomic import sha256_file_cached
+
+    f = tmp_path / "model.safetensors"
+    f.write_bytes(b"first weights")
+    assert sha256_file_cached(f) == sha256_file(f)
+    f.write_bytes(b"other weights")  # same size: only the modification time tells
+    st = f.stat()
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert sha256_file_cached(f) == sha256_file(f)
+    f.write_bytes(b"longer other weights")
+    assert sha256_file_cached(f) == sha256_file(f) == sha256_file_cached(f)
