@@ -295,6 +295,7 @@ def _parse_styles(text: str) -> list[str]:
 
 
 def _cmd_train_score(args: argparse.Namespace) -> int:
+    from engine.cli import train_finetune
     from engine.train.score import PRESETS, train_score
     from engine.train.trainer import CHECKPOINT_DIR
 
@@ -308,9 +309,15 @@ def _cmd_train_score(args: argparse.Namespace) -> int:
             raise common.CliError(
                 "--init-from and --out are for --corpus runs; with --data use --from and --name"
             )
-        from engine.cli import train_finetune
-
         return train_finetune.run(args)
+    ignored = train_finetune.given_data_options(args)
+    if ignored:
+        raise common.CliError(
+            f"{', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} for fine-tuning "
+            "with --data; a --corpus run takes its schedule from --preset (with --max-steps, "
+            "--max-minutes and --seed): leave "
+            f"{'it' if len(ignored) == 1 else 'them'} out"
+        )
     args.preset = "base" if args.preset is None else args.preset
 
     if args.preset not in PRESETS:

@@ -18,7 +18,11 @@ def add_options(p: argparse.ArgumentParser) -> None:
     """The fine-tuning options of ``train score`` (used with --data)."""
     METHODS, OPTIMIZERS, SCHEDULES = names.TRAIN_METHODS, names.OPTIMIZERS, names.SCHEDULES
     g = p.add_argument_group("fine-tuning on your own music (with --data)")
-    add = g.add_argument
+    added: list[argparse.Action] = []
+
+    def add(*flags, **kw) -> None:
+        added.append(g.add_argument(*flags, **kw))
+
     add("--data", metavar="DATASET", help="a dataset of MIDI files (`data import`)")
     add("--version", metavar="V", help="the dataset version (default: its HEAD)")
     add("--method", choices=METHODS, default="lora", help="lora or full (default lora)")
@@ -167,6 +171,17 @@ def add_options(p: argparse.ArgumentParser) -> None:
         help="train on the pieces' own keys only (default: random transpositions)",
     )
     add("--wandb", metavar="PROJECT", help="also log to Weights & Biases (if logged in)")
+    p.set_defaults(data_options=tuple((a.dest, a.option_strings[0]) for a in added))
+
+
+def given_data_options(args: argparse.Namespace) -> list[str]:
+    """The fine-tuning options (``add_options``) given on the command line, other than
+    --data: a --corpus run has no use for them and must not pass them over in silence."""
+    return [
+        flag
+        for dest, flag in args.data_options
+        if dest != "data" and getattr(args, dest) != args.parser.get_default(dest)
+    ]
 
 
 def run(args: argparse.Namespace) -> int:

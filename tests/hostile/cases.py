@@ -551,6 +551,14 @@ for v, files, needle in (
         needle,
         corpus=True,
     )
+for flags in (("--eval-every", "100"), ("--lr", "0.1", "--samples", "0"), ("--grad-checkpoint",)):
+    add(  # the fine-tuning options would be passed over in silence by a --corpus run
+        f"train-corpus-with-{flags[0].lstrip('-')}",
+        ["train", "score", "--corpus", "{corpus}", "--preset", "tiny", "--out", "run", *flags],
+        (),
+        f"{flags[0]}.* for fine-tuning with --data",
+        corpus=True,
+    )
 add(
     "train-resume-nothing",
     ["train", "score", "--corpus", "{corpus}", "--preset", "tiny", "--out", "run", "--resume"],
