@@ -10,7 +10,7 @@ no MLX, music21, librosa or torch until a function is called for.
 
 from engine import _blas  # noqa: F401  (must run before the first `import mlx`)
 
-__version__ = "0.9.0"
+__version__ = "0.10.0"
 
 # Public name -> the module it lives in. The functions are those modules' own (not copies);
 # nothing inside engine imports them from here (tests/test_api.py checks both).

@@ -549,12 +549,17 @@ CHANGES = (
     ),
     ("0.5.0", "files state in their metadata that they are AI-generated", "all"),
     ("0.9.0", "staccato no longer shortens each part's last notes", "music"),
+    ("0.10.0", "a minor key's third gets as much of the key bonus as its tonic", "music"),
 )
 # Changes that concern only some records: (release, what) -> does the record's request ask
 # for what changed? (Other changes may concern any record.)
 CHANGE_APPLIES = {
     ("0.9.0", "staccato no longer shortens each part's last notes"): lambda record: (
         (record.get("plan") or {}).get("articulation") in ("staccato", None)
+    ),
+    # (a piece in a key the model chose may be in minor)
+    ("0.10.0", "a minor key's third gets as much of the key bonus as its tonic"): lambda record: (
+        (record.get("plan") or {}).get("mode") in ("minor", None)
     ),
 }
 

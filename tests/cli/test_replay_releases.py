@@ -148,18 +148,24 @@ def test_each_change_is_named_for_the_files_it_changed():
     statement = "files state in their metadata that they are AI-generated since 0.5.0"
     spelling = "MusicXML spells notes as their key does and prints no natural sign on notes"
     staccato = "staccato no longer shortens each part's last notes since 0.9.0"
-    assert _changes_for("0.4.0", ["music.wav"]) == [statement, staccato]
+    third = "a minor key's third gets as much of the key bonus as its tonic since 0.10.0"
+    assert _changes_for("0.4.0", ["music.wav"]) == [statement, staccato, third]
     assert _changes_for("0.4.0", []) == []
     (first, second) = _changes_for("0.3.0", ["music.musicxml"])
     assert first.startswith(spelling) and second == statement
-    assert _changes_for("0.5.0", ["music.mid"]) == [staccato]  # the music only
+    assert _changes_for("0.5.0", ["music.mid"]) == [staccato, third]  # the music only
     assert _changes_for("0.8.0", ["music.musicxml"]) == []  # notation: nothing since 0.5.0
-    assert _changes_for("0.9.0", ["music.mid"]) == []
-    # a record whose plan asked for no staccato: that change is not its reason
-    legato = {"plan": {"articulation": "legato"}}
+    assert _changes_for("0.9.0", ["music.mid"]) == [third]
+    assert _changes_for("0.10.0", ["music.mid"]) == []
+    # a record whose plan asked for no staccato, in a major key: neither change is its reason
+    legato = {"plan": {"articulation": "legato", "mode": "major"}}
     assert _changes_for("0.5.0", ["music.mid"], legato) == []
     assert _changes_for("0.5.0", ["music.mid"], {"plan": {"articulation": "staccato"}}) == [
-        staccato
+        staccato,
+        third,  # (no mode: the model chose the key, which may be minor)
     ]
+    minor = {"plan": {"articulation": "legato", "mode": "minor"}}
+    assert _changes_for("0.9.0", ["music.mid"], minor) == [third]
+    assert _changes_for("0.9.0", ["music.mid"], legato) == []
     assert _changes_for("0.4.0", ["music.wav"], legato) == [statement]
     assert _changes_for("0.5.0", []) == []
