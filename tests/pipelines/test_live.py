@@ -105,17 +105,20 @@ def test_by_bar_pieces_are_whole_and_compose_writes_the_same(model, by_hand, pro
     for s in SEEDS:
         w, steps = by_hand[prompt, s]
         p = w.plan
-        log: list[Progress] = []
-        comp = L.compose_by_bar(prompt, model=model, by_bar=True, seed=s, progress=log.append)
+        comp = w.composition()
         data = comp.midi_bytes()
-        assert data == w.midi_bytes(), f"seed {s}: compose(by_bar) differs from a BarWriter"
+        assert data == w.midi_bytes()
         pieces.add(data)
         assert comp.request["by_bar"] is True and "changes" not in comp.request
-
-        # every bar, bar by bar (a repeated section at once), and progress up to the total
+        # every bar, bar by bar (a repeated section at once)
         assert steps == sorted(set(steps)) and steps[-1] == p.bars
-        assert [e.stage for e in log] == ["music"] * len(log)
-        assert [e.done for e in log] == steps and {e.total for e in log} == {p.bars}
+        if s < 2:  # compose(by_bar) runs the same loop: the same bytes, progress bar by bar
+            log: list[Progress] = []
+            via = L.compose_by_bar(prompt, model=model, by_bar=True, seed=s, progress=log.append)
+            assert via.midi_bytes() == data, f"seed {s}: compose(by_bar) differs from a BarWriter"
+            assert via.request == comp.request
+            assert [e.stage for e in log] == ["music"] * len(log)
+            assert [e.done for e in log] == steps and {e.total for e in log} == {p.bars}
         repeats = [(a, b) for a, b in zip([0, *steps], steps, strict=False) if b - a > 1]
         if prompt == JIG:
             assert [n for _, n in p.sections] == [4, 4, 4, 4]
@@ -182,7 +185,7 @@ def _live_jig(model, s: int) -> L.BarWriter:
 
 @needs_model
 def test_live_changes_replay_exactly(model, by_hand):
-    for s in SEEDS:
+    for s in SEEDS[:4]:  # (exactness, not a rate: the slow run's schedule test has all 8)
         w = _live_jig(model, s)
         comp = w.composition()
         assert comp.request["by_bar"] is True
@@ -226,7 +229,7 @@ def test_tempo_dynamics_and_instrument_changes_sound_as_asked(model, by_hand):
         {"bar": 3, "part": 2, "instrument": "flute"},
         {"bar": 5, "tempo_bpm": 90, "dynamics": "ff"},
     ]
-    for s in SEEDS:
+    for s in SEEDS[:4]:  # (each change's effect is exact: four pieces show it)
         plain = by_hand[CHORALE, s][0]
         w = L.BarWriter(CHORALE, model=model, seed=s, changes=changes)
         comp = w.run()

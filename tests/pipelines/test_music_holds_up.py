@@ -32,21 +32,31 @@ def model():
     return load("score-base")
 
 
-@pytest.fixture(scope="module")
-def sketches(model):
-    """105 pieces of 8 bars: 15 seeds of every style, keys cycling over all 24."""
+def _sketch_set(model, seeds: int) -> list:
+    """`seeds` pieces of 8 bars for every style, keys cycling over all 24."""
     out = []
     for s, style in enumerate(STYLES):
-        for seed in range(15):
+        for seed in range(seeds):
             key, mode = KEYS[(seed * 5 + s) % 24]
             g = model.generate(style=style, key=key, mode=mode, bars=8, seed=seed)
             out.append((style, key, mode, g))
     return out
 
 
-def test_105_pieces_are_playable_and_never_drop_a_part(sketches):
-    assert len(sketches) >= 100
-    for style, key, mode, g in sketches:
+@pytest.fixture(scope="module")
+def sketches(model):
+    """105 pieces: 15 seeds of every style (the slow run's evidence, 200 s here)."""
+    return _sketch_set(model, 15)
+
+
+@pytest.fixture(scope="module")
+def few_sketches(model):
+    """21 pieces: the first 3 seeds of every style (the default run's guard)."""
+    return _sketch_set(model, 3)
+
+
+def _playable_and_whole(pieces) -> None:
+    for style, key, mode, g in pieces:
         bt = g.score.ticks_per_quarter * 4 * int(g.conditions["meter"].split("/")[0])
         bt //= int(g.conditions["meter"].split("/")[1])
         for t in g.score.tracks:
@@ -58,14 +68,31 @@ def test_105_pieces_are_playable_and_never_drop_a_part(sketches):
             assert q.silent_bar_share(t, bt, 8) <= 0.25, (style, key, mode, t.name)
 
 
-def test_a_style_writes_its_parts_and_the_pieces_close_on_the_tonic(sketches):
+def _parts_and_closes(pieces) -> float:
     finals = []
-    for style, key, _mode, g in sketches:
+    for style, key, _mode, g in pieces:
         assert len(g.score.tracks) == STYLE_VOICES[style]  # a chorale has a bass
         finals.append(q.final_tonic_in_bass(g.score, TONICS.index(key)))
-    assert np.mean(finals) >= 0.9
+    return float(np.mean(finals))
 
 
+def test_sketches_of_every_style_are_playable_whole_and_close_on_the_tonic(few_sketches):
+    _playable_and_whole(few_sketches)
+    assert _parts_and_closes(few_sketches) >= 0.9
+
+
+@pytest.mark.slow
+def test_105_pieces_are_playable_and_never_drop_a_part(sketches):
+    assert len(sketches) >= 100
+    _playable_and_whole(sketches)
+
+
+@pytest.mark.slow
+def test_a_style_writes_its_parts_and_the_pieces_close_on_the_tonic(sketches):
+    assert _parts_and_closes(sketches) >= 0.9
+
+
+@pytest.mark.slow
 def test_the_requested_key_is_heard(sketches):
     heard = [
         q.analyze_key(g.score, "key.krumhansl") == (TONICS.index(key), mode)
@@ -77,6 +104,7 @@ def test_the_requested_key_is_heard(sketches):
     assert np.mean(heard) >= 0.93
 
 
+@pytest.mark.slow
 def test_a_minor_key_is_not_heard_as_its_parallel_major(sketches):
     """The model leans to the parallel major (its modal corpus ends minor pieces on a major
     chord); the key bonus weighs a minor key's third like its tonic (release 0.10.0)."""
@@ -98,7 +126,15 @@ def test_sketch_keeps_a_chorale_in_four_parts_with_a_bass(model):
         assert g.conditions["key"] == "G"
 
 
-GRID = ["string quartet", "four recorders", "5 voices", "brass quintet", "horn trio"]
+# the default run keeps the two the issue found collapsed; the slow run all five
+GRID = [
+    "four recorders",
+    "5 voices",
+    *(
+        pytest.param(e, marks=pytest.mark.slow)
+        for e in ("string quartet", "brass quintet", "horn trio")
+    ),
+]
 
 
 @pytest.mark.parametrize("ensemble", GRID)
