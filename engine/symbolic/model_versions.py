@@ -107,6 +107,8 @@ def weights_sha256(folder: Path) -> str | None:
     ``model.safetensors``, or for a LoRA adapter folder the sha256 of
     ``"<adapters.safetensors sha256>+<base model sha256>"`` (both parts decide the music).
     None when the folder holds neither."""
+    from engine.atomic import sha256_file_cached
+
     folder = Path(folder)
     if (folder / "adapter_config.json").is_file() and (folder / "adapters.safetensors").is_file():
         import hashlib
@@ -114,12 +116,12 @@ def weights_sha256(folder: Path) -> str | None:
 
         try:
             base = json.loads((folder / "adapter_config.json").read_text())["base_model"]
-            both = f"{_sha256(folder / 'adapters.safetensors')}+{base['sha256']}"
+            both = f"{sha256_file_cached(folder / 'adapters.safetensors')}+{base['sha256']}"
         except (OSError, ValueError, KeyError, TypeError):
             return None
         return hashlib.sha256(both.encode()).hexdigest()
     if (folder / WEIGHTS_FILE).is_file():
-        return _sha256(folder / WEIGHTS_FILE)
+        return sha256_file_cached(folder / WEIGHTS_FILE)
     return None
 
 
@@ -152,9 +154,3 @@ def _trained_with(name: str, sha: str) -> str | None:
 
 def _is_folder(name: str) -> bool:
     return "/" in name or "\\" in name or Path(name).is_dir()
-
-
-def _sha256(path: Path) -> str:
-    from engine.atomic import sha256_file_cached
-
-    return sha256_file_cached(path)

@@ -266,10 +266,10 @@ def folder_with_weights(name: str, sha256: str | None) -> Path:
 
 
 def _weights_sha256(folder: Path) -> str | None:
-    from engine.atomic import sha256_file_cached
+    """As a record stores it (`model_versions.weights_sha256`)."""
+    from engine.symbolic.model_versions import weights_sha256
 
-    path = Path(folder) / "model.safetensors"
-    return sha256_file_cached(path) if path.is_file() else None
+    return weights_sha256(folder)
 
 
 def _load_with_adapter(folder: Path):
