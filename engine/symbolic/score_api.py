@@ -266,10 +266,12 @@ def folder_with_weights(name: str, sha256: str | None) -> Path:
 
 
 def _weights_sha256(folder: Path) -> str | None:
-    """As a record stores it (`model_versions.weights_sha256`)."""
-    from engine.symbolic.model_versions import weights_sha256
+    """Of a full model folder's weights (a LoRA base is one; `model_versions.weights_sha256`,
+    which depends on this module, also hashes adapter folders)."""
+    from engine.atomic import sha256_file_cached
 
-    return weights_sha256(folder)
+    path = Path(folder) / "model.safetensors"
+    return sha256_file_cached(path) if path.is_file() else None
 
 
 def _load_with_adapter(folder: Path):
