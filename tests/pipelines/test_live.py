@@ -302,6 +302,7 @@ def test_creativity_change_rewrites_only_from_its_bar(model, by_hand):
     assert changed >= 7, f"a creativity change from bar 4 changed only {changed} of 8 pieces"
 
 
+@pytest.mark.slow  # 50 s: 16 pieces; the creativity test keeps a rate in the default run
 @needs_model
 def test_density_change_thins_the_bars_from_it(model, by_hand):
     """Density 0 from bar 3 writes fewer notes in bars 3-8 than density 1 from bar 3."""

@@ -147,6 +147,16 @@ def test_lines_keep_their_registers(model, ensemble):
     assert np.mean([r["crossing"] for r in rows]) <= 0.03
 
 
+def test_the_voice_leading_penalty_acts_on_harmonized_bach_sopranos(model):
+    """The default run's guard (4 chorales): the soprano untouched, fewer parallels with the
+    penalty than without; the slow test below holds them to Bach's level over 10."""
+    r = evaluate_harmonization(model, chorales=4)
+    assert r["chorales"] >= 3 and r["soprano_untouched"]
+    off = evaluate_harmonization(model, chorales=4, voice_leading=0)["generated"]
+    assert off["parallels_per_100_beats"] > r["generated"]["parallels_per_100_beats"]
+
+
+@pytest.mark.slow  # 60 s
 def test_harmonized_bach_sopranos_are_voiced_like_bach(model):
     r = evaluate_harmonization(model, chorales=10)
     assert r["chorales"] >= 8 and r["soprano_untouched"]
