@@ -118,7 +118,13 @@ def test_kill_9_at_random_moments_leaves_nothing_the_next_run_does_not_clean(wor
     assert leftovers(work) == []
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+@pytest.mark.parametrize(  # (Ctrl-C's SIGINT also in test_ctrl_c_while_variations_...)
+    "sig",
+    [
+        signal.SIGTERM,
+        *(pytest.param(s, marks=pytest.mark.slow) for s in (signal.SIGHUP, signal.SIGINT)),
+    ],
+)
 def test_sigterm_and_sighup_clean_up_like_ctrl_c(work, sig):
     out = work / f"stopped-{sig.name}"
     proc = subprocess.Popen(

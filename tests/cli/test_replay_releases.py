@@ -4,6 +4,7 @@ differ, and replay says in one line which release reproduces them (never "identi
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -25,14 +26,34 @@ def _replay(record, out):
     )
 
 
-def _made(tmp_path, version: str, seed_shift: int):
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """formats -> a folder that `generate "a chorale in G major, 2 bars" --seed 3` wrote
+    (each made once; tests change copies of it)."""
+    folders = {}
+
+    def make(formats: str):
+        if formats not in folders:
+            folder = tmp_path_factory.mktemp("made") / "piece"
+            subprocess.run(
+                [sys.executable, "-m", "engine.cli", "generate", "a chorale in G major, 2 bars",
+                 "--seed", "3", "--out", str(folder), "--formats", formats],
+                check=True, capture_output=True,
+            )  # fmt: skip
+            folders[formats] = folder
+        return folders[formats]
+
+    return make
+
+
+def _copy(made, tmp_path, formats: str = "mid"):
     folder = tmp_path / "piece"
-    subprocess.run(
-        [sys.executable, "-m", "engine.cli", "generate", "a chorale in G major, 2 bars",
-         "--seed", "3", "--out", str(folder), "--formats", "mid"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    path = folder / "generation.json"
+    shutil.copytree(made(formats), folder)
+    return folder / "generation.json"
+
+
+def _made(made, tmp_path, version: str, seed_shift: int):
+    path = _copy(made, tmp_path)
     record = json.loads(path.read_text())
     # Stand in for a record an older release made: its version, and music this code does
     # not make from it (another seed's).
@@ -43,30 +64,30 @@ def _made(tmp_path, version: str, seed_shift: int):
     return path
 
 
-def test_an_older_record_names_the_release_that_reproduces_it(tmp_path):
-    proc = _replay(_made(tmp_path, "0.1.0", 1), tmp_path / "again")
+def test_an_older_record_names_the_release_that_reproduces_it(made, tmp_path):
+    proc = _replay(_made(made, tmp_path, "0.1.0", 1), tmp_path / "again")
     assert proc.returncode == 1
     assert "music.mid: DIFFERENT" in proc.stdout and "identical" not in proc.stdout
     (note,) = [line for line in proc.stdout.splitlines() if line.startswith("note:")]
     assert "made by disco-musica 0.1.0" in note and "disco-musica==0.1.0" in note
 
 
-def test_a_record_of_the_previous_release_that_differs_says_what_changed(tmp_path):
-    proc = _replay(_made(tmp_path, "0.2.0", 1), tmp_path / "again")
+def test_a_record_of_the_previous_release_that_differs_says_what_changed(made, tmp_path):
+    proc = _replay(_made(made, tmp_path, "0.2.0", 1), tmp_path / "again")
     assert proc.returncode == 1 and "music.mid: DIFFERENT" in proc.stdout
     (note,) = [line for line in proc.stdout.splitlines() if line.startswith("note:")]
     assert "made by disco-musica 0.2.0; a repeated section no longer overlaps" in note
     assert "disco-musica==0.2.0" in note
 
 
-def test_a_current_record_that_differs_gets_no_release_note(tmp_path):
-    proc = _replay(_made(tmp_path, __version__, 1), tmp_path / "again")
+def test_a_current_record_that_differs_gets_no_release_note(made, tmp_path):
+    proc = _replay(_made(made, tmp_path, __version__, 1), tmp_path / "again")
     assert proc.returncode == 1 and "music.mid: DIFFERENT" in proc.stdout
     assert "note:" not in proc.stdout
 
 
-def test_a_current_record_replays_identically(tmp_path):
-    proc = _replay(_made(tmp_path, __version__, 0), tmp_path / "again")
+def test_a_current_record_replays_identically(made, tmp_path):
+    proc = _replay(_made(made, tmp_path, __version__, 0), tmp_path / "again")
     assert proc.returncode == 0 and "music.mid: identical" in proc.stdout
 
 
@@ -101,10 +122,10 @@ def test_a_record_of_the_previous_default_replays_with_its_versioned_copy(tmp_pa
     )  # fmt: skip
 
 
-def test_a_record_of_an_unknown_name_replays_with_the_model_holding_its_weights(tmp_path):
+def test_a_record_of_an_unknown_name_replays_with_the_model_holding_its_weights(made, tmp_path):
     from engine.symbolic.model_versions import installed_weights
 
-    path = _made(tmp_path, "0.3.0", 0)
+    path = _made(made, tmp_path, "0.3.0", 0)
     record = json.loads(path.read_text())
     record["model"]["name"] = record["request"]["model"] = "my-renamed-model"
     path.write_text(json.dumps(record))
@@ -116,14 +137,8 @@ def test_a_record_of_an_unknown_name_replays_with_the_model_holding_its_weights(
     assert note.startswith(f"note: my-renamed-model is not installed; {holder[0]} holds the")
 
 
-def test_a_record_of_0_3_0_whose_notation_differs_names_the_notation_change(tmp_path):
-    folder = tmp_path / "piece"
-    subprocess.run(
-        [sys.executable, "-m", "engine.cli", "generate", "a chorale in G major, 2 bars",
-         "--seed", "3", "--out", str(folder), "--formats", "mid,musicxml"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    path = folder / "generation.json"
+def test_a_record_of_0_3_0_whose_notation_differs_names_the_notation_change(made, tmp_path):
+    path = _copy(made, tmp_path, "mid,musicxml")
     record = json.loads(path.read_text())
     record["disco_musica_version"] = "0.3.0"
     record["outputs"]["music.musicxml"]["sha256"] = "0" * 64  # as 0.3.0 wrote it: other bytes

@@ -11,6 +11,7 @@ removed again, a hidden temporary left behind or a touched input all show.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -27,6 +28,15 @@ from tests.hostile import corpus
 
 CASE_TIMEOUT_S = 60  # a refusal is quick; past this a case is doing real work
 MODEL_WORK: list[tuple[str, str]] = []  # (case id, what was loaded) for the summary
+
+
+@functools.cache
+def shared_parser(build):
+    """One ``build_parser()`` for every case: building it (about 60 subcommands, argparse's
+    gettext lookups, the plugin entry points) took most of a case's time, and a case checks
+    what a command does with its arguments, not the building. Each real process builds its
+    own, as ``tests/hostile/test_subprocess.py`` does."""
+    return build()
 
 
 class CaseTimeout(BaseException):  # noqa: N818  (not an Exception: nothing may catch it)
@@ -132,6 +142,10 @@ class Sandbox:
             return original(cls, name_or_path)
 
         self.monkeypatch.setattr(score_api.ScoreModel, "load", classmethod(spy))
+        from engine import cli
+
+        real = cli.build_parser
+        self.monkeypatch.setattr(cli, "build_parser", lambda: shared_parser(real))
         try:
             from engine.pipelines import transcribe
 

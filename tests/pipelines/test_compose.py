@@ -156,16 +156,23 @@ def test_staccato_is_shorter_than_legato(model):
     assert max(n.duration for n in inner) <= stac.ticks_per_quarter // 2  # but the last notes
 
 
-@pytest.mark.parametrize("bars", [8, pytest.param(16, marks=pytest.mark.slow)])
-def test_a_staccato_march_still_ends_on_the_tonic_in_the_bass(model, bars):
+@pytest.mark.parametrize(
+    ("bars", "seeds"),
+    [
+        (8, range(4)),
+        pytest.param(8, range(4, 8), marks=pytest.mark.slow),
+        pytest.param(16, range(8), marks=pytest.mark.slow),
+    ],
+)
+def test_a_staccato_march_still_ends_on_the_tonic_in_the_bass(model, bars, seeds):
     """Staccato leaves each part's last notes their length: the bass, held through the last
     bar, sounds under the final chord (cut to an eighth, it fell silent before the upper
     parts' last notes in 3 of 10 seeds of the README's 16-bar march, which the slow run
-    keeps; the default run has the same march in 8 bars, half the time)."""
+    keeps with 8 seeds of the march in 8 bars; the default run has 4 of them)."""
     from engine.symbolic.quality import final_tonic_in_bass
 
     prompt = f"fast triumphant march for brass quintet in B flat major, {bars} bars"
-    for seed in range(8):
+    for seed in seeds:
         comp = make(model, prompt, seed=seed)
         assert comp.plan.articulation == "staccato"
         assert final_tonic_in_bass(comp.score, 10), seed

@@ -119,20 +119,20 @@ def test_a_minor_key_is_not_heard_as_its_parallel_major(sketches):
     assert len(minor) >= 50 and len(parallel) <= 2
 
 
-def test_sketch_keeps_a_chorale_in_four_parts_with_a_bass(model):
-    for seed in range(8):
+@pytest.mark.parametrize("seeds", [range(4), pytest.param(range(4, 8), marks=pytest.mark.slow)])
+def test_sketch_keeps_a_chorale_in_four_parts_with_a_bass(model, seeds):
+    for seed in seeds:
         g = model.generate(style="chorale", key="G", bars=8, seed=seed)
         assert [t.name for t in g.score.tracks] == ["Soprano", "Alto", "Tenor", "Bass"]
         assert g.conditions["key"] == "G"
 
 
-# the default run keeps the two the issue found collapsed; the slow run all five
+# the default run keeps one the issue found collapsed (unnamed voices); the slow run all five
 GRID = [
-    "four recorders",
     "5 voices",
     *(
         pytest.param(e, marks=pytest.mark.slow)
-        for e in ("string quartet", "brass quintet", "horn trio")
+        for e in ("four recorders", "string quartet", "brass quintet", "horn trio")
     ),
 ]
 

@@ -207,6 +207,7 @@ def test_variations_side_by_side_and_pick(tmp_path):
         assert len(lib.list()) == 3
 
 
+@pytest.mark.slow  # 25 s; tests/pipelines/test_live.py keeps creativity changes by default
 def test_creativity_change_after_writing_keeps_a_changed_version(tmp_path):
     """Once written, a creativity change rewrites the bars from the playhead's next bar; the
     changed version is kept as a new piece that the library traces to the first, and it

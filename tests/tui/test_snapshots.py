@@ -26,7 +26,20 @@ from tui.settings import Settings
 
 SIZES = {"120x40": (120, 40), "80x24": (80, 24)}
 THEMES = ("disco-dark", "disco-high-contrast")
-PARAMS = [pytest.param(size, theme, id=f"{size}-{theme}") for size in SIZES for theme in THEMES]
+# The default run shows each screen at both sizes, each in one theme; the slow run the other
+# two (update them with `pytest tests/tui/test_snapshots.py -m "slow or not slow"
+# --snapshot-update`).
+DEFAULT_LOOKS = {("120x40", "disco-dark"), ("80x24", "disco-high-contrast")}
+PARAMS = [
+    pytest.param(
+        size,
+        theme,
+        id=f"{size}-{theme}",
+        marks=[] if (size, theme) in DEFAULT_LOOKS else [pytest.mark.slow],
+    )
+    for size in SIZES
+    for theme in THEMES
+]
 PROMPT = "a calm chorale in G major for choir, 4 bars"
 SEED = "7"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "studio.md"
