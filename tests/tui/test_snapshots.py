@@ -28,7 +28,7 @@ SIZES = {"120x40": (120, 40), "80x24": (80, 24)}
 THEMES = ("disco-dark", "disco-high-contrast")
 # The default run shows each screen at both sizes, each in one theme; the slow run the other
 # two (update them with `pytest tests/tui/test_snapshots.py -m "slow or not slow"
-# --snapshot-update`).
+# --snapshot-update`; on the default run alone it would delete the other two looks' files).
 DEFAULT_LOOKS = {("120x40", "disco-dark"), ("80x24", "disco-high-contrast")}
 PARAMS = [
     pytest.param(
