@@ -506,6 +506,7 @@ def test_kill_9_half_way_then_rerun(tmp_path):
     assert not kept  # the same step continued; nothing was kept apart
 
 
+@pytest.mark.slow  # 35 s: two worker processes start and import librosa
 def test_two_workers_give_the_same_dataset_as_one(tmp_path):
     # (no features: a worker's first beat tracking waits for librosa to compile it, seconds)
     files = {f"w{k}.wav": wav(gapped(12.0, sr=16000), sr=16000) for k in range(3)}

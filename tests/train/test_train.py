@@ -254,6 +254,7 @@ def test_warm_start_begins_from_the_given_weights(small_corpus, tiny_model_dir, 
     assert record["command"].endswith(f" --out {tmp_path / 'run'}")  # where it went, too
 
 
+@pytest.mark.slow  # 28 s; test_resume_continues_like_an_uninterrupted_run stays
 def test_warm_started_run_resumes_exactly(small_corpus, tiny_model_dir, tmp_path):
     from engine.train.score import train_score
 

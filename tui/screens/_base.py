@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from tui.widgets.announcer import Announcer
+from tui.widgets.footer import KeysFooter
 from tui.widgets.tabs import ScreenTabs
 
 
@@ -23,7 +23,7 @@ class StudioScreen(Screen):
         yield ScreenTabs(self.NAME)
         yield from self.compose_body()
         yield Announcer()
-        yield Footer()
+        yield KeysFooter()
 
     def compose_body(self):
         return iter(())
