@@ -8,7 +8,10 @@ Each name is imported from its home on first use (PEP 562), so ``import engine``
 no MLX, music21, librosa or torch until a function is called for.
 """
 
-from engine import _blas  # noqa: F401  (must run before the first `import mlx`)
+from engine import (
+    _blas,  # noqa: F401  (must run before the first `import mlx`)
+    _mlx_exit,  # noqa: F401  (MLX's caches emptied at exit, before Python ends)
+)
 
 __version__ = "0.10.0"
 
