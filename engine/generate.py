@@ -428,6 +428,7 @@ class BatchDecoder:
         self._reserve(round_)
         fed: dict[int, mx.array] = {}  # row -> its tokens [L] for the batched step
         sampled: dict[int, mx.array] = {}
+        draws: dict[object, list[tuple[int, mx.array, mx.array, bool]]] = {}
         for row, req in sorted(round_.items()):
             try:
                 if req.kind == "start":
@@ -445,14 +446,28 @@ class BatchDecoder:
                 else:
                     allowed, step, feed = req.args
                     logits = _constrained(self.logits[row], allowed)
-                    y = self.samplers[row](logits, self.keys[row][step])
-                    sampled[row] = y
-                    if feed:
-                        fed[row] = y
+                    sampler = self.samplers[row]
+                    setting = getattr(sampler, "settings", None)
+                    if setting is None:  # a sampler of the caller's own: its row alone
+                        sampled[row] = sampler(logits, self.keys[row][step])
+                        if feed:
+                            fed[row] = sampled[row]
+                    else:
+                        draws.setdefault(setting, []).append(
+                            (row, logits, self.keys[row][step], feed)
+                        )
             except Exception as e:  # this row's request failed (e.g. a mask allowing nothing)
                 req.error = e
                 fed.pop(row, None)
                 sampled.pop(row, None)
+        for group in draws.values():  # the rows of one setting draw together (bit-identical)
+            rows, logits, keys, feeds = zip(*group, strict=True)
+            sampler = self.samplers[rows[0]]
+            ys = sampler.rows(mx.concatenate(logits), mx.stack(keys))
+            for i, (row, feed) in enumerate(zip(rows, feeds, strict=True)):
+                sampled[row] = ys[i : i + 1]
+                if feed:
+                    fed[row] = sampled[row]
         if fed:
             L = next(n for n in STEP_TOKENS if n >= max(t.size for t in fed.values()))
             # Rows with fewer tokens (or none) pad after their last one, where their next

@@ -123,6 +123,15 @@ def test_a_batch_is_deterministic_and_its_rows_differ(model):
     assert [len(r) for r in first] == [sum(n for _, n in s) for _, s in JOBS]
 
 
+@pytest.mark.parametrize("setting", [(1.0, 0, 1.0), (1.0, 20, 1.0), (0.8, 0, 0.9)])
+def test_rows_drawn_together_are_the_rows_drawn_one_by_one(model, setting):
+    """The rows of a round that share a setting draw in one computation (`TokenSampler.rows`);
+    a sampler without it draws row by row. Both write the same tokens."""
+    sampler = make_sampler(*setting)
+    together = batched(model, sampler)
+    assert batched(model, lambda logits, key: sampler(logits, key)) == together
+
+
 def test_an_error_in_one_row_is_raised_once_the_others_are_done(model):
     finished = []
 

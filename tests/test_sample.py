@@ -96,3 +96,39 @@ def test_bad_settings_raise():
         make_sampler(top_k=-2)
     with pytest.raises(ValueError):
         make_sampler(top_p=0.0)
+
+
+SETTINGS = [(0.0, 0, 1.0), (1.0, 0, 1.0), (0.9, 40, 1.0), (1.1, 0, 0.95), (1.0, 20, 0.9)]
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: "t{}-k{}-p{}".format(*s))
+def test_rows_draw_what_each_row_draws_alone(setting):
+    """``rows`` (a batch of variations) gives every row the token the sampler gives that row
+    alone with its key, bit for bit: 300 batches of 1-8 rows of the score model's vocabulary
+    (509), logits of every scale, masks keeping 1 token to all of them."""
+    sampler = make_sampler(*setting)
+    rng = np.random.default_rng(sum(int(10 * x) for x in setting))
+    total = 0
+    for trial in range(300):
+        n, V = int(rng.integers(1, 9)), 509
+        x = rng.standard_normal((n, V)) * rng.uniform(0.1, 12)
+        keep = rng.random((n, V)) < rng.uniform(0.0, 1.0)
+        keep[np.arange(n), rng.integers(0, V, n)] = True
+        logits = mx.array(np.where(keep, x, -np.inf).astype(np.float32))
+        keys = mx.random.split(mx.random.key(trial), num=n)
+        alone = [sampler(logits[i : i + 1], keys[i]).item() for i in range(n)]
+        together = sampler.rows(logits, keys)
+        assert together.dtype == mx.int32 and together.shape == (n,)
+        assert np.array(together).tolist() == alone, trial
+        total += n
+    assert total > 1000
+
+
+def test_rows_of_only_masked_tokens_draw_like_one_row():
+    """Where a row's logits are all -inf MLX draws uniformly over them; rows does the same."""
+    sampler = make_sampler(1.0)
+    logits = mx.array(np.full((3, 12), -np.inf, dtype=np.float32))
+    for seed in range(20):
+        keys = mx.random.split(mx.random.key(seed), num=3)
+        alone = [sampler(logits[i : i + 1], keys[i]).item() for i in range(3)]
+        assert np.array(sampler.rows(logits, keys)).tolist() == alone
