@@ -17,7 +17,6 @@ SoundFont give the same samples on every run.  ``docs/audio.md`` is the user gui
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import re
@@ -31,7 +30,7 @@ import numpy as np
 from engine import names
 from engine.atomic import write_bytes_atomic
 from engine.audio.io import resample
-from engine.audio.soundfonts import load_soundfont, soundfont_path
+from engine.audio.soundfonts import load_soundfont, soundfont_path, soundfont_sha256
 from engine.credit import Credit, mark_text
 from engine.errors import RenderError
 
@@ -396,7 +395,7 @@ def render_audio(
     audio, info = normalize_loudness(audio, sample_rate, target_lufs=target_lufs)
     from engine.audio.soundfonts import name_for
 
-    sha256 = hashlib.sha256(sf2).hexdigest()
+    sha256 = soundfont_sha256(path)
     info.update(
         soundfont=Path(path).name,
         soundfont_name=name_for(path, sha256),

@@ -641,8 +641,18 @@ def sf2_structure_problem(data: bytes) -> str | None:
     return None
 
 
+# The last SoundFont read, checked, and its sha256 once asked: {(path, size, mtime, inode):
+# [bytes, sha256 or None]}. Writing a piece needs the file three times (a check before any
+# work, the render, the record's sha256), and FluidR3_GM is 141 MB: 0.5 s a piece, read once
+# instead. The key changes when the file is replaced or rewritten, so a new file is read.
+_LAST: dict[tuple, list] = {}
+
+
 def load_soundfont(path: str | Path | None) -> bytes:
-    """The bytes of a SoundFont 2 file (``None``: the default one), checked to be one."""
+    """The bytes of a SoundFont 2 file (``None``: the default one), checked to be one.
+
+    The last file loaded is kept in memory and given again while its size, modification
+    time and inode stay the same."""
     p = soundfont_path(path)
     hint = (
         "use a General MIDI .sf2 file or a known name (see `disco-musica soundfonts`), "
@@ -653,6 +663,10 @@ def load_soundfont(path: str | Path | None) -> bytes:
     if p.is_dir():
         raise RenderError(f"{p} is a folder, not a SoundFont (.sf2) file; {hint}")
     try:
+        st = p.stat()
+        key = (str(p.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+        if key in _LAST:
+            return _LAST[key][0]
         data = p.read_bytes()
     except OSError as e:
         raise RenderError(
@@ -673,4 +687,18 @@ def load_soundfont(path: str | Path | None) -> bytes:
     damage = sf2_structure_problem(data)
     if damage:
         raise RenderError(f"the SoundFont {p} is damaged ({damage}); download or copy it again")
+    _LAST.clear()
+    _LAST[key] = [data, None]
     return data
+
+
+def soundfont_sha256(path: str | Path | None) -> str:
+    """The sha256 (hex) of the SoundFont ``load_soundfont(path)`` gives, computed once per
+    file kept."""
+    data = load_soundfont(path)
+    for entry in list(_LAST.values()):
+        if entry[0] is data:
+            if entry[1] is None:
+                entry[1] = hashlib.sha256(data).hexdigest()
+            return entry[1]
+    return hashlib.sha256(data).hexdigest()  # another thread loaded another file meanwhile

@@ -15,7 +15,6 @@ returns a `Composition`.  Everything it decided is recorded in ``generation.json
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -1317,10 +1316,10 @@ def check_formats(formats: Sequence[str]) -> list[str]:
 
 
 def _record(comp, formats, soundfont, sf_bytes, effects, bit_depth, render_info) -> dict:
-    from engine.audio.soundfonts import name_for, resolve
+    from engine.audio.soundfonts import name_for, resolve, soundfont_sha256
 
     sf_path = resolve(soundfont)
-    sf_sha256 = hashlib.sha256(sf_bytes).hexdigest() if sf_bytes else None
+    sf_sha256 = soundfont_sha256(soundfont) if sf_bytes else None
     return {
         "prompt": comp.request.get("prompt", ""),
         "parsed": comp.parsed,

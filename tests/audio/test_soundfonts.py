@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import http.server
 import json
+import os
 import re
 import shutil
 import struct
@@ -132,6 +133,35 @@ def test_names_in_any_spelling_and_unknown_names():
 
 
 # ---- the ranking ----------------------------------------------------------------------------
+def test_a_soundfont_is_read_once_while_it_stays_the_same_file(tmp_path, monkeypatch):
+    """Writing a piece asks for the SoundFont three times (check, render, record); the file is
+    read and hashed once, and read again once it is replaced or rewritten."""
+    good = builtin_soundfont().read_bytes()
+    path = tmp_path / "mine.sf2"
+    path.write_bytes(good)
+    reads, hashes = [], []
+    real_read, real_sha = Path.read_bytes, hashlib.sha256
+    monkeypatch.setattr(Path, "read_bytes", lambda p: reads.append(p.name) or real_read(p))
+    monkeypatch.setattr(sf.hashlib, "sha256", lambda b: hashes.append(len(b)) or real_sha(b))
+    for _ in range(3):
+        assert load_soundfont(path) == good
+        assert sf.soundfont_sha256(path) == real_sha(good).hexdigest()
+    assert reads == ["mine.sf2"] and hashes == [len(good)]
+
+    replacement = tmp_path / "new.sf2"  # replaced whole (a new inode), as a download does
+    replacement.write_bytes(good[:-2] + b"\0\0")
+    replacement.replace(path)
+    assert sf.soundfont_sha256(path) == real_sha(good[:-2] + b"\0\0").hexdigest()
+    assert reads == ["mine.sf2"] * 2
+    with path.open("r+b") as f:  # rewritten in place: a new modification time
+        f.write(good[:4])
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert load_soundfont(path)[:4] == good[:4] and reads == ["mine.sf2"] * 3
+    path.unlink()  # gone: the same clear error, not the kept bytes
+    with pytest.raises(sf.RenderError, match="SoundFont not found"):
+        load_soundfont(path)
+
+
 def test_the_default_is_the_best_installed_and_nothing_is_cached(machine):
     user, system = machine
     assert sf.default() == ("TimGM6mb", builtin_soundfont())
