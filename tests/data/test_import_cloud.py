@@ -180,6 +180,48 @@ def test_google_drive_without_credentials_says_how_to_give_them(tmp_path, monkey
     assert "pip install 'disco-musica[data]'" in reason or "FSSPEC_GDRIVE_CLIENT_ID" in reason
 
 
+@pytest.mark.parametrize("scheme", ["gs", "https"])
+def test_a_host_with_no_address_fails_at_once_in_one_line(tmp_path, capsys, monkeypatch, scheme):
+    """Offline (or a mistyped host) the address is refused before any client is made: gcsfs
+    alone looked for credentials and retried for about 85 s first. (.invalid never resolves.)"""
+    if scheme == "gs":
+        pytest.importorskip("gcsfs")
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://nowhere.invalid:4443")
+    url = "gs://bucket/takes/" if scheme == "gs" else "https://nowhere.invalid/take.wav"
+    made = []
+    monkeypatch.setattr(ingest.src, "remote_fs", lambda u: made.append(u) or 1 / 0)
+    code, out, err = run_cli([url, "--into", str(tmp_path / "ds")], capsys)
+    where = "Google Cloud Storage" if scheme == "gs" else "nowhere.invalid"
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: {url}: cannot reach {where} (no address for nowhere.invalid")
+    assert err.rstrip().endswith("check the network and the address")
+    assert made == [] and not (tmp_path / "ds").exists()
+
+
+def test_an_unreached_host_is_not_called_a_missing_file():
+    """fsspec's web client raises FileNotFoundError for a host it could not reach; the
+    Hub's client raises httpx's ConnectError. Both mean: cannot reach."""
+    from engine.data.sources import remote_reason
+
+    try:
+        try:
+            raise socket.gaierror(-2, "Name or service not known")
+        except OSError as dns:
+            raise FileNotFoundError("https://example.com/a.mid") from dns
+    except FileNotFoundError as e:
+        web = remote_reason(e, "https://example.com/a.mid")
+    assert web == (
+        "cannot reach example.com ([Errno -2] Name or service not known); "
+        "check the network and the address"
+    )
+    ConnectError = type("ConnectError", (Exception,), {})
+    hub = remote_reason(ConnectError("[Errno -2] Name or service not known"), "hf://datasets/a/b")
+    assert hub.startswith("cannot reach the Hugging Face Hub (")
+    assert remote_reason(FileNotFoundError("x"), "https://example.com/a.mid") == (
+        "not found there (check the address)"
+    )
+
+
 def test_the_hub_offline_fails_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     import huggingface_hub.constants as c
