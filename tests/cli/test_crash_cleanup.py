@@ -160,12 +160,14 @@ def test_a_failed_run_removes_the_output_folder_it_made(tmp_path):
 
 
 def test_ctrl_c_while_variations_are_written_together(work):
-    """Ctrl-C while the batch decodes (every piece's greenlet unwinds): one line, nothing."""
+    """Ctrl-C while the batch decodes (every piece's greenlet unwinds): one line, nothing.
+    (128 bars: the whole run takes 90 s of CPU on a 2-core VM, so a machine many times
+    faster is still decoding when 6 s have been spent; the signal comes then either way.)"""
     import psutil
 
     out = work / "batch-stopped"
     proc = subprocess.Popen(
-        dm("generate", "a melancholy waltz for string quartet, 40 bars", "--variations", "3",
+        dm("generate", "a melancholy waltz for string quartet, 128 bars", "--variations", "3",
            "--seed", "5", "--out", out),
         cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
