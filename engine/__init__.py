@@ -13,7 +13,7 @@ from engine import (
     _mlx_exit,  # noqa: F401  (MLX's caches emptied at exit, before Python ends)
 )
 
-__version__ = "0.10.0"
+__version__ = "0.11.0"
 
 # Public name -> the module it lives in. The functions are those modules' own (not copies);
 # nothing inside engine imports them from here (tests/test_api.py checks both).

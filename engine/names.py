@@ -85,6 +85,7 @@ DEFAULT_ACCOMPANY_PART = "bass"
 DRUM_STYLES = ("pop", "rock", "ballad", "jazz", "folk")
 DEFAULT_DRUM_STYLE = "pop"
 DEFAULT_ACCOMPANY_SEED = 0
+ACCOMPANY_HINT_METERS = ("4/4", "3/4", "2/4", "6/8")  # accompany --meter: how audio is heard
 
 # ---- the vocabulary of music (the score model's condition tokens name these)
 STYLES = ("chorale", "renaissance", "madrigal", "medieval", "celtic", "folk", "classical")

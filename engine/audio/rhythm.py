@@ -118,7 +118,15 @@ class Pulse:
     score: float
 
 
-def hear_pulse(onsets: np.ndarray, harmony: np.ndarray, fps: float) -> Pulse:
+def hear_pulse(
+    onsets: np.ndarray,
+    harmony: np.ndarray,
+    fps: float,
+    *,
+    beat_s: float | None = None,
+    per_bar: int | None = None,
+    compound: bool | None = None,
+) -> Pulse:
     """The beat period that best explains two envelopes ([T] frames at ``fps``), and whether
     the beat divides in three (6/8, two beats a bar).
 
@@ -137,18 +145,33 @@ def hear_pulse(onsets: np.ndarray, harmony: np.ndarray, fps: float) -> Pulse:
     A beat whose onset pulse is clearer at a third of it than at a half (by COMPOUND_MARGIN:
     in legato playing both are faint) divides in three.
     At least MIN_BARS_HEARD bars of 2 beats must fit in the audio.
+
+    What the listener knows and says (``accompany --tempo/--meter``) narrows the search:
+    ``beat_s`` (seconds a counted beat) is the beat period, not heard (the beats tracked at
+    it still follow the recording where its onsets show); ``per_bar`` (counted beats a bar)
+    folds the chord changes on that bar alone, which also picks the beat level when only the
+    metre is given (a waltz's chords come back every 3 beats, not every 2 of a beat and a
+    half); ``compound`` says whether the beat divides in three instead of hearing it.
+    Raises ValueError when no candidate leaves room for MIN_BARS_HEARD bars.
     """
-    bpm = np.geomspace(PULSE_MIN_BPM, PULSE_MAX_BPM, PULSE_CANDIDATES)
+    if beat_s is None:
+        bpm = np.geomspace(PULSE_MIN_BPM, PULSE_MAX_BPM, PULSE_CANDIDATES)
+    else:
+        bpm = np.array([60.0 / beat_s])
     period = 60.0 / bpm * fps
     c_on = _fold_clarity(onsets, period) - 1.0
     prior = -0.5 * (np.log2(bpm / TEMPO_PRIOR_BPM) / TEMPO_PRIOR_OCTAVES) ** 2
-    c_bar = np.max([_bar_contrast(harmony, period, n) for n in (2, 3, 4)], axis=0)
+    bars = (per_bar,) if per_bar else (2, 3, 4)
+    c_bar = np.max([_bar_contrast(harmony, period, n) for n in bars], axis=0)
     score = c_on + HARMONY_WEIGHT * c_bar + PRIOR_WEIGHT * prior
-    score[period * 2 * MIN_BARS_HEARD > onsets.shape[0]] = -np.inf
+    score[period * max(2, per_bar or 0) * MIN_BARS_HEARD > onsets.shape[0]] = -np.inf
+    if not np.isfinite(score).any():
+        raise ValueError(f"fewer than {MIN_BARS_HEARD} bars fit")
     i = int(np.argmax(score))
-    third, half = _fold_clarity(onsets, np.array([period[i] / 3, period[i] / 2]))
-    compound = bool(third > COMPOUND_MARGIN * max(half, 0.0))
-    return Pulse(60.0 / bpm[i], 2 if compound else 0, compound, float(score[i]))
+    if compound is None:
+        third, half = _fold_clarity(onsets, np.array([period[i] / 3, period[i] / 2]))
+        compound = bool(third > COMPOUND_MARGIN * max(half, 0.0))
+    return Pulse(60.0 / bpm[i], per_bar or (2 if compound else 0), compound, float(score[i]))
 
 
 def beat_chroma(chroma: np.ndarray, frames: np.ndarray) -> np.ndarray:

@@ -53,6 +53,19 @@ def add_commands(sub, command) -> None:
         help=f"0..{names.MAX_SEED}; same seed, same part (default {names.DEFAULT_ACCOMPANY_SEED})",
     )
     p.add_argument(
+        "--tempo",
+        type=float,
+        metavar="BPM",
+        help="audio: its tempo in quarter notes a minute when it is heard wrong, 40..200 "
+        "(60..300 with --meter 6/8, still in quarter notes) (default: heard)",
+    )
+    p.add_argument(
+        "--meter",
+        metavar="N/D",
+        help="audio: its metre, one of " + ", ".join(names.ACCOMPANY_HINT_METERS) + " (default: "
+        "heard)",
+    )
+    p.add_argument(
         "--out", metavar="DIR", help="folder to create (default: INPUT's name + -PART, here)"
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
@@ -60,25 +73,37 @@ def add_commands(sub, command) -> None:
 
 
 def cmd_accompany(args: argparse.Namespace) -> int:
-    from engine.pipelines.accompany import accompany, check_part
+    from engine.pipelines.accompany import accompany, check_hints, check_part
 
     part = check_part(args.part)
     common.check_seed(args.seed)
+    check_hints(args.tempo, args.meter)
     src = Path(args.input)
     folder = Path(args.out).expanduser() if args.out else Path(f"{src.stem}-{part}")
     from engine.record import check_new_folder
 
     check_new_folder(folder, args.overwrite, common.CliError)
     with ui.StageProgress("") as prog:
-        acc = accompany(src, part, style=args.style, seed=args.seed, progress=prog)
+        acc = accompany(
+            src,
+            part,
+            style=args.style,
+            seed=args.seed,
+            tempo_bpm=args.tempo,
+            meter=args.meter,
+            progress=prog,
+        )
         record = acc.save(folder, overwrite=args.overwrite, progress=prog)
     if args.json:
         print(json.dumps({"folder": str(folder), **record}, indent=1))
         return 0
     an = acc.analysis
     chords = " ".join(an.chords[:16]) + (" ..." if len(an.chords) > 16 else "")
+    given = " and ".join(("tempo" if k == "tempo_bpm" else "metre") for k in acc.hints)
     print(
-        f"{an.kind} input: {an.tempo_bpm:g} BPM, {an.meter}, {an.key}, {an.bars} bars\n"
+        f"{an.kind} input: {an.tempo_bpm:g} BPM, {an.meter}, {an.key}, {an.bars} bars"
+        + (f" ({given} as given)" if given else "")
+        + "\n"
         f"chords: {chords}\n"
         f"wrote {folder}/: " + ", ".join(record["outputs"]) + ", generation.json"
     )

@@ -550,6 +550,7 @@ CHANGES = (
     ("0.5.0", "files state in their metadata that they are AI-generated", "all"),
     ("0.9.0", "staccato no longer shortens each part's last notes", "music"),
     ("0.10.0", "a minor key's third gets as much of the key bonus as its tonic", "music"),
+    ("0.11.0", "accompany holds the beats of legato audio to the tempo heard exactly", "part.mid"),
 )
 # Changes that concern only some records: (release, what) -> does the record's request ask
 # for what changed? (Other changes may concern any record.)
@@ -560,6 +561,12 @@ CHANGE_APPLIES = {
     # (a piece in a key the model chose may be in minor)
     ("0.10.0", "a minor key's third gets as much of the key bonus as its tonic"): lambda record: (
         (record.get("plan") or {}).get("mode") in ("minor", None)
+    ),
+    ("0.11.0", "accompany holds the beats of legato audio to the tempo heard exactly"): (
+        lambda record: (
+            record.get("engine") == "accompany"
+            and (record.get("input") or {}).get("kind") == "audio"
+        )
     ),
 }
 
@@ -593,7 +600,9 @@ def _made_by(record: dict) -> str | None:
     """The release that made ``record``, when it is older than this one."""
     from engine import __version__
 
-    version = str(record.get("disco_musica_version", ""))
+    versions = record.get("versions") if isinstance(record.get("versions"), dict) else {}
+    # (accompany's records name it among their versions)
+    version = str(record.get("disco_musica_version") or versions.get("disco_musica") or "")
     if version and _release(version) < _release(__version__):
         return version
     return None

@@ -68,6 +68,8 @@ from engine.audio.rhythm import (
     LEGATO_CONTRAST,
     LEGATO_TIGHTNESS,
     METER_BEATS,
+    PULSE_MAX_BPM,
+    PULSE_MIN_BPM,
     bass_accents,
     beat_chroma,
     beat_period,
@@ -124,6 +126,9 @@ KICK, SNARE, SIDE_STICK, CLOSED_HAT, PEDAL_HAT = 36, 38, 37, 42, 44
 CRASH, RIDE = 49, 51
 
 NOTE_NAMES = names.TONICS
+# What a listener may tell the analysis of audio (`--meter`): the metres audio is heard in, as
+# (counted beats a bar, whether the beat divides in three).
+HINT_METERS = {"4/4": (4, False), "3/4": (3, False), "2/4": (2, False), "6/8": (2, True)}
 
 
 class AccompanyError(UserError, ValueError):
@@ -195,8 +200,47 @@ class Analysis:
         return d
 
 
-def analyze(input_path: str | Path, *, transcribe_notes: bool = True) -> Analysis:
-    """Analyse an audio or MIDI file (chosen by its first bytes). See the module docstring."""
+def check_hints(tempo_bpm: float | None = None, meter: str | None = None) -> str | None:
+    """Check what a listener tells the analysis of audio: ``tempo_bpm`` (quarter notes a
+    minute, as a MIDI file counts them) and ``meter`` (one of HINT_METERS). Returns the metre
+    (stripped) or None; raises AccompanyError with the allowed values. With a tempo and no
+    metre the counted beat is the quarter note (give 6/8 to count dotted quarters)."""
+    if meter is not None:
+        if not isinstance(meter, str) or meter.strip() not in HINT_METERS:
+            raise AccompanyError(
+                f"metre {meter!r} cannot be heard in audio; give one of "
+                f"{', '.join(HINT_METERS)} (or give MIDI, whose own metre is read)"
+            )
+        meter = meter.strip()
+    if tempo_bpm is not None:
+        scale = 1.5 if meter and HINT_METERS[meter][1] else 1.0  # 6/8 counts dotted quarters
+        lo, hi = PULSE_MIN_BPM * scale, PULSE_MAX_BPM * scale
+        number = isinstance(tempo_bpm, int | float) and not isinstance(tempo_bpm, bool)
+        finite = number and bool(np.isfinite(tempo_bpm))
+        if not finite or not lo <= float(tempo_bpm) <= hi:
+            shown = names.num(tempo_bpm) if finite else repr(tempo_bpm)
+            nearest = f"; use {names.num(lo if tempo_bpm < lo else hi)}" if finite else ""
+            where = " in 6/8" if scale > 1 else ""
+            raise AccompanyError(
+                f"tempo {shown} cannot be heard{where}: give {names.num(lo)} to "
+                f"{names.num(hi)} quarter notes a minute{nearest}"
+            )
+    return meter
+
+
+def analyze(
+    input_path: str | Path,
+    *,
+    transcribe_notes: bool = True,
+    tempo_bpm: float | None = None,
+    meter: str | None = None,
+) -> Analysis:
+    """Analyse an audio or MIDI file (chosen by its first bytes). See the module docstring.
+
+    ``tempo_bpm`` and ``meter`` (audio only, `check_hints`): what the listener knows. The
+    tempo is then heard within 4 % of the one given (the beats still follow the recording)
+    and the bar has the metre given (bar 1 still heard); either alone narrows the search."""
+    meter = check_hints(tempo_bpm, meter)
     path = Path(input_path).expanduser()
     if not path.exists():
         raise AccompanyError(f"{path} does not exist; check the path")
@@ -212,8 +256,13 @@ def analyze(input_path: str | Path, *, transcribe_notes: bool = True) -> Analysi
                 f"{input_path} is a MIDI file, not audio (its first bytes are MThd); rename it "
                 f"to {path.stem}.mid and give it as MIDI"
             )
+        if tempo_bpm is not None or meter is not None:
+            raise AccompanyError(
+                f"{path.name} is MIDI, whose own tempo and metre are read; --tempo and --meter "
+                "are for audio"
+            )
         return _analyze_midi(path)
-    return _analyze_audio(path, transcribe_notes=transcribe_notes)
+    return _analyze_audio(path, transcribe_notes=transcribe_notes, tempo_bpm=tempo_bpm, meter=meter)
 
 
 def _load_mono(path: Path) -> tuple[np.ndarray, int, np.ndarray]:
@@ -238,7 +287,9 @@ def _load_mono(path: Path) -> tuple[np.ndarray, int, np.ndarray]:
     return mono, sr, audio
 
 
-def _analyze_audio(path: Path, *, transcribe_notes: bool) -> Analysis:
+def _analyze_audio(
+    path: Path, *, transcribe_notes: bool, tempo_bpm: float | None = None, meter: str | None = None
+) -> Analysis:
     import librosa
     from scipy.ndimage import uniform_filter1d
 
@@ -254,7 +305,24 @@ def _analyze_audio(path: Path, *, transcribe_notes: bool) -> Analysis:
         harmony = librosa.onset.onset_strength(S=smooth, sr=sr, hop_length=HOP, lag=HARMONY_LAG)
     n = min(env.shape[0], harmony.shape[0])
     env, harmony = env[:n], harmony[:n]
-    pulse = hear_pulse(env, harmony, fps)
+    per_bar, compound = HINT_METERS[meter] if meter else (None, None)
+    beat_s = None
+    if tempo_bpm is not None:  # a tempo alone counts quarter notes
+        compound = bool(compound)
+        beat_s = 60.0 / float(tempo_bpm) * (1.5 if compound else 1.0)
+    try:
+        pulse = hear_pulse(env, harmony, fps, beat_s=beat_s, per_bar=per_bar, compound=compound)
+    except ValueError as e:  # no beat period leaves room for the bars
+        if tempo_bpm is None and meter is None:
+            raise AccompanyError(
+                f"no steady beat found in {path.name} ({e}); accompany music with a pulse, at "
+                "least a few bars long"
+            ) from None
+        given = " ".join(x for x in (tempo_bpm and f"{names.num(tempo_bpm)} BPM", meter) if x)
+        raise AccompanyError(
+            f"{path.name} is {y.shape[0] / sr:.1f} s long: at {given} {e}; check --tempo and "
+            "--meter, or give a longer recording"
+        ) from None
     # Legato (a flat onset strength: std 0.3-1.3 of its mean in the legato test pieces, 2.0
     # and more in the detached ones and a piece drifting in tempo): the envelope has
     # peaks only at chord changes, and beats left loose between them wander (5 % fast at 60
@@ -271,6 +339,16 @@ def _analyze_audio(path: Path, *, transcribe_notes: bool) -> Analysis:
         )
     frames = np.asarray(frames, dtype=int)
     beats = librosa.frames_to_time(frames, sr=sr, hop_length=HOP).astype(np.float64)
+    if legato and beats.shape[0] >= MIN_BEATS:
+        # beat_track spaces beats by a whole number of 23 ms frames (140 BPM came out 143.6),
+        # which legato music has no onsets to correct: held beats keep the pulse's period,
+        # at the tracked beats' phase
+        k = np.arange(beats.shape[0], dtype=np.float64)
+        start = float(np.median(beats - k * pulse.beat_s))
+        count = int(round((beats[-1] - start) / pulse.beat_s)) + 1
+        beats = start + np.arange(count, dtype=np.float64) * pulse.beat_s
+        beats = beats[beats >= 0]
+        frames = librosa.time_to_frames(beats, sr=sr, hop_length=HOP)
     if beats.shape[0] < MIN_BEATS:
         raise AccompanyError(
             f"no steady beat found in {path.name} ({beats.shape[0]} beats); accompany music "
@@ -279,7 +357,7 @@ def _analyze_audio(path: Path, *, transcribe_notes: bool) -> Analysis:
     idx = np.clip(frames, 0, n - 1)
     accents = env[idx] / max(float(env[idx].mean()), 1e-12) + bass_accents(y, idx)
     per_bar, downbeat = hear_meter(
-        accents, beat_chroma(chroma, frames), (2,) if pulse.compound else METER_BEATS
+        accents, beat_chroma(chroma, frames), (pulse.per_bar,) if pulse.per_bar else METER_BEATS
     )
     beats = refine_beats(y, beats)
     if pulse.compound:  # the quarter-note grid through the dotted-quarter beats, from a bar line
@@ -799,6 +877,7 @@ class Accompaniment:
     tracks: list[PartTrack]
     score: object  # symusic Score (see part_score)
     model: dict | None = None  # {"name", "sha256"} when the score model wrote the part
+    hints: dict = field(default_factory=dict)  # the tempo and metre the listener gave
 
     def midi_bytes(self) -> bytes:
         from engine.symbolic.midi import midi_bytes
@@ -823,15 +902,25 @@ class Accompaniment:
         return _save(self, Path(folder), overwrite, soundfont, progress)
 
 
-def check_request(part: str, *, style: str | None = None, seed: int = 0, model=None) -> str:
+def check_request(
+    part: str,
+    *,
+    style: str | None = None,
+    seed: int = 0,
+    model=None,
+    tempo_bpm: float | None = None,
+    meter: str | None = None,
+) -> str:
     """The cheap checks of an `accompany` call, before any analysis or model: the part, the
-    style (a drum style for drums, a score-model style for the others), the seed and the
-    score model's name or folder (found, not loaded). Returns the part's name as `check_part`.
+    style (a drum style for drums, a score-model style for the others), the seed, the tempo
+    and metre given (`check_hints`) and the score model's name or folder (found, not
+    loaded). Returns the part's name as `check_part`.
     """
     from engine.symbolic import score_api as api
 
     part = check_part(part)
     check_seed(seed, AccompanyError)
+    check_hints(tempo_bpm, meter)
     try:
         if part == "drums":
             drum_pattern(Analysis("midi", 120, 4, 4, "", [], 0, 0, 0), style=style)
@@ -851,6 +940,8 @@ def accompany(
     style: str | None = None,
     seed: int = 0,
     model=None,
+    tempo_bpm: float | None = None,
+    meter: str | None = None,
     progress: ProgressFn | None = None,
 ) -> Accompaniment:
     """Analyse ``input_path`` (an audio file: wav, flac, ogg, mp3 …; or a MIDI file) and write
@@ -859,9 +950,11 @@ def accompany(
     ``style``: the score model's style for bass/chords/strings, the drum style (pop, rock,
     ballad, jazz, folk) for drums. ``seed`` 0..2**32-1 (the same seed, input and model make
     the same part). ``model``: the score model's name, folder or a loaded `ScoreModel` (not
-    used for drums). ``progress`` gets `engine.progress.Progress` events: stage "analysis"
-    (0..1 of 1), then the part's name (bars done of bars) for a part the model writes;
-    `Accompaniment.save` adds "audio" (0..3 of 3).
+    used for drums). ``tempo_bpm`` (quarter notes a minute) and ``meter`` (4/4, 3/4, 2/4,
+    6/8): what you know of an audio input, when it is heard wrong (`analyze`). ``progress``
+    gets `engine.progress.Progress` events: stage "analysis" (0..1 of 1), then the part's
+    name (bars done of bars) for a part the model writes; `Accompaniment.save` adds "audio"
+    (0..3 of 3).
 
     Returns an `Accompaniment`: ``.analysis`` (tempo in BPM, beat times in seconds, meter,
     key), ``.score`` (a symusic Score of the part, in ticks), ``.onsets_s()`` (seconds) and
@@ -869,10 +962,12 @@ def accompany(
     and the part, stereo) and ``generation.json`` and returns the record. Raises
     `AccompanyError` (a `engine.errors.UserError`).
     """
-    part = check_request(part, style=style, seed=seed, model=model)
+    part = check_request(
+        part, style=style, seed=seed, model=model, tempo_bpm=tempo_bpm, meter=meter
+    )
     if progress:
         progress(Progress("analysis", 0, 1))
-    an = analyze(input_path, transcribe_notes=part in MODEL_PARTS)
+    an = analyze(input_path, transcribe_notes=part in MODEL_PARTS, tempo_bpm=tempo_bpm, meter=meter)
     if part in MODEL_PARTS:  # (after the input is known to be usable)
         from engine.symbolic import score_api as api
 
@@ -887,8 +982,17 @@ def accompany(
     if part in MODEL_PARTS:
         path = Path(model.path)
         info = {"name": path.name, "sha256": weights_sha256(path)}
+    hints = {"tempo_bpm": tempo_bpm, "meter": check_hints(None, meter)}
     return Accompaniment(
-        Path(input_path), part, style, seed, an, tracks, part_score(an, tracks), info
+        Path(input_path),
+        part,
+        style,
+        seed,
+        an,
+        tracks,
+        part_score(an, tracks),
+        info,
+        {k: v for k, v in hints.items() if v is not None},
     )
 
 
@@ -983,6 +1087,7 @@ def _save(acc: Accompaniment, folder: Path, overwrite, soundfont, progress) -> d
             "part": acc.part,
             "style": acc.style,
             "seed": acc.seed,
+            "hints": acc.hints,
             "analysis": an.to_dict(),
             "tracks": [
                 {"name": t.name, "program": t.program, "is_drum": t.is_drum, "notes": len(t.notes)}
@@ -999,4 +1104,8 @@ def _save(acc: Accompaniment, folder: Path, overwrite, soundfont, progress) -> d
 
 def _replay_command(acc: Accompaniment) -> str:
     cmd = f"disco-musica accompany {acc.input_path} --part {acc.part} --seed {acc.seed}"
+    if "tempo_bpm" in acc.hints:
+        cmd += f" --tempo {names.num(acc.hints['tempo_bpm'])}"
+    if "meter" in acc.hints:
+        cmd += f" --meter {acc.hints['meter']}"
     return cmd + (f" --style {acc.style}" if acc.style else "")

@@ -83,14 +83,30 @@ def _rerun_workflow(request: dict, old: dict, model, progress) -> Composition:
 
 
 def _replay_accompaniment(old: dict, folder, overwrite: bool, progress):
-    from engine.pipelines.accompany import accompany
+    from engine.pipelines.accompany import AccompanyError, accompany
 
     inp = old["input"]
     source = _recorded_input(inp["path"], inp.get("sha256"))
     from engine.audio.soundfonts import recorded_render_soundfont
 
     soundfont = recorded_render_soundfont(old.get("render"))  # the same one, by sha256
-    acc = accompany(source, old["part"], style=old.get("style"), seed=old["seed"])
+    hints = old.get("hints") or {}  # the tempo and metre given (records since 0.10.1)
+    model = None
+    if old.get("model"):  # the recorded weights, wherever they are now
+        from engine.symbolic.model_versions import reproducing_model
+
+        model, why = reproducing_model(old["model"], made_by=old.get("disco_musica_version"))
+        if model is None:
+            raise AccompanyError(why)
+    acc = accompany(
+        source,
+        old["part"],
+        style=old.get("style"),
+        seed=old["seed"],
+        model=model,
+        tempo_bpm=hints.get("tempo_bpm"),
+        meter=hints.get("meter"),
+    )
     new = acc.save(folder, overwrite=overwrite, soundfont=soundfont, progress=progress)
     same = {
         name: new["outputs"].get(name, {}).get("sha256") == info["sha256"]

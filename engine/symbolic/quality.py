@@ -79,9 +79,10 @@ def analyze_key(score: Score, method: str = DEFAULT_KEY_METHOD) -> tuple[int, st
     The non-drum notes are placed in a music21 ``Part`` at their quarter-note offsets, with
     their quarter-note durations (the key finders weight each pitch class by duration), and
     ``part.analyze(method)`` is asked for the key. ``method`` is any music21 key-analysis
-    name; the default ``"key.krumhansl"`` is Krumhansl-Schmuckler (music21's bare ``"key"``
-    would be Aarden-Essen). Raises ValueError for a score with no pitched notes or whose
-    notes all have zero duration.
+    name; the default ``"key"`` (DEFAULT_KEY_METHOD) is music21's own, Aarden-Essen, the ear
+    the corpus's keys are labelled with; ``"key.krumhansl"`` is Krumhansl-Schmuckler, which
+    `eval prompts` and issue 11's key figure use. Raises ValueError for a score with no
+    pitched notes or whose notes all have zero duration.
     """
     score = _in_ticks(score)
     times, durations, pitches = _pitched_notes(score)

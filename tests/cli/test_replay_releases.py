@@ -183,4 +183,10 @@ def test_each_change_is_named_for_the_files_it_changed():
     assert _changes_for("0.9.0", ["music.mid"], minor) == [third]
     assert _changes_for("0.9.0", ["music.mid"], legato) == []
     assert _changes_for("0.4.0", ["music.wav"], legato) == [statement]
+    # accompany's part of audio: the legato beats of 0.11.0 (not a MIDI input's part)
+    held = "accompany holds the beats of legato audio to the tempo heard exactly since 0.11.0"
+    audio = {"engine": "accompany", "input": {"kind": "audio"}}
+    assert _changes_for("0.10.0", ["part.mid", "part.wav", "mix.wav"], audio) == [held]
+    assert _changes_for("0.10.0", ["part.mid"], {**audio, "input": {"kind": "midi"}}) == []
+    assert _changes_for("0.11.0", ["part.mid"], audio) == []
     assert _changes_for("0.5.0", []) == []

@@ -252,6 +252,32 @@ numbers(
     (Num("--melody-track", int, 0, 2, extra=("3", "99")), *SAMPLING_NO_K),
 )
 numbers("accompany", ["accompany", "tune.mid"], ("tune.mid",), (SEED,))
+# what the listener tells accompany of audio: a tempo it can hear, a metre audio is heard in
+numbers(
+    "accompany-audio",
+    ["accompany", "tune.wav"],
+    ("tune.wav",),
+    (Num("--tempo", float, 40, 200, extra=("39.9", "201")),),
+)
+add(
+    "accompany-tempo-in-6/8=301",
+    ["accompany", "tune.wav", "--meter", "6/8", "--tempo", "301"],
+    ("tune.wav",),
+    lit("6/8") + ".*" + lit("use 300"),
+)
+for v in ("7/8", "3-4", "", "4/4/4", "five"):
+    add(
+        f"accompany-meter={v.replace('/', '_') or 'empty'}",
+        ["accompany", "tune.wav", "--meter", v],
+        ("tune.wav",),
+        "metre|meter",
+    )
+add(
+    "accompany-midi-with-a-tempo",
+    ["accompany", "tune.mid", "--tempo", "120", "--meter", "3/4"],
+    ("tune.mid",),
+    lit("tune.mid") + ".*MIDI",
+)
 numbers(
     "transcribe",
     ["transcribe", "tune.wav"],

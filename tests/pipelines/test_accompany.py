@@ -8,6 +8,7 @@ beats are k * 0.6 s, so the alignment of a part is measured against known times.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -286,3 +287,47 @@ def test_unknown_style_or_model_is_refused_before_any_work(inputs, monkeypatch):
         with pytest.raises(AccompanyError, match=words):
             accompany(inputs / "in.mid", part, **kwargs)
     assert acc_mod.check_request(" BASS ") == "bass"
+
+
+def test_told_the_tempo_and_metre_a_legato_waltz_gets_its_bars_recorded_and_replayed(run, tmp_path):
+    """A legato organ waltz at 76 BPM is heard alone at a beat and a half (51 BPM 2/4); told
+    `--tempo 76 --meter 3/4`, its drums fall on its bar lines, the record keeps what was
+    told, and replay makes the same files."""
+    from engine.audio.render import render_midi
+    from engine.pipelines.replay import replay
+    from tests.accompany_pieces import ALL_PIECES, score_of
+
+    piece = next(p for p in ALL_PIECES if p.name == "organ-76-Eb-waltz")
+    wav = tmp_path / "waltz.wav"
+    sf.write(wav, render_midi(score_of(piece)), 44100)
+    alone = acc_mod.analyze(wav, transcribe_notes=False)
+    assert alone.meter != "3/4" and abs(alone.tempo_bpm - 76) > 10  # (why it is told)
+    code, out, err = run(
+        "accompany", wav, "--part", "drums", "--tempo", "76", "--meter", "3/4", "--out",
+        tmp_path / "d",
+    )  # fmt: skip
+    assert code == 0, err
+    assert re.match(r"audio input: 76(\.0\d)? BPM, 3/4, .* \(tempo and metre as given\)\n", out)
+    record = json.loads((tmp_path / "d" / "generation.json").read_text())
+    assert record["hints"] == {"tempo_bpm": 76.0, "meter": "3/4"}
+    assert record["replay"].endswith(f"{wav} --part drums --seed 0 --tempo 76 --meter 3/4")
+    assert record["analysis"]["chords"] == piece.true_chords
+    kicks = np.array(
+        [n.time for n in Score(tmp_path / "d" / "part.mid").to("second").tracks[0].notes
+         if n.pitch == acc_mod.KICK]
+    )  # fmt: skip
+    bar_s = 3 * 60 / 76
+    assert len(kicks) >= 8
+    assert np.abs(kicks - np.round(kicks / bar_s) * bar_s).max() < 0.05  # on the bar lines
+    _, same = replay(tmp_path / "d" / "generation.json", tmp_path / "again")
+    assert same and all(same.values()), same
+    with pytest.raises(AccompanyError, match=r"MIDI, whose own tempo and metre are read"):
+        acc_mod.analyze(tmp_path / "d" / "part.mid", meter="3/4")
+
+
+def test_a_record_of_accompany_names_the_release_that_made_it():
+    from engine.cli.generate import _made_by
+
+    assert _made_by({"engine": "accompany", "versions": {"disco_musica": "0.10.0"}}) == "0.10.0"
+    assert _made_by({"disco_musica_version": "0.9.0"}) == "0.9.0"
+    assert _made_by({"versions": {"disco_musica": "99.0.0"}}) is None  # not older than this

@@ -7,7 +7,8 @@ HELD_OUT_2 (legato) before the legato hearing was reworked. A piece is heard rig
 tempo is within 2 %, the metre is the written one and at least 80 % of its eight bars have
 the right chord (root and third; a seventh read as its triad counts). The pieces it still
 mishears are listed in KNOWN_MISHEARD, run as strict xfails (so a fix shows up), and
-described in docs/accompany.md.
+described in docs/accompany.md. Told the tempo and metre (`accompany --tempo --meter`, as a
+listener who knows the piece would), it hears all but KNOWN_MISHEARD_WITH_HINTS.
 """
 
 from __future__ import annotations
@@ -33,14 +34,34 @@ KNOWN_MISHEARD = {
     "organ-76-Eb-waltz": "slow legato waltz: heard at 51 BPM 2/4 (a beat and a half)",
     "choir-132-A-waltz": "fast legato choir waltz: heard at 51 BPM 4/4",
 }
+KNOWN_MISHEARD_WITH_HINTS = {
+    "strings-140-Eb": "fast legato strings whose melody repeats one tied note: 6 bars of 8 "
+    "heard, its last chord changes not found",
+    "strings-60-E-2bar": "chords held two bars, bar 1 heard a beat late: 6 of 8 bars' chords "
+    "right (without the hints the same late bar 1 reads 8 of 8)",
+}
 
 
-def _heard(piece, tmp_path):
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """Each piece rendered once (TimGM6mb), by name."""
     from engine.audio.render import render_midi
 
-    path = tmp_path / "piece.wav"
-    sf.write(path, render_midi(score_of(piece)), 44100)
-    an = analyze(path, transcribe_notes=False)
+    folder = tmp_path_factory.mktemp("pieces")
+    out = {}
+
+    def get(piece):
+        if piece.name not in out:
+            path = folder / f"{len(out)}.wav"
+            sf.write(path, render_midi(score_of(piece)), 44100)
+            out[piece.name] = path
+        return out[piece.name]
+
+    return get
+
+
+def _heard(piece, path, **hints):
+    an = analyze(path, transcribe_notes=False, **hints)
     true = piece.true_chords
     right = sum(same_chord(f, c) for f, c in zip(an.chords, true, strict=False))
     return an, right / len(true)
@@ -59,11 +80,34 @@ def _heard(piece, tmp_path):
         for p in ALL_PIECES
     ],
 )
-def test_hears_tempo_meter_and_chords(piece, tmp_path):
-    an, chords_right = _heard(piece, tmp_path)
+def test_hears_tempo_meter_and_chords(piece, rendered):
+    an, chords_right = _heard(piece, rendered(piece))
     assert abs(an.tempo_bpm - piece.bpm) <= TEMPO_TOLERANCE * piece.bpm, an.tempo_bpm
     assert an.meter == piece.meter
     assert chords_right >= MIN_CHORDS_RIGHT, an.chords
+
+
+@pytest.mark.parametrize(
+    "piece",
+    [
+        pytest.param(
+            p,
+            id=p.name,
+            marks=[pytest.mark.xfail(reason=KNOWN_MISHEARD_WITH_HINTS[p.name], strict=True)]
+            if p.name in KNOWN_MISHEARD_WITH_HINTS
+            else [],
+        )
+        for p in ALL_PIECES
+    ],
+)
+def test_told_the_tempo_and_metre_it_hears_the_bars_and_chords(piece, rendered):
+    """The tempo given is the beat (to 0.5 %: beats held to it in legato, on the onsets in
+    detached playing); bar 1 and the chords are still heard."""
+    an, chords_right = _heard(piece, rendered(piece), tempo_bpm=piece.bpm, meter=piece.meter)
+    assert abs(an.tempo_bpm - piece.bpm) <= 0.005 * piece.bpm, an.tempo_bpm
+    assert an.meter == piece.meter
+    assert chords_right >= MIN_CHORDS_RIGHT, an.chords
+    assert abs(an.bars - len(piece.true_chords)) <= 1
 
 
 def test_the_set_covers_both_styles_and_three_meters():
