@@ -331,3 +331,20 @@ def test_a_record_of_accompany_names_the_release_that_made_it():
     assert _made_by({"engine": "accompany", "versions": {"disco_musica": "0.10.0"}}) == "0.10.0"
     assert _made_by({"disco_musica_version": "0.9.0"}) == "0.9.0"
     assert _made_by({"versions": {"disco_musica": "99.0.0"}}) is None  # not older than this
+
+
+def test_a_part_the_model_wrote_replays_with_the_recorded_weights(inputs, tmp_path):
+    from engine.pipelines.replay import replay
+
+    acc = accompany(inputs / "in.mid", "bass", seed=3)
+    record = acc.save(tmp_path / "b")
+    assert record["model"]["name"] == "score-base" and record["hints"] == {}
+    _, same = replay(tmp_path / "b" / "generation.json", tmp_path / "again")
+    assert same and all(same.values()), same
+    # weights no installed model holds: refused in one line naming them, nothing written
+    record["model"]["sha256"] = "0" * 64
+    (tmp_path / "b" / "generation.json").write_text(json.dumps(record))
+    with pytest.raises(AccompanyError, match=r"^[^\n]*0{12}") as e:
+        replay(tmp_path / "b" / "generation.json", tmp_path / "third")
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "third").exists()
