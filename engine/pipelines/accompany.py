@@ -238,8 +238,9 @@ def analyze(
     """Analyse an audio or MIDI file (chosen by its first bytes). See the module docstring.
 
     ``tempo_bpm`` and ``meter`` (audio only, `check_hints`): what the listener knows. The
-    tempo is then heard within 4 % of the one given (the beats still follow the recording)
-    and the bar has the metre given (bar 1 still heard); either alone narrows the search."""
+    tempo given is the beat period (the beats tracked at it still sit on the notes where
+    onsets show) and the metre given is the bar (bar 1 still heard); either alone narrows
+    the search (`engine.audio.rhythm.hear_pulse`)."""
     meter = check_hints(tempo_bpm, meter)
     path = Path(input_path).expanduser()
     if not path.exists():

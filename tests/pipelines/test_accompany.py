@@ -348,3 +348,19 @@ def test_a_part_the_model_wrote_replays_with_the_recorded_weights(inputs, tmp_pa
         replay(tmp_path / "b" / "generation.json", tmp_path / "third")
     assert "\n" not in str(e.value)
     assert not (tmp_path / "third").exists()
+
+
+def test_a_tempo_too_slow_for_the_recording_is_refused_in_one_line(run, tmp_path):
+    """3 s of clicks: at 40 BPM in 4/4 not even one of the four bars needed fits."""
+    sr = 22050
+    clicks = np.zeros(3 * sr, np.float32)
+    for k in range(6):
+        clicks[k * sr // 2 : k * sr // 2 + 500] = 0.5 * np.hanning(500)
+    sf.write(tmp_path / "short.wav", clicks, sr)
+    code, out, err = run(
+        "accompany", tmp_path / "short.wav", "--part", "drums", "--tempo", "40", "--meter",
+        "4/4", "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert code == 2 and err.count("\n") == 1, err
+    assert "short.wav is 3.0 s long: at 40 BPM 4/4 fewer than 4 bars fit" in err
+    assert not (tmp_path / "out").exists()
