@@ -156,8 +156,21 @@ def sweep_stale() -> list[str]:
             else:
                 path.unlink(missing_ok=True)
                 done.append(f"removed {path} (left by a stopped run)")
+        elif entry.get("complete") and not path.exists() and _owns(target, entry):
+            # killed between renaming its folder into place and removing its owner file
+            (target / OWNER_FILE).unlink(missing_ok=True)
         file.unlink(missing_ok=True)
     return done
+
+
+def _owns(folder: Path, entry: dict) -> bool:
+    """``folder`` (a published target) still holds the owner file of ``entry``'s run."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    try:
+        return json.loads((folder / OWNER_FILE).read_text()).get("id") == entry.get("id")
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _ours(path: Path, entry: dict) -> bool:

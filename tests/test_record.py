@@ -193,6 +193,12 @@ import json, os, sys
 from engine import record as R
 with R.OutputFolder(sys.argv[1], overwrite=True) as out:
     (out.path / "music.wav").write_bytes(b"x" * 100000)
+    if sys.argv[2] == "after-rename":  # published, its owner file not yet removed
+        real = os.rename
+        def rename(a, b):
+            real(a, b)
+            os._exit(9)
+        os.rename = rename
     if sys.argv[2] == "between-renames":
         R.OutputFolder._abort = lambda self: None
         real = os.rename
@@ -202,7 +208,7 @@ with R.OutputFolder(sys.argv[1], overwrite=True) as out:
                 os._exit(9)
         os.rename = rename
         (out.path / R.GENERATION_FILE).write_text(json.dumps({"outputs": {"music.wav": {}}}))
-    else:
+    elif sys.argv[2] != "after-rename":
         os._exit(9)
 """
 
@@ -234,6 +240,26 @@ def test_a_run_killed_between_its_two_renames_is_finished_by_the_next_one(state)
     trashed = list(Path(R.TRASH_DIR).iterdir())
     assert len(trashed) == 1 and (trashed[0] / "music.wav").read_bytes() == b"old"
     assert not list(state.glob("*.json"))
+
+
+def test_a_run_killed_just_after_publishing_loses_its_owner_file_to_the_next_one(state):
+    """Killed between renaming its folder into place and removing the owner file from it
+    (a kill -9 under load hit this window: `library export` left the file in a piece)."""
+    crash("piece", "after-rename")
+    assert sorted(p.name for p in Path("piece").iterdir()) == [R.OWNER_FILE, "music.wav"]
+    assert R.sweep_stale() == []  # (nothing to report: the folder was already whole)
+    assert [p.name for p in Path("piece").iterdir()] == ["music.wav"]
+    assert not list(state.glob("*.json"))
+
+
+def test_the_sweep_leaves_an_owner_file_of_another_run(state):
+    """A finished entry whose target holds an owner file with another id touches nothing."""
+    crash("piece", "after-rename")
+    owner = Path("piece") / R.OWNER_FILE
+    owner.write_text(json.dumps({**json.loads(owner.read_text()), "id": "someone-else"}))
+    before = snapshot(Path.cwd())
+    assert R.sweep_stale() == []
+    assert snapshot(Path.cwd()) == before
 
 
 def test_running_processes_keep_their_temporary_folders(state):
