@@ -67,19 +67,19 @@ def _heard(piece, path, **hints):
     return an, right / len(true)
 
 
-@pytest.mark.parametrize(
-    "piece",
-    [
+def _pieces(known: dict[str, str]) -> list:
+    """Every piece, those in ``known`` as strict expected failures (so a fix shows up)."""
+    return [
         pytest.param(
             p,
             id=p.name,
-            marks=[pytest.mark.xfail(reason=KNOWN_MISHEARD[p.name], strict=True)]
-            if p.name in KNOWN_MISHEARD
-            else [],
+            marks=[pytest.mark.xfail(reason=known[p.name], strict=True)] if p.name in known else [],
         )
         for p in ALL_PIECES
-    ],
-)
+    ]
+
+
+@pytest.mark.parametrize("piece", _pieces(KNOWN_MISHEARD))
 def test_hears_tempo_meter_and_chords(piece, rendered):
     an, chords_right = _heard(piece, rendered(piece))
     assert abs(an.tempo_bpm - piece.bpm) <= TEMPO_TOLERANCE * piece.bpm, an.tempo_bpm
@@ -87,19 +87,7 @@ def test_hears_tempo_meter_and_chords(piece, rendered):
     assert chords_right >= MIN_CHORDS_RIGHT, an.chords
 
 
-@pytest.mark.parametrize(
-    "piece",
-    [
-        pytest.param(
-            p,
-            id=p.name,
-            marks=[pytest.mark.xfail(reason=KNOWN_MISHEARD_WITH_HINTS[p.name], strict=True)]
-            if p.name in KNOWN_MISHEARD_WITH_HINTS
-            else [],
-        )
-        for p in ALL_PIECES
-    ],
-)
+@pytest.mark.parametrize("piece", _pieces(KNOWN_MISHEARD_WITH_HINTS))
 def test_told_the_tempo_and_metre_it_hears_the_bars_and_chords(piece, rendered):
     """The tempo given is the beat (within 1 %: beats held to it in legato, on the onsets in
     detached playing; 0.5 % at most here); bar 1 and the chords are still heard."""
